@@ -1,17 +1,29 @@
 import { useEffect, useState, type MouseEvent } from 'react';
+import type { ComponentType } from 'react';
+import { ComparePage } from './pages/ComparePage';
+import { DataPage } from './pages/DataPage';
+import { ExportPage } from './pages/ExportPage';
 import { GpuStatusPage } from './pages/GpuStatusPage';
 import { ModelPage } from './pages/ModelPage';
+import { SourcesPage } from './pages/SourcesPage';
+import { TrainPage } from './pages/TrainPage';
 
-// Two pages, routed by path (vite preview and any static host with an SPA fallback serve
-// index.html for /gpu): "/" is the Model page, "/gpu" the GPU status page.
-const ROUTES = [
-  { path: '/', label: 'Model' },
-  { path: '/gpu', label: 'GPU status' },
-] as const;
-type RoutePath = (typeof ROUTES)[number]['path'];
+// The pages in the order a user walks them (model → sources → data → train → compare → export),
+// routed by path: vite preview and any static host with an SPA fallback serve index.html for each.
+const ROUTES: readonly { path: string; label: string; page: ComponentType }[] = [
+  { path: '/', label: 'Model', page: ModelPage },
+  { path: '/sources', label: 'Sources', page: SourcesPage },
+  { path: '/data', label: 'Data', page: DataPage },
+  { path: '/train', label: 'Train', page: TrainPage },
+  { path: '/compare', label: 'Compare', page: ComparePage },
+  { path: '/export', label: 'Export', page: ExportPage },
+  { path: '/gpu', label: 'GPU status', page: GpuStatusPage },
+];
+type RoutePath = string;
 
 function currentRoute(): RoutePath {
-  return window.location.pathname.replace(/\/+$/, '') === '/gpu' ? '/gpu' : '/';
+  const path = window.location.pathname.replace(/\/+$/, '') || '/';
+  return ROUTES.some((r) => r.path === path) ? path : '/';
 }
 
 export function App() {
@@ -50,7 +62,10 @@ export function App() {
           </ul>
         </nav>
       </header>
-      {route === '/gpu' ? <GpuStatusPage /> : <ModelPage />}
+      {(() => {
+        const Page = ROUTES.find((r) => r.path === route)!.page;
+        return <Page />;
+      })()}
       <footer className="footer">
         <p>Fine-tune small Llama models in your browser, with handwritten WebGPU kernels.</p>
       </footer>

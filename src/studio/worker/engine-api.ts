@@ -1,0 +1,30 @@
+// Everything the page can ask of the engine worker: one object whose methods comlink exposes.
+// Each service is its own module; callbacks passed in from the page arrive as comlink proxies.
+
+import { listAdapters, removeAdapter } from './adapter-store';
+import { chatService } from './chat-service';
+import { exportService } from './export-service';
+import { modelService } from './model-service';
+import { requireSession } from './session';
+import { trainService } from './train-service';
+
+export const engineApi = {
+  ...modelService,
+  ...chatService,
+  ...trainService,
+  ...exportService,
+
+  /** Adapters stored for the loaded model. */
+  listAdapters() {
+    return listAdapters(requireSession().modelKey);
+  },
+
+  async removeAdapter(name: string) {
+    const s = requireSession();
+    s.adapters.get(name)?.gpu.release();
+    s.adapters.delete(name);
+    await removeAdapter(s.modelKey, name);
+  },
+};
+
+export type EngineApi = typeof engineApi;
