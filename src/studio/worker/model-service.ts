@@ -122,7 +122,7 @@ export const modelService = {
         files: loaded.files,
       };
     } catch (e) {
-      if (signal.aborted) throw new Error('Loading was cancelled.');
+      if (signal.aborted) throw new Error('Loading was cancelled.', { cause: e });
       throw e;
     } finally {
       if (abort === controller) abort = null;
