@@ -1,0 +1,413 @@
+// The Data page's state: the run's imported prompts, the pipeline job (src/data/pipeline.ts over
+// an IndexedDB run store) with its progress, the stored responses and scores to browse, manual
+// overrides and edits, and the exported artifacts. The run's id is kept in localStorage
+// ('fuse-studio.dataRun'), its inputs in the studio database: a reload continues the same run,
+// and re-running it never asks again for a response that is stored.
+//
+// Other pages read the built sets through `activeDataRunId()` and `readDataset(kind)`.
+
+import { create } from 'zustand';
+import type { Override } from '../data/construct';
+import { ARTIFACTS, runPipeline, type PipelinePhase, type ScoreProgress } from '../data/pipeline';
+import type { SourceProgress } from '../data/collect';
+import {
+  importPromptsFile,
+  importPromptsFromHf,
+  PromptImportError,
+  type ColumnMapping,
+  type Domain,
+  type DuplicateRow,
+  type Prompt,
+  type RowError,
+} from '../data/prompts';
+import { BrowserSandbox } from '../data/sandbox-browser';
+import type { RunStore } from '../data/store';
+import { DexieRunStore } from '../data/store-dexie';
+import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
+import type { ConstructReport } from '../data/construct';
+import { mergePrompts } from './dataView';
+import { buildJudgeSpec, pipelineSources, useSourcesStore } from './sourcesStore';
+import { studioDb } from './studioDb';
+
+export const DATA_RUN_KEY = 'fuse-studio.dataRun';
+
+/** The id of the Data page's current run, or null before the page has made one. */
+export function activeDataRunId(): string | null {
+  try {
+    return localStorage.getItem(DATA_RUN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The current run's SFT or DPO set (TRL JSONL, ARTIFACTS.sft / ARTIFACTS.dpo), if it was built. */
+export async function readDataset(kind: 'sft' | 'dpo'): Promise<string | undefined> {
+  const runId = activeDataRunId();
+  if (!runId) return undefined;
+  return new DexieRunStore(runId).readArtifact(kind === 'sft' ? ARTIFACTS.sft : ARTIFACTS.dpo);
+}
+
+export interface ImportEntry {
+  id: string;
+  /** File name or dataset id. */
+  label: string;
+  kind: 'file' | 'hf';
+  domain: Domain;
+  mapping: ColumnMapping;
+  prompts: Prompt[];
+  errors: RowError[];
+  duplicates: DuplicateRow[];
+  /** Data rows read. */
+  rows: number;
+  /** Prompts already imported earlier (same id), left out. */
+  skippedExisting: number;
+  createdAt: string;
+}
+
+export type RunStatus = 'new' | 'running' | 'stopped' | 'done' | 'error';
+
+/** What is persisted of a run besides its records. */
+export interface DataRunDoc {
+  runId: string;
+  imports: ImportEntry[];
+  overrides: Override[];
+  /** Response key → text edited by hand (used in the sets instead of the source's). */
+  edits: Record<string, string>;
+  status: RunStatus;
+  useSandbox: boolean;
+  createdAt: string;
+}
+
+export interface RunReport {
+  counts: Record<string, number>;
+  byDomain: ConstructReport['byDomain'];
+  warnings: string[];
+  construct: ConstructReport;
+  artifacts: { name: string; rows?: number; bytes: number }[];
+  createdAt: string;
+}
+
+export interface JobState {
+  running: boolean;
+  phase: PipelinePhase | null;
+  collect: SourceProgress[];
+  score: ScoreProgress | null;
+  message: string | null;
+  error: string | null;
+  warnings: string[];
+}
+
+export interface Browse {
+  responses: ResponseRecord[];
+  scores: ScoreRecord[];
+  errors: ErrorRecord[];
+}
+
+export interface ImportRequest {
+  domain: Domain;
+  mapping: ColumnMapping;
+}
+
+interface DataStore {
+  loaded: boolean;
+  doc: DataRunDoc | null;
+  importing: boolean;
+  importError: string | null;
+  job: JobState;
+  browse: Browse;
+  report: RunReport | null;
+  /** Object URLs of the run's downloadable artifacts, by name. */
+  files: Record<string, { url: string; bytes: number }>;
+  load(): Promise<void>;
+  importFile(file: File, req: ImportRequest): Promise<void>;
+  importHf(req: ImportRequest & { dataset: string; config: string; split: string; length: number; token?: string }): Promise<void>;
+  removeImport(id: string): Promise<void>;
+  setUseSandbox(on: boolean): Promise<void>;
+  run(opts?: { rebuild?: boolean }): Promise<void>;
+  cancel(): void;
+  refresh(): Promise<void>;
+  addOverride(o: Override): Promise<void>;
+  removeOverride(index: number): Promise<void>;
+  editResponse(key: string, text: string | null): Promise<void>;
+  newRun(): Promise<void>;
+}
+
+/** The artifacts the Data page offers for download. */
+export const DOWNLOADABLE = [ARTIFACTS.sft, ARTIFACTS.dpo, ARTIFACTS.fusechatSft, ARTIFACTS.fusechatDpo, ARTIFACTS.report] as const;
+
+const IDLE_JOB: JobState = { running: false, phase: null, collect: [], score: null, message: null, error: null, warnings: [] };
+const EMPTY_BROWSE: Browse = { responses: [], scores: [], errors: [] };
+
+/** Every prompt of the run, in import order. */
+export function runPrompts(doc: DataRunDoc | null): Prompt[] {
+  return doc ? doc.imports.flatMap((i) => i.prompts) : [];
+}
+
+/**
+ * The run store the pipeline sees: the IndexedDB one, with responses edited by hand read back
+ * with their edited text (so the sets carry it). Stored records are never changed.
+ */
+class EditedRunStore implements RunStore {
+  constructor(
+    private readonly inner: DexieRunStore,
+    private readonly edits: Readonly<Record<string, string>>,
+  ) {}
+  has = (key: string) => this.inner.has(key);
+  put = (rec: ResponseRecord) => this.inner.put(rec);
+  putError = (rec: ErrorRecord) => this.inner.putError(rec);
+  async list() {
+    return (await this.inner.list()).map((r) => (this.edits[r.key] !== undefined ? { ...r, content: this.edits[r.key]! } : r));
+  }
+  listErrors = () => this.inner.listErrors();
+  putScore = (rec: ScoreRecord) => this.inner.putScore(rec);
+  listScores = () => this.inner.listScores();
+  writeArtifact = (name: string, text: string) => this.inner.writeArtifact(name, text);
+  readArtifact = (name: string) => this.inner.readArtifact(name);
+}
+
+const newRunId = () => `run-${new Date().toISOString().slice(0, 10)}-${(crypto.randomUUID?.() ?? Math.random().toString(36).slice(2)).slice(0, 8)}`;
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+let loading: Promise<void> | null = null;
+let controller: AbortController | null = null;
+let sandbox: BrowserSandbox | null = null;
+let lastRefresh = 0;
+
+export const useDataStore = create<DataStore>((set, get) => {
+  const save = async (doc: DataRunDoc) => {
+    set({ doc });
+    await studioDb().dataRuns.put({ runId: doc.runId, doc, updatedAt: new Date().toISOString() });
+  };
+  const patchDoc = async (patch: Partial<DataRunDoc>) => {
+    const doc = get().doc;
+    if (doc) await save({ ...doc, ...patch });
+  };
+  const freshDoc = (runId: string): DataRunDoc => ({
+    runId,
+    imports: [],
+    overrides: [],
+    edits: {},
+    status: 'new',
+    useSandbox: true,
+    createdAt: new Date().toISOString(),
+  });
+  const addImport = async (entry: Omit<ImportEntry, 'skippedExisting' | 'id' | 'createdAt'>) => {
+    const doc = get().doc!;
+    const { added, skipped } = mergePrompts(runPrompts(doc), entry.prompts);
+    const full: ImportEntry = {
+      ...entry,
+      prompts: added,
+      skippedExisting: skipped,
+      id: `imp-${Date.now().toString(36)}`,
+      createdAt: new Date().toISOString(),
+    };
+    await save({ ...doc, imports: [...doc.imports, full] });
+  };
+
+  return {
+    loaded: false,
+    doc: null,
+    importing: false,
+    importError: null,
+    job: IDLE_JOB,
+    browse: EMPTY_BROWSE,
+    report: null,
+    files: {},
+
+    load() {
+      loading ??= (async () => {
+        try {
+          let runId = activeDataRunId();
+          if (!runId) {
+            runId = newRunId();
+            localStorage.setItem(DATA_RUN_KEY, runId);
+          }
+          const row = await studioDb().dataRuns.get(runId);
+          const doc = (row?.doc as DataRunDoc | undefined) ?? freshDoc(runId);
+          set({ doc, loaded: true });
+          if (!row) await save(doc);
+          await Promise.all([useSourcesStore.getState().load(), get().refresh()]);
+        } catch (e) {
+          loading = null;
+          set({ loaded: true, job: { ...IDLE_JOB, error: `Could not open the run: ${message(e)}` } });
+        }
+      })();
+      return loading;
+    },
+
+    async importFile(file, req) {
+      set({ importing: true, importError: null });
+      try {
+        const data = new Uint8Array(await file.arrayBuffer());
+        const r = await importPromptsFile(file.name, data, { domain: req.domain, mapping: req.mapping });
+        await addImport({ label: file.name, kind: 'file', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows });
+      } catch (e) {
+        set({ importError: e instanceof PromptImportError ? e.message : `Could not import ${file.name}: ${message(e)}` });
+      } finally {
+        set({ importing: false });
+      }
+    },
+
+    async importHf(req) {
+      set({ importing: true, importError: null });
+      try {
+        const r = await importPromptsFromHf({
+          dataset: req.dataset,
+          config: req.config || 'default',
+          split: req.split || 'train',
+          length: req.length,
+          ...(req.token ? { token: req.token } : {}),
+          domain: req.domain,
+          mapping: req.mapping,
+        });
+        const label = `${req.dataset} (${req.config || 'default'}/${req.split || 'train'})`;
+        await addImport({ label, kind: 'hf', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows });
+      } catch (e) {
+        set({ importError: `Could not import ${req.dataset}: ${message(e)}` });
+      } finally {
+        set({ importing: false });
+      }
+    },
+
+    async removeImport(id) {
+      const doc = get().doc;
+      if (doc) await save({ ...doc, imports: doc.imports.filter((i) => i.id !== id) });
+    },
+
+    async setUseSandbox(on) {
+      await patchDoc({ useSandbox: on });
+    },
+
+    async run(opts = {}) {
+      await get().load();
+      const doc = get().doc;
+      if (!doc || get().job.running) return;
+      const sourcesState = useSourcesStore.getState();
+      const sources = pipelineSources(sourcesState.entries);
+      const prompts = runPrompts(doc);
+      if (prompts.length === 0) return set({ job: { ...IDLE_JOB, error: 'Import some prompts first.' } });
+      if (sources.length === 0) return set({ job: { ...IDLE_JOB, error: 'Add and enable a complete source on the Sources page first.' } });
+      const judge = buildJudgeSpec(sourcesState.judge, sourcesState.entries);
+      if (doc.useSandbox) sandbox ??= new BrowserSandbox();
+      controller = new AbortController();
+      const signal = controller.signal;
+      set({ job: { ...IDLE_JOB, running: true, message: opts.rebuild ? 'Rebuilding the sets…' : 'Starting…' } });
+      await patchDoc({ status: 'running' });
+      const store = new EditedRunStore(new DexieRunStore(doc.runId), doc.edits);
+      try {
+        const result = await runPipeline({
+          prompts,
+          sources,
+          ...(judge ? { judge } : {}),
+          ...(doc.useSandbox && sandbox ? { sandbox } : {}),
+          store,
+          overrides: doc.overrides,
+          signal,
+          retryFailed: !opts.rebuild,
+          onProgress: (e) => {
+            const job = get().job;
+            if (e.phase === 'collect' && Date.now() - lastRefresh > 1500) {
+              // Show responses as they arrive (throttled: reading the run back costs).
+              lastRefresh = Date.now();
+              void get().refresh();
+            }
+            if (e.phase === 'collect') set({ job: { ...job, phase: 'collect', collect: e.sources, message: 'Collecting responses…' } });
+            else if (e.phase === 'score') set({ job: { ...job, phase: 'score', score: e.score, message: 'Scoring responses…' } });
+            else if (e.phase === 'construct') set({ job: { ...job, phase: 'construct', message: 'Building the SFT and DPO sets…' } });
+            else if (e.phase === 'export') set({ job: { ...job, phase: 'export', message: 'Writing the files…' } });
+            else set({ job: { ...job, phase: e.phase } });
+          },
+        });
+        const job = get().job;
+        const collected = result.collect ? ` ${result.collect.collected} response(s) collected, ${result.collect.skipped} already stored.` : '';
+        set({
+          job: {
+            ...job,
+            running: false,
+            phase: result.phase,
+            warnings: result.warnings,
+            message: result.cancelled ? `Stopped during ${result.phase}: what was stored stays; run again to continue.${collected}` : `Done.${collected}`,
+          },
+        });
+        await patchDoc({ status: result.cancelled ? 'stopped' : 'done' });
+      } catch (e) {
+        set({ job: { ...get().job, running: false, error: message(e) } });
+        await patchDoc({ status: 'error' });
+      } finally {
+        controller = null;
+      }
+      await get().refresh();
+    },
+
+    cancel() {
+      controller?.abort();
+    },
+
+    async refresh() {
+      const doc = get().doc;
+      if (!doc) return;
+      const store = new DexieRunStore(doc.runId);
+      const [responses, scores, errors, texts] = await Promise.all([
+        store.list(),
+        store.listScores(),
+        store.listErrors(),
+        Promise.all(DOWNLOADABLE.map((name) => store.readArtifact(name))),
+      ]);
+      const reportText = texts[DOWNLOADABLE.indexOf(ARTIFACTS.report)];
+      let report: RunReport | null = null;
+      if (reportText) {
+        try {
+          report = JSON.parse(reportText) as RunReport;
+        } catch {
+          report = null;
+        }
+      }
+      // Real links to the files (a click downloads at once, no async work in between).
+      for (const f of Object.values(get().files)) URL.revokeObjectURL(f.url);
+      const files: DataStore['files'] = {};
+      DOWNLOADABLE.forEach((name, k) => {
+        const text = texts[k];
+        if (text === undefined) return;
+        const blob = new Blob([text], { type: name.endsWith('.json') ? 'application/json' : 'application/x-ndjson' });
+        files[name] = { url: URL.createObjectURL(blob), bytes: blob.size };
+      });
+      set({ browse: { responses, scores, errors }, report, files });
+    },
+
+    async addOverride(o) {
+      const doc = get().doc;
+      if (!doc) return;
+      const same = (a: Override) => JSON.stringify(a) === JSON.stringify(o);
+      if (doc.overrides.some(same)) return;
+      // A new SFT/chosen/rejected choice replaces an older one for the same prompt.
+      const replaced = 'promptId' in o && 'responseId' in o ? doc.overrides.filter((x) => !(x.op === o.op && 'promptId' in x && x.promptId === o.promptId)) : doc.overrides;
+      await save({ ...doc, overrides: [...replaced, o] });
+    },
+
+    async removeOverride(index) {
+      const doc = get().doc;
+      if (doc) await save({ ...doc, overrides: doc.overrides.filter((_, k) => k !== index) });
+    },
+
+    async editResponse(key, text) {
+      const doc = get().doc;
+      if (!doc) return;
+      const edits = { ...doc.edits };
+      if (text === null) delete edits[key];
+      else edits[key] = text;
+      await save({ ...doc, edits });
+    },
+
+    async newRun() {
+      if (get().job.running) return;
+      const old = get().doc;
+      const runId = newRunId();
+      localStorage.setItem(DATA_RUN_KEY, runId);
+      // The new run starts with the same prompts; responses are collected again.
+      const doc: DataRunDoc = { ...freshDoc(runId), imports: old?.imports ?? [], useSandbox: old?.useSandbox ?? true };
+      for (const f of Object.values(get().files)) URL.revokeObjectURL(f.url);
+      set({ job: IDLE_JOB, browse: EMPTY_BROWSE, report: null, files: {} });
+      await save(doc);
+    },
+  };
+});

@@ -1,0 +1,693 @@
+import { useEffect, useMemo, useState, type FormEvent, type MouseEvent } from 'react';
+import { ARTIFACTS } from '../../data/pipeline';
+import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
+import { Markdown } from '../components/Markdown';
+import { ProgressBar } from '../components/fields';
+import { runPrompts, useDataStore, type ImportEntry } from '../dataStore';
+import {
+  EMPTY_MAPPING,
+  formatCount,
+  formatSeconds,
+  groupResponses,
+  mappingFromForm,
+  promptOutcome,
+  REASON_TEXT,
+  reportRows,
+  verdictLine,
+  type MappingForm,
+  type ResponseView,
+} from '../dataView';
+import { buildJudgeSpec, pipelineSources, useSourcesStore } from '../sourcesStore';
+
+const PAGE_SIZE = 25;
+
+/** In-app navigation (App routes on popstate), so a running job is not interrupted by a page load. */
+function goToSources(e: MouseEvent<HTMLAnchorElement>) {
+  if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  window.history.pushState(null, '', '/sources');
+  window.dispatchEvent(new PopStateEvent('popstate'));
+}
+
+/** The Data page: prompts in, responses collected and scored, SFT and DPO sets out. */
+export function DataPage() {
+  const load = useDataStore((s) => s.load);
+  const loaded = useDataStore((s) => s.loaded);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  return (
+    <main id="main" tabIndex={-1} className="page" aria-labelledby="page-title">
+      <h1 id="page-title">Data</h1>
+      <p className="lead">
+        Import prompts, ask every source for answers, score them, and build the SFT set (best answer per prompt) and the DPO set
+        (best vs worst answer of one source), following FuseChat-3.0. Everything is stored in this browser: a reload continues
+        the run without asking again for stored answers.
+      </p>
+      {loaded ? (
+        <>
+          <ImportCard />
+          <RunCard />
+          <ReportCard />
+          <BrowseCard />
+        </>
+      ) : (
+        <p className="muted">Opening the run…</p>
+      )}
+    </main>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import
+
+const MAPPING_LABELS: [keyof MappingForm, string][] = [
+  ['prompt', 'Prompt column'],
+  ['system', 'System column'],
+  ['domain', 'Domain column'],
+  ['gold', 'Gold answer column'],
+  ['tests', 'Tests column'],
+  ['id', 'Id column'],
+];
+
+function ImportCard() {
+  const doc = useDataStore((s) => s.doc);
+  const importing = useDataStore((s) => s.importing);
+  const importError = useDataStore((s) => s.importError);
+  const importFile = useDataStore((s) => s.importFile);
+  const importHf = useDataStore((s) => s.importHf);
+  const [domain, setDomain] = useState<Domain>('instruction');
+  const [mapping, setMapping] = useState<MappingForm>(EMPTY_MAPPING);
+  const [file, setFile] = useState<File | null>(null);
+  const [fileKey, setFileKey] = useState(0);
+  const [hf, setHf] = useState({ dataset: '', config: 'default', split: 'train', length: 100, token: '' });
+
+  const submitFile = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!file) return;
+    await importFile(file, { domain, mapping: mappingFromForm(mapping) });
+    setFile(null);
+    setFileKey((k) => k + 1);
+  };
+  const submitHf = (e: FormEvent) => {
+    e.preventDefault();
+    if (hf.dataset.trim())
+      void importHf({ domain, mapping: mappingFromForm(mapping), dataset: hf.dataset.trim(), config: hf.config.trim(), split: hf.split.trim(), length: hf.length, token: hf.token.trim() || undefined });
+  };
+  const total = runPrompts(doc).length;
+
+  return (
+    <section className="card" aria-labelledby="import-title">
+      <h2 id="import-title">1. Prompts</h2>
+      <div className="form-grid">
+        <label className="field">
+          <span>Domain for this import</span>
+          <select value={domain} onChange={(e) => setDomain(e.target.value as Domain)}>
+            {DOMAINS.map((d) => (
+              <option key={d} value={d}>
+                {d}
+              </option>
+            ))}
+          </select>
+          <small className="field-hint">Rows with a domain column keep theirs. Math needs gold answers, code needs tests.</small>
+        </label>
+      </div>
+      <details>
+        <summary>Column mapping</summary>
+        <p className="hint">Blank: detected (prompt, instruction, question…); “-”: none. Dotted paths reach into nested fields.</p>
+        <div className="form-grid form-grid--numbers">
+          {MAPPING_LABELS.map(([k, label]) => (
+            <label key={k} className="field">
+              <span>{label}</span>
+              <input type="text" value={mapping[k]} onChange={(e) => setMapping({ ...mapping, [k]: e.target.value })} spellCheck={false} placeholder="auto" />
+            </label>
+          ))}
+        </div>
+      </details>
+      <div className="choose-grid">
+        <form onSubmit={(e) => void submitFile(e)} aria-labelledby="file-import-title">
+          <h3 id="file-import-title">From a file</h3>
+          <label className="field">
+            <span>Prompt file (.jsonl, .json, .csv, .tsv, .parquet)</span>
+            <input key={fileKey} type="file" accept=".jsonl,.ndjson,.json,.csv,.tsv,.parquet" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+          </label>
+          <button type="submit" className="button" disabled={!file || importing}>
+            Import file
+          </button>
+        </form>
+        <form onSubmit={submitHf} aria-labelledby="hf-import-title">
+          <h3 id="hf-import-title">From a Hugging Face dataset</h3>
+          <label className="field">
+            <span>Dataset id</span>
+            <input type="text" value={hf.dataset} onChange={(e) => setHf({ ...hf, dataset: e.target.value })} placeholder="HuggingFaceH4/ultrafeedback_binarized" spellCheck={false} />
+          </label>
+          <div className="form-grid form-grid--numbers">
+            <label className="field">
+              <span>Config</span>
+              <input type="text" value={hf.config} onChange={(e) => setHf({ ...hf, config: e.target.value })} spellCheck={false} />
+            </label>
+            <label className="field">
+              <span>Split</span>
+              <input type="text" value={hf.split} onChange={(e) => setHf({ ...hf, split: e.target.value })} spellCheck={false} />
+            </label>
+            <label className="field">
+              <span>Rows</span>
+              <input type="number" min={1} value={hf.length} onChange={(e) => setHf({ ...hf, length: Math.max(1, Number(e.target.value) || 1) })} />
+            </label>
+          </div>
+          <label className="field">
+            <span>Access token (optional)</span>
+            <input type="password" value={hf.token} onChange={(e) => setHf({ ...hf, token: e.target.value })} autoComplete="off" placeholder="hf_…" />
+          </label>
+          <button type="submit" className="button" disabled={!hf.dataset.trim() || importing}>
+            Import from the Hub
+          </button>
+        </form>
+      </div>
+      {importing && <p role="status">Importing…</p>}
+      {importError && (
+        <p role="alert" className="notice notice--error">
+          {importError}
+        </p>
+      )}
+      {doc && doc.imports.length > 0 && (
+        <>
+          <h3>
+            Imported: {total} prompt{total === 1 ? '' : 's'}
+          </h3>
+          {doc.imports.map((imp) => (
+            <ImportSummary key={imp.id} imp={imp} />
+          ))}
+        </>
+      )}
+    </section>
+  );
+}
+
+function ImportSummary({ imp }: { imp: ImportEntry }) {
+  const remove = useDataStore((s) => s.removeImport);
+  const running = useDataStore((s) => s.job.running);
+  return (
+    <div className="import-summary" role="group" aria-label={`Import ${imp.label}`}>
+      <p>
+        <strong>{imp.label}</strong> · {imp.domain} · {imp.rows} row(s) read · <span data-testid="import-count">{imp.prompts.length} prompt(s)</span>
+        {imp.errors.length > 0 && ` · ${imp.errors.length} bad row(s)`}
+        {imp.duplicates.length > 0 && ` · ${imp.duplicates.length} duplicate(s)`}
+        {imp.skippedExisting > 0 && ` · ${imp.skippedExisting} already imported`}{' '}
+        <button type="button" className="chip chip--small" onClick={() => void remove(imp.id)} disabled={running} aria-label={`Remove import ${imp.label}`}>
+          Remove
+        </button>
+      </p>
+      {imp.errors.length > 0 && (
+        <ul className="bad-rows" aria-label={`Bad rows in ${imp.label}`}>
+          {imp.errors.slice(0, 50).map((e, k) => (
+            <li key={k}>
+              {e.line !== undefined ? `Line ${e.line}` : e.row > 0 ? `Row ${e.row}` : 'File'}: {e.message}
+            </li>
+          ))}
+          {imp.errors.length > 50 && <li>… and {imp.errors.length - 50} more</li>}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run
+
+function RunCard() {
+  const doc = useDataStore((s) => s.doc)!;
+  const job = useDataStore((s) => s.job);
+  const run = useDataStore((s) => s.run);
+  const cancel = useDataStore((s) => s.cancel);
+  const setUseSandbox = useDataStore((s) => s.setUseSandbox);
+  const newRun = useDataStore((s) => s.newRun);
+  const report = useDataStore((s) => s.report);
+  const storedCount = useDataStore((s) => s.browse.responses.length);
+  const entries = useSourcesStore((s) => s.entries);
+  const judge = useSourcesStore((s) => s.judge);
+  const sources = pipelineSources(entries);
+  const judgeSpec = buildJudgeSpec(judge, entries);
+  const prompts = runPrompts(doc);
+  const hasCode = prompts.some((p) => p.domain === 'code');
+  const interrupted = !job.running && (doc.status === 'running' || doc.status === 'stopped');
+  const total = sources.reduce((n, s) => n + s.n * prompts.length, 0);
+
+  return (
+    <section className="card" aria-labelledby="run-title">
+      <h2 id="run-title">2. Collect, score, build</h2>
+      <p className="hint">
+        Run <code>{doc.runId}</code>: {prompts.length} prompt(s) × {sources.length} source(s) = {total} request(s)
+        {storedCount > 0 && `, ${storedCount} already stored`}. Judge:{' '}
+        {judgeSpec ? (judgeSpec.type === 'judge' ? `rubric judge ${judgeSpec.judge.source.model}` : `reward model ${judgeSpec.reward.model}`) : 'none'}.{' '}
+        <a href="/sources" onClick={goToSources}>
+          Change sources
+        </a>
+      </p>
+      {sources.length === 0 && <p className="notice notice--warn">No usable source: add one on the Sources page (with a model), and enable it.</p>}
+      <label className="inline-check">
+        <input type="checkbox" checked={doc.useSandbox} onChange={(e) => void setUseSandbox(e.target.checked)} disabled={job.running} /> Run code prompts’ tests in a
+        browser sandbox (JavaScript in a locked-down worker; Python with Pyodide)
+      </label>
+      {hasCode && !doc.useSandbox && <p className="hint">Without the sandbox, code prompts give no rows.</p>}
+      <div className="actions">
+        <button type="button" className="button" onClick={() => void run()} disabled={job.running || sources.length === 0 || prompts.length === 0}>
+          {interrupted ? 'Resume run' : doc.status === 'done' ? 'Run again' : 'Run pipeline'}
+        </button>
+        {job.running && (
+          <button type="button" className="button button--secondary" onClick={cancel}>
+            Cancel
+          </button>
+        )}
+        {!job.running && (
+          <button type="button" className="button button--secondary" onClick={() => void newRun()}>
+            Start a new run
+          </button>
+        )}
+        {report && !job.running && <span className="muted">Run again after editing to rebuild the sets: stored answers are reused.</span>}
+      </div>
+      {interrupted && !job.message && (
+        <p className="notice notice--warn" role="status">
+          This run was interrupted: resume it to continue where it stopped (stored responses are not requested again).
+        </p>
+      )}
+      <div role="status" aria-live="polite" data-testid="run-status">
+        {job.message && <p className="notice">{job.message}</p>}
+      </div>
+      {job.error && (
+        <p role="alert" className="notice notice--error">
+          {job.error}
+        </p>
+      )}
+      {job.collect.length > 0 && (
+        <div className="progress-list" aria-label="Collection progress">
+          {job.collect.map((p) => (
+            <ProgressBar key={p.sourceId} label={`Responses from ${p.name}`} value={p.done} max={p.total}>
+              {p.failed > 0 && `${p.failed} failed · `}
+              {p.skipped > 0 && `${p.skipped} stored earlier · `}
+              {formatCount(p.promptTokens + p.completionTokens)} tokens ({formatCount(p.completionTokens)} out) · {p.ratePerMinute.toFixed(1)}/min · ETA{' '}
+              {formatSeconds(p.etaSeconds)}
+              {p.retries > 0 && ` · ${p.retries} retries`}
+            </ProgressBar>
+          ))}
+        </div>
+      )}
+      {job.score && job.score.total > 0 && (
+        <ProgressBar label="Scoring" value={job.score.done} max={job.score.total}>
+          {job.score.failed > 0 && `${job.score.failed} failed · `}
+          {job.score.judgeCalls} judge call(s) · {job.score.ratePerMinute.toFixed(1)}/min · ETA {formatSeconds(job.score.etaSeconds)}
+        </ProgressBar>
+      )}
+      {job.warnings.length > 0 && (
+        <ul className="warnings" aria-label="Warnings">
+          {job.warnings.map((w) => (
+            <li key={w} className="notice notice--warn">
+              {w}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report and export
+
+const DOWNLOADS: [string, string][] = [
+  [ARTIFACTS.sft, 'SFT, TRL messages'],
+  [ARTIFACTS.dpo, 'DPO, TRL prompt/chosen/rejected'],
+  [ARTIFACTS.fusechatSft, 'SFT, FuseChat-3.0 schema'],
+  [ARTIFACTS.fusechatDpo, 'DPO, FuseChat-3.0 schema'],
+  [ARTIFACTS.report, 'the build report'],
+];
+
+function ReportCard() {
+  const report = useDataStore((s) => s.report);
+  const files = useDataStore((s) => s.files);
+  const rows = useMemo(() => (report ? reportRows(report) : []), [report]);
+  if (!report) return null;
+  const sftKept = report.counts['sft.kept'] ?? 0;
+  const dpoKept = report.counts['dpo.kept'] ?? 0;
+  const artifactRows = new Map(report.artifacts.map((a) => [a.name, a]));
+  return (
+    <section className="card" aria-labelledby="report-title">
+      <h2 id="report-title">3. The sets</h2>
+      <p data-testid="set-counts">
+        <strong>{sftKept}</strong> SFT row(s) and <strong>{dpoKept}</strong> DPO pair(s) from {report.counts.prompts ?? 0} prompt(s) and{' '}
+        {report.counts.responses ?? 0} response(s). Built {new Date(report.createdAt).toLocaleString()}.
+      </p>
+      <div className="table-wrap">
+        <table aria-label="Kept and dropped by domain">
+          <caption>Kept and dropped, and why, per domain</caption>
+          <thead>
+            <tr>
+              <th scope="col">Set</th>
+              <th scope="col">Outcome</th>
+              {DOMAINS.map((d) => (
+                <th key={d} scope="col" className="num">
+                  {d}
+                </th>
+              ))}
+              <th scope="col" className="num">
+                total
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.key}>
+                <th scope="row">{r.set}</th>
+                <td className={r.reason === 'kept' ? '' : 'why'}>{r.reason === 'kept' ? 'kept' : `dropped: ${REASON_TEXT[r.reason] ?? r.reason}`}</td>
+                {DOMAINS.map((d) => (
+                  <td key={d} className="num">
+                    {r.byDomain[d] || ''}
+                  </td>
+                ))}
+                <td className="num">{r.total}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {report.construct.overrideErrors.length > 0 && (
+        <ul aria-label="Override problems">
+          {report.construct.overrideErrors.map((o, k) => (
+            <li key={k} className="notice notice--warn">
+              {o.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      <h3>Download</h3>
+      <ul className="downloads">
+        {DOWNLOADS.map(([name, what]) => {
+          const a = artifactRows.get(name);
+          const f = files[name];
+          return (
+            <li key={name}>
+              {f ? (
+                <a className="button button--secondary download-link" href={f.url} download={name} aria-label={`Download ${name}`}>
+                  {name}
+                </a>
+              ) : (
+                <span className="muted">{name} (not written yet)</span>
+              )}{' '}
+              <span className="muted">
+                {what}
+                {a?.rows !== undefined && ` · ${a.rows} row(s)`}
+              </span>
+            </li>
+          );
+        })}
+      </ul>
+      <p className="hint">The Train page uses this run’s sft.jsonl and dpo.jsonl.</p>
+    </section>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browse, exclude, edit
+
+function BrowseCard() {
+  const doc = useDataStore((s) => s.doc)!;
+  const report = useDataStore((s) => s.report);
+  const browse = useDataStore((s) => s.browse);
+  const refresh = useDataStore((s) => s.refresh);
+  const running = useDataStore((s) => s.job.running);
+  const prompts = runPrompts(doc);
+  const [page, setPage] = useState(0);
+  const [selected, setSelected] = useState<string | null>(null);
+  const reportBy = useMemo(() => new Map((report?.construct.prompts ?? []).map((r) => [r.promptId, r])), [report]);
+  const counts = useMemo(() => {
+    const m = new Map<string, number>();
+    for (const r of browse.responses) m.set(r.promptId, (m.get(r.promptId) ?? 0) + 1);
+    return m;
+  }, [browse.responses]);
+  if (prompts.length === 0) return null;
+  const pages = Math.ceil(prompts.length / PAGE_SIZE);
+  const shown = prompts.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  const current = prompts.find((p) => p.id === selected);
+
+  return (
+    <section className="card" aria-labelledby="browse-title">
+      <h2 id="browse-title">4. Browse the responses</h2>
+      <div className="actions">
+        <button type="button" className="button button--secondary" onClick={() => void refresh()}>
+          Refresh
+        </button>
+        <span className="muted">
+          {browse.responses.length} response(s), {browse.scores.length} score(s), {browse.errors.length} failed request(s) stored.
+        </span>
+      </div>
+      <div className="table-wrap">
+        <table aria-label="Prompts">
+          <thead>
+            <tr>
+              <th scope="col">Prompt</th>
+              <th scope="col">Domain</th>
+              <th scope="col" className="num">
+                Responses
+              </th>
+              <th scope="col">SFT</th>
+              <th scope="col">DPO</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.map((p) => {
+              const o = promptOutcome(reportBy.get(p.id));
+              return (
+                <tr key={p.id} className={p.id === selected ? 'row--selected' : undefined}>
+                  <th scope="row">
+                    <button type="button" className="linklike" onClick={() => setSelected(p.id)} aria-pressed={p.id === selected} aria-label={`Open prompt: ${clip(p.text, 80)}`}>
+                      {clip(p.text, 90)}
+                    </button>
+                  </th>
+                  <td>{p.domain}</td>
+                  <td className="num">{counts.get(p.id) ?? 0}</td>
+                  <td className="why">{o.sft}</td>
+                  <td className="why">{o.dpo}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+      {pages > 1 && (
+        <div className="actions" role="group" aria-label="Pages">
+          <button type="button" className="chip" disabled={page === 0} onClick={() => setPage(page - 1)}>
+            Previous
+          </button>
+          <span>
+            Page {page + 1} of {pages}
+          </span>
+          <button type="button" className="chip" disabled={page >= pages - 1} onClick={() => setPage(page + 1)}>
+            Next
+          </button>
+        </div>
+      )}
+      {current && <PromptDetail prompt={current} running={running} />}
+    </section>
+  );
+}
+
+const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+
+function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean }) {
+  const doc = useDataStore((s) => s.doc)!;
+  const browse = useDataStore((s) => s.browse);
+  const report = useDataStore((s) => s.report);
+  const addOverride = useDataStore((s) => s.addOverride);
+  const removeOverride = useDataStore((s) => s.removeOverride);
+  const run = useDataStore((s) => s.run);
+  const entries = useSourcesStore((s) => s.entries);
+  const order = useMemo(() => pipelineSources(entries).map((s) => ({ id: s.id, name: s.name })), [entries]);
+  const columns = useMemo(
+    () => groupResponses(prompt.id, browse.responses, browse.scores, browse.errors, doc.edits, order),
+    [prompt.id, browse, doc.edits, order],
+  );
+  const pr = report?.construct.prompts.find((r) => r.promptId === prompt.id);
+  const outcome = promptOutcome(pr);
+  const mine = doc.overrides.map((o, k) => ({ o, k })).filter(({ o }) => ('promptId' in o ? o.promptId === prompt.id : 'rowId' in o ? o.rowId.slice(4) === prompt.id : columns.some((c) => c.responses.some((r) => r.key === o.responseId))));
+
+  return (
+    <article className="prompt-detail" aria-label="Selected prompt">
+      <h3>Prompt ({prompt.domain})</h3>
+      {prompt.system && <p className="muted">System: {prompt.system}</p>}
+      <div className="prompt-text">
+        <Markdown text={prompt.text} />
+      </div>
+      {prompt.gold !== undefined && <p className="hint">Gold answer: {prompt.gold}</p>}
+      <p>
+        SFT: <span data-testid="sft-outcome">{outcome.sft}</span> · DPO: <span data-testid="dpo-outcome">{outcome.dpo}</span>
+      </p>
+      <div className="actions" role="group" aria-label="Exclude">
+        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-row', rowId: `sft:${prompt.id}` })}>
+          Exclude SFT row
+        </button>
+        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-row', rowId: `dpo:${prompt.id}` })}>
+          Exclude DPO row
+        </button>
+        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-prompt', promptId: prompt.id })}>
+          Exclude prompt
+        </button>
+      </div>
+      {mine.length > 0 && (
+        <div className="overrides">
+          <ul aria-label="Manual changes">
+            {mine.map(({ o, k }) => (
+              <li key={k}>
+                {describeOverride(o)}{' '}
+                <button type="button" className="chip chip--small" onClick={() => void removeOverride(k)} aria-label={`Undo: ${describeOverride(o)}`}>
+                  Undo
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {(mine.length > 0 || Object.keys(doc.edits).length > 0) && (
+        <div className="actions">
+          <button type="button" className="button" onClick={() => void run({ rebuild: true })} disabled={running}>
+            Rebuild sets
+          </button>
+          <span className="muted">Applies the manual changes; nothing is requested again.</span>
+        </div>
+      )}
+      {columns.length === 0 ? (
+        <p className="muted">No responses stored for this prompt yet.</p>
+      ) : (
+        <div className="response-grid" style={{ gridTemplateColumns: `repeat(${Math.min(columns.length, 3)}, minmax(0, 1fr))` }}>
+          {columns.map((c) => (
+            <div key={c.sourceId} className="response-column" role="group" aria-label={`Responses from ${c.name}`}>
+              <h4>{c.name}</h4>
+              {c.responses.map((r) => (
+                <ResponseCard key={r.key} r={r} prompt={prompt} picked={pickedRole(pr, r.key)} />
+              ))}
+            </div>
+          ))}
+        </div>
+      )}
+    </article>
+  );
+}
+
+function pickedRole(pr: { sft: { responseId?: string }; dpo: { chosenId?: string; rejectedId?: string } } | undefined, key: string): string[] {
+  if (!pr) return [];
+  const out: string[] = [];
+  if (pr.sft.responseId === key) out.push('SFT');
+  if (pr.dpo.chosenId === key) out.push('chosen');
+  if (pr.dpo.rejectedId === key) out.push('rejected');
+  return out;
+}
+
+function describeOverride(o: import('../../data/construct').Override): string {
+  switch (o.op) {
+    case 'exclude-prompt':
+      return 'prompt excluded';
+    case 'exclude-row':
+      return `${o.rowId.startsWith('sft:') ? 'SFT' : 'DPO'} row excluded`;
+    case 'exclude-response':
+      return `response ${responseLabel(o.responseId)} excluded`;
+    default:
+      return `response ${responseLabel(o.responseId)} used as ${o.op === 'sft' ? 'SFT target' : o.op}`;
+  }
+}
+
+function responseLabel(key: string): string {
+  try {
+    const [, , i] = JSON.parse(key) as [string, string, number];
+    return `#${i + 1}`;
+  } catch {
+    return key;
+  }
+}
+
+function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; picked: string[] }) {
+  const addOverride = useDataStore((s) => s.addOverride);
+  const editResponse = useDataStore((s) => s.editResponse);
+  const [editing, setEditing] = useState<string | null>(null);
+  const label = `${r.sourceName} sample ${r.sampleIndex + 1}`;
+  const text = r.edited ?? r.content;
+  return (
+    <div className={r.error ? 'response response--error' : 'response'} role="article" aria-label={`Response: ${label}`}>
+      <p className="response-head">
+        <strong>#{r.sampleIndex + 1}</strong> {picked.map((p) => (
+          <span key={p} className={p === 'rejected' ? 'badge badge--fail' : 'badge badge--pass'}>
+            {p}
+          </span>
+        ))}
+        {r.edited !== undefined && <span className="badge">edited</span>}
+        <br />
+        <small className="muted" data-testid="verdict">
+          {r.error ? `failed: ${r.error}` : verdictLine(r.score)}
+        </small>
+      </p>
+      {editing !== null ? (
+        <div>
+          <label className="field">
+            <span>Edited response</span>
+            <textarea rows={8} value={editing} onChange={(e) => setEditing(e.target.value)} />
+          </label>
+          <div className="actions">
+            <button
+              type="button"
+              className="button"
+              onClick={() => {
+                void editResponse(r.key, editing === r.content ? null : editing);
+                setEditing(null);
+              }}
+            >
+              Save edit
+            </button>
+            <button type="button" className="button button--secondary" onClick={() => setEditing(null)}>
+              Discard
+            </button>
+          </div>
+        </div>
+      ) : (
+        !r.error && <Markdown text={text} className="response-body" />
+      )}
+      {r.score?.judge?.verdict && (
+        <details>
+          <summary>Judge’s verdict</summary>
+          <Markdown text={r.score.judge.verdict} className="verdict-body" />
+        </details>
+      )}
+      {r.score?.code?.error && (
+        <details>
+          <summary>Test output</summary>
+          <pre className="error-text">{r.score.code.error}</pre>
+        </details>
+      )}
+      {!r.error && editing === null && (
+        <div className="response-actions" role="group" aria-label={`Actions for ${label}`}>
+          <button type="button" className="chip chip--small" onClick={() => setEditing(text)}>
+            Edit
+          </button>
+          {r.edited !== undefined && (
+            <button type="button" className="chip chip--small" onClick={() => void editResponse(r.key, null)}>
+              Undo edit
+            </button>
+          )}
+          <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'sft', promptId: prompt.id, responseId: r.key })}>
+            Use for SFT
+          </button>
+          {prompt.domain !== 'other' && (
+            <>
+              <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'chosen', promptId: prompt.id, responseId: r.key })}>
+                Chosen
+              </button>
+              <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'rejected', promptId: prompt.id, responseId: r.key })}>
+                Rejected
+              </button>
+            </>
+          )}
+          <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'exclude-response', responseId: r.key })}>
+            Exclude
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,305 @@
+import { useEffect, useId } from 'react';
+import { DEFAULT_RUBRIC } from '../../data/score';
+import { ENDPOINT_PRESETS, PAPER_SOURCE_MODELS, RESPONSES_PER_PROMPT, SAMPLING_PRESETS, endpointPreset, samplingPresetForModel } from '../../data/sources';
+import { NumberField, SecretField } from '../components/fields';
+import { sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
+
+/** The Sources page: the OpenAI-compatible models asked for responses, and the optional judge. */
+export function SourcesPage() {
+  const load = useSourcesStore((s) => s.load);
+  const loaded = useSourcesStore((s) => s.loaded);
+  const entries = useSourcesStore((s) => s.entries);
+  const error = useSourcesStore((s) => s.error);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  return (
+    <main id="main" tabIndex={-1} className="page" aria-labelledby="page-title">
+      <h1 id="page-title">Sources</h1>
+      <p className="lead">
+        Sources are the strong models whose answers the small model learns from: any OpenAI-compatible endpoint, hosted or on
+        your machine. Keys stay in this browser (IndexedDB) and are sent only to their endpoint.
+      </p>
+      {error && (
+        <p role="alert" className="notice notice--error">
+          {error}
+        </p>
+      )}
+      <AddSource />
+      {loaded && entries.length === 0 && <p className="muted">No sources yet: add one from a preset above.</p>}
+      {entries.map((e, k) => (
+        <SourceCard key={e.id} entry={e} index={k} />
+      ))}
+      <JudgeCard />
+    </main>
+  );
+}
+
+function AddSource() {
+  const add = useSourcesStore((s) => s.add);
+  return (
+    <section className="card" aria-labelledby="add-title">
+      <h2 id="add-title">Add a source</h2>
+      <p className="hint">Pick the endpoint; you then choose the model and its sampling.</p>
+      <div className="presets" role="group" aria-label="Endpoint presets">
+        {ENDPOINT_PRESETS.map((p) => (
+          <button key={p.id} type="button" className="chip" onClick={() => void add(p.id)} aria-label={`Add ${p.label}`} title={p.baseURL}>
+            {p.label}
+          </button>
+        ))}
+        <button type="button" className="chip" onClick={() => void add('custom')} aria-label="Add a custom endpoint">
+          Custom…
+        </button>
+      </div>
+    </section>
+  );
+}
+
+function SourceCard({ entry: e, index }: { entry: SourceEntry; index: number }) {
+  const update = useSourcesStore((s) => s.update);
+  const remove = useSourcesStore((s) => s.remove);
+  const test = useSourcesStore((s) => s.test);
+  const listModels = useSourcesStore((s) => s.listModels);
+  const testState = useSourcesStore((s) => s.tests[e.id]);
+  const models = useSourcesStore((s) => s.models[e.id]);
+  const titleId = useId();
+  const listId = useId();
+  const preset = endpointPreset(e.presetId);
+  const problem = sourceProblem(e);
+  const patch = (p: Partial<SourceEntry>) => update(e.id, p);
+  const suggested = e.model ? samplingPresetForModel(e.model) : null;
+
+  return (
+    <section className="card source-card" aria-label={`Source ${index + 1}: ${e.name}`}>
+      <div className="card-head">
+        <h2 id={titleId}>
+          {e.name || 'Unnamed source'} <span className="muted source-preset">{preset?.label ?? 'Custom endpoint'}</span>
+        </h2>
+        <label className="inline-check">
+          <input type="checkbox" checked={e.enabled} onChange={(ev) => patch({ enabled: ev.target.checked })} /> Use in the data run
+        </label>
+      </div>
+      {preset?.note && <p className="hint">{preset.note}</p>}
+      <div className="form-grid">
+        <label className="field">
+          <span>Name</span>
+          <input type="text" value={e.name} onChange={(ev) => patch({ name: ev.target.value })} autoComplete="off" />
+        </label>
+        <label className="field field--wide">
+          <span>Base URL</span>
+          <input type="url" value={e.baseURL} onChange={(ev) => patch({ baseURL: ev.target.value.trim() })} spellCheck={false} autoComplete="off" />
+        </label>
+        <SecretField label="API key" value={e.apiKey} onChange={(v) => patch({ apiKey: v.trim() })} placeholder={preset?.needsKey === false ? 'not needed' : 'sk-…'} />
+        <div className="field field--wide">
+          <label htmlFor={`${listId}-model`}>
+            <span>Model</span>
+          </label>
+          <div className="secret-row">
+            <input
+              id={`${listId}-model`}
+              type="text"
+              value={e.model}
+              list={listId}
+              onChange={(ev) => patch({ model: ev.target.value.trim() })}
+              spellCheck={false}
+              autoComplete="off"
+              placeholder="e.g. Qwen/Qwen2.5-72B-Instruct"
+            />
+            <button type="button" className="chip" onClick={() => void listModels(e.id)} disabled={models?.state === 'loading'}>
+              List models
+            </button>
+          </div>
+          {models?.state === 'ok' && (
+            <>
+              <datalist id={listId}>
+                {models.models.map((m) => (
+                  <option key={m} value={m} />
+                ))}
+              </datalist>
+              <small className="field-hint" role="status">
+                {models.models.length} model(s) on this server: pick one in the Model field.
+              </small>
+            </>
+          )}
+          {models?.state === 'error' && (
+            <small className="field-hint error-text" role="status">
+              {models.message}
+            </small>
+          )}
+          <div className="presets" role="group" aria-label="The paper's source models">
+            {PAPER_SOURCE_MODELS.map((m) => (
+              <button key={m.model} type="button" className="chip chip--small" onClick={() => patch({ model: m.model })} title={m.model}>
+                {m.name}
+              </button>
+            ))}
+          </div>
+        </div>
+      </div>
+
+      <h3>Sampling</h3>
+      <div className="presets" role="group" aria-label="Sampling presets">
+        {Object.values(SAMPLING_PRESETS).map((p) => (
+          <button
+            key={p.id}
+            type="button"
+            className="chip"
+            aria-pressed={e.temperature === p.temperature && e.top_p === p.top_p && (e.repetition_penalty ?? undefined) === p.repetition_penalty}
+            onClick={() => patch({ temperature: p.temperature, top_p: p.top_p, repetition_penalty: preset?.repetitionPenaltyKey === null ? undefined : p.repetition_penalty })}
+          >
+            {p.label}
+          </button>
+        ))}
+      </div>
+      {suggested && <p className="hint">The paper samples {e.model} with: {suggested.label}.</p>}
+      <div className="form-grid form-grid--numbers">
+        <NumberField label="Temperature" value={e.temperature} min={0} max={2} step={0.05} onChange={(v) => patch({ temperature: v ?? 0 })} />
+        <NumberField label="top_p" value={e.top_p} min={0.01} max={1} step={0.01} onChange={(v) => patch({ top_p: v ?? 1 })} />
+        <NumberField label="Max tokens" value={e.max_tokens} min={1} integer onChange={(v) => patch({ max_tokens: v ?? 1 })} />
+        <NumberField label="Seed" value={e.seed} integer optional hint="sample i uses seed + i" onChange={(v) => patch({ seed: v })} />
+        <NumberField
+          label="Repetition penalty"
+          value={e.repetition_penalty}
+          min={0.5}
+          max={2}
+          step={0.01}
+          optional
+          hint={preset?.repetitionPenaltyKey === null ? 'not accepted by this server' : undefined}
+          onChange={(v) => patch({ repetition_penalty: v })}
+        />
+        <NumberField label="Responses per prompt" value={e.n} min={1} max={64} integer onChange={(v) => patch({ n: v ?? 1 })} />
+        <NumberField label="Concurrency" value={e.concurrency} min={1} max={64} integer hint="requests in flight" onChange={(v) => patch({ concurrency: v ?? 1 })} />
+        <NumberField label="Rate limit (requests/min)" value={e.requestsPerMinute} min={1} optional hint="blank: unlimited" onChange={(v) => patch({ requestsPerMinute: v })} />
+      </div>
+      <div className="presets" role="group" aria-label="Responses per prompt in the paper">
+        {(
+          [
+            ['instruction', RESPONSES_PER_PROMPT.instruction],
+            ['math', RESPONSES_PER_PROMPT.math],
+            ['code', RESPONSES_PER_PROMPT.code],
+            ['Chinese', RESPONSES_PER_PROMPT.chinese],
+          ] as const
+        ).map(([d, n]) => (
+          <button key={d} type="button" className="chip chip--small" aria-pressed={e.n === n} onClick={() => patch({ n })}>
+            {d}: {n} per prompt
+          </button>
+        ))}
+      </div>
+
+      <div className="actions">
+        <button type="button" className="button" onClick={() => void test(e.id)} disabled={testState?.state === 'testing' || !e.model || !e.baseURL}>
+          Test connection
+        </button>
+        <button type="button" className="button button--secondary" onClick={() => void remove(e.id)}>
+          Remove
+        </button>
+        {problem && <span className="muted">Not ready: {problem}.</span>}
+      </div>
+      <div role="status" aria-live="polite" aria-label={`Connection test of ${e.name}`}>
+        {testState?.state === 'testing' && <p className="notice">Testing: sending a tiny chat completion…</p>}
+        {testState?.state === 'ok' && <p className="notice notice--ok">{testState.message}</p>}
+        {testState?.state === 'error' && <p className="notice notice--error">{testState.message}</p>}
+      </div>
+    </section>
+  );
+}
+
+function JudgeCard() {
+  const judge = useSourcesStore((s) => s.judge);
+  const entries = useSourcesStore((s) => s.entries);
+  const setJudge = useSourcesStore((s) => s.setJudge);
+  const r = judge.reward;
+  const setReward = (p: Partial<JudgeSettings['reward']>) => setJudge({ reward: p });
+  const kinds: [JudgeSettings['kind'], string, string][] = [
+    ['none', 'No judge', 'Only math answers and code tests are checked; instruction prompts give no rows.'],
+    ['judge', 'A source as rubric judge', 'A chat model grades each response 1–10 with a rubric.'],
+    ['reward', 'A reward-model endpoint', 'A scalar reward (e.g. ArmoRM served by vLLM /pooling), as in the paper.'],
+  ];
+  return (
+    <section className="card" aria-labelledby="judge-title">
+      <h2 id="judge-title">Judge (optional)</h2>
+      <p className="hint">Scores the responses so the best can be kept for SFT and the same-source best/worst paired for DPO.</p>
+      <fieldset className="radio-row">
+        <legend className="sr-only">Judge kind</legend>
+        {kinds.map(([k, label, why]) => (
+          <label key={k} className="radio-option">
+            <input type="radio" name="judge-kind" value={k} checked={judge.kind === k} onChange={() => setJudge({ kind: k })} />
+            <span>
+              <strong>{label}</strong>
+              <br />
+              <small className="muted">{why}</small>
+            </span>
+          </label>
+        ))}
+      </fieldset>
+      {judge.kind === 'judge' && (
+        <div className="form-grid">
+          <label className="field">
+            <span>Judge source</span>
+            <select value={judge.sourceId} onChange={(e) => setJudge({ sourceId: e.target.value })}>
+              <option value="">Choose a source…</option>
+              {entries.map((e) => (
+                <option key={e.id} value={e.id}>
+                  {e.name} — {e.model || 'no model'}
+                </option>
+              ))}
+            </select>
+          </label>
+          <NumberField label="Judge concurrency" value={judge.concurrency} min={1} max={64} integer onChange={(v) => setJudge({ concurrency: v ?? 1 })} />
+          <label className="field field--full">
+            <span>Rubric ({'{question}'}, {'{response}'}, {'{reference_block}'} are filled in)</span>
+            <textarea rows={6} value={judge.rubric} onChange={(e) => setJudge({ rubric: e.target.value })} spellCheck={false} />
+          </label>
+          {judge.rubric !== DEFAULT_RUBRIC && (
+            <button type="button" className="chip" onClick={() => setJudge({ rubric: DEFAULT_RUBRIC })}>
+              Restore the default rubric
+            </button>
+          )}
+        </div>
+      )}
+      {judge.kind === 'reward' && (
+        <div className="form-grid">
+          <label className="field field--wide">
+            <span>Reward base URL</span>
+            <input type="url" value={r.baseURL} onChange={(e) => setReward({ baseURL: e.target.value.trim() })} spellCheck={false} />
+          </label>
+          <SecretField label="Reward API key" value={r.apiKey} onChange={(v) => setReward({ apiKey: v.trim() })} placeholder="not needed locally" />
+          <label className="field">
+            <span>Reward model</span>
+            <input type="text" value={r.model} onChange={(e) => setReward({ model: e.target.value.trim() })} placeholder="RLHFlow/ArmoRM-Llama3-8B-v0.1" spellCheck={false} />
+          </label>
+          <label className="field">
+            <span>Path</span>
+            <input type="text" value={r.path} onChange={(e) => setReward({ path: e.target.value.trim() })} spellCheck={false} />
+          </label>
+          <label className="field">
+            <span>Score path in the JSON answer</span>
+            <input type="text" value={r.scorePath} onChange={(e) => setReward({ scorePath: e.target.value.trim() })} spellCheck={false} />
+          </label>
+          <label className="field">
+            <span>Normalization to [0, 1]</span>
+            <select value={r.normalize} onChange={(e) => setReward({ normalize: e.target.value as JudgeSettings['reward']['normalize'] })}>
+              <option value="sigmoid">sigmoid</option>
+              <option value="minmax">min / max</option>
+              <option value="none">none (clamp)</option>
+            </select>
+          </label>
+          {r.normalize === 'minmax' && (
+            <>
+              <NumberField label="Reward min" value={r.min} onChange={(v) => setReward({ min: v ?? 0 })} />
+              <NumberField label="Reward max" value={r.max} onChange={(v) => setReward({ max: v ?? 1 })} />
+            </>
+          )}
+          {r.normalize === 'sigmoid' && (
+            <>
+              <NumberField label="Sigmoid center" value={r.center} onChange={(v) => setReward({ center: v ?? 0 })} />
+              <NumberField label="Sigmoid scale" value={r.scale} min={0.0001} onChange={(v) => setReward({ scale: v ?? 1 })} />
+            </>
+          )}
+          <NumberField label="Reward concurrency" value={judge.concurrency} min={1} max={64} integer onChange={(v) => setJudge({ concurrency: v ?? 1 })} />
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RUBRIC } from '../data/score';
+import { endpointPreset } from '../data/sources';
+import { buildJudgeSpec, DEFAULT_JUDGE, explainConnectionError, newSourceEntry, pipelineSources, sourceProblem, toPipelineSource } from './sourcesStore';
+
+describe('source entries', () => {
+  it('a preset entry has the endpoint URL and the paper default sampling, and a unique name', () => {
+    const e = newSourceEntry(endpointPreset('openrouter'), 'abc', ['OpenRouter']);
+    expect(e.baseURL).toBe('https://openrouter.ai/api/v1');
+    expect(e.name).toBe('OpenRouter 2');
+    expect([e.temperature, e.top_p, e.n]).toEqual([0.8, 0.95, 5]);
+    expect(sourceProblem(e)).toBe('needs a model');
+    expect(sourceProblem({ ...e, model: 'x' })).toBe('OpenRouter needs an API key');
+    expect(sourceProblem({ ...e, model: 'x', apiKey: 'k' })).toBe('');
+  });
+
+  it('the pipeline id joins the entry id and the model; unset optional fields are dropped', () => {
+    const e = { ...newSourceEntry(endpointPreset('vllm'), 'id1'), model: 'm1', seed: undefined, requestsPerMinute: undefined };
+    const s = toPipelineSource(e);
+    expect(s.id).toBe('id1:m1');
+    expect('seed' in s || 'requestsPerMinute' in s || 'presetId' in s || 'enabled' in s).toBe(false);
+    expect(toPipelineSource({ ...e, model: 'm2' }).id).toBe('id1:m2');
+    expect(pipelineSources([e, { ...e, id: 'id2', enabled: false }, { ...e, id: 'id3', model: '' }]).map((x) => x.id)).toEqual(['id1:m1']);
+  });
+});
+
+describe('explainConnectionError', () => {
+  it('names the common failures', () => {
+    expect(explainConnectionError('Mock: HTTP 401 Incorrect API key provided', 'u', null)).toMatch(/^401 Unauthorized/);
+    expect(explainConnectionError('HTTP 404 not found', 'u', null)).toMatch(/^404/);
+    expect(explainConnectionError('HTTP 503 busy', 'u', null)).toMatch(/^503 Server error/);
+    expect(explainConnectionError('Mock: connection failed: Failed to fetch', 'http://h/v1', false)).toMatch(/^Unreachable: nothing answered at http:\/\/h\/v1/);
+    expect(explainConnectionError('Mock: connection failed: Failed to fetch', 'http://h/v1', true)).toMatch(/^Blocked by CORS/);
+    expect(explainConnectionError('request timed out after 15000 ms', 'u', null)).toMatch(/^Timed out/);
+  });
+});
+
+describe('buildJudgeSpec', () => {
+  const e = { ...newSourceEntry(endpointPreset('vllm'), 'j'), model: 'judge-model' };
+  it('none, or an incomplete judge, gives no spec', () => {
+    expect(buildJudgeSpec(DEFAULT_JUDGE, [e])).toBeUndefined();
+    expect(buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'missing' }, [e])).toBeUndefined();
+  });
+  it('a source judge samples at temperature 0, once, with the default rubric left implicit', () => {
+    const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'j', rubric: DEFAULT_RUBRIC }, [e]);
+    expect(spec?.type).toBe('judge');
+    if (spec?.type !== 'judge') return;
+    expect(spec.judge.source).toMatchObject({ id: 'j:judge-model', temperature: 0, n: 1 });
+    expect(spec.judge.rubric).toBeUndefined();
+    const custom = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'j', rubric: 'Rate {response}' }, [e]);
+    expect(custom?.type === 'judge' && custom.judge.rubric).toBe('Rate {response}');
+  });
+  it('a reward model maps its normalization', () => {
+    const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'reward', reward: { ...DEFAULT_JUDGE.reward, model: 'armo', normalize: 'minmax', min: -2, max: 2 } }, []);
+    expect(spec).toMatchObject({ type: 'reward', reward: { model: 'armo', path: '/pooling', normalize: { kind: 'minmax', min: -2, max: 2 } } });
+  });
+});

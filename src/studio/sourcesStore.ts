@@ -1,0 +1,303 @@
+// The Sources page's state: the OpenAI-compatible endpoints the data pipeline asks (kept in the
+// studio's IndexedDB, keys included, never logged or exported), connection tests, model lists,
+// and the optional judge (a source with a rubric, or a reward-model endpoint). The requests
+// themselves are src/data's (sources.ts, score.ts); this module only holds and persists settings.
+
+import { create } from 'zustand';
+import {
+  classifyError,
+  createClient,
+  endpointPreset,
+  makeSource,
+  redact,
+  RESPONSES_PER_PROMPT,
+  testConnection as testSourceConnection,
+  type EndpointPreset,
+  type Source,
+} from '../data/sources';
+import { DEFAULT_RUBRIC, type JudgeSpec, type RewardNormalization } from '../data/score';
+import { studioDb, type SourceEntry } from './studioDb';
+
+export type { SourceEntry } from './studioDb';
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers (unit-tested)
+
+/**
+ * The pipeline's Source for an entry. Its id joins the entry's id and the model, so changing
+ * the model of an entry starts new items instead of mixing two models' responses under one id.
+ */
+export function toPipelineSource(e: SourceEntry): Source {
+  const { presetId: _p, enabled: _e, createdAt: _c, id, ...rest } = e;
+  const src: Source = { ...rest, id: `${id}:${e.model}` };
+  if (src.seed === undefined || !Number.isFinite(src.seed)) delete src.seed;
+  if (src.requestsPerMinute === undefined || !(src.requestsPerMinute > 0)) delete src.requestsPerMinute;
+  if (src.repetition_penalty === undefined || !(src.repetition_penalty > 0)) delete src.repetition_penalty;
+  return src;
+}
+
+/** A new entry from an endpoint preset, with the paper's default sampling. */
+export function newSourceEntry(preset: EndpointPreset | undefined, id: string, existingNames: readonly string[] = []): SourceEntry {
+  const base = makeSource(preset ? { endpoint: preset, model: '' } : { baseURL: 'http://127.0.0.1:8000/v1', model: '' });
+  const label = preset?.label.replace(/\s*\(.*\)$/, '') ?? 'Custom';
+  let name = label;
+  for (let k = 2; existingNames.includes(name); k++) name = `${label} ${k}`;
+  const { id: _id, ...rest } = base;
+  return { ...rest, id, name, n: RESPONSES_PER_PROMPT.instruction, presetId: preset?.id ?? 'custom', enabled: true, createdAt: new Date().toISOString() };
+}
+
+/** What is wrong with an entry before it can be used ('' when nothing). */
+export function sourceProblem(e: SourceEntry): string {
+  if (!e.name.trim()) return 'needs a name';
+  if (!/^https?:\/\/[^\s/]+/i.test(e.baseURL.trim())) return 'needs an http(s) base URL';
+  if (!e.model.trim()) return 'needs a model';
+  if (!(Number.isInteger(e.n) && e.n >= 1)) return 'responses per prompt must be a whole number ≥ 1';
+  if (!(Number.isInteger(e.concurrency) && e.concurrency >= 1)) return 'concurrency must be a whole number ≥ 1';
+  if (!(e.max_tokens >= 1)) return 'max tokens must be ≥ 1';
+  const preset = endpointPreset(e.presetId);
+  if (preset?.needsKey && !e.apiKey) return `${preset.label} needs an API key`;
+  return '';
+}
+
+/**
+ * A connection failure as the user should read it: what went wrong and what to do. `reachable`
+ * says whether the server answered an opaque (no-cors) request, which tells a CORS block
+ * (reachable, but the browser hid the answer) from a server that is down (null: not probed).
+ */
+export function explainConnectionError(error: string, baseURL: string, reachable: boolean | null): string {
+  const status = /\bHTTP (\d{3})\b/.exec(error)?.[1];
+  const detail = ` (${error})`;
+  switch (status) {
+    case '401':
+      return `401 Unauthorized: the server refused the API key. Check the key and that it belongs to this provider.${detail}`;
+    case '403':
+      return `403 Forbidden: the key is valid but may not use this model or endpoint.${detail}`;
+    case '404':
+      return `404 Not found: check the base URL (it should end in /v1) and the model name.${detail}`;
+    case '429':
+      return `429 Too many requests: the provider is rate-limiting this key; lower the rate limit or wait.${detail}`;
+  }
+  if (status && status >= '500') return `${status} Server error: the server failed to answer; try again later.${detail}`;
+  if (status) return `HTTP ${status}: the server rejected the request.${detail}`;
+  if (/timed out/i.test(error)) return `Timed out: ${baseURL} did not answer in time.${detail}`;
+  if (/connection failed|failed to fetch|network/i.test(error)) {
+    if (reachable)
+      return `Blocked by CORS: ${baseURL} answered, but without the Access-Control-Allow-Origin header this page (${typeof location === 'undefined' ? 'the studio' : location.origin}) needs. Allow the studio's origin on the server (vLLM: --allowed-origins, Ollama: OLLAMA_ORIGINS).${detail}`;
+    return `Unreachable: nothing answered at ${baseURL}. Is the server running, and is the URL right?${detail}`;
+  }
+  if (/not among the/.test(error)) return `The server answered, but does not list this model.${detail}`;
+  return error;
+}
+
+export type RewardNormalizeKind = RewardNormalization['kind'];
+
+export interface JudgeSettings {
+  kind: 'none' | 'judge' | 'reward';
+  /** Entry id of the judge source (kind 'judge'). */
+  sourceId: string;
+  rubric: string;
+  concurrency: number;
+  reward: {
+    baseURL: string;
+    apiKey: string;
+    model: string;
+    path: string;
+    scorePath: string;
+    normalize: RewardNormalizeKind;
+    min: number;
+    max: number;
+    center: number;
+    scale: number;
+  };
+}
+
+export const DEFAULT_JUDGE: JudgeSettings = {
+  kind: 'none',
+  sourceId: '',
+  rubric: DEFAULT_RUBRIC,
+  concurrency: 4,
+  reward: { baseURL: 'http://127.0.0.1:8000', apiKey: '', model: '', path: '/pooling', scorePath: 'data.0.data.0', normalize: 'sigmoid', min: 0, max: 1, center: 0, scale: 1 },
+};
+
+/** The pipeline's JudgeSpec for the settings, or undefined (no judge, or it is incomplete). */
+export function buildJudgeSpec(j: JudgeSettings, entries: readonly SourceEntry[]): JudgeSpec | undefined {
+  if (j.kind === 'judge') {
+    const e = entries.find((x) => x.id === j.sourceId);
+    if (!e || !e.model) return undefined;
+    // The judge reads, it does not sample: temperature 0, one answer.
+    const source: Source = { ...toPipelineSource(e), temperature: 0, n: 1 };
+    return {
+      type: 'judge',
+      judge: { source, ...(j.rubric.trim() && j.rubric !== DEFAULT_RUBRIC ? { rubric: j.rubric } : {}) },
+      concurrency: Math.max(1, j.concurrency),
+    };
+  }
+  if (j.kind === 'reward') {
+    const r = j.reward;
+    if (!r.baseURL || !r.model || !r.scorePath) return undefined;
+    const normalize: RewardNormalization =
+      r.normalize === 'minmax' ? { kind: 'minmax', min: r.min, max: r.max } : r.normalize === 'sigmoid' ? { kind: 'sigmoid', center: r.center, scale: r.scale } : { kind: 'none' };
+    return {
+      type: 'reward',
+      reward: { baseURL: r.baseURL, apiKey: r.apiKey, model: r.model, path: r.path || '/pooling', scorePath: r.scorePath, normalize },
+      concurrency: Math.max(1, j.concurrency),
+    };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export type TestState =
+  | { state: 'testing' }
+  | { state: 'ok'; message: string }
+  | { state: 'error'; message: string };
+
+export type ModelList = { state: 'loading' } | { state: 'ok'; models: string[] } | { state: 'error'; message: string };
+
+interface SourcesStore {
+  loaded: boolean;
+  entries: SourceEntry[];
+  judge: JudgeSettings;
+  tests: Record<string, TestState>;
+  models: Record<string, ModelList>;
+  error: string | null;
+  load(): Promise<void>;
+  add(presetId: string): Promise<string>;
+  update(id: string, patch: Partial<Omit<SourceEntry, 'id'>>): void;
+  remove(id: string): Promise<void>;
+  test(id: string): Promise<void>;
+  listModels(id: string): Promise<void>;
+  setJudge(patch: Partial<Omit<JudgeSettings, 'reward'>> & { reward?: Partial<JudgeSettings['reward']> }): void;
+}
+
+const JUDGE_KEY = 'judge';
+let loading: Promise<void> | null = null;
+
+const newId = () => (crypto.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`).slice(0, 13);
+
+async function probeReachable(baseURL: string): Promise<boolean> {
+  try {
+    // An opaque answer proves the server is up; the browser hides it, but not its existence.
+    await fetch(`${baseURL.replace(/\/+$/, '')}/models`, { mode: 'no-cors', signal: AbortSignal.timeout(5000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const useSourcesStore = create<SourcesStore>((set, get) => {
+  const persist = (e: SourceEntry) => {
+    studioDb()
+      .sources.put(e)
+      .catch((err: unknown) => set({ error: `Could not save the source: ${err instanceof Error ? err.message : String(err)}` }));
+  };
+  return {
+    loaded: false,
+    entries: [],
+    judge: DEFAULT_JUDGE,
+    tests: {},
+    models: {},
+    error: null,
+
+    load() {
+      loading ??= (async () => {
+        try {
+          const db = studioDb();
+          const entries = await db.sources.orderBy('createdAt').toArray();
+          const judgeRow = await db.settings.get(JUDGE_KEY);
+          const stored = (judgeRow?.value ?? {}) as Partial<JudgeSettings>;
+          const judge: JudgeSettings = { ...DEFAULT_JUDGE, ...stored, reward: { ...DEFAULT_JUDGE.reward, ...stored.reward } };
+          set({ entries, judge, loaded: true });
+        } catch (err) {
+          loading = null;
+          set({ loaded: true, error: `Could not read the saved sources: ${err instanceof Error ? err.message : String(err)}` });
+        }
+      })();
+      return loading;
+    },
+
+    async add(presetId) {
+      await get().load();
+      const preset = endpointPreset(presetId);
+      const entry = newSourceEntry(preset, newId(), get().entries.map((e) => e.name));
+      set((s) => ({ entries: [...s.entries, entry] }));
+      await studioDb().sources.put(entry);
+      return entry.id;
+    },
+
+    update(id, patch) {
+      const cur = get().entries.find((e) => e.id === id);
+      if (!cur) return;
+      const next = { ...cur, ...patch };
+      set((s) => {
+        const tests = { ...s.tests };
+        delete tests[id]; // a changed source needs a new test
+        return { entries: s.entries.map((e) => (e.id === id ? next : e)), tests };
+      });
+      persist(next);
+    },
+
+    async remove(id) {
+      set((s) => ({ entries: s.entries.filter((e) => e.id !== id) }));
+      await studioDb().sources.delete(id);
+      if (get().judge.sourceId === id) get().setJudge({ sourceId: '' });
+    },
+
+    async test(id) {
+      const e = get().entries.find((x) => x.id === id);
+      if (!e) return;
+      set((s) => ({ tests: { ...s.tests, [id]: { state: 'testing' } } }));
+      let result: TestState;
+      try {
+        const src = toPipelineSource(e);
+        const report = await testSourceConnection(src, { alwaysChat: true, timeoutMs: 15_000 });
+        if (report.ok) {
+          const listed = report.models ? ` · ${report.models.length} model(s) listed${report.modelListed ? '' : ', this one not among them'}` : '';
+          result = { state: 'ok', message: `Connected: ${e.model} answered in ${report.latencyMs} ms${listed}.` };
+          if (report.models) set((s) => ({ models: { ...s.models, [id]: { state: 'ok', models: report.models! } } }));
+        } else {
+          const err = report.error ?? 'failed';
+          const reachable = /connection failed|failed to fetch/i.test(err) ? await probeReachable(e.baseURL) : null;
+          result = { state: 'error', message: redact(explainConnectionError(err, e.baseURL, reachable), [e.apiKey]) };
+        }
+      } catch (err) {
+        result = { state: 'error', message: classifyError(err, [e.apiKey]).message };
+      }
+      // Only if the source did not change meanwhile (update() clears the test).
+      if (get().tests[id]?.state === 'testing') set((s) => ({ tests: { ...s.tests, [id]: result } }));
+    },
+
+    async listModels(id) {
+      const e = get().entries.find((x) => x.id === id);
+      if (!e) return;
+      set((s) => ({ models: { ...s.models, [id]: { state: 'loading' } } }));
+      let result: ModelList;
+      try {
+        const page = await createClient(e, 15_000).models.list({ timeout: 15_000 });
+        const data = (page as unknown as { data?: { id?: unknown }[] }).data ?? [];
+        result = { state: 'ok', models: data.map((m) => String(m?.id ?? '')).filter(Boolean).sort() };
+      } catch (err) {
+        const msg = classifyError(err, [e.apiKey]).message;
+        const reachable = /connection failed/i.test(msg) ? await probeReachable(e.baseURL) : null;
+        result = { state: 'error', message: redact(explainConnectionError(msg, e.baseURL, reachable), [e.apiKey]) };
+      }
+      set((s) => ({ models: { ...s.models, [id]: result } }));
+    },
+
+    setJudge(patch) {
+      const cur = get().judge;
+      const judge: JudgeSettings = { ...cur, ...patch, reward: { ...cur.reward, ...patch.reward } };
+      set({ judge });
+      studioDb()
+        .settings.put({ key: JUDGE_KEY, value: judge })
+        .catch((err: unknown) => set({ error: `Could not save the judge: ${err instanceof Error ? err.message : String(err)}` }));
+    },
+  };
+});
+
+/** The enabled, complete sources as the pipeline takes them. */
+export function pipelineSources(entries: readonly SourceEntry[]): Source[] {
+  return entries.filter((e) => e.enabled && sourceProblem(e) === '').map(toPipelineSource);
+}
