@@ -270,3 +270,37 @@ test('code prompts are checked against their tests in the browser sandbox', asyn
     await code.close();
   }
 });
+
+test('Python code prompts run in Pyodide, served by the studio at /pyodide/', async ({ page }) => {
+  test.setTimeout(180_000);
+  const errors = watchErrors(page);
+  const code = await startOpenAIMock({
+    reply: (_prompt, seed) =>
+      seed === SEED ? 'Here:\n\n```python\ndef add(a, b):\n    return a + b\n```' : 'Here:\n\n```python\ndef add(a, b):\n    return a * b\n```',
+  });
+  try {
+    await page.goto('/sources');
+    await page.getByRole('button', { name: 'Add llama.cpp server (local)' }).click();
+    const src = page.getByRole('region', { name: /^Source 1:/ });
+    await src.getByLabel('Base URL').fill(code.baseURL);
+    await src.getByLabel('Model', { exact: true }).fill(MOCK_MODEL);
+    await src.getByLabel('Seed').fill(String(SEED));
+    await src.getByLabel('Responses per prompt', { exact: true }).fill('2');
+
+    await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+    await page.getByLabel('Domain for this import').selectOption('code');
+    const row = { prompt: 'Write add(a, b) in Python.', tests: ['assert add(2, 3) == 5', 'assert add(0, 0) == 0'] };
+    await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'py.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(JSON.stringify(row) + '\n') });
+    await page.getByRole('button', { name: 'Import file' }).click();
+    await expect(page.getByTestId('import-count')).toHaveText('1 prompt(s)');
+    await page.getByRole('button', { name: 'Run pipeline' }).click();
+    await expect(page.getByTestId('set-counts')).toContainText('1 SFT row(s) and 1 DPO pair(s)', { timeout: 150_000 });
+    await page.getByRole('button', { name: /^Open prompt: Write add/ }).click();
+    const verdicts = page.getByRole('article', { name: 'Selected prompt' }).getByTestId('verdict');
+    await expect(verdicts.nth(0)).toContainText('tests passed');
+    await expect(verdicts.nth(1)).toContainText('tests failed');
+    expect(errors).toEqual([]);
+  } finally {
+    await code.close();
+  }
+});

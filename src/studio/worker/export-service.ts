@@ -1,0 +1,124 @@
+// Exports and imports in the worker, where the model and the stored adapters are: a stored
+// adapter's PEFT files (for a zip download or a project bundle), the merged model (the adapter
+// folded into the base weights, bf16, zipped in memory), and importing a PEFT adapter made
+// elsewhere (checked against the loaded model, then stored like a trained one).
+
+import { Zip, ZipPassThrough } from 'fflate';
+import { mergeAdapter, type FolderSink } from '../../train/merge';
+import { exportPeftAdapter, importPeftAdapter } from '../../train/peft';
+import { listAdapters, loadAdapter, saveAdapter, type AdapterInfo } from './adapter-store';
+import { requireSession, type Session } from './session';
+
+export interface ImportedAdapter {
+  info: AdapterInfo | undefined;
+  /** base_model_name_or_path of the imported files, or null. */
+  baseModel: string | null;
+  /** What the importer accepted but wants the user to know. */
+  notes: string[];
+}
+
+export interface MergeEvent {
+  tensor: string;
+  done: number;
+  total: number;
+}
+
+async function hostAdapter(s: Session, name: string) {
+  const host = s.adapters.get(name)?.host ?? (await loadAdapter(s.modelKey, name, s.loaded.config));
+  if (!host) throw new Error(`There is no adapter "${name}" for this model.`);
+  return host;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
+
+export const exportService = {
+  /**
+   * Stores a PEFT adapter (its files by name) for the loaded model under `name`, replacing one of
+   * that name. Throws the importer's message (PeftError) when the files do not fit the model.
+   */
+  async importAdapter(name: string, files: Record<string, Uint8Array>, note = 'imported'): Promise<ImportedAdapter> {
+    const s = requireSession();
+    if (!NAME_RE.test(name)) throw new Error(`Adapter name "${name}": use letters, digits and . _ + - (start with a letter or digit).`);
+    const result = importPeftAdapter(new Map(Object.entries(files)), s.loaded.config);
+    await saveAdapter(s.modelKey, name, result.adapter, note);
+    // An older adapter of this name on the GPU is stale now: the next chat loads the new one.
+    s.adapters.get(name)?.gpu.release();
+    s.adapters.delete(name);
+    const info = (await listAdapters(s.modelKey)).find((a) => a.name === name);
+    return { info, baseModel: result.baseModel, notes: result.notes };
+  },
+
+  /** A stored adapter's PEFT files (adapter_config.json + adapter_model.safetensors, f32). */
+  async adapterFiles(name: string, baseModel: string): Promise<Record<string, Uint8Array>> {
+    const host = await hostAdapter(requireSession(), name);
+    return Object.fromEntries(exportPeftAdapter(host, { baseModel, dtype: 'f32' }));
+  },
+
+  /**
+   * The merged model (bf16) as a zip (folder `folder/` inside), streamed into a Blob tensor by
+   * tensor: shards of at most 2 GB, and no zip64, so the whole must stay under 4 GB (1B models).
+   */
+  async mergedZip(name: string, folder: string, onEvent: (e: MergeEvent) => void): Promise<Blob> {
+    const sink = zipSink(folder);
+    await merge(name, sink, onEvent, 2e9);
+    return sink.finish();
+  },
+
+  /** The merged model (bf16) written into a folder the user picked (any size; 5 GB shards). */
+  async mergedToDirectory(name: string, dir: FileSystemDirectoryHandle, onEvent: (e: MergeEvent) => void): Promise<string[]> {
+    const sink: FolderSink = {
+      async write(file, parts) {
+        const handle = await dir.getFileHandle(file, { create: true });
+        const w = await handle.createWritable();
+        try {
+          for await (const p of parts) await w.write(p.slice());
+          await w.close();
+        } catch (e) {
+          await w.abort();
+          throw e;
+        }
+      },
+    };
+    return (await merge(name, sink, onEvent, 5e9)).files;
+  },
+};
+
+async function merge(name: string, sink: FolderSink, onEvent: (e: MergeEvent) => void, maxShardBytes: number) {
+  const s = requireSession();
+  const host = await hostAdapter(s, name);
+  let last = 0;
+  return mergeAdapter(s.source, host, sink, {
+    dtype: 'bf16',
+    maxShardBytes,
+    onTensor(tensor, done, total) {
+      const now = performance.now();
+      if (now - last < 100 && done !== total) return;
+      last = now;
+      onEvent({ tensor, done, total });
+    },
+  });
+}
+
+/** A FolderSink writing a zip (stored, not deflated: weights do not compress) into Blob parts. */
+function zipSink(folder: string): FolderSink & { finish(): Blob } {
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let failed: Error | null = null;
+  const zip = new Zip((err, data) => {
+    if (err) failed = err;
+    else chunks.push(data as Uint8Array<ArrayBuffer>);
+  });
+  return {
+    async write(name, parts) {
+      const file = new ZipPassThrough(folder ? `${folder}/${name}` : name);
+      zip.add(file);
+      for await (const p of parts) file.push(p.slice());
+      file.push(new Uint8Array(0), true);
+      if (failed) throw failed;
+    },
+    finish() {
+      zip.end();
+      if (failed) throw failed;
+      return new Blob(chunks, { type: 'application/zip' });
+    },
+  };
+}
