@@ -78,12 +78,20 @@ async function runChat(req: ChatRequest, onText: TextCallback): Promise<ChatRepl
   return { text, tokens: result.ids.length, promptTokens: promptIds.length, finishReason: result.finishReason, ms: performance.now() - started };
 }
 
+/**
+ * Runs `fn` after the queued generations and before later ones: for anything that replaces or frees
+ * an adapter a generation may be using.
+ */
+export function afterGenerations<T>(fn: () => Promise<T>): Promise<T> {
+  const job = tail.then(fn);
+  tail = job.catch(() => {});
+  return job;
+}
+
 export const chatService = {
   chat(req: ChatRequest, onText: TextCallback): Promise<ChatReply> {
     running.set(req.id, new AbortController());
-    const job = tail.then(() => runChat(req, onText)).finally(() => running.delete(req.id));
-    tail = job.catch(() => {});
-    return job;
+    return afterGenerations(() => runChat(req, onText)).finally(() => running.delete(req.id));
   },
 
   stopChat(id: string): void {

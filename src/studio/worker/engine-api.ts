@@ -2,7 +2,7 @@
 // Each service is its own module; callbacks passed in from the page arrive as comlink proxies.
 
 import { listAdapters, removeAdapter } from './adapter-store';
-import { chatService } from './chat-service';
+import { afterGenerations, chatService } from './chat-service';
 import { exportService } from './export-service';
 import { modelService } from './model-service';
 import { requireSession } from './session';
@@ -21,8 +21,10 @@ export const engineApi = {
 
   async removeAdapter(name: string) {
     const s = requireSession();
-    s.adapters.get(name)?.gpu.release();
-    s.adapters.delete(name);
+    await afterGenerations(async () => {
+      s.adapters.get(name)?.gpu.release();
+      s.adapters.delete(name);
+    });
     await removeAdapter(s.modelKey, name);
   },
 };

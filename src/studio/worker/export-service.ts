@@ -7,6 +7,7 @@ import { Zip, ZipPassThrough } from 'fflate';
 import { mergeAdapter, type FolderSink } from '../../train/merge';
 import { exportPeftAdapter, importPeftAdapter } from '../../train/peft';
 import { listAdapters, loadAdapter, saveAdapter, type AdapterInfo } from './adapter-store';
+import { afterGenerations } from './chat-service';
 import { requireSession, type Session } from './session';
 
 export interface ImportedAdapter {
@@ -41,9 +42,12 @@ export const exportService = {
     if (!NAME_RE.test(name)) throw new Error(`Adapter name "${name}": use letters, digits and . _ + - (start with a letter or digit).`);
     const result = importPeftAdapter(new Map(Object.entries(files)), s.loaded.config);
     await saveAdapter(s.modelKey, name, result.adapter, note);
-    // An older adapter of this name on the GPU is stale now: the next chat loads the new one.
-    s.adapters.get(name)?.gpu.release();
-    s.adapters.delete(name);
+    // An older adapter of this name on the GPU is stale now: the next chat loads the new one
+    // (freed once the generations queued before this import are done).
+    await afterGenerations(async () => {
+      s.adapters.get(name)?.gpu.release();
+      s.adapters.delete(name);
+    });
     const info = (await listAdapters(s.modelKey)).find((a) => a.name === name);
     return { info, baseModel: result.baseModel, notes: result.notes };
   },
