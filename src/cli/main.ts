@@ -38,7 +38,10 @@ const COMMANDS: Record<string, Command> = {
              an OpenAI-compatible API on the model: GET /v1/models, POST /v1/chat/completions
              (messages through the chat template; temperature, top_p, max_tokens, seed, stop,
              n, stream, repetition_penalty, top_k). Requests run one at a time; usable as a
-             build-data source ("baseURL": "http://127.0.0.1:8765/v1"). Ctrl-C stops`,
+             build-data source ("baseURL": "http://127.0.0.1:8765/v1"). POST /pooling (also
+             /v1/pooling; vLLM's reward-model route, {"model","messages"} ending in the assistant
+             response): data[0].data[0] is the model's mean per-token log-probability of the
+             response, a likelihood reward usable as a build-data reward model. Ctrl-C stops`,
     load: () => import('./commands/serve'),
   },
   logprobs: {
@@ -112,6 +115,16 @@ const COMMANDS: Record<string, Command> = {
              {"type":"reward","baseURL","model","scorePath"}; an apiKey "$NAME" is read
              from the environment variable NAME`,
     load: () => import('./commands/build-data'),
+  },
+  demo: {
+    usage: `demo [--out DIR (fuse-demo)] [--prompts N (4)] [--samples N (2)] [--max-tokens N (8)]
+             [--sft-steps N (2)] [--dpo-steps N (2)] [--seed S (0)]
+             the whole FuseChat-3.0 recipe offline on demo models: two demo models served
+             as sources, a third as the reward model (POST /pooling), built-in instruction,
+             math (gold answers) and code (tests) prompts through build-data's pipeline into
+             DIR, then LoRA SFT and LN-DPO of the target (DIR/adapter-sft, DIR/adapter-dpo)
+             and its greedy answers before and after. A few minutes on a CPU WebGPU`,
+    load: () => import('./commands/demo'),
   },
 };
 

@@ -4,12 +4,37 @@
 // rows); stop strings cut the text (finish_reason "stop") and end the generation once every
 // choice has stopped. Streamed text is held back while it could still be the start of a stop
 // string or ends inside a UTF-8 character, so the deltas always add up to the final text.
+//
+// POST /pooling is a reward model made of the served model itself: the score of a response is the
+// model's mean per-token log-probability of it, given the conversation before it,
+//   score = (1/|y|) Σ_t log p(y_t | x, y_<t)
+// over the response's assistant tokens as the chat template renders them (its content and the
+// closing end-of-turn token; the prompt/completion split of TRL, as records-tokens.ts does for
+// DPO records), through scoreSequences (src/model/score.ts). It is a likelihood reward: weak (it
+// prefers what the model finds probable, not what is good; a larger or instruction-tuned model
+// makes a better one) but real, and it lets `build-data` and `fuse-studio demo` run the whole
+// recipe with nothing but local models. Scores are ≤ 0 nats per token (−ln V for a uniform model).
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { generateBatch } from '../model/generate';
 import { resolveSampling, SamplingError } from '../model/sampling';
+import { scoreSequences, type LabelledSequence } from '../model/score';
+import type { LoadedTokenizer } from '../tokenizer';
 import { loadModelForCli, openModelSource, type OpenedModel } from '../cli/model';
-import { createOpenAIHandler, listenOpenAI, RequestError, type ChatBackend, type ChatRequest, type ChatResult, type FinishReason } from './openai-server';
+import {
+  createOpenAIHandler,
+  listenOpenAI,
+  RequestError,
+  type ChatBackend,
+  type ChatRequest,
+  type ChatResult,
+  type ChatTurn,
+  type FinishReason,
+  type HandlerReply,
+  type HandlerRequest,
+  type RewardRequest,
+  type RewardResult,
+} from './openai-server';
 
 export interface ModelBackendOptions {
   modelId: string;
@@ -34,6 +59,29 @@ function heldBack(text: string, stops: readonly string[]): number {
         break;
       }
   return hold;
+}
+
+/**
+ * The labelled sequence a reward is computed on: the whole conversation through the chat
+ * template, labels on the last (assistant) turn's tokens after the prompt (the conversation
+ * before it with the generation prompt). Throws a RequestError when the template cannot split them.
+ */
+export function rewardSequence(tok: LoadedTokenizer, messages: readonly ChatTurn[], o: { dateString?: string } = {}): LabelledSequence {
+  const last = messages.at(-1);
+  if (!last || last.role !== 'assistant') throw new RequestError('messages: the last message must be the assistant response to score', 400, 'messages');
+  const chatOpts = o.dateString === undefined ? {} : { dateString: o.dateString };
+  const turns = messages.map((t) => ({ role: t.role, content: t.content }));
+  let prompt: number[];
+  let full: { ids: number[]; assistantMask: number[] };
+  try {
+    prompt = tok.encodeChat(turns.slice(0, -1), { ...chatOpts, addGenerationPrompt: true }).ids;
+    full = tok.encodeChat(turns, chatOpts);
+  } catch (e) {
+    throw new RequestError(`messages: cannot be rendered by the chat template (${(e as Error).message})`, 400, 'messages');
+  }
+  if (full.ids.length < prompt.length || prompt.some((id, t) => full.ids[t] !== id))
+    throw new RequestError('messages: the chat template renders the conversation differently once the response follows it; cannot split prompt and response', 400, 'messages');
+  return { ids: full.ids, labels: full.ids.map((id, t) => (t >= prompt.length && full.assistantMask[t] ? id : -100)) };
 }
 
 export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): ModelBackend {
@@ -122,14 +170,32 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
     }
   };
 
+  const reward = async (req: RewardRequest): Promise<RewardResult> => {
+    if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+    const seq = rewardSequence(tok, req.messages, o.dateString === undefined ? {} : { dateString: o.dateString });
+    if (seq.ids.length > maxPos) throw new RequestError(`messages: the conversation is ${seq.ids.length} tokens, the context is ${maxPos}`, 400, 'messages', 'context_length_exceeded');
+    let s;
+    try {
+      [s] = await scoreSequences(m.model, [seq], { lora: m.lora, signal: req.signal });
+    } catch (e) {
+      if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+      throw e;
+    }
+    if (!s || s.nTokens === 0) throw new RequestError('messages: the response has no tokens to score', 400, 'messages');
+    return { score: s.logprobSum / s.nTokens, logprobSum: s.logprobSum, nTokens: s.nTokens, promptTokens: seq.ids.length };
+  };
+
+  const queued = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = tail.then(f);
+    tail = p.catch(() => undefined);
+    return p;
+  };
+
   return {
     modelId: o.modelId,
     created: Math.floor(Date.now() / 1000),
-    chat(req, onDelta) {
-      const p = tail.then(() => run(req, onDelta));
-      tail = p.catch(() => undefined);
-      return p;
-    },
+    chat: (req, onDelta) => queued(() => run(req, onDelta)),
+    reward: (req) => queued(() => reward(req)),
     idle: () => tail.then(() => undefined),
   };
 }
@@ -155,6 +221,8 @@ export interface RunningServer {
   /** http://host:port/v1 */
   baseURL: string;
   modelId: string;
+  /** Requests received so far (whatever their outcome), by route: chat completions and /pooling. */
+  stats(): { chat: number; pooling: number };
   /** Stops accepting, aborts running requests, waits for the GPU queue, releases the model. */
   close(): Promise<void>;
 }
@@ -170,11 +238,19 @@ export function defaultModelName(model: string): string {
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
   const source = await openModelSource(o.model);
   const m = await loadModelForCli(source, { adapter: o.adapter });
+  const stats = { chat: 0, pooling: 0 };
   let backend: ModelBackend;
   let http;
   try {
     backend = createModelBackend(m, { modelId: o.modelName ?? defaultModelName(o.model), dateString: o.dateString, defaultMaxTokens: o.defaultMaxTokens });
-    http = await listenOpenAI(createOpenAIHandler(backend), { host: o.host ?? '127.0.0.1', port: o.port });
+    const handler = createOpenAIHandler(backend);
+    const counted = (req: HandlerRequest): Promise<HandlerReply> => {
+      const path = req.path.replace(/\/+$/, '');
+      if (req.method === 'POST' && path === '/v1/chat/completions') stats.chat++;
+      else if (req.method === 'POST' && (path === '/pooling' || path === '/v1/pooling')) stats.pooling++;
+      return handler(req);
+    };
+    http = await listenOpenAI(counted, { host: o.host ?? '127.0.0.1', port: o.port });
   } catch (e) {
     m.release();
     throw e;
@@ -186,6 +262,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     port: http.port,
     baseURL: `http://${host}:${http.port}/v1`,
     modelId: backend.modelId,
+    stats: () => ({ ...stats }),
     close: () =>
       (closing ??= (async () => {
         await http.close();

@@ -7,6 +7,11 @@
 //   POST /v1/chat/completions   messages, model, temperature, top_p, max_tokens |
 //                               max_completion_tokens, seed, stop, n, stream, stream_options,
 //                               and the extras repetition_penalty, top_k
+//   POST /pooling (/v1/pooling) vLLM's reward-model route: {model, messages} whose last message is
+//                               the assistant response to score → {object: "list", data: [{index: 0,
+//                               object: "pooling", data: [score], logprob_sum, n_tokens}], usage}.
+//                               What the score means is the backend's (model-backend.ts: the mean
+//                               log-probability of the response tokens, a likelihood reward)
 //
 // Errors are OpenAI-shaped: {error: {message, type, param, code}}; 400 for a bad request (the
 // message names the field), 404 for an unknown route or model.
@@ -48,6 +53,22 @@ export interface ChatResult {
   choices: ChoiceResult[];
 }
 
+export interface RewardRequest {
+  /** The conversation; the last turn is the assistant response to score. */
+  messages: ChatTurn[];
+  signal: AbortSignal;
+}
+
+export interface RewardResult {
+  /** The scalar reward. */
+  score: number;
+  /** Σ log p over the scored response tokens, and their count. */
+  logprobSum: number;
+  nTokens: number;
+  /** Tokens of the whole rendered conversation. */
+  promptTokens: number;
+}
+
 export interface ChatBackend {
   /** The model id served (the `model` a request must name). */
   readonly modelId: string;
@@ -55,6 +76,8 @@ export interface ChatBackend {
   readonly created: number;
   /** Generates; `onDelta(choice, text)` gets each piece of text as it becomes final. */
   chat(req: ChatRequest, onDelta?: (choice: number, text: string) => void): Promise<ChatResult>;
+  /** Scores a response (POST /pooling); absent: the route answers 404. */
+  reward?(req: RewardRequest): Promise<RewardResult>;
 }
 
 /** An error the client caused: the message is shown as is. */
@@ -96,13 +119,34 @@ export const chatCompletionSchema = z.object({
 
 type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
 
-function parseBody(body: unknown): ChatCompletionBody {
+/** vLLM's /pooling request, chat form only (the reward is of the last, assistant, message). */
+export const poolingSchema = z.object({
+  model: z.string().min(1),
+  messages: z.array(message).min(1),
+});
+
+type PoolingBody = z.infer<typeof poolingSchema>;
+
+function parseWith<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RequestError('the request body must be a JSON object');
-  const r = chatCompletionSchema.safeParse(body);
+  const r = schema.safeParse(body);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const param = issue.path.map(String).join('.') || null;
   throw new RequestError(`${param ?? 'body'}: ${issue.message}`, 400, param, 'invalid_value');
+}
+
+function parseBody(body: unknown): ChatCompletionBody {
+  return parseWith(chatCompletionSchema, body);
+}
+
+function parsePoolingBody(body: unknown): PoolingBody {
+  if (body && typeof body === 'object' && !Array.isArray(body) && !('messages' in body) && 'input' in body)
+    throw new RequestError('input: only the chat form {"model", "messages"} is supported (the last message is the assistant response to score)', 400, 'input');
+  const b = parseWith(poolingSchema, body);
+  if (b.messages.at(-1)!.role !== 'assistant')
+    throw new RequestError(`messages: the last message must be the assistant response to score, got a "${b.messages.at(-1)!.role}" one`, 400, 'messages');
+  return b;
 }
 
 function textOf(content: ChatCompletionBody['messages'][number]['content'], i: number): string {
@@ -145,15 +189,22 @@ function errorReply(e: unknown): HandlerReply {
 
 let idCounter = 0;
 const completionId = () => `chatcmpl-${Date.now().toString(36)}${(idCounter++).toString(36)}`;
+const poolingId = () => `pool-${Date.now().toString(36)}${(idCounter++).toString(36)}`;
 
 export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest) => Promise<HandlerReply> {
   const models = () => ({ object: 'list', data: [{ id: backend.modelId, object: 'model', owned_by: 'fuse-studio', created: backend.created }] });
 
+  const checkModel = (model: string) => {
+    if (model !== backend.modelId)
+      throw new RequestError(`model: "${model}" is not served here; this server serves "${backend.modelId}"`, 404, 'model', 'model_not_found');
+  };
+  const turns = (messages: ChatCompletionBody['messages']): ChatTurn[] =>
+    messages.map((m, i) => ({ role: m.role === 'developer' ? 'system' : m.role, content: textOf(m.content, i) }));
+
   const toRequest = (b: ChatCompletionBody, signal: AbortSignal): ChatRequest => {
-    if (b.model !== backend.modelId)
-      throw new RequestError(`model: "${b.model}" is not served here; this server serves "${backend.modelId}"`, 404, 'model', 'model_not_found');
+    checkModel(b.model);
     return {
-      messages: b.messages.map((m, i) => ({ role: m.role === 'developer' ? 'system' : m.role, content: textOf(m.content, i) })),
+      messages: turns(b.messages),
       n: b.n ?? 1,
       maxTokens: b.max_completion_tokens ?? b.max_tokens ?? null,
       temperature: b.temperature ?? null,
@@ -179,6 +230,23 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
         model: backend.modelId,
         choices: r.choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finishReason })),
         usage: { prompt_tokens: r.promptTokens, completion_tokens: completionTokens, total_tokens: r.promptTokens + completionTokens },
+      },
+    };
+  };
+
+  const pool = async (b: PoolingBody, signal: AbortSignal): Promise<HandlerReply> => {
+    checkModel(b.model);
+    const r = await backend.reward!({ messages: turns(b.messages), signal });
+    return {
+      kind: 'json',
+      status: 200,
+      body: {
+        id: poolingId(),
+        object: 'list',
+        created: Math.floor(Date.now() / 1000),
+        model: backend.modelId,
+        data: [{ index: 0, object: 'pooling', data: [r.score], logprob_sum: r.logprobSum, n_tokens: r.nTokens }],
+        usage: { prompt_tokens: r.promptTokens, completion_tokens: 0, total_tokens: r.promptTokens },
       },
     };
   };
@@ -247,6 +315,10 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
         if (req.method !== 'POST') throw new RequestError(`${req.method} ${req.path}: use POST`, 405);
         const b = parseBody(req.body);
         return b.stream ? stream(b, req.signal) : await complete(b, req.signal);
+      }
+      if ((path === '/pooling' || path === '/v1/pooling') && backend.reward) {
+        if (req.method !== 'POST') throw new RequestError(`${req.method} ${req.path}: use POST`, 405);
+        return await pool(parsePoolingBody(req.body), req.signal);
       }
       throw new RequestError(`unknown route ${req.method} ${req.path}`, 404, null, 'not_found');
     } catch (e) {

@@ -88,7 +88,7 @@ export function formatScoreProgress(p: ScoreProgress): string {
 }
 
 /** Prints pipeline events to stderr: at most every `intervalMs`, and whenever something completes. */
-class ProgressPrinter {
+export class ProgressPrinter {
   private last = 0;
   private finished = new Set<string>();
   private lastPhase = '';
@@ -157,13 +157,13 @@ function dropped(counts: Record<string, number>, side: 'sft' | 'dpo'): string {
     .join(', ');
 }
 
-export function formatSummary(res: PipelineResult, out: string): string {
+export function formatSummary(res: PipelineResult, out: string, command = 'build-data'): string {
   const lines: string[] = [];
   const d = Object.entries(res.prompts.byDomain)
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
-  lines.push(`${res.cancelled ? `build-data: stopped during ${res.phase}` : 'build-data: done'} → ${out}`);
+  lines.push(`${res.cancelled ? `${command}: stopped during ${res.phase}` : `${command}: done`} → ${out}`);
   lines.push(`prompts    ${res.prompts.total} (${d})${res.prompts.eval ? `, ${res.prompts.eval} held out for eval` : ''}`);
   if (res.collect) {
     const c = res.collect;

@@ -1,5 +1,6 @@
 // fuse-studio serve: the model (and an optional PEFT adapter) behind an OpenAI-compatible HTTP API
-// (GET /v1/models, POST /v1/chat/completions, streaming included); see src/serve/.
+// (GET /v1/models, POST /v1/chat/completions, streaming included) and vLLM's reward-model route
+// POST /pooling (the mean per-token log-probability of a response: a likelihood reward); see src/serve/.
 import { parseArgs } from 'node:util';
 import { DEFAULT_SERVE_PORT } from '../../data/sources';
 import { startServer } from '../../serve/model-backend';
@@ -37,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     dateString: v['date-string'],
     defaultMaxTokens: maxTokens,
   });
-  console.log(`serving "${server.modelId}" at ${server.baseURL} (OpenAI-compatible; Ctrl-C stops)`);
+  console.log(`serving "${server.modelId}" at ${server.baseURL} (OpenAI-compatible; reward model: POST ${server.baseURL.replace(/\/v1$/, '')}/pooling; Ctrl-C stops)`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', stop);

@@ -135,8 +135,82 @@ export async function run(argv: string[]): Promise<number> {
   const evalEvery = intOption('eval-every', v['eval-every']) ?? 0;
   const checkpointEvery = intOption('checkpoint-every', v['checkpoint-every']) ?? 500;
   const keepLast = intOption('keep-checkpoints', v['keep-checkpoints']) ?? 2;
-  const chatTemplate = v['date-string'] === undefined ? undefined : { dateString: v['date-string'] };
-  const say = v.quiet ? () => {} : (s: string) => console.log(s);
+  await trainAdapter({
+    stage,
+    model: v.model,
+    data: v.data,
+    out: v.out,
+    ...(v.adapter ? { adapter: v.adapter } : {}),
+    ...(v.resume ? { resume: v.resume } : {}),
+    ...(v.eval ? { eval: v.eval } : {}),
+    hyper,
+    maxLength,
+    ...(rank !== undefined ? { rank } : {}),
+    ...(alpha !== undefined ? { alpha } : {}),
+    ...(targets ? { targets } : {}),
+    ...(beta !== undefined ? { beta } : {}),
+    lossType,
+    evalEvery,
+    checkpointEvery,
+    keepLast,
+    ...(v['date-string'] !== undefined ? { dateString: v['date-string'] } : {}),
+    say: v.quiet ? () => {} : (s: string) => console.log(s),
+  });
+  return 0;
+}
+
+/** One `train sft|dpo` run, its options parsed (what `run` and `fuse-studio demo` call). */
+export interface TrainAdapterOptions {
+  stage: Stage;
+  /** --model: a folder, URL or Hub repo. */
+  model: string;
+  /** JSONL records of the stage. */
+  data: string;
+  /** The adapter folder written. */
+  out: string;
+  /** A PEFT adapter to continue (dpo: also the reference policy). */
+  adapter?: string;
+  /** A checkpoints folder, or a run's OUT holding one. */
+  resume?: string;
+  eval?: string;
+  hyper: Partial<Hyperparams>;
+  maxLength?: number;
+  rank?: number;
+  alpha?: number;
+  targets?: LoraTarget[];
+  beta?: number;
+  /** Default 'ln' (length-normalised DPO). */
+  lossType?: DpoLossType;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  keepLast?: number;
+  dateString?: string;
+  /** Progress lines (default console.log). */
+  say?: (line: string) => void;
+}
+
+export interface TrainAdapterResult {
+  steps: number;
+  status: string;
+  /** Records trained on. */
+  examples: number;
+  seconds: number;
+  metricsPath: string;
+}
+
+/** Trains a LoRA adapter (SFT or DPO) and writes it as `train` does; throws on any failure. */
+export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapterResult> {
+  const { stage, hyper } = o;
+  const v = { model: o.model, data: o.data, out: o.out, adapter: o.adapter, resume: o.resume, eval: o.eval };
+  const lossType: DpoLossType = o.lossType ?? 'ln';
+  const defaults = stage === 'sft' ? SFT_DEFAULTS : lossType === 'ln' ? LN_DPO_DEFAULTS : DPO_DEFAULTS;
+  const maxLength = o.maxLength ?? defaults.maxLength;
+  const { rank, alpha, targets, beta } = o;
+  const evalEvery = o.evalEvery ?? 0;
+  const checkpointEvery = o.checkpointEvery ?? 500;
+  const keepLast = o.keepLast ?? 2;
+  const chatTemplate = o.dateString === undefined ? undefined : { dateString: o.dateString };
+  const say = o.say ?? ((s: string) => console.log(s));
 
   // ---- data ----
   const dataText = await readText(v.data);
@@ -285,8 +359,9 @@ export async function run(argv: string[]): Promise<number> {
     const adapter = await readHostAdapter(m.ctx, lora);
     await savePeftAdapter(v.out, adapter, { baseModel: baseModelName(v.model, m.loaded.source) });
     await writeFile(join(v.out, TRAIN_CONFIG_FILE), JSON.stringify({ ...runConfig, steps: trainer.globalStep, status: result.status }, null, 2) + '\n');
-    say(`${result.status === 'stopped' ? 'stopped' : 'done'} after ${trainer.globalStep} steps in ${clock((performance.now() - started) / 1000)}: adapter in ${v.out}, metrics in ${metricsPath}`);
-    return 0;
+    const seconds = (performance.now() - started) / 1000;
+    say(`${result.status === 'stopped' ? 'stopped' : 'done'} after ${trainer.globalStep} steps in ${clock(seconds)}: adapter in ${v.out}, metrics in ${metricsPath}`);
+    return { steps: trainer.globalStep, status: result.status, examples: task.train.length, seconds, metricsPath };
   } finally {
     trainer?.release();
     lora?.release();
