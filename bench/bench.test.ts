@@ -55,6 +55,14 @@ describe('bench harness', () => {
     expect(LLAMA_1B_SHAPES).toHaveLength(3);
     expect(parseCli(['--seq', '24', '--model', 'tiny']).options).toMatchObject({ seq: 24, model: 'tiny' });
     expect(() => parseCli(['--seq', '1'])).toThrow(/--seq/);
+    expect(parseCli(['--attn-seq', '64', '--prompt-tokens', '5', '--decode-tokens', '3', '--peer-layers', '2', '--peer-vocab', '512']).options).toMatchObject({
+      attnSeq: 64,
+      promptTokens: 5,
+      decodeTokens: 3,
+      peerLayers: 2,
+      peerVocab: 512,
+    });
+    expect(() => parseCli(['--peer-layers', '0'])).toThrow(/--peer-layers/);
   });
 
   it('selects benchmarks by name and names the known ones for an unknown name', () => {
@@ -149,4 +157,23 @@ describe('model-step benchmark', () => {
     expect(at512('llama-3.2-3b') / 2 ** 30).toBeGreaterThan(6);
     expect(at512('llama-3.2-3b') / 2 ** 30).toBeLessThan(8);
   }, 90_000);
+});
+
+describe('decode and load benchmarks', () => {
+  it('decode on the GPU path reads back 4 bytes per token in one submit; load serves the demo model over HTTP (< 60 s)', async () => {
+    const json = join(dir, 'decode-load.json');
+    const args = ['--only', 'decode,load', '--prompt-tokens', '4', '--decode-tokens', '3', '--samples', '1', '--warmup', '0', '--json', json];
+    const { code, stderr } = await runCli(args, 150_000);
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as Report;
+    validateReport(report);
+    const byName = new Map(report.results.map((r) => [r.name, r]));
+    expect([...byName.keys()].sort()).toEqual(
+      ['prefill.demo', 'decode.demo.greedy', 'decode.demo.greedy.submits', 'decode.demo.greedy.readback', 'decode.demo.topk50', 'load.demo.http', 'load.demo.cached', 'load.demo.ttft'].sort(),
+    );
+    for (const r of report.results) expect(r.ours, r.name).toBeGreaterThan(0);
+    expect(byName.get('decode.demo.greedy.submits')!.ours).toBe(1);
+    expect(byName.get('decode.demo.greedy.readback')!).toMatchObject({ unit: 'bytes', ours: 4, peer: 128_256 * 4 });
+    expect(byName.get('load.demo.http')!.unit).toBe('MB/s');
+  }, 180_000);
 });

@@ -15,6 +15,12 @@ export const HELP = `usage: npm run bench -- [options]
                        512 on GPUs; env FUSE_BENCH_SEQ)
   --model NAME         model-step model: llama-3.2-1b (default), llama-3.2-3b, or tiny
                        (a 2-layer toy for tests; env FUSE_BENCH_MODEL)
+  --attn-seq N         attention sequence length, batch 1 (default 32 on CPU fallbacks, 512 on GPUs)
+  --prompt-tokens N    prefill prompt length of decode/load (default 32 on CPU fallbacks, 512 on GPUs)
+  --decode-tokens N    tokens generated per decode measurement (default 8 / 128)
+  --peer-layers N      layers of the Llama-3.2-1B-shaped model in train-step's TF.js comparison
+                       (default 1 on CPU fallbacks, 16 = the full model on GPUs)
+  --peer-vocab N       vocabulary of that model (default 8192 on CPU fallbacks, 128256 on GPUs)
   --samples N          timed samples per measurement (median is reported)
   --warmup N           untimed runs before timing
   --min-sample-ms MS   repeat an op within a sample until it lasts this long
@@ -27,6 +33,12 @@ function nonNegativeInt(name: string, v: string | undefined): number | undefined
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function positiveInt(name: string, v: string | undefined): number | undefined {
+  const n = nonNegativeInt(name, v);
+  if (n === 0) throw new Error(`--${name} must be at least 1`);
   return n;
 }
 
@@ -52,6 +64,11 @@ export function parseCli(argv: string[]): { options: Partial<BenchOptions>; json
       seq: { type: 'string' },
       model: { type: 'string' },
       samples: { type: 'string' },
+      'attn-seq': { type: 'string' },
+      'prompt-tokens': { type: 'string' },
+      'decode-tokens': { type: 'string' },
+      'peer-layers': { type: 'string' },
+      'peer-vocab': { type: 'string' },
       warmup: { type: 'string' },
       'min-sample-ms': { type: 'string' },
       'no-peer': { type: 'boolean' },
@@ -74,6 +91,11 @@ export function parseCli(argv: string[]): { options: Partial<BenchOptions>; json
       seq,
       model,
       samples: nonNegativeInt('samples', values.samples),
+      attnSeq: positiveInt('attn-seq', values['attn-seq']),
+      promptTokens: positiveInt('prompt-tokens', values['prompt-tokens']),
+      decodeTokens: positiveInt('decode-tokens', values['decode-tokens']),
+      peerLayers: positiveInt('peer-layers', values['peer-layers']),
+      peerVocab: positiveInt('peer-vocab', values['peer-vocab']),
       warmup: nonNegativeInt('warmup', values.warmup),
       minSampleMs: nonNegativeInt('min-sample-ms', values['min-sample-ms']),
       peer: values['no-peer'] ? false : undefined,

@@ -11,9 +11,9 @@ import { createNodeContext } from '../src/gpu/node';
 import type { TfjsPeer } from './peer-tfjs';
 
 /** Units a result can have. Higher is better unless listed in LOWER_IS_BETTER. */
-export type Unit = 'GFLOP/s' | 'tokens/s' | 'fraction of peak' | 'GB/s' | 'ms' | 's' | 'MiB' | 'bytes';
+export type Unit = 'GFLOP/s' | 'tokens/s' | 'pairs/s' | 'fraction of peak' | 'GB/s' | 'MB/s' | 'ms' | 's' | 'MiB' | 'bytes' | 'count';
 
-const LOWER_IS_BETTER: ReadonlySet<Unit> = new Set<Unit>(['ms', 's', 'MiB', 'bytes']);
+const LOWER_IS_BETTER: ReadonlySet<Unit> = new Set<Unit>(['ms', 's', 'MiB', 'bytes', 'count']);
 
 export function higherIsBetter(unit: Unit): boolean {
   return !LOWER_IS_BETTER.has(unit);
@@ -57,6 +57,16 @@ export interface BenchOptions {
   seq: number;
   /** Model of the model-step benchmark: a Llama-3.2 preset name, or "tiny" (tests). */
   model: string;
+  /** Sequence length of the attention benchmark (batch 1). */
+  attnSeq: number;
+  /** Prompt tokens of the prefill/decode benchmark. */
+  promptTokens: number;
+  /** Tokens generated per decode measurement. */
+  decodeTokens: number;
+  /** Layers of the 1B-shaped model in the train-step comparison with TF.js (full 1B: 16). */
+  peerLayers: number;
+  /** Vocabulary of that model (full 1B: 128,256). */
+  peerVocab: number;
   /** Untimed runs before timing. */
   warmup: number;
   /** Timed samples per measurement (at least). */
@@ -84,6 +94,11 @@ export function defaultOptions(isFallback: boolean): BenchOptions {
     shapes: LLAMA_1B_SHAPES,
     seq: isFallback ? 8 : 512,
     model: 'llama-3.2-1b',
+    attnSeq: isFallback ? 32 : 512,
+    promptTokens: isFallback ? 32 : 512,
+    decodeTokens: isFallback ? 8 : 128,
+    peerLayers: isFallback ? 1 : 16,
+    peerVocab: isFallback ? 8192 : 128_256,
     warmup: isFallback ? 1 : 3,
     samples: isFallback ? 2 : 10,
     minSampleMs: isFallback ? 0 : 50,

@@ -67,6 +67,8 @@ function withNavigatorGpu<T>(f: () => T): T {
 
 export async function createTfjsPeer(gpu: GpuContext): Promise<TfjsPeer> {
   const tf = await import('@tensorflow/tfjs-core');
+  // The gradient functions (tf.grads, tf.variableGrads, optimizers) are a separate registration.
+  await import('@tensorflow/tfjs-core/dist/register_all_gradients');
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
   const require = createRequire(import.meta.url);
   const version = (require('@tensorflow/tfjs-backend-webgpu/package.json') as { version: string }).version;

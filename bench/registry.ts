@@ -1,8 +1,11 @@
-// Every benchmark, in the order they run. Add a module here to make it part of `npm run bench`
-// (next: attention, decode, load throughput).
+// Every benchmark, in the order they run. Add a module here to make it part of `npm run bench`.
+import { attentionBench } from './attention';
 import type { Benchmark } from './harness';
+import { decodeBench } from './decode';
+import { loadBench } from './load';
 import { matmulBench } from './matmul';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
+import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, modelStepBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, loadBench];

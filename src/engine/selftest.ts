@@ -34,6 +34,7 @@ import { MATMUL_CASES } from './selftest-cases/matmul';
 import { RESIDUAL_CASES } from './selftest-cases/residual';
 import { RMSNORM_CASES } from './selftest-cases/rmsnorm';
 import { ROPE_CASES } from './selftest-cases/rope';
+import { SAMPLING_CASES } from './selftest-cases/sampling';
 import { SWIGLU_CASES } from './selftest-cases/swiglu';
 import { randn, rng } from './testing/random';
 
@@ -99,6 +100,7 @@ export const SELF_TEST_CASES: readonly SelfTestCase[] = [
   ...ROPE_CASES,
   ...ATTENTION_CASES,
   ...SWIGLU_CASES,
+  ...SAMPLING_CASES,
   ...EMBEDDING_CASES,
   ...CROSS_ENTROPY_CASES,
   ...ADAMW_CASES,

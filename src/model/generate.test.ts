@@ -135,6 +135,32 @@ describe('generate', () => {
     expect(rows.filter((r) => r === 0)).toHaveLength(batch[0]!.ids.length);
   });
 
+  it('greedy on the GPU picks what the host sampler picks, with one submit and 4·B bytes read per decode step', async () => {
+    const prompts = [prompt(4, 8), prompt(9, 9), prompt(1, 10)];
+    const sampling = { temperature: 0 };
+    const host = await generateBatch(model, { prompts, maxNewTokens: 6, sampling, lora, gpuSampling: false });
+    const queue = ctx.device.queue;
+    const submit = queue.submit.bind(queue);
+    let submits = 0;
+    queue.submit = (cbs: Iterable<GPUCommandBuffer>) => {
+      submits++;
+      submit(cbs);
+    };
+    const perStep: number[] = [];
+    let gpu;
+    try {
+      gpu = await generateBatch(model, { prompts, maxNewTokens: 6, sampling, lora }, (row) => {
+        if (row === 0) perStep.push(submits);
+      });
+    } finally {
+      queue.submit = submit;
+    }
+    expect(gpu).toEqual(host);
+    // Between the tokens of consecutive steps: exactly one submit (append + lm_head + argmax + copy).
+    for (let i = 1; i < perStep.length; i++) expect(perStep[i]! - perStep[i - 1]!).toBe(1);
+    expect(perStep).toHaveLength(6);
+  });
+
   it('refuses bad inputs with clear messages', async () => {
     await expect(generate(model, { promptIds: [], maxNewTokens: 2 })).rejects.toThrow(/empty/);
     await expect(generate(model, { promptIds: [1, 300], maxNewTokens: 2 })).rejects.toThrow(/token 1 = 300/);

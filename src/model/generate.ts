@@ -10,8 +10,12 @@
 // stepping with a masked token (every row advances together) and its output is ignored.
 // Row b samples with seed + b, so row 0 of a batch draws what generate draws alone.
 //
-// Per step: one readback of [B, V] logits (the host samples), one append of B tokens.
-import { appendTokens, createKvCache, readLogits } from './kv-cache';
+// Per step, greedy without repetition penalty (the GPU path): one submit that appends the B
+// tokens, computes the logits and takes their argmax on the GPU (shaders/sampling.wgsl), and one
+// readback of B ids (4 bytes a row). Any other sampling (temperature > 0, top-k, top-p,
+// repetition penalty), `gpuSampling: false`, or a row whose logits hold NaN/+Inf: one readback
+// of [B, V] logits and the host sampler (sampling.ts). Both choose the same ids.
+import { appendAndReadGreedy, appendTokens, createKvCache, readGreedyIds, readLogits } from './kv-cache';
 import type { LlamaModel } from './llama';
 import type { LoraAdapters } from './lora';
 import { createSampler, resolveSampling, type SamplingOptions } from './sampling';
@@ -36,6 +40,8 @@ export interface GenerateOptions {
   lora?: LoraAdapters | null;
   /** Aborting stops before the next step; the result holds what was generated, finishReason 'aborted'. */
   signal?: AbortSignal;
+  /** Choose greedy tokens on the GPU where the options allow it (default true; false: always the host sampler). */
+  gpuSampling?: boolean;
 }
 
 export interface GenerateBatchOptions extends Omit<GenerateOptions, 'promptIds'> {
@@ -96,17 +102,21 @@ export async function generateBatch(model: LlamaModel, o: GenerateBatchOptions, 
       }
     });
     appendTokens(model, cache, { ids, mask, tokens: Tp }, { lora: o.lora });
+    // Greedy without a penalty needs no logits on the host: the GPU picks the ids.
+    const onGpu = o.gpuSampling !== false && sampling.temperature === 0 && sampling.repetitionPenalty === 1;
+    let gpuIds = onGpu ? await readGreedyIds(model, cache) : null;
     for (let step = 0; ; step++) {
       if (o.signal?.aborted) {
         for (let b = 0; b < B; b++) if (!done[b]) results[b]!.finishReason = 'aborted';
         break;
       }
-      const logits = await readLogits(model, cache);
+      // -1 from the GPU: a row's logits hold NaN/+Inf; the host sampler reports it.
+      const logits = gpuIds && gpuIds.every((id) => id >= 0) ? null : await readLogits(model, cache);
       const next = new Int32Array(B);
       const nextMask = new Int32Array(B);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
-        const id = samplers[b]!.next(logits.subarray(b * V, (b + 1) * V), contexts[b]);
+        const id = logits ? samplers[b]!.next(logits.subarray(b * V, (b + 1) * V), contexts[b]) : gpuIds![b]!;
         results[b]!.ids.push(id);
         contexts[b]!.add(id);
         next[b] = id;
@@ -118,7 +128,8 @@ export async function generateBatch(model: LlamaModel, o: GenerateBatchOptions, 
         await onToken?.(b, id, step);
       }
       if (done.every(Boolean)) break;
-      appendTokens(model, cache, { ids: next, mask: nextMask, tokens: 1 }, { lora: o.lora });
+      if (onGpu) gpuIds = await appendAndReadGreedy(model, cache, { ids: next, mask: nextMask, tokens: 1 }, { lora: o.lora });
+      else appendTokens(model, cache, { ids: next, mask: nextMask, tokens: 1 }, { lora: o.lora });
     }
   } finally {
     cache.release();

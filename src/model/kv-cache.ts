@@ -5,6 +5,11 @@
 //   appendTokens(model, cache, { ids, mask, tokens: Tp }, { lora });  // prefill: [B, Tp], left-padded
 //   const logits = await readLogits(model, cache);                    // [B, V] f32, last position of each row
 //   appendTokens(model, cache, { ids: next, tokens: 1 }, { lora });   // decode step: one token per row
+//
+// Greedy decoding keeps the choice on the GPU (shaders/sampling.wgsl argmax_rows):
+//   let ids = await readGreedyIds(model, cache);                        // after the prefill: B ids
+//   ids = await appendAndReadGreedy(model, cache, { ids, tokens: 1 });  // a decode step: one submit
+//                                                                       // and a 4·B-byte readback
 //   ... cache.length positions are filled; cache.release() when done.
 //
 // - Every row advances by the same number of positions. Prompts must be LEFT-padded (mask 0 on
@@ -16,12 +21,16 @@
 // - The adapter (or none) must be the same for every append of one cache: the cached keys and
 //   values depend on it. `lora.enabled = false` generates with the base model.
 // - Layout per layer: k, v f32 [B, capacity, nKv, headDim]; mask i32 [B, capacity].
-// - One submit per layer; the per-token workspace is allocated on the first append with a
-//   given token count and kept until one with another count (prefill, then decode steps).
+// - appendTokens submits once per layer (prefill). appendAndReadGreedy encodes the whole step,
+//   the lm_head, the argmax and the copy of the ids into one chain: one submit, split only where
+//   it exceeds MAX_DISPATCHES_PER_BATCH (chain.ts; the demo model's step is one submit, a 16-layer
+//   1B step a few). The per-token workspace is allocated on the first append with a given token
+//   count and kept until one with another count (prefill, then decode steps).
 import { encode } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
 import { embeddingForward } from '../engine/embedding';
 import { rmsnormForward } from '../engine/rmsnorm';
+import { argmaxRows } from '../engine/sampling';
 import { layerActivationsFrom, layerActivationSpecs, type LayerActivations } from './activations';
 import { BatchChain } from './chain';
 import type { LlamaConfig } from './config';
@@ -56,6 +65,8 @@ export interface KvCache {
   hidden: Tensor;
   /** f32 [B, V]: filled by computeLogits. */
   logits: Tensor;
+  /** i32 [B]: the greedy ids of readGreedyIds / appendAndReadGreedy. */
+  nextIds: Tensor;
   release(): void;
   /** Host state: the mask as written, and real tokens per row (for positions). */
   hostMask: Int32Array;
@@ -84,6 +95,7 @@ export function kvCacheSpecs(layout: WeightLayout, o: KvCacheOptions): TensorSpe
     { name: 'hidden', shape: [B, c.hiddenSize], dtype: 'f32' },
     { name: 'hiddenRstd', shape: [B], dtype: 'f32' },
     { name: 'logits', shape: [B, c.vocabSize], dtype: 'f32' },
+    { name: 'nextIds', shape: [B], dtype: 'i32' },
   );
   const lm = layout.lmHeadChunks ?? layout.embedChunks;
   if (lm.length > 1) specs.push({ name: 'logitsScratch', shape: [B * Math.max(...lm.map((ch) => ch.rows))], dtype: 'f32' });
@@ -119,6 +131,7 @@ export function createKvCache(model: LlamaModel, o: KvCacheOptions): KvCache {
     mask: t.mask!,
     hidden: t.hidden!,
     logits: t.logits!,
+    nextIds: t.nextIds!,
     hostMask: new Int32Array(o.batchSize * o.capacity),
     realCount: new Int32Array(o.batchSize),
     step: null,
@@ -166,6 +179,13 @@ export interface AppendInputs {
 
 /** Run the model on `tokens` new positions per row (prefill or a decode step); see the file comment. */
 export function appendTokens(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): void {
+  const chain = new BatchChain(model.ctx, 'decode');
+  encodeAppend(model, cache, x, options, chain, true);
+  chain.submit();
+}
+
+/** Encodes an append into `chain` (submitting after each layer when `perLayer`); see appendTokens. */
+function encodeAppend(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null }, chain: BatchChain, perLayer: boolean): void {
   const { ctx, config: c, weights } = model;
   const lora = activeAdapter(options.lora);
   const B = cache.batchSize;
@@ -194,7 +214,6 @@ export function appendTokens(model: LlamaModel, cache: KvCache, x: AppendInputs,
   ctx.writeBytes(ws.positions, encode(positions, 'i32'));
   ctx.writeBytes(cache.mask, encode(cache.hostMask, 'i32'));
 
-  const chain = new BatchChain(ctx, 'decode');
   for (const ch of weights.embed.chunks) embeddingForward(chain.batch, { out: ws.resid[0], ids: ws.ids, table: ch.tensor, rowStart: ch.rowStart });
   let cur = 0;
   for (let l = 0; l < c.numLayers; l++) {
@@ -211,13 +230,12 @@ export function appendTokens(model: LlamaModel, cache: KvCache, x: AppendInputs,
     };
     encodeLayerForward(chain.batch, pass, ws.resid[cur]!, ws.resid[1 - cur]!);
     cur = 1 - cur;
-    chain.submit();
+    if (perLayer) chain.submit();
   }
   const H = c.hiddenSize;
   const batch = chain.batch;
   for (let b = 0; b < B; b++) batch.copy(ws.resid[cur]!.buffer, (b * tq + tq - 1) * H * 4, ws.last.buffer, b * H * 4, H * 4);
   rmsnormForward(batch, { y: cache.hidden, rstd: cache.hiddenRstd, x: ws.last, w: weights.finalNorm, eps: c.rmsNormEps });
-  chain.submit();
   cache.length += tq;
 }
 
@@ -232,4 +250,48 @@ export function computeLogits(model: LlamaModel, cache: KvCache): void {
 export async function readLogits(model: LlamaModel, cache: KvCache): Promise<Float32Array> {
   computeLogits(model, cache);
   return model.ctx.readF32(cache.logits);
+}
+
+/** Encodes lm_head + argmax of the cache's hidden state and the copy of the ids to a mappable buffer. */
+function encodeGreedy(model: LlamaModel, cache: KvCache, chain: BatchChain): GPUBuffer {
+  lmHeadLogits(chain, cache.hidden, model.weights.lmHead, cache.logits, cache.logitsScratch);
+  const batch = chain.batch;
+  argmaxRows(batch, { logits: cache.logits, ids: cache.nextIds, rows: cache.batchSize, cols: model.config.vocabSize });
+  return batch.copyToReadable(cache.nextIds.buffer, 0, cache.batchSize * 4);
+}
+
+/**
+ * Waits for the ids copied into `staging`. A row whose logits hold NaN or +Inf comes back as -1:
+ * the caller must then fall back to the host sampler (readLogits), which reports the bad value.
+ */
+async function readIds(model: LlamaModel, staging: GPUBuffer, B: number): Promise<Int32Array> {
+  try {
+    await staging.mapAsync(GPUMapMode.READ);
+    const ids = new Int32Array(staging.getMappedRange(0, B * 4).slice(0));
+    staging.unmap();
+    return ids;
+  } finally {
+    staging.destroy();
+    await model.ctx.flush();
+  }
+}
+
+/** Greedy ids [B] of the cache's last positions (lm_head + argmax on the GPU): one submit, 4·B bytes read back. */
+export async function readGreedyIds(model: LlamaModel, cache: KvCache): Promise<Int32Array> {
+  const chain = new BatchChain(model.ctx, 'greedy');
+  const staging = encodeGreedy(model, cache, chain);
+  chain.submit();
+  return readIds(model, staging, cache.batchSize);
+}
+
+/**
+ * appendTokens, then readGreedyIds, encoded as one step: a single submit (split only where the
+ * step exceeds the uniform arena's dispatches) and a 4·B-byte readback.
+ */
+export async function appendAndReadGreedy(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): Promise<Int32Array> {
+  const chain = new BatchChain(model.ctx, 'decode');
+  encodeAppend(model, cache, x, options, chain, false);
+  const staging = encodeGreedy(model, cache, chain);
+  chain.submit();
+  return readIds(model, staging, cache.batchSize);
 }
