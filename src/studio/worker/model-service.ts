@@ -13,6 +13,7 @@ import { releaseWeights } from '../../model/weights';
 import { loadTokenizer, type LoadedTokenizer } from '../../tokenizer';
 import { fetchLlama3TokenizerJson } from '../../tokenizer/llama3-asset';
 import { currentSession, gpuContext, releaseSession, setSession } from './session';
+import { trainService } from './train-service';
 
 export type ModelChoice =
   | { kind: 'demo' }
@@ -59,6 +60,8 @@ let abort: AbortController | null = null;
 export const modelService = {
   /** Loads a model, replacing the current one. Progress events come at most every 100 ms. */
   async loadModel(choice: ModelChoice, onEvent: (e: LoadEvent) => void): Promise<ModelSummary> {
+    // Loading frees the current model, which a training run may be using.
+    if (trainService.activeTrainingRun() !== null) throw new Error('A training run is using the current model: pause and stop it on the Train page before loading another model.');
     abort?.abort();
     const controller = new AbortController();
     abort = controller;
