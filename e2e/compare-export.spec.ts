@@ -10,6 +10,7 @@ import { parseLlamaConfig } from '../src/model/config';
 import { demoConfigJson } from '../src/model/demo';
 import { LORA_TARGETS, targetDims } from '../src/model/lora';
 import { exportPeftAdapter, type HostAdapter } from '../src/train/peft';
+import { watchErrors } from './helpers';
 
 const RANK = 4;
 const API_KEY = 'sk-e2e-secret-key-0123456789';
@@ -40,14 +41,6 @@ function demoAdapter(): Map<string, Uint8Array> {
   return exportPeftAdapter(host, { baseModel: 'fuse-studio/demo-model' });
 }
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/404|Failed to load resource/.test(m.text())) errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
 async function go(page: Page, name: string): Promise<void> {
   // In-app navigation: a reload would drop the model from the worker.

@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { writeDemoModel } from '../src/model/demo-node';
 import { startOpenAIMock, type MockOpenAI } from './openai-mock';
+import { watchErrors, screenshot } from './helpers';
 
 // The whole studio flow on the demo model, as a user walks it: load the model; add a local
 // `fuse-studio serve` (the real CLI, serving a differently seeded demo model) as the source;
@@ -25,22 +26,7 @@ let serveURL = '';
 let judge: MockOpenAI;
 let dir = '';
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/404|Failed to load resource/.test(m.text())) errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
-async function screenshot(page: Page, name: string) {
-  await page.screenshot({ path: test.info().outputPath(name), fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    await mkdir('docs/screenshots', { recursive: true });
-    await page.screenshot({ path: `docs/screenshots/${name}`, fullPage: true });
-  }
-}
 
 /** Starts `fuse-studio serve` on a free port; resolves with its base URL once it listens. */
 async function startServe(modelDir: string): Promise<string> {

@@ -1,18 +1,11 @@
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
+import { watchErrors } from './helpers';
 
 // Fail any test whose page throws or logs an error.
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
 test.describe('GPU status page', () => {
   test('shows the SwiftShader adapter, its features and its limits', async ({ page }) => {
-    const errors = watchErrors(page);
+    const errors = watchErrors(page, null);
     await page.goto('/gpu');
     await expect(page.getByRole('heading', { level: 1, name: 'GPU status' })).toBeVisible();
 
@@ -37,7 +30,7 @@ test.describe('GPU status page', () => {
   });
 
   test('the GPU self-test passes every kernel in headless Chromium', async ({ page }) => {
-    const errors = watchErrors(page);
+    const errors = watchErrors(page, null);
     await page.goto('/gpu');
     await expect(page.getByTestId('adapter-name')).toContainText(/swiftshader/i);
 

@@ -5,16 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { writeDemoModel } from '../src/model/demo-node';
+import { watchErrors } from './helpers';
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    // A 404 probe for an optional file (generation_config.json, tokenizer.json) is expected.
-    if (m.type() === 'error' && !/404|Failed to load resource/.test(m.text())) errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
 // A model server on 127.0.0.1 with CORS and Range support, counting the requests it answers.
 let server: Server;

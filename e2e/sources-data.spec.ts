@@ -1,7 +1,8 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { expect, test, type Page } from '@playwright/test';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
+import { watchErrors, screenshot } from './helpers';
 
 // The Sources and Data pages end to end, against a real OpenAI-compatible server on 127.0.0.1:
 // add a source from a preset (key masked), test the connection (401, unreachable, CORS, then
@@ -13,23 +14,7 @@ const SEED = 100;
 const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
 const N = 2;
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    // Failed requests of the connection tests (401, refused, CORS) are logged by Chromium itself.
-    if (m.type() === 'error' && !/Failed to load resource|net::ERR|CORS|Access-Control/.test(m.text())) errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
-async function screenshot(page: Page, name: string) {
-  await page.screenshot({ path: test.info().outputPath(name), fullPage: true });
-  if (process.env.UPDATE_SCREENSHOTS) {
-    await mkdir('docs/screenshots', { recursive: true });
-    await page.screenshot({ path: `docs/screenshots/${name}`, fullPage: true });
-  }
-}
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -80,7 +65,7 @@ test.afterAll(async () => {
 });
 
 test('sources and data: preset, key, connection test, import, collect across a reload, build, edit, exclude, export', async ({ page }) => {
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, /Failed to load resource|net::ERR|CORS|Access-Control/);
 
   // ---- Sources
   await page.goto('/sources');
@@ -232,7 +217,7 @@ test('sources and data: preset, key, connection test, import, collect across a r
 });
 
 test('code prompts are checked against their tests in the browser sandbox', async ({ page }) => {
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, /Failed to load resource|net::ERR|CORS|Access-Control/);
   const code = await startOpenAIMock({
     reply: (_prompt, seed) =>
       seed === SEED ? 'Here:\n\n```js\nfunction add(a, b) { return a + b; }\n```' : 'Here:\n\n```js\nfunction add(a, b) { return a - b; }\n```',
@@ -273,7 +258,7 @@ test('code prompts are checked against their tests in the browser sandbox', asyn
 
 test('Python code prompts run in Pyodide, served by the studio at /pyodide/', async ({ page }) => {
   test.setTimeout(180_000);
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, /Failed to load resource|net::ERR|CORS|Access-Control/);
   const code = await startOpenAIMock({
     reply: (_prompt, seed) =>
       seed === SEED ? 'Here:\n\n```python\ndef add(a, b):\n    return a + b\n```' : 'Here:\n\n```python\ndef add(a, b):\n    return a * b\n```',

@@ -4,6 +4,7 @@
 // adapter saved, then DPO continuing it with the reward metrics shown. SwiftShader is slow (one SFT
 // step of the demo model takes ~10–16 s), so the runs are tiny: max length 32, batch 1.
 import { expect, test, type Page } from '@playwright/test';
+import { watchErrors } from './helpers';
 
 const SFT_JSONL = [
   { messages: [{ role: 'user', content: 'Say hi.' }, { role: 'assistant', content: 'Hi there!' }] },
@@ -20,14 +21,6 @@ const DPO_JSONL = [
   .map((r) => JSON.stringify(r))
   .join('\n');
 
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/404|Failed to load resource/.test(m.text())) errors.push(`console.error: ${m.text()}`);
-  });
-  return errors;
-}
 
 async function loadDemoModel(page: Page): Promise<void> {
   await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Model' }).click();
