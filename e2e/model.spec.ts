@@ -96,6 +96,12 @@ test.describe('Model page', () => {
     await expect(card).toContainText('128,256');
     await expect(card).toContainText('4 / 2');
     await expect(page.getByTestId('plan-verdict')).toContainText('Fits this device');
+    // With the GPU's memory stated, a plan that needs more says so and offers what would fit.
+    await page.getByLabel('GPU memory free (GiB, optional)').fill('0.001');
+    await expect(page.getByTestId('plan-verdict')).toContainText('Does not fit: a training step needs');
+    await expect(page.getByTestId('plan-alternatives')).toContainText('a smaller model, or a GPU with more memory');
+    await page.getByLabel('GPU memory free (GiB, optional)').fill('');
+    await expect(page.getByTestId('plan-verdict')).toContainText('Fits this device');
 
     const tryIt = page.getByRole('region', { name: 'Try it' });
     await tryIt.getByRole('button', { name: 'Generate' }).click();

@@ -1,9 +1,9 @@
 import { useEffect, useMemo, useState, type DragEvent, type FormEvent } from 'react';
 import type { Progress } from '../../io/progress';
 import type { LoadProgress } from '../../model/load';
-import { formatBytes, planMemory } from '../../model/memory-plan';
+import { formatBytes } from '../../model/memory-plan';
+import { planVerdict, RANK_CHOICES, SEQ_CHOICES } from '../planAdvice';
 import { filesFromDataTransfer } from '../../model/source-browser';
-import { useGpuStore } from '../gpuStore';
 import { HUB_PRESETS, MAX_NEW_TOKENS, useModelStore, type ModelSummary } from '../modelStore';
 
 type DirectoryPicker = (opts?: { mode?: 'read' }) => Promise<FileSystemDirectoryHandle>;
@@ -248,21 +248,23 @@ function ModelCard({ model }: { model: ModelSummary }) {
 }
 
 function MemoryPlanPanel({ model }: { model: ModelSummary }) {
-  const status = useGpuStore((s) => s.status);
   const [seq, setSeq] = useState(512);
   const [rank, setRank] = useState(16);
-  const limits = status.kind === 'ready' ? status.adapter.limits : null;
-  const binding = limits?.maxStorageBufferBindingSize ?? 128 * 1024 * 1024;
-  const maxBuffer = limits?.maxBufferSize ?? 256 * 1024 * 1024;
+  const [memoryGiB, setMemoryGiB] = useState('');
+  const limits = model.adapter.limits;
+  const binding = limits.maxStorageBufferBindingSize ?? 128 * 1024 * 1024;
+  const maxBuffer = limits.maxBufferSize ?? 256 * 1024 * 1024;
+  const stated = Number(memoryGiB);
+  const memoryBytes = memoryGiB.trim() !== '' && stated > 0 ? stated * 2 ** 30 : null;
   const result = useMemo(() => {
     try {
-      return { plan: planMemory(model.config, { batch: 1, seq, loraRank: rank, weightDType: model.weightDType, maxBindingBytes: binding }), error: null };
+      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, { maxStorageBufferBindingSize: binding, maxBufferSize: maxBuffer, memoryBytes }), error: null };
     } catch (e) {
-      return { plan: null, error: e instanceof Error ? e.message : String(e) };
+      return { verdict: null, error: e instanceof Error ? e.message : String(e) };
     }
-  }, [model, seq, rank, binding]);
-  const plan = result.plan;
-  const fits = plan !== null && plan.largestTensor.bytes <= Math.min(binding, maxBuffer);
+  }, [model, seq, rank, binding, maxBuffer, memoryBytes]);
+  const verdict = result.verdict;
+  const plan = verdict?.plan ?? null;
   return (
     <section className="card" aria-labelledby="plan-title">
       <h2 id="plan-title">Memory plan for LoRA training</h2>
@@ -270,7 +272,7 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
         <label className="field">
           <span>Sequence length</span>
           <select value={seq} onChange={(e) => setSeq(Number(e.target.value))}>
-            {[128, 256, 512, 1024, 2048, 4096].map((n) => (
+            {SEQ_CHOICES.map((n) => (
               <option key={n} value={n}>
                 {n}
               </option>
@@ -280,16 +282,20 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
         <label className="field">
           <span>LoRA rank</span>
           <select value={rank} onChange={(e) => setRank(Number(e.target.value))}>
-            {[4, 8, 16, 32, 64].map((n) => (
+            {RANK_CHOICES.map((n) => (
               <option key={n} value={n}>
                 {n}
               </option>
             ))}
           </select>
         </label>
+        <label className="field">
+          <span>GPU memory free (GiB, optional)</span>
+          <input type="number" min={0} step={0.5} value={memoryGiB} onChange={(e) => setMemoryGiB(e.target.value)} placeholder="unknown" />
+        </label>
       </div>
       {result.error && <p className="notice notice--error">{result.error}</p>}
-      {plan && (
+      {verdict && plan && (
         <>
           <dl className="facts">
             <div>
@@ -315,13 +321,22 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
               <dd>{formatBytes(binding)}</dd>
             </div>
           </dl>
-          <p className={fits ? 'notice' : 'notice notice--error'} data-testid="plan-verdict">
-            {fits
-              ? `Fits this device’s buffer limits: a training step needs about ${formatBytes(plan.training)} of GPU memory.`
-              : `Does not fit: ${plan.largestTensor.name} (${formatBytes(plan.largestTensor.bytes)}) exceeds this device’s buffer limit of ${formatBytes(Math.min(binding, maxBuffer))}.`}
-            {fits && status.kind === 'ready' && status.adapter.isFallback && ' This adapter is a CPU fallback: expect it to be slow.'}
-          </p>
-          <p className="hint">WebGPU does not report total GPU memory: check that your GPU has the training figure free.</p>
+          <div className={verdict.fits ? 'notice' : 'notice notice--error'} data-testid="plan-verdict">
+            {verdict.fits ? (
+              <p>
+                Fits this device{memoryBytes === null ? '’s buffer limits' : ''}: a training step needs about {formatBytes(plan.training)} of GPU memory.
+                {model.adapter.isFallback && ' This adapter is a CPU fallback: expect it to be slow.'}
+              </p>
+            ) : (
+              <>
+                <p>Does not fit: {verdict.problems.join('; ')}.</p>
+                <p>
+                  What would fit: <span data-testid="plan-alternatives">{verdict.alternatives.join('; or ')}</span>.
+                </p>
+              </>
+            )}
+          </div>
+          {memoryBytes === null && <p className="hint">WebGPU does not report total GPU memory: enter what your GPU has free to check the training figure against it.</p>}
         </>
       )}
     </section>

@@ -2,6 +2,7 @@
 // progress into the browser cache), or a local folder (a directory handle or dropped files).
 // The page gets a summary and progress events; the GPU objects stay here.
 
+import type { AdapterSummary } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import type { LlamaConfig } from '../../model/config';
 import { generateDemoModel } from '../../model/demo';
@@ -33,6 +34,8 @@ export interface ModelSummary {
   params: number;
   hasTokenizer: boolean;
   files: { name: string; bytes: number }[];
+  /** The worker's GPU adapter (its limits decide what fits). */
+  adapter: AdapterSummary;
 }
 
 export type LoadEvent = { stage: string; progress: LoadProgress | null };
@@ -123,6 +126,7 @@ export const modelService = {
         params: countParams(loaded.config),
         hasTokenizer: tokenizer !== null,
         files: loaded.files,
+        adapter: ctx.adapter,
       };
     } catch (e) {
       if (signal.aborted) throw new Error('Loading was cancelled.', { cause: e });
