@@ -16,7 +16,7 @@ import {
   clip,
   JS_PRELUDE,
   KILL_GRACE_MS,
-  OUTPUT_LIMIT,
+  PY_RUN_SOURCE,
   splitOutput,
   type RunRequest,
   type RunResult,
@@ -49,14 +49,7 @@ self.onmessage = (ev) => {
 const PY_WORKER = String.raw`
 let py = null;
 let interrupt = null;
-let out = [];
-let sizes = { stdout: 0, stderr: 0 };
-function push(stream, s) {
-  s = s + '\n';
-  if (sizes[stream] >= ${OUTPUT_LIMIT}) return;
-  sizes[stream] += s.length;
-  out.push([stream, s]);
-}
+${PY_RUN_SOURCE}
 self.onmessage = async (ev) => {
   const m = ev.data;
   if (m.type === 'load') {
@@ -76,23 +69,8 @@ self.onmessage = async (ev) => {
     }
     return;
   }
-  out = [];
-  sizes = { stdout: 0, stderr: 0 };
   if (interrupt) Atomics.store(interrupt, 0, 0);
-  let status = 'ok';
-  let error;
-  const ns = py.globals.get('dict')();
-  ns.set('__name__', '__main__');
-  const t0 = performance.now();
-  try {
-    py.runPython(m.program, { globals: ns, filename: 'solution.py' });
-  } catch (e) {
-    if (e && e.type === 'KeyboardInterrupt') status = 'timeout';
-    else { status = 'error'; error = String((e && e.message) || e); }
-  } finally {
-    try { ns.destroy(); } catch (_) {}
-  }
-  self.postMessage({ type: 'result', id: m.id, status, error, out, durationMs: performance.now() - t0 });
+  self.postMessage({ type: 'result', id: m.id, ...runProgram(py, m.program) });
 };
 `;
 

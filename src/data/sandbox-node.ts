@@ -23,7 +23,7 @@ import {
   DEFAULT_MEMORY_MB,
   JS_PRELUDE,
   KILL_GRACE_MS,
-  OUTPUT_LIMIT,
+  PY_RUN_SOURCE,
   splitOutput,
   type RunRequest,
   type RunResult,
@@ -61,14 +61,7 @@ parentPort.postMessage({ status, error, out, durationMs });
 
 const PY_WORKER = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
-let out = [];
-let sizes = { stdout: 0, stderr: 0 };
-function push(stream, s) {
-  s = s + '\n';
-  if (sizes[stream] >= workerData.outputLimit) return;
-  sizes[stream] += s.length;
-  out.push([stream, s]);
-}
+${PY_RUN_SOURCE}
 (async () => {
   const { loadPyodide } = await import(workerData.moduleURL);
   const py = await loadPyodide({
@@ -80,24 +73,7 @@ function push(stream, s) {
   });
   py.setStdin({ error: true });
   py.setInterruptBuffer(new Int32Array(workerData.interrupt));
-  parentPort.on('message', (m) => {
-    out = [];
-    sizes = { stdout: 0, stderr: 0 };
-    let status = 'ok';
-    let error;
-    const ns = py.globals.get('dict')();
-    ns.set('__name__', '__main__');
-    const t0 = performance.now();
-    try {
-      py.runPython(m.program, { globals: ns, filename: 'solution.py' });
-    } catch (e) {
-      if (e && e.type === 'KeyboardInterrupt') status = 'timeout';
-      else { status = 'error'; error = String((e && e.message) || e); }
-    } finally {
-      try { ns.destroy(); } catch (_) {}
-    }
-    parentPort.postMessage({ type: 'result', id: m.id, status, error, out, durationMs: performance.now() - t0 });
-  });
+  parentPort.on('message', (m) => parentPort.postMessage({ type: 'result', id: m.id, ...runProgram(py, m.program) }));
   parentPort.postMessage({ type: 'ready' });
 })().catch((e) => parentPort.postMessage({ type: 'load-error', message: String((e && e.stack) || e) }));
 `;
@@ -144,7 +120,7 @@ class PythonWorker {
       env: {},
       stdout: true,
       stderr: true,
-      workerData: { ...loc, interrupt: this.interrupt.buffer, outputLimit: OUTPUT_LIMIT },
+      workerData: { ...loc, interrupt: this.interrupt.buffer },
     });
     this.worker.unref();
     this.ready = new Promise<void>((resolve, reject) => {

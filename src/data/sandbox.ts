@@ -135,6 +135,41 @@ export function cleanPythonTraceback(tb: string): string {
 }
 
 /** Caps a string for storage in a record. */
+/**
+ * Worker-side JavaScript shared by the browser and Node Python workers (they are source strings,
+ * so they cannot import): stdout/stderr capture within OUTPUT_LIMIT, and `runProgram(py, program)`
+ * running one program in a fresh `__main__` namespace, a KeyboardInterrupt (the interrupt buffer
+ * set by the host on timeout) reported as 'timeout'.
+ */
+export const PY_RUN_SOURCE = String.raw`
+let out = [];
+let sizes = { stdout: 0, stderr: 0 };
+function push(stream, s) {
+  s = s + '\n';
+  if (sizes[stream] >= ${OUTPUT_LIMIT}) return;
+  sizes[stream] += s.length;
+  out.push([stream, s]);
+}
+function runProgram(py, program) {
+  out = [];
+  sizes = { stdout: 0, stderr: 0 };
+  let status = 'ok';
+  let error;
+  const ns = py.globals.get('dict')();
+  ns.set('__name__', '__main__');
+  const t0 = performance.now();
+  try {
+    py.runPython(program, { globals: ns, filename: 'solution.py' });
+  } catch (e) {
+    if (e && e.type === 'KeyboardInterrupt') status = 'timeout';
+    else { status = 'error'; error = String((e && e.message) || e); }
+  } finally {
+    try { ns.destroy(); } catch (_) {}
+  }
+  return { status, error, out, durationMs: performance.now() - t0 };
+}
+`;
+
 export function clip(s: string, limit = OUTPUT_LIMIT): string {
   return s.length <= limit ? s : s.slice(0, limit) + '\n…[output cut]';
 }
