@@ -26,6 +26,8 @@
 //     query rows of all g heads that can see those keys: dV += P^T dO, dK += scale dS^T Q.
 //   attention_backward_q: one workgroup per row block loops over keys: dQ = scale dS K.
 //   with P = exp(scale q.k - lse), dS = P * (dout . v - delta).
+// On CPU adapters (SwiftShader) the dk/dv and dq passes run as attention_backward_kv_rows and
+// attention_backward_q_rows instead (end of file): no workgroup memory, no barriers.
 
 struct Params {
   batch: u32,
@@ -465,5 +467,147 @@ fn attention_backward_q(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
         dq[base + d] = acc[i] * p.scale;
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward, pass 3 on CPU adapters: dQ without workgroup memory or barriers (head_dim a multiple
+// of 4). On SwiftShader a kernel with a workgroupBarrier runs each invocation as a coroutine and
+// the tiled pass above ran at ~3 % of the FMA peak; here one invocation owns one query row
+// (batch, token, head), keeps q, dout and dq in vec4 registers and streams the keys it may see
+// from global memory. Neighbouring invocations are neighbouring heads, so the g heads of a group
+// read the same k/v rows (one broadcast load on SwiftShader). Same bindings as pass 3; delta is
+// recomputed from dout . out, lse read directly. Rows are numbered like q: ((b tq + tok) n_heads + h).
+
+const MAX_D4: u32 = 32u; // 128 / 4
+override RW: u32 = 64u;  // invocations per workgroup
+
+@group(0) @binding(1) var<storage, read> r_q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> r_k: array<vec4f>;
+@group(0) @binding(3) var<storage, read> r_v: array<vec4f>;
+@group(0) @binding(5) var<storage, read> r_do: array<vec4f>;
+@group(0) @binding(6) var<storage, read> r_out: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> r_dq: array<vec4f>;
+
+@compute @workgroup_size(RW)
+fn attention_backward_q_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                             @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * RW + lid;
+  if (row >= p.batch * p.tq * p.n_heads) {
+    return;
+  }
+  let h = row % p.n_heads;
+  let tok = (row / p.n_heads) % p.tq;
+  let b = row / (p.n_heads * p.tq);
+  let kvh = h / (p.n_heads / p.n_kv);
+  let D4 = p.head_dim / 4u;
+  let qb = row * D4;
+  var qv: array<vec4f, MAX_D4>;
+  var dv: array<vec4f, MAX_D4>;
+  var acc: array<vec4f, MAX_D4>;
+  // delta = dout . out, summed in the same order as dout . v below, so that a row with one
+  // visible key (out = v exactly) gets dS = 0 exactly, as the float64 reference does.
+  var dsum = vec4f();
+  for (var i = 0u; i < D4; i++) {
+    qv[i] = r_q[qb + i];
+    dv[i] = r_do[qb + i];
+    dsum += dv[i] * r_out[qb + i];
+  }
+  let delta = (dsum.x + dsum.y) + (dsum.z + dsum.w);
+  let pos = p.q_offset + tok;
+  if (is_real(b, pos)) {
+    let l = q_lse[(b * p.n_heads + h) * p.tq + tok];
+    let kend = min(p.tkv, pos + 1u);
+    for (var j = 0u; j < kend; j++) {
+      if (!is_real(b, j)) {
+        continue;
+      }
+      let kb = kv_base(b, j, kvh) / 4u;
+      var s = vec4f();
+      var t = vec4f();
+      for (var i = 0u; i < D4; i++) {
+        s += qv[i] * r_k[kb + i];
+        t += dv[i] * r_v[kb + i];
+      }
+      let pv = exp(((s.x + s.y) + (s.z + s.w)) * p.scale - l);
+      let ds = pv * (((t.x + t.y) + (t.z + t.w)) - delta);
+      for (var i = 0u; i < D4; i++) {
+        acc[i] += ds * r_k[kb + i];
+      }
+    }
+  }
+  for (var i = 0u; i < D4; i++) {
+    r_dq[qb + i] = acc[i] * p.scale;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward, pass 2 on CPU adapters: dK and dV without workgroup memory or barriers (head_dim a
+// multiple of 4). One invocation per key (batch, kv head, key j), keys fastest so the SIMD
+// neighbours of an invocation walk the same query rows (broadcast loads): each starts at the
+// first token of its 4-key group and skips the rows it may not see. Same bindings as pass 2
+// (stats: [delta | lse] from pass 1).
+
+@group(0) @binding(7) var<storage, read_write> r_dk: array<vec4f>;
+
+@compute @workgroup_size(RW)
+fn attention_backward_kv_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                              @builtin(local_invocation_index) lid: u32) {
+  let idx = (wid.x + wid.y * nwg.x) * RW + lid;
+  if (idx >= p.batch * p.n_kv * p.kv_cap) {
+    return;
+  }
+  let j = idx % p.kv_cap;
+  let kvh = (idx / p.kv_cap) % p.n_kv;
+  let b = idx / (p.kv_cap * p.n_kv);
+  let g = p.n_heads / p.n_kv;
+  let n = p.batch * p.n_heads * p.tq;
+  let D4 = p.head_dim / 4u;
+  let kb = kv_base(b, j, kvh) / 4u;
+  var kv_k: array<vec4f, MAX_D4>;
+  var kv_v: array<vec4f, MAX_D4>;
+  var gk: array<vec4f, MAX_D4>;
+  var gv: array<vec4f, MAX_D4>;
+  if (j < p.tkv && is_real(b, j)) {
+    for (var i = 0u; i < D4; i++) {
+      kv_k[i] = r_k[kb + i];
+      kv_v[i] = r_v[kb + i];
+    }
+    // Query token tok (position q_offset + tok) sees j when q_offset + tok >= j.
+    let first = j & ~3u;
+    let t0 = select(0u, first - p.q_offset, first > p.q_offset);
+    for (var tok = t0; tok < p.tq; tok++) {
+      let pos = p.q_offset + tok;
+      if (pos < j || !is_real(b, pos)) {
+        continue;
+      }
+      for (var hg = 0u; hg < g; hg++) {
+        let h = kvh * g + hg;
+        let si = (b * p.n_heads + h) * p.tq + tok;
+        let qb = ((b * p.tq + tok) * p.n_heads + h) * D4;
+        // dout . v summed in dim order like delta (pass 1), so that dS = 0 exactly where out = v.
+        var s = vec4f();
+        var t = 0.0;
+        for (var i = 0u; i < D4; i++) {
+          s += r_q[qb + i] * kv_k[i];
+          let o = r_do[qb + i];
+          let w = kv_v[i];
+          t += o.x * w.x;
+          t += o.y * w.y;
+          t += o.z * w.z;
+          t += o.w * w.w;
+        }
+        let pv = exp(((s.x + s.y) + (s.z + s.w)) * p.scale - kv_stats[n + si]);
+        let ds = pv * (t - kv_stats[si]);
+        for (var i = 0u; i < D4; i++) {
+          gv[i] += pv * r_do[qb + i];
+          gk[i] += ds * r_q[qb + i];
+        }
+      }
+    }
+  }
+  for (var i = 0u; i < D4; i++) {
+    r_dk[kb + i] = gk[i] * p.scale;
+    r_dq[kb + i] = gv[i];
   }
 }

@@ -13,7 +13,7 @@
 // `a` and `out` are f32. `b` is bound as raw u32 words: f32 bits, or two bf16/f16 values per word
 // (element 2i in the low half). Each entry point fixes the layout and b's type; the flags passed to
 // the shared bodies are constants, so after inlining the loaders are straight-line code.
-// Entry points are named <path>_<layout>_<b dtype>. Four paths:
+// Entry points are named <path>_<layout>_<b dtype>. Five paths:
 //
 // tiled (hardware GPUs): a workgroup of WX×WY threads computes a (4·WY)×(4·WX) tile of C, each
 //   thread a 4×4 register block. A and B are staged through workgroup memory in slices of TK along
@@ -26,6 +26,8 @@
 //   straight from global memory; rows and columns past the edge are clamped onto the last one and
 //   their results dropped. `vec4` loads 4 consecutive elements at once and needs the contiguous
 //   dims and bOffset to be multiples of 4; `direct` takes any shape.
+// skinny (CPU adapters, nt with M ≤ 4: decode, the lm_head): each thread 4 columns for all M rows,
+//   vec4 loads along d, no barriers (see its section at the end).
 //
 // Tiles are numbered linearly (q fastest) and the grid is spread over x and y (see splitGroups);
 // workgroups past `groups` exit at once.
@@ -588,4 +590,101 @@ fn vec4_nn_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 fn vec4_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_id) lid: vec3u) {
   vec4_tn(wid, nwg, lid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// skinny (CPU adapters, nt with M ≤ 4: decode and its lm_head): no rows wasted. vec4 computes
+// 8 rows per thread, so at M = 1 seven eighths of its work is thrown away. Here each of SW
+// threads computes 4 consecutive columns for SR rows (SR = 1, 2 or 4 ≥ M, a pipeline constant,
+// so the unused row blocks compile away; rows past M are clamped onto the last one and dropped).
+// b's rows are read as whole vec4 words along d: f32 4 elements a load, bf16/f16 8 (so 16-bit b
+// needs K and bOffset multiples of 8, f32 multiples of 4). No workgroup memory, no barriers.
+
+override SW: u32 = 64; // threads per workgroup: a workgroup covers 4·SW columns
+override SR: u32 = 1;  // rows per thread (1, 2 or 4), at least M
+
+// Elements 8w..8w+7 of 16-bit b (word quad w) as two vec4f.
+fn unpack_b8(v: vec4u, dt: u32) -> array<vec4f, 2> {
+  if (dt == BF16) {
+    return array(bitcast<vec4f>(vec4u(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
+                 bitcast<vec4f>(vec4u(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
+  }
+  return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
+}
+
+fn dot4(x: vec4f, b0: vec4f, b1: vec4f, b2: vec4f, b3: vec4f) -> vec4f {
+  return vec4f(dot(x, b0), dot(x, b1), dot(x, b2), dot(x, b3));
+}
+
+fn skinny_nt(wid: vec3u, nwg: vec3u, lid: u32, dt: u32) {
+  let tile = tile_index(wid, nwg);
+  if (tile >= p.groups) {
+    return;
+  }
+  let qb = (tile * SW + lid) * 4u;
+  if (qb >= p.cols) {
+    return;
+  }
+  let K4 = p.depth / 4u;
+  // Rows of a (in vec4s) and columns of b (in words of the vec4 view: 4 elements f32, 8 16-bit).
+  let ar = min(vec4u(0u, 1u, 2u, 3u), vec4u(p.rows - 1u)) * K4;
+  let bc = clamp4(qb, p.cols) * p.depth + vec4u(p.b_offset);
+  var acc0: vec4f;
+  var acc1: vec4f;
+  var acc2: vec4f;
+  var acc3: vec4f;
+  if (dt == F32) {
+    let br = bc / 4u;
+    for (var d = 0u; d < K4; d++) {
+      let b0 = bitcast<vec4f>(b4[br.x + d]);
+      let b1 = bitcast<vec4f>(b4[br.y + d]);
+      let b2 = bitcast<vec4f>(b4[br.z + d]);
+      let b3 = bitcast<vec4f>(b4[br.w + d]);
+      acc0 += dot4(a4[ar.x + d], b0, b1, b2, b3);
+      if (SR >= 2u) {
+        acc1 += dot4(a4[ar.y + d], b0, b1, b2, b3);
+      }
+      if (SR >= 4u) {
+        acc2 += dot4(a4[ar.z + d], b0, b1, b2, b3);
+        acc3 += dot4(a4[ar.w + d], b0, b1, b2, b3);
+      }
+    }
+  } else {
+    let br = bc / 8u;
+    let K8 = p.depth / 8u;
+    for (var d = 0u; d < K8; d++) {
+      let b0 = unpack_b8(b4[br.x + d], dt);
+      let b1 = unpack_b8(b4[br.y + d], dt);
+      let b2 = unpack_b8(b4[br.z + d], dt);
+      let b3 = unpack_b8(b4[br.w + d], dt);
+      let e = 2u * d;
+      acc0 += dot4(a4[ar.x + e], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.x + e + 1u], b0[1], b1[1], b2[1], b3[1]);
+      if (SR >= 2u) {
+        acc1 += dot4(a4[ar.y + e], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.y + e + 1u], b0[1], b1[1], b2[1], b3[1]);
+      }
+      if (SR >= 4u) {
+        acc2 += dot4(a4[ar.z + e], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.z + e + 1u], b0[1], b1[1], b2[1], b3[1]);
+        acc3 += dot4(a4[ar.w + e], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.w + e + 1u], b0[1], b1[1], b2[1], b3[1]);
+      }
+    }
+  }
+  store_block(0u, qb, 1u, array(acc0, acc1, acc2, acc3));
+}
+
+@compute @workgroup_size(SW)
+fn skinny_nt_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  skinny_nt(wid, nwg, lid, F32);
+}
+
+@compute @workgroup_size(SW)
+fn skinny_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  skinny_nt(wid, nwg, lid, BF16);
+}
+
+@compute @workgroup_size(SW)
+fn skinny_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  skinny_nt(wid, nwg, lid, F16);
 }

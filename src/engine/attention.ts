@@ -1,6 +1,7 @@
 // Causal grouped-query attention (flash-attention style), forward and backward, f32, with an
 // optional padding mask and a KV-cache form for generation. See shaders/attention.wgsl for the
-// tiling; this file picks tile sizes per head dim and checks arguments.
+// tiling; this file picks tile sizes per head dim and checks arguments. On CPU adapters the
+// backward's dk/dv and dq passes take barrier-free per-key / per-row kernels (`AttentionDqPath`).
 import code from '../../shaders/attention.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
 import { packParams } from '../gpu/params';
@@ -187,8 +188,20 @@ export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs): 
   });
 }
 
+/**
+ * How the backward's dk/dv and dq passes run: `tiled` (workgroup tiles and barriers) or `rows`
+ * (one invocation per key, then per query row; no barriers; head dims multiple of 4).
+ */
+export type AttentionDqPath = 'tiled' | 'rows';
+const ROWS_WG = 64;
+
+/** The passes `attentionBackward` take by default: `rows` on CPU adapters (a barrier costs ~1 ms there) when headDim % 4 == 0. */
+export function defaultDqPath(isFallback: boolean, headDim: number): AttentionDqPath {
+  return isFallback && headDim % 4 === 0 ? 'rows' : 'tiled';
+}
+
 /** dq, dk, dv from dOut, recomputing the probabilities from q, k and lse (three dispatches). */
-export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs): void {
+export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs, options: { dqPath?: AttentionDqPath } = {}): void {
   const op = 'attention backward';
   const r = resolve(op, a);
   expectF32(op, a.out, a.lse, a.dOut, a.dq, a.dk, a.dv);
@@ -209,12 +222,26 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs)
     groups: splitGroups(Math.ceil(nRows / DELTA_WG)),
   });
   const kv = r.tiles.backwardKv;
+  const dqPath = options.dqPath ?? defaultDqPath(batch.ctx.adapter.isFallback, a.headDim);
+  if (dqPath === 'rows' && a.headDim % 4) throw new Error(`${op}: the rows passes need headDim a multiple of 4 (headDim ${a.headDim})`);
   batch.dispatch({
-    kernel: kernel('attention_backward_kv', kv),
+    kernel:
+      dqPath === 'rows'
+        ? { name: 'attention', code, entryPoint: 'attention_backward_kv_rows', constants: { RW: ROWS_WG } }
+        : kernel('attention_backward_kv', kv),
     params: r.params,
     buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv],
-    groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(r.kvCap / kv.BK)),
+    groups: splitGroups(dqPath === 'rows' ? Math.ceil((a.batchSize * a.nKvHeads * r.kvCap) / ROWS_WG) : a.batchSize * a.nKvHeads * Math.ceil(r.kvCap / kv.BK)),
   });
+  if (dqPath === 'rows') {
+    batch.dispatch({
+      kernel: { name: 'attention', code, entryPoint: 'attention_backward_q_rows', constants: { RW: ROWS_WG } },
+      params: r.params,
+      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq],
+      groups: splitGroups(Math.ceil(nRows / ROWS_WG)),
+    });
+    return;
+  }
   const dq = r.tiles.backwardQ;
   const rows = r.tq * (a.nHeads / a.nKvHeads);
   batch.dispatch({

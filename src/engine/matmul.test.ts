@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
 import { quantize, type DType } from '../gpu/dtype';
-import { GEMV_MAX_M, MATMUL_DIRECT, MATMUL_TILE, matmul, vec4Aligned, type MatmulLayout, type MatmulPath } from './matmul';
+import { GEMV_MAX_M, MATMUL_DIRECT, MATMUL_TILE, defaultMatmulPath, matmul, skinnyAligned, vec4Aligned, type MatmulLayout, type MatmulPath } from './matmul';
 import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
@@ -63,13 +63,20 @@ const SHAPES: [number, number, number, number][] = [
   [31, 9, 130, 1],
   [13, 36, 72, 8],
   [8 * MATMUL_DIRECT.CY + 6, 44, 20, 0],
+  // M = 1..3 with K and bOffset multiples of 8 (the skinny path for every dtype), and one with
+  // K and bOffset ≡ 4 mod 8 (skinny for f32 only; 16-bit b falls back).
+  [1, 45, 72, 0],
+  [2, 29, 40, 8],
+  [3, 70, 24, 16],
+  [1, 21, 20, 4],
 ];
 
 /** Every path that can compute this product. */
-function pathsFor(layout: MatmulLayout, m: number, n: number, k: number, bOffset: number): MatmulPath[] {
+function pathsFor(layout: MatmulLayout, dtype: DType, m: number, n: number, k: number, bOffset: number): MatmulPath[] {
   const paths: MatmulPath[] = ['tiled', 'direct'];
   if (layout === 'nt' && m <= GEMV_MAX_M) paths.push('gemv');
   if (vec4Aligned(layout, { m, n, k }, bOffset)) paths.push('vec4');
+  if (skinnyAligned(layout, { m, n, k }, dtype, bOffset)) paths.push('skinny');
   return paths;
 }
 
@@ -90,7 +97,7 @@ describe('matmul', () => {
       const ctx = await testContext();
       let i = 0;
       for (const [m, n, k, bOffset] of SHAPES) {
-        for (const path of [undefined, ...pathsFor(layout, m, n, k, bOffset)]) {
+        for (const path of [undefined, ...pathsFor(layout, dtype, m, n, k, bOffset)]) {
           const c: Case = { layout, dtype, m, n, k, accumulate: i % 2 === 1, alpha: i % 4 < 2 ? 1 : -0.75, bOffset, path };
           i++;
           const { err, seed } = await runCase(ctx, c);
@@ -135,6 +142,7 @@ describe('matmul', () => {
       { layout: 'nt', dtype: 'bf16', m: 2, n: over, k: 5, alpha: 0.5, accumulate: true, path: 'gemv', constants: { GV_LANES: 8, GV_ROWS: 1 } },
       { layout: 'tn', dtype: 'f32', m: 3, n: 4 * over - 1, k: 1, alpha: 1, accumulate: false, path: 'direct', constants: { CX: 1, CY: 1 } },
       { layout: 'nn', dtype: 'f16', m: 8 * over - 5, n: 4, k: 4, alpha: 2, accumulate: false, path: 'vec4', constants: { CX: 1, CY: 1 } },
+      { layout: 'nt', dtype: 'f32', m: 1, n: 4 * over + 1, k: 4, alpha: 1, accumulate: true, path: 'skinny', constants: { SW: 1 } },
       // The default tile sizes: a tall, thin product on this adapter's default path.
       { layout: 'nt', dtype: 'f32', m: 4 * MATMUL_DIRECT.CY * over, n: 1, k: 1, alpha: 1, accumulate: false },
     ];
@@ -142,6 +150,18 @@ describe('matmul', () => {
       const { err, seed } = await runCase(ctx, c);
       expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('picks skinny on CPU adapters for nt with M ≤ 4 and aligned K, vec4 or direct otherwise, gemv/tiled on GPUs', () => {
+    const d = (m: number, k: number) => ({ m, n: 128256, k });
+    expect(defaultMatmulPath(true, 'nt', d(1, 2048), 0, 'bf16')).toBe('skinny');
+    expect(defaultMatmulPath(true, 'nt', d(4, 64), 64 * 16, 'f16')).toBe('skinny');
+    expect(defaultMatmulPath(true, 'nt', d(5, 2048), 0, 'bf16')).toBe('vec4');
+    expect(defaultMatmulPath(true, 'nt', d(1, 20), 0, 'bf16')).toBe('vec4');
+    expect(defaultMatmulPath(true, 'nt', d(1, 20), 0, 'f32')).toBe('skinny');
+    expect(defaultMatmulPath(true, 'nn', d(1, 2048), 0, 'f32')).toBe('vec4');
+    expect(defaultMatmulPath(true, 'nt', d(1, 7), 0, 'f32')).toBe('direct');
+    expect(defaultMatmulPath(false, 'nt', d(1, 2048), 0, 'bf16')).toBe('gemv');
   });
 
   it('rejects bad arguments with messages naming the op and tensor', async () => {
@@ -157,6 +177,9 @@ describe('matmul', () => {
     expect(() => matmul(b, { a, b: w, out, layout: 'nt' }, { path: 'gemv' })).not.toThrow();
     expect(() => matmul(b, { a: ctx.tensor([9, 6], 'f32', 'x9'), b: w, out: ctx.tensor([9, 5], 'f32', 'y9'), layout: 'nt' }, { path: 'gemv' })).toThrow(
       /matmul nt: the gemv path needs layout nt and M ≤ 8/,
+    );
+    expect(() => matmul(b, { a, b: w, out, layout: 'nt' }, { path: 'skinny' })).toThrow(
+      /matmul nt: the skinny path needs layout nt, M ≤ 4 \(M = 4\), and K and bOffset multiples of 8/,
     );
     expect(() => matmul(b, { a, b: w, out, layout: 'nt', bOffset: 7 })).toThrow(
       /matmul nt: b \(W\) has 30 elements, needs bOffset 7 \+ 5·6 = 37/,

@@ -28,7 +28,7 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'gemv' | 'direct' | 'vec4';
+export type MatmulPath = 'tiled' | 'gemv' | 'direct' | 'vec4' | 'skinny';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
@@ -37,6 +37,9 @@ export const MATMUL_GEMV = { GV_LANES: 64, GV_ROWS: 4 } as const;
 export const GEMV_MAX_M = 8;
 /** direct and vec4 (CPU adapters): CX×CY threads, each a 4×4 (direct) or 8×4 (vec4) block, no workgroup memory. */
 export const MATMUL_DIRECT = { CX: 8, CY: 8 } as const;
+/** skinny (CPU adapters, layout nt, M ≤ SKINNY_MAX_M): SW threads, each 4 columns for SR ≥ M rows (SR set per call). */
+export const MATMUL_SKINNY = { SW: 64 } as const;
+export const SKINNY_MAX_M = 4;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
@@ -122,9 +125,21 @@ export function vec4Aligned(layout: MatmulLayout, dims: MatmulDims, bOffset = 0)
   return layout === 'nt' ? k % 4 === 0 : n % 4 === 0 && k % 4 === 0;
 }
 
+/**
+ * True when the skinny path applies: layout nt, 1 ≤ M ≤ SKINNY_MAX_M, and K and bOffset multiples
+ * of 4 (f32 b) or 8 (16-bit b, read 8 per 16-byte load).
+ */
+export function skinnyAligned(layout: MatmulLayout, dims: MatmulDims, dtype: string, bOffset = 0): boolean {
+  const q = dtype === 'f32' ? 4 : 8;
+  return layout === 'nt' && dims.m >= 1 && dims.m <= SKINNY_MAX_M && dims.k % q === 0 && bOffset % q === 0;
+}
+
 /** The path `matmul` takes by default: barrier-free kernels on CPU adapters, where a workgroup barrier costs ~1 ms. */
-export function defaultMatmulPath(isFallback: boolean, layout: MatmulLayout, dims: MatmulDims, bOffset = 0): MatmulPath {
-  if (isFallback) return vec4Aligned(layout, dims, bOffset) ? 'vec4' : 'direct';
+export function defaultMatmulPath(isFallback: boolean, layout: MatmulLayout, dims: MatmulDims, bOffset = 0, dtype = 'f32'): MatmulPath {
+  if (isFallback) {
+    if (skinnyAligned(layout, dims, dtype, bOffset)) return 'skinny';
+    return vec4Aligned(layout, dims, bOffset) ? 'vec4' : 'direct';
+  }
   return layout === 'nt' && dims.m <= GEMV_MAX_M ? 'gemv' : 'tiled';
 }
 
@@ -145,17 +160,30 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   const accumulate = args.accumulate ? 1 : 0;
   const bOffset = args.bOffset ?? 0;
 
-  const path = options.path ?? defaultMatmulPath(batch.ctx.adapter.isFallback, layout, dims, bOffset);
+  const path = options.path ?? defaultMatmulPath(batch.ctx.adapter.isFallback, layout, dims, bOffset, b.dtype);
   if (path === 'gemv' && (layout !== 'nt' || dims.m > GEMV_MAX_M))
     throw new Error(`${op}: the gemv path needs layout nt and M ≤ ${GEMV_MAX_M} (M = ${dims.m})`);
   if (path === 'vec4' && !vec4Aligned(layout, dims, bOffset))
     throw new Error(`${op}: the vec4 path needs the contiguous dims and bOffset to be multiples of 4`);
-  const defaults = path === 'tiled' ? MATMUL_TILE : path === 'gemv' ? MATMUL_GEMV : MATMUL_DIRECT;
+  if (path === 'skinny' && !skinnyAligned(layout, dims, b.dtype, bOffset))
+    throw new Error(
+      `${op}: the skinny path needs layout nt, M ≤ ${SKINNY_MAX_M} (M = ${dims.m}), and K and bOffset multiples of ${b.dtype === 'f32' ? 4 : 8}`,
+    );
+  const defaults =
+    path === 'tiled'
+      ? MATMUL_TILE
+      : path === 'gemv'
+        ? MATMUL_GEMV
+        : path === 'skinny'
+          ? { ...MATMUL_SKINNY, SR: dims.m === 1 ? 1 : dims.m === 2 ? 2 : 4 }
+          : MATMUL_DIRECT;
   const constants: Record<string, number> = { ...defaults, ...options.constants };
   let tilesQ = 0;
   let groups: number;
   if (path === 'gemv') {
     groups = Math.ceil(Q / constants.GV_ROWS!);
+  } else if (path === 'skinny') {
+    groups = Math.ceil(Q / (4 * constants.SW!));
   } else {
     const [tp, tq] =
       path === 'tiled'
@@ -164,12 +192,12 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     tilesQ = Math.ceil(Q / tq);
     groups = Math.ceil(P / tp) * tilesQ;
   }
-  // vec4 reads a and b whole (b's last vec4 of 16-bit values may lie in the buffer's padding).
+  // vec4 and skinny read a and b whole (b's last vec4 of 16-bit values may lie in the buffer's padding).
   const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
   batch.dispatch({
     kernel: { name: 'matmul', code, entryPoint: `${path}_${layout}_${b.dtype}`, constants },
     params: params(P, Q, D, bOffset, alpha, accumulate, tilesQ, groups),
-    buffers: path === 'vec4' ? [whole(a), whole(b), out] : [a, b, out],
+    buffers: path === 'vec4' || path === 'skinny' ? [whole(a), whole(b), out] : [a, b, out],
     groups: splitGroups(groups),
   });
 }
