@@ -14,6 +14,7 @@ import { callback, engine, errorMessage } from './engine';
 import { useModelStore, type ModelSummary } from './modelStore';
 import { DEFAULT_JUDGE, useSourcesStore, type JudgeSettings } from './sourcesStore';
 import { studioDb } from './studioDb';
+import { TRAIN_SETTINGS_KEY } from './trainConfig';
 import type { AdapterInfo } from './worker/adapter-store';
 import type { MergeEvent } from './worker/export-service';
 
@@ -95,9 +96,6 @@ export function mergedFolderName(baseModel: string, adapter: string): string {
 }
 
 let defaultedFor: string | null = null;
-
-/** Where the Train page keeps its settings per stage (trainStore.ts). */
-export const TRAIN_SETTINGS_KEY = 'fuse-studio.trainSettings';
 
 function readTrainSettings(): unknown {
   try {

@@ -150,6 +150,9 @@ export type TrainEvent =
   | { type: 'phase'; runId: string; phase: string | null }
   | { type: 'checkpoint'; runId: string; step: number };
 
+/** Where the Train page keeps its settings per stage (the project bundle carries them too). */
+export const TRAIN_SETTINGS_KEY = 'fuse-studio.trainSettings';
+
 export const ADAPTER_NAME: Record<Stage, string> = { sft: 'sft', dpo: 'sft+dpo' };
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import {
   newRunId,
   parseDataset,
   restoreSettings,
+  TRAIN_SETTINGS_KEY,
   type DpoLoss,
   type Stage,
   type TrainEvent,
@@ -76,12 +77,10 @@ interface TrainStore {
   dismissError(): void;
 }
 
-const SETTINGS_KEY = 'fuse-studio.trainSettings';
-
 function loadSettings(): Record<Stage, TrainSettings> {
   let raw: Partial<Record<Stage, unknown>> = {};
   try {
-    raw = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? '{}') as Partial<Record<Stage, unknown>>;
+    raw = JSON.parse(localStorage.getItem(TRAIN_SETTINGS_KEY) ?? '{}') as Partial<Record<Stage, unknown>>;
   } catch {
     // none stored, or unreadable: the defaults
   }
@@ -90,7 +89,7 @@ function loadSettings(): Record<Stage, TrainSettings> {
 
 function saveSettings(settings: Record<Stage, TrainSettings>): Record<Stage, TrainSettings> {
   try {
-    localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
+    localStorage.setItem(TRAIN_SETTINGS_KEY, JSON.stringify(settings));
   } catch {
     // storage full or off: the settings last for this tab
   }

@@ -232,7 +232,11 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
       persist({ status: 'error', error: message(e) });
     }
     await writes;
-    return summaryOf(row);
+    // The final record once more, awaited: events travel on their own port, so one sent earlier
+    // without waiting could otherwise reach the page after this reply and show a stale status.
+    const final = summaryOf(row);
+    await Promise.race([Promise.resolve(onEvent({ type: 'run', run: final }) as unknown).catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+    return final;
   } finally {
     trainer?.release();
     lora?.release();
