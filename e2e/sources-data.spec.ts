@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type Locator, type Page } from '@playwright/test';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
 import { watchErrors, screenshot } from './helpers';
 
@@ -216,12 +216,17 @@ test('sources and data: preset, key, connection test, import, collect across a r
   expect(errors).toEqual([]);
 });
 
-test('code prompts are checked against their tests in the browser sandbox', async ({ page }) => {
+/**
+ * A local source answering a code prompt with `good` code for sample 0 and `bad` for sample 1:
+ * added on the Sources page (`tuneSource` may set more), the prompt imported on the Data page by
+ * `importPrompt`, the pipeline run; sample 0 must pass the prompt's tests and sample 1 fail them.
+ */
+async function checkCodeVerdicts(
+  page: Page,
+  o: { good: string; bad: string; tuneSource?: (src: Locator) => Promise<void>; importPrompt: () => Promise<void>; timeout: number },
+): Promise<void> {
   const errors = watchErrors(page, /Failed to load resource|net::ERR|CORS|Access-Control/);
-  const code = await startOpenAIMock({
-    reply: (_prompt, seed) =>
-      seed === SEED ? 'Here:\n\n```js\nfunction add(a, b) { return a + b; }\n```' : 'Here:\n\n```js\nfunction add(a, b) { return a - b; }\n```',
-  });
+  const code = await startOpenAIMock({ reply: (_prompt, seed) => `Here:\n\n${seed === SEED ? o.good : o.bad}` });
   try {
     await page.goto('/sources');
     await page.getByRole('button', { name: 'Add llama.cpp server (local)' }).click();
@@ -230,22 +235,16 @@ test('code prompts are checked against their tests in the browser sandbox', asyn
     await src.getByLabel('Base URL').fill(code.baseURL);
     await src.getByLabel('Model', { exact: true }).fill(MOCK_MODEL);
     await src.getByLabel('Seed').fill(String(SEED));
-    await src.getByRole('button', { name: 'code: 8 per prompt' }).click();
-    await expect(src.getByLabel('Responses per prompt', { exact: true })).toHaveValue('8');
+    await o.tuneSource?.(src);
     await src.getByLabel('Responses per prompt', { exact: true }).fill('2');
 
     await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
     await page.getByLabel('Domain for this import').selectOption('code');
-    const row = { question: 'Write add(a, b) in JavaScript.', checks: ['assert.strictEqual(add(2, 3), 5);'] };
-    await page.getByText('Column mapping').click();
-    await page.getByLabel('Prompt column').fill('question');
-    await page.getByLabel('Tests column').fill('checks');
-    await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'code.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify([row])) });
-    await page.getByRole('button', { name: 'Import file' }).click();
+    await o.importPrompt();
     await expect(page.getByTestId('import-count')).toHaveText('1 prompt(s)');
     await expect(page.getByLabel(/Run code prompts’ tests in a browser sandbox/)).toBeChecked();
     await page.getByRole('button', { name: 'Run pipeline' }).click();
-    await expect(page.getByTestId('set-counts')).toContainText('1 SFT row(s) and 1 DPO pair(s)', { timeout: 30_000 });
+    await expect(page.getByTestId('set-counts')).toContainText('1 SFT row(s) and 1 DPO pair(s)', { timeout: o.timeout });
     await page.getByRole('button', { name: /^Open prompt: Write add/ }).click();
     const verdicts = page.getByRole('article', { name: 'Selected prompt' }).getByTestId('verdict');
     await expect(verdicts.nth(0)).toContainText('tests passed');
@@ -254,38 +253,38 @@ test('code prompts are checked against their tests in the browser sandbox', asyn
   } finally {
     await code.close();
   }
+}
+
+test('code prompts are checked against their tests in the browser sandbox', async ({ page }) => {
+  await checkCodeVerdicts(page, {
+    good: '```js\nfunction add(a, b) { return a + b; }\n```',
+    bad: '```js\nfunction add(a, b) { return a - b; }\n```',
+    tuneSource: async (src) => {
+      await src.getByRole('button', { name: 'code: 8 per prompt' }).click();
+      await expect(src.getByLabel('Responses per prompt', { exact: true })).toHaveValue('8');
+    },
+    importPrompt: async () => {
+      const row = { question: 'Write add(a, b) in JavaScript.', checks: ['assert.strictEqual(add(2, 3), 5);'] };
+      await page.getByText('Column mapping').click();
+      await page.getByLabel('Prompt column').fill('question');
+      await page.getByLabel('Tests column').fill('checks');
+      await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'code.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify([row])) });
+      await page.getByRole('button', { name: 'Import file' }).click();
+    },
+    timeout: 30_000,
+  });
 });
 
 test('Python code prompts run in Pyodide, served by the studio at /pyodide/', async ({ page }) => {
   test.setTimeout(180_000);
-  const errors = watchErrors(page, /Failed to load resource|net::ERR|CORS|Access-Control/);
-  const code = await startOpenAIMock({
-    reply: (_prompt, seed) =>
-      seed === SEED ? 'Here:\n\n```python\ndef add(a, b):\n    return a + b\n```' : 'Here:\n\n```python\ndef add(a, b):\n    return a * b\n```',
+  await checkCodeVerdicts(page, {
+    good: '```python\ndef add(a, b):\n    return a + b\n```',
+    bad: '```python\ndef add(a, b):\n    return a * b\n```',
+    importPrompt: async () => {
+      const row = { prompt: 'Write add(a, b) in Python.', tests: ['assert add(2, 3) == 5', 'assert add(0, 0) == 0'] };
+      await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'py.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(JSON.stringify(row) + '\n') });
+      await page.getByRole('button', { name: 'Import file' }).click();
+    },
+    timeout: 150_000,
   });
-  try {
-    await page.goto('/sources');
-    await page.getByRole('button', { name: 'Add llama.cpp server (local)' }).click();
-    const src = page.getByRole('region', { name: /^Source 1:/ });
-    await src.getByLabel('Base URL').fill(code.baseURL);
-    await src.getByLabel('Model', { exact: true }).fill(MOCK_MODEL);
-    await src.getByLabel('Seed').fill(String(SEED));
-    await src.getByLabel('Responses per prompt', { exact: true }).fill('2');
-
-    await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
-    await page.getByLabel('Domain for this import').selectOption('code');
-    const row = { prompt: 'Write add(a, b) in Python.', tests: ['assert add(2, 3) == 5', 'assert add(0, 0) == 0'] };
-    await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'py.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(JSON.stringify(row) + '\n') });
-    await page.getByRole('button', { name: 'Import file' }).click();
-    await expect(page.getByTestId('import-count')).toHaveText('1 prompt(s)');
-    await page.getByRole('button', { name: 'Run pipeline' }).click();
-    await expect(page.getByTestId('set-counts')).toContainText('1 SFT row(s) and 1 DPO pair(s)', { timeout: 150_000 });
-    await page.getByRole('button', { name: /^Open prompt: Write add/ }).click();
-    const verdicts = page.getByRole('article', { name: 'Selected prompt' }).getByTestId('verdict');
-    await expect(verdicts.nth(0)).toContainText('tests passed');
-    await expect(verdicts.nth(1)).toContainText('tests failed');
-    expect(errors).toEqual([]);
-  } finally {
-    await code.close();
-  }
 });

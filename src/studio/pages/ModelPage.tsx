@@ -247,6 +247,21 @@ function ModelCard({ model }: { model: ModelSummary }) {
   );
 }
 
+function NumberChoice({ label, value, choices, onChange }: { label: string; value: number; choices: readonly number[]; onChange: (n: number) => void }) {
+  return (
+    <label className="field">
+      <span>{label}</span>
+      <select value={value} onChange={(e) => onChange(Number(e.target.value))}>
+        {choices.map((n) => (
+          <option key={n} value={n}>
+            {n}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 function MemoryPlanPanel({ model }: { model: ModelSummary }) {
   const [seq, setSeq] = useState(512);
   const [rank, setRank] = useState(16);
@@ -269,26 +284,8 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
     <section className="card" aria-labelledby="plan-title">
       <h2 id="plan-title">Memory plan for LoRA training</h2>
       <div className="plan-inputs">
-        <label className="field">
-          <span>Sequence length</span>
-          <select value={seq} onChange={(e) => setSeq(Number(e.target.value))}>
-            {SEQ_CHOICES.map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label className="field">
-          <span>LoRA rank</span>
-          <select value={rank} onChange={(e) => setRank(Number(e.target.value))}>
-            {RANK_CHOICES.map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
+        <NumberChoice label="Sequence length" value={seq} choices={SEQ_CHOICES} onChange={setSeq} />
+        <NumberChoice label="LoRA rank" value={rank} choices={RANK_CHOICES} onChange={setRank} />
         <label className="field">
           <span>GPU memory free (GiB, optional)</span>
           <input type="number" min={0} step={0.5} value={memoryGiB} onChange={(e) => setMemoryGiB(e.target.value)} placeholder="unknown" />
