@@ -1,22 +1,15 @@
 // Seeded random inputs for kernel tests. Each test draws a fresh seed and prints it on
 // failure, so any failure can be replayed with FUSE_SEED=<seed>.
 
+import { seededRandom } from '../../model/rng';
+
 export function freshSeed(): number {
   const fixed = process.env.FUSE_SEED;
   return fixed ? Number(fixed) : Math.floor(Math.random() * 2 ** 31);
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the same generator the model's initialisation uses. */
+export const rng: (seed: number) => () => number = seededRandom;
 
 /** Standard normal draws (Box-Muller), scaled; never exactly zero. */
 export function randn(n: number, next: () => number, scale = 1): Float64Array {
