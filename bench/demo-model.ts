@@ -3,7 +3,7 @@
 // through the real loader (src/model/load.ts) from its files held in memory.
 import type { GpuContext } from '../src/gpu/context';
 import { generateDemoModel } from '../src/model/demo';
-import { createLlamaModel, type LlamaModel } from '../src/model/llama';
+import { createDecoderModel, type DecoderModel } from '../src/model/decoder';
 import { loadModel, type LoadedModel } from '../src/model/load';
 import { blobsSource } from '../src/model/source';
 import { releaseWeights } from '../src/model/weights';
@@ -15,14 +15,14 @@ export function demoFiles(): Map<string, Uint8Array> {
 
 export interface DemoModel {
   loaded: LoadedModel;
-  model: LlamaModel;
+  model: DecoderModel;
   release(): void;
 }
 
 export async function loadDemoModel(gpu: GpuContext): Promise<DemoModel> {
   const files = new Map([...demoFiles()].map(([name, bytes]) => [name, new Blob([bytes as Uint8Array<ArrayBuffer>])] as const));
   const loaded = await loadModel(gpu, blobsSource('demo model', files));
-  const model = createLlamaModel(gpu, loaded.weights);
+  const model = createDecoderModel(gpu, loaded.weights);
   return {
     loaded,
     model,

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFileStore } from '../src/io/node-files';
 import { generate } from '../src/model/generate';
-import { createLlamaModel } from '../src/model/llama';
+import { createDecoderModel } from '../src/model/decoder';
 import { loadModel, type LoadedModel } from '../src/model/load';
 import { seededRandom } from '../src/model/random';
 import { httpSource } from '../src/model/source';
@@ -70,7 +70,7 @@ export const loadBench: Benchmark = {
           const t1 = performance.now();
           bytes = loaded.files.reduce((s, f) => s + f.bytes, 0);
           config = loaded.config;
-          const model = createLlamaModel(gpu, loaded.weights);
+          const model = createDecoderModel(gpu, loaded.weights);
           try {
             if (kind === 'cached') {
               const next = seededRandom(SEED);

@@ -20,12 +20,12 @@
 // MiB at a time: 1.24B bf16 parameters take a few seconds and never sit in JS memory. The step is
 // checked before it is reported: finite log-probs ≤ 0 and finite, nonzero LoRA gradients.
 // There is no peer.
-import { LLAMA_3_2_PRESETS, type LlamaConfig } from '../src/model/config';
+import { LLAMA_3_2_PRESETS, type ModelConfig } from '../src/model/config';
 import { createTrainWorkspace } from '../src/model/activations';
 import { backward, countTargets } from '../src/model/backward';
 import { forward, readLogp } from '../src/model/forward';
 import { setBatchInputs } from '../src/model/inputs';
-import { createLlamaModel } from '../src/model/llama';
+import { createDecoderModel } from '../src/model/decoder';
 import { createLoraAdapters, LORA_TARGETS, resolveLoraConfig, targetDims, type LoraConfig } from '../src/model/lora';
 import { formatBytes, planMemory } from '../src/model/memory-plan';
 import { seededRandom, tinyConfig, uploadRandomWeights } from '../src/model/random';
@@ -39,7 +39,7 @@ const PLAN_SEQS = [512, 1024, 2048];
 const SLOW_STEP_MS = 60_000;
 
 /** Models the step can run: the Llama-3.2 presets, and a toy for the test of this file. */
-export const STEP_MODELS: Record<string, LlamaConfig> = {
+export const STEP_MODELS: Record<string, ModelConfig> = {
   ...LLAMA_3_2_PRESETS,
   tiny: tinyConfig({ hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 512, tieWordEmbeddings: true, llama3Rope: true }),
 };
@@ -50,7 +50,7 @@ export const STEP_MODELS: Record<string, LlamaConfig> = {
  * weights get no gradient), causal attention (T/2 keys per query on average) about 4.5 times
  * its forward (forward, recompute, backward ≈ 2.5×), the LoRA products four times.
  */
-export function stepFlops(c: LlamaConfig, B: number, T: number, lora: LoraConfig): number {
+export function stepFlops(c: ModelConfig, B: number, T: number, lora: LoraConfig): number {
   const N = B * T;
   const H = c.hiddenSize;
   const qd = c.numHeads * c.headDim;
@@ -104,7 +104,7 @@ export const modelStepBench: Benchmark = {
     const before = gpu.pool.stats().allocatedBytes;
     let t0 = performance.now();
     const weights = await uploadRandomWeights(gpu, config, dtype, SEED, { maxChunkBytes: limit });
-    const model = createLlamaModel(gpu, weights);
+    const model = createDecoderModel(gpu, weights);
     const lora = createLoraAdapters(gpu, config, LORA, { seed: SEED });
     const ws = createTrainWorkspace(model, { batchSize: B, seqLen: T, lora: LORA });
     await gpu.flush();

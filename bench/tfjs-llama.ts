@@ -6,7 +6,7 @@
 // LoRA variables (tf.variableGrads + Adam; Adam's update costs what AdamW's does).
 // The weights are random (a fast integer PRNG): the work, not the model, is what is compared.
 import type * as TfCore from '@tensorflow/tfjs-core';
-import type { LlamaConfig } from '../src/model/config';
+import type { ModelConfig } from '../src/model/config';
 import { LORA_TARGETS, targetDims, type LoraConfig } from '../src/model/lora';
 
 type Tf = typeof TfCore;
@@ -32,7 +32,7 @@ export interface TfLlamaStep {
   dispose(): void;
 }
 
-export function createTfLlamaStep(tf: Tf, c: LlamaConfig, o: { batch: number; seq: number; lora: Required<Pick<LoraConfig, 'rank' | 'alpha'>>; seed: number; ids: Int32Array; targets: Int32Array }): TfLlamaStep {
+export function createTfLlamaStep(tf: Tf, c: ModelConfig, o: { batch: number; seq: number; lora: Required<Pick<LoraConfig, 'rank' | 'alpha'>>; seed: number; ids: Int32Array; targets: Int32Array }): TfLlamaStep {
   const { batch: B, seq: S } = o;
   const N = B * S;
   const H = c.hiddenSize;

@@ -15,8 +15,8 @@
 // weights, LoRA variables, tf.train.adam(...).minimize) on the same device. The DPO row has no
 // peer. Every step's loss must be finite before a row is reported.
 import type { GpuContext } from '../src/gpu/context';
-import { LLAMA_3_2_PRESETS, type LlamaConfig } from '../src/model/config';
-import { createLlamaModel, type LlamaModel } from '../src/model/llama';
+import { LLAMA_3_2_PRESETS, type ModelConfig } from '../src/model/config';
+import { createDecoderModel, type DecoderModel } from '../src/model/decoder';
 import { createLoraAdapters, type LoraConfig } from '../src/model/lora';
 import { seededRandom, uploadRandomWeights } from '../src/model/random';
 import { releaseWeights } from '../src/model/weights';
@@ -39,7 +39,7 @@ function randomIds(n: number, vocab: number, seed: number): number[] {
 const HYPER = { maxSteps: 1_000_000, microBatchSize: 1, gradientAccumulationSteps: 1, scheduler: 'constant' as const, warmupRatio: 0, lr: 1e-4 };
 
 /** Our trainer on `model` with a fresh adapter; step() runs one optimizer step and returns its loss. */
-function ourTrainer(gpu: GpuContext, model: LlamaModel, task: SftTask | DpoTask, seqLen: number) {
+function ourTrainer(gpu: GpuContext, model: DecoderModel, task: SftTask | DpoTask, seqLen: number) {
   const lora = createLoraAdapters(gpu, model.config, LORA, { seed: SEED });
   const trainer = new Trainer({ model, lora, task, hyper: HYPER, seqLen });
   return {
@@ -91,7 +91,7 @@ async function timeSteps(ctx: BenchContext, label: string, sides: Record<string,
 }
 
 /** Ours and (when available) the TF.js step on one config; tokens/s row. */
-async function sftRow(ctx: BenchContext, peer: TfjsPeer | null, model: LlamaModel, name: string, shape: string): Promise<Result> {
+async function sftRow(ctx: BenchContext, peer: TfjsPeer | null, model: DecoderModel, name: string, shape: string): Promise<Result> {
   const { gpu, options } = ctx;
   const c = model.config;
   const T = options.seq;
@@ -147,10 +147,10 @@ export const trainStepBench: Benchmark = {
     gpu.pool.trim();
     const L = options.peerLayers;
     const V = options.peerVocab;
-    const config: LlamaConfig = { ...LLAMA_3_2_PRESETS['llama-3.2-1b']!, numLayers: L, vocabSize: V };
+    const config: ModelConfig = { ...LLAMA_3_2_PRESETS['llama-3.2-1b']!, numLayers: L, vocabSize: V };
     const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
     const weights = await uploadRandomWeights(gpu, config, 'bf16', SEED, { maxChunkBytes: limit });
-    const model = createLlamaModel(gpu, weights);
+    const model = createDecoderModel(gpu, weights);
     try {
       const full = L === 16 && V === 128_256;
       const reduced = `${L === 16 ? 'all 16 layers' : `${L} of its 16 layers`}, vocab ${V === 128_256 ? 'full 128256' : `${V} of 128256`}`;

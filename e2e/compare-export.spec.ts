@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { expect, test, type Download, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
-import { parseLlamaConfig } from '../src/model/config';
+import { parseModelConfig } from '../src/model/config';
 import { demoConfigJson } from '../src/model/demo';
 import { LORA_TARGETS, targetDims } from '../src/model/lora';
 import { exportPeftAdapter, type HostAdapter } from '../src/train/peft';
@@ -18,7 +18,7 @@ const REWARD_KEY = 'rm-e2e-reward-key-9876543210';
 
 /** A random rank-4 LoRA adapter for the demo model, large enough to change what it says. */
 function demoAdapter(): Map<string, Uint8Array> {
-  const config = parseLlamaConfig(JSON.parse(demoConfigJson()));
+  const config = parseModelConfig(JSON.parse(demoConfigJson()));
   let s = 12345;
   const rand = () => {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
@@ -226,7 +226,7 @@ test('compare base and an imported adapter, vote blind, export the adapter and a
   if (process.env.UPDATE_SCREENSHOTS) await page.screenshot({ path: 'docs/screenshots/compare-blind.png', fullPage: true });
 
   // Export the PEFT adapter and check its files.
-  const config = parseLlamaConfig(JSON.parse(demoConfigJson()));
+  const config = parseModelConfig(JSON.parse(demoConfigJson()));
   await go(page, 'Export');
   let pending = page.waitForEvent('download');
   await page.getByRole('button', { name: 'Download sft PEFT adapter' }).click();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseLlamaConfig } from '../model/config';
+import { parseModelConfig } from '../model/config';
 import { loadPeftAdapter } from '../train/peft-node';
 import { UsageError } from './commands/args';
 import { DEMO_PROMPTS, run as demoCommand } from './commands/demo';
@@ -70,7 +70,7 @@ describe('fuse-studio demo', () => {
     expect(r.stdout).toMatch(/timings: models \d+s, serve \d+s, data /);
 
     // Two instruction prompts split 4:6 give one SFT-side and one DPO-side prompt.
-    const config = parseLlamaConfig(JSON.parse(await readFile(join(out, 'models/target/config.json'), 'utf8')));
+    const config = parseModelConfig(JSON.parse(await readFile(join(out, 'models/target/config.json'), 'utf8')));
     expect(nSft).toBe(1);
     expect(r.stdout).toMatch(/SFT: 1 step\(s\) on 1 row\(s\)/);
     const sft = await loadPeftAdapter(join(out, 'adapter-sft'), config);

@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
 import { testContext } from '../engine/testing/gpu';
-import { LLAMA_3_2_PRESETS, type LlamaConfig } from '../model/config';
+import { LLAMA_3_2_PRESETS, type ModelConfig } from '../model/config';
 import { writeDemoModel } from '../model/demo-node';
 import { generate } from '../model/generate';
-import { createLlamaModel, type LlamaModel } from '../model/llama';
+import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel } from '../model/load';
 import { createLoraAdapters, type LoraAdapters } from '../model/lora';
 import { formatBytes, planMemory } from '../model/memory-plan';
@@ -23,7 +23,7 @@ import { writeSafetensors } from '../model/safetensors';
 import { argmax } from '../model/sampling';
 import { scoreSequences, type LabelledSequence } from '../model/score';
 import { localFolderSource } from '../model/source-node';
-import { expectedTensors, LAYER_TENSOR_NAMES, releaseWeights, type LayerWeightName, type LlamaWeights } from '../model/weights';
+import { expectedTensors, LAYER_TENSOR_NAMES, releaseWeights, type LayerWeightName, type ModelWeights } from '../model/weights';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { fromHostLora } from '../train/peft';
 import { savePeftAdapter } from '../train/peft-node';
@@ -65,15 +65,15 @@ let demoDir = '';
 let randDir = '';
 let adapterDir = '';
 let ctx: GpuContext;
-let demo: { model: LlamaModel; weights: LlamaWeights; tok: LoadedTokenizer; eos: number[] } | null = null;
+let demo: { model: DecoderModel; weights: ModelWeights; tok: LoadedTokenizer; eos: number[] } | null = null;
 
 // The random model: f32, untied, llama3 RoPE, GQA, no tokenizer; eos id 2.
-const RAND_CONFIG: LlamaConfig = { ...tinyConfig({ vocabSize: 300, llama3Rope: true }), dtype: 'float32' };
+const RAND_CONFIG: ModelConfig = { ...tinyConfig({ vocabSize: 300, llama3Rope: true }), dtype: 'float32' };
 let host: HostWeights;
 let hostLora: HostLora;
 
 /** config.json as transformers writes it for `c`. */
-function configJson(c: LlamaConfig): string {
+function configJson(c: ModelConfig): string {
   const rope = c.ropeScaling;
   return JSON.stringify({
     architectures: ['LlamaForCausalLM'],
@@ -171,7 +171,7 @@ beforeAll(async () => {
   ctx = await testContext();
   const loaded = await loadModel(ctx, localFolderSource(demoDir));
   const tok = loadTokenizer({ ...loaded.tokenizerFiles!, generationConfig: loaded.generationConfig });
-  demo = { model: createLlamaModel(ctx, loaded.weights), weights: loaded.weights, tok, eos: [...new Set([...tok.eosTokenIds, ...loaded.config.eosTokenIds])] };
+  demo = { model: createDecoderModel(ctx, loaded.weights), weights: loaded.weights, tok, eos: [...new Set([...tok.eosTokenIds, ...loaded.config.eosTokenIds])] };
 });
 
 afterAll(async () => {
@@ -198,7 +198,7 @@ describe('fuse-studio generate / logprobs / plan / info (child processes)', () =
     // Seeded sampling: the same tokens as the library with the same settings; plain output is the ids.
     const sampling = { temperature: 0.9, topK: 30, topP: 0.95, repetitionPenalty: 1.1, seed: 5 };
     const weights = await loadModel(ctx, localFolderSource(randDir));
-    const model: LlamaModel = createLlamaModel(ctx, weights.weights);
+    const model: DecoderModel = createDecoderModel(ctx, weights.weights);
     const lora: LoraAdapters = createLoraAdapters(ctx, RAND_CONFIG, { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] }, { trainable: false });
     setHostLora(ctx, lora, hostLora);
     try {
@@ -216,7 +216,7 @@ describe('fuse-studio generate / logprobs / plan / info (child processes)', () =
     } finally {
       lora.release();
       model.release();
-      releaseWeights(weights.weights as LlamaWeights);
+      releaseWeights(weights.weights as ModelWeights);
     }
 
     const text = await cli('generate', '--model', randDir, '--prompt', 'hello');

@@ -2,7 +2,7 @@
 // with its tokenizer (if any) and an optional PEFT adapter folder (--adapter).
 import type { GpuContext } from '../gpu/context';
 import { createNodeContext } from '../gpu/node';
-import { createLlamaModel, type LlamaModel } from '../model/llama';
+import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load';
 import type { LoraAdapters } from '../model/lora';
 import type { ModelSource } from '../model/source';
@@ -15,7 +15,7 @@ import { loadPeftAdapter } from '../train/peft-node';
 export interface OpenedModel {
   ctx: GpuContext;
   loaded: LoadedModel;
-  model: LlamaModel;
+  model: DecoderModel;
   /** null when the folder has no tokenizer.json. */
   tokenizer: LoadedTokenizer | null;
   /** The --adapter, inference-only, or null. */
@@ -47,7 +47,7 @@ function progressLine(): ((p: LoadProgress) => void) | undefined {
 export async function loadModelForCli(source: ModelSource, o: { adapter?: string } = {}): Promise<OpenedModel> {
   const ctx = await createNodeContext();
   let loaded: LoadedModel | null = null;
-  let model: LlamaModel | null = null;
+  let model: DecoderModel | null = null;
   let lora: LoraAdapters | null = null;
   const release = () => {
     lora?.release();
@@ -57,7 +57,7 @@ export async function loadModelForCli(source: ModelSource, o: { adapter?: string
   };
   try {
     loaded = await loadModel(ctx, source, { onProgress: progressLine() });
-    model = createLlamaModel(ctx, loaded.weights);
+    model = createDecoderModel(ctx, loaded.weights);
     const tf = loaded.tokenizerFiles;
     const tokenizer = tf
       ? loadTokenizer({

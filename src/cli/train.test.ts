@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateDemoModel } from '../model/demo';
 import { seededRandom } from '../model/random';
 import { writeFolderFiles } from '../train/files-node';
-import { parseLlamaConfig } from '../model/config';
+import { parseModelConfig } from '../model/config';
 import { loadPeftAdapter } from '../train/peft-node';
 import { run as exportCommand } from './commands/export';
 import { run as trainCommand } from './commands/train';
@@ -78,7 +78,7 @@ describe('fuse-studio train / export', () => {
     const loss = metrics.map((m) => m.loss as number);
     expect(loss[5]!, `losses ${loss.join(', ')}`).toBeLessThan(loss[0]! - 0.5);
 
-    const config = parseLlamaConfig(JSON.parse(await readFile(join(model, 'config.json'), 'utf8')));
+    const config = parseModelConfig(JSON.parse(await readFile(join(model, 'config.json'), 'utf8')));
     const adapter = await loadPeftAdapter(out, config);
     expect([adapter.adapter.rank, adapter.adapter.alpha, adapter.baseModel]).toEqual([4, 8, model]);
     expect(adapter.adapter.layers[0]!.q_proj!.b.some((x) => x !== 0)).toBe(true);

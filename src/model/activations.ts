@@ -12,8 +12,8 @@
 //              per-sequence sums [B]; with full fine-tuning a [chunk, H] lm_head gradient slice
 import type { Tensor } from '../gpu/tensor';
 import { CE_STATE_WIDTH, chooseChunkSize } from '../engine/cross-entropy';
-import type { LlamaConfig } from './config';
-import type { LlamaModel } from './llama';
+import type { ModelConfig } from './config';
+import type { DecoderModel } from './decoder';
 import { LORA_TARGETS, resolveLoraConfig, type LoraConfig, type LoraTarget } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
 import type { ChunkRange } from './weight-layout';
@@ -50,7 +50,7 @@ export interface LayerGradients {
 }
 
 export interface TrainWorkspace {
-  config: LlamaConfig;
+  config: ModelConfig;
   batchSize: number;
   seqLen: number;
   tokens: number;
@@ -99,7 +99,7 @@ export function chooseLmHeadChunk(tokens: number, lmHeadChunks: readonly ChunkRa
 const LAYER_NAMES = ['xn1', 'rstd1', 'q', 'k', 'v', 'attn', 'attnLse', 'h1', 'xn2', 'rstd2', 'gate', 'up', 'act', 'proj'] as const;
 
 /** One layer's activations for B sequences of T tokens; LoRA scratch per target, or one shared. */
-export function layerActivationSpecs(c: LlamaConfig, B: number, T: number, lora: Required<LoraConfig> | null, sharedTmp: boolean): TensorSpec[] {
+export function layerActivationSpecs(c: ModelConfig, B: number, T: number, lora: Required<LoraConfig> | null, sharedTmp: boolean): TensorSpec[] {
   const N = B * T;
   const H = c.hiddenSize;
   const qd = c.numHeads * c.headDim;
@@ -132,7 +132,7 @@ export function layerActivationSpecs(c: LlamaConfig, B: number, T: number, lora:
 export type WorkspaceCategory = 'inputs' | 'saved' | 'layer' | 'backward' | 'lmHead';
 
 /** The training workspace's tensors by category (see the file comment). */
-export function trainWorkspaceSpecs(c: LlamaConfig, o: WorkspaceOptions & { lmHeadChunk: number }): Record<WorkspaceCategory, TensorSpec[]> {
+export function trainWorkspaceSpecs(c: ModelConfig, o: WorkspaceOptions & { lmHeadChunk: number }): Record<WorkspaceCategory, TensorSpec[]> {
   const B = o.batchSize;
   const T = o.seqLen;
   const N = B * T;
@@ -183,7 +183,7 @@ export function layerActivationsFrom(t: Record<string, Tensor>, lora: Required<L
 }
 
 /** Allocate a training (or scoring, with backward: false) workspace for [B, T] batches. */
-export function createTrainWorkspace(model: LlamaModel, o: WorkspaceOptions): TrainWorkspace {
+export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): TrainWorkspace {
   const { ctx, config: c, layout } = model;
   const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, layout.lmHeadChunks ?? layout.embedChunks);
   const specs = trainWorkspaceSpecs(c, { ...o, lmHeadChunk });

@@ -17,7 +17,7 @@ import { BatchChain } from './chain';
 import { checkWorkspace, trainLayerPass } from './forward';
 import { zeroFullGrads, type FullGrads } from './full-grads';
 import { encodeLayerBackward, encodeLayerForward } from './layer';
-import { activeAdapter, type LlamaModel } from './llama';
+import { activeAdapter, type DecoderModel } from './decoder';
 import { lmHeadBackward } from './lm-head';
 import { zeroLoraGrads, type LoraAdapters } from './lora';
 
@@ -41,7 +41,7 @@ export function countTargets(targets: ArrayLike<number>): number {
   return n;
 }
 
-export function backward(model: LlamaModel, ws: TrainWorkspace, options: BackwardOptions = {}): void {
+export function backward(model: DecoderModel, ws: TrainWorkspace, options: BackwardOptions = {}): void {
   const lora = activeAdapter(options.lora);
   const full = options.full ?? null;
   checkWorkspace(model, ws, lora);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLlamaConfig } from './config';
+import { parseModelConfig } from './config';
 
 // The config.json of meta-llama/Llama-3.2-1B-Instruct (transformers 4.x layout).
 const llama32_1b = {
@@ -29,9 +29,9 @@ const llama32_1b = {
   vocab_size: 128256,
 };
 
-describe('parseLlamaConfig', () => {
+describe('parseModelConfig', () => {
   it('reads the Llama-3.2-1B-Instruct config', () => {
-    const c = parseLlamaConfig(llama32_1b);
+    const c = parseModelConfig(llama32_1b);
     expect(c).toMatchObject({ hiddenSize: 2048, numKvHeads: 8, headDim: 64, tieWordEmbeddings: true, ropeTheta: 500000 });
     expect(c.ropeScaling).toEqual({ ropeType: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
     expect(c.eosTokenIds).toEqual([128001, 128008, 128009]);
@@ -39,26 +39,26 @@ describe('parseLlamaConfig', () => {
 
   it('reads the transformers 5.x rope_parameters form the same way', () => {
     const { rope_scaling, rope_theta, ...rest } = llama32_1b;
-    const c = parseLlamaConfig({ ...rest, rope_parameters: { ...rope_scaling, rope_theta } });
-    expect(c).toEqual(parseLlamaConfig(llama32_1b));
+    const c = parseModelConfig({ ...rest, rope_parameters: { ...rope_scaling, rope_theta } });
+    expect(c).toEqual(parseModelConfig(llama32_1b));
   });
 
   it('takes eos ids from generation_config.json and defaults head_dim and kv heads', () => {
     const { head_dim, num_key_value_heads, ...rest } = llama32_1b;
     void head_dim;
     void num_key_value_heads;
-    const c = parseLlamaConfig({ ...rest, rope_scaling: null }, { eos_token_id: 7 });
+    const c = parseModelConfig({ ...rest, rope_scaling: null }, { eos_token_id: 7 });
     expect(c).toMatchObject({ headDim: 64, numKvHeads: 32, eosTokenIds: [7], ropeScaling: null });
   });
 
   it('refuses other architectures and unsupported settings, naming the field', () => {
-    expect(() => parseLlamaConfig({ ...llama32_1b, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
+    expect(() => parseModelConfig({ ...llama32_1b, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
       /"architectures" is \["Qwen2ForCausalLM"\]; Fuse Studio supports LlamaForCausalLM/,
     );
-    expect(() => parseLlamaConfig({ ...llama32_1b, rope_scaling: { rope_type: 'yarn', factor: 4 } })).toThrow(/rope_scaling.rope_type "yarn"/);
-    expect(() => parseLlamaConfig({ ...llama32_1b, attention_bias: true })).toThrow(/"attention_bias": true/);
-    expect(() => parseLlamaConfig({ ...llama32_1b, num_key_value_heads: 5 })).toThrow(/multiple of num_key_value_heads/);
-    expect(() => parseLlamaConfig({ ...llama32_1b, hidden_size: 'big' })).toThrow(/"hidden_size" must be a positive integer/);
-    expect(() => parseLlamaConfig({ ...llama32_1b, rope_scaling: { rope_type: 'llama3', factor: 8 } })).toThrow(/rope_scaling.low_freq_factor/);
+    expect(() => parseModelConfig({ ...llama32_1b, rope_scaling: { rope_type: 'yarn', factor: 4 } })).toThrow(/rope_scaling.rope_type "yarn"/);
+    expect(() => parseModelConfig({ ...llama32_1b, attention_bias: true })).toThrow(/"attention_bias": true/);
+    expect(() => parseModelConfig({ ...llama32_1b, num_key_value_heads: 5 })).toThrow(/multiple of num_key_value_heads/);
+    expect(() => parseModelConfig({ ...llama32_1b, hidden_size: 'big' })).toThrow(/"hidden_size" must be a positive integer/);
+    expect(() => parseModelConfig({ ...llama32_1b, rope_scaling: { rope_type: 'llama3', factor: 8 } })).toThrow(/rope_scaling.low_freq_factor/);
   });
 });

@@ -10,7 +10,7 @@ export interface RopeScaling {
   originalMaxPositionEmbeddings: number;
 }
 
-export interface LlamaConfig {
+export interface ModelConfig {
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -85,7 +85,7 @@ function parseRope(c: Json): { ropeTheta: number; ropeScaling: RopeScaling | nul
   };
 }
 
-export function parseLlamaConfig(config: unknown, generationConfig?: unknown): LlamaConfig {
+export function parseModelConfig(config: unknown, generationConfig?: unknown): ModelConfig {
   if (!config || typeof config !== 'object') throw new ConfigError('config.json must be a JSON object');
   const c = config as Json;
   const archs = c.architectures;
@@ -135,12 +135,12 @@ export function parseLlamaConfig(config: unknown, generationConfig?: unknown): L
 }
 
 /** The exact Llama-3.2 shapes, for memory plans and benchmarks without downloading anything. */
-export const LLAMA_3_2_PRESETS: Record<'llama-3.2-1b' | 'llama-3.2-3b', LlamaConfig> = {
+export const LLAMA_3_2_PRESETS: Record<'llama-3.2-1b' | 'llama-3.2-3b', ModelConfig> = {
   'llama-3.2-1b': preset(2048, 8192, 16, 32, 8, 64, true),
   'llama-3.2-3b': preset(3072, 8192, 28, 24, 8, 128, true),
 };
 
-function preset(h: number, i: number, l: number, nh: number, kv: number, hd: number, tie: boolean): LlamaConfig {
+function preset(h: number, i: number, l: number, nh: number, kv: number, hd: number, tie: boolean): ModelConfig {
   return {
     hiddenSize: h,
     intermediateSize: i,

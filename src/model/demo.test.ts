@@ -9,7 +9,7 @@ import { nodeFileSource } from '../io/node-files';
 import { LLAMA_3_2_CHAT_TEMPLATE } from '../tokenizer/llama3-chat-template';
 import { readLlama3TokenizerJson } from '../tokenizer/llama3-node';
 import { loadTokenizer } from '../tokenizer/tokenizer';
-import { parseLlamaConfig, type LlamaConfig } from './config';
+import { parseModelConfig, type ModelConfig } from './config';
 import { demoConfigJson, demoTensors, generateDemoModel, shardFileName, type DemoModelOptions } from './demo';
 import { writeDemoModel } from './demo-node';
 import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors';
@@ -20,15 +20,15 @@ const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
 const json = (files: Map<string, Uint8Array>, name: string) => JSON.parse(text(files.get(name)));
 
 /** Parse a generated folder's config and every safetensors file's header. */
-async function inspect(files: Map<string, Uint8Array>): Promise<{ config: LlamaConfig; headers: SafetensorsHeader[] }> {
-  const config = parseLlamaConfig(json(files, 'config.json'), json(files, 'generation_config.json'));
+async function inspect(files: Map<string, Uint8Array>): Promise<{ config: ModelConfig; headers: SafetensorsHeader[] }> {
+  const config = parseModelConfig(json(files, 'config.json'), json(files, 'generation_config.json'));
   const names = [...files.keys()].filter((n) => n.endsWith('.safetensors'));
   const headers = await Promise.all(names.map((n) => readSafetensorsHeader(memorySource(n, files.get(n)!))));
   return { config, headers };
 }
 
 /** Every tensor of the folder must be exactly expectedTensors(config), with the right shape and dtype. */
-function expectTensorsMatch(config: LlamaConfig, headers: SafetensorsHeader[], dtype: string) {
+function expectTensorsMatch(config: ModelConfig, headers: SafetensorsHeader[], dtype: string) {
   const found = new Map<string, number[]>();
   for (const h of headers)
     for (const [name, t] of h.tensors) {
@@ -105,7 +105,7 @@ describe('the built-in demo model', () => {
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],
       dtype: 'bfloat16',
-    } satisfies LlamaConfig);
+    } satisfies ModelConfig);
     expect(headers).toHaveLength(1);
     expect(headers[0]!.metadata).toEqual({ format: 'pt' });
     expect(headers[0]!.dataStart % 8).toBe(0);
@@ -224,9 +224,9 @@ describe('the built-in demo model', () => {
     expect(v5.rope_parameters).toEqual({ factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: 'llama3', rope_theta: 500000 });
     expect(v5.dtype).toBe('bfloat16');
     expect(v5.rope_theta).toBeUndefined();
-    expect(parseLlamaConfig(v5)).toEqual(parseLlamaConfig(JSON.parse(demoConfigJson())));
-    expect(parseLlamaConfig(JSON.parse(demoConfigJson({ ropeScaling: false }))).ropeScaling).toBeNull();
-    expect(parseLlamaConfig(JSON.parse(demoConfigJson({ ropeScaling: false, configStyle: 'transformers-5' }))).ropeScaling).toBeNull();
+    expect(parseModelConfig(v5)).toEqual(parseModelConfig(JSON.parse(demoConfigJson())));
+    expect(parseModelConfig(JSON.parse(demoConfigJson({ ropeScaling: false }))).ropeScaling).toBeNull();
+    expect(parseModelConfig(JSON.parse(demoConfigJson({ ropeScaling: false, configStyle: 'transformers-5' }))).ropeScaling).toBeNull();
   });
 
   it('refuses impossible options', () => {

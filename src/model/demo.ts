@@ -14,7 +14,7 @@
 
 import { f32ToF16Bits } from '../gpu/dtype';
 import { llama32TokenizerConfig, LLAMA3_VOCAB_SIZE, toLlama32TokenizerJson } from '../tokenizer/llama3';
-import { parseLlamaConfig } from './config';
+import { parseModelConfig } from './config';
 import { writeSafetensors, type SafetensorsDType } from './safetensors';
 import { expectedTensors } from './weights';
 
@@ -240,7 +240,7 @@ export interface DemoTensor {
 /** The checkpoint's tensors, in model order (embedding, layers, final norm, lm_head). */
 export function demoTensors(options: DemoModelOptions = {}): DemoTensor[] {
   const r = resolve(options);
-  const config = parseLlamaConfig(configObjectPlain(r));
+  const config = parseModelConfig(configObjectPlain(r));
   const out: DemoTensor[] = [];
   for (const [name, shape] of expectedTensors(config)) {
     const n = shape.reduce((a, b) => a * b, 1);

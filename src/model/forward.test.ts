@@ -4,10 +4,10 @@ import { testContext } from '../engine/testing/gpu';
 import { freshSeed } from '../engine/testing/random';
 import { forward, readLogp, readSequenceLogProbs } from './forward';
 import { createTrainWorkspace } from './activations';
-import { parseLlamaConfig } from './config';
+import { parseModelConfig } from './config';
 import { demoConfigJson, demoTensors } from './demo';
 import { setBatchInputs } from './inputs';
-import { createLlamaModel } from './llama';
+import { createDecoderModel } from './decoder';
 import { createLoraAdapters } from './lora';
 import { randomHostLora, setHostLora } from './random';
 import { LAYER_TENSOR_NAMES, releaseWeights, uploadWeights, type LayerWeightName } from './weights';
@@ -93,7 +93,7 @@ describe('llama forward', () => {
     const ctx = await testContext();
     const seed = freshSeed();
     const options = { vocabSize: 320, dtype: 'f16' as const, initStd: 0.15, normJitter: 0.1, seed };
-    const config = parseLlamaConfig(JSON.parse(demoConfigJson(options)));
+    const config = parseModelConfig(JSON.parse(demoConfigJson(options)));
     const tensors = new Map(demoTensors(options).map((t) => [t.name, t]));
     const dtypeOf = { F32: 'f32', F16: 'f16', BF16: 'bf16' } as const;
     const weights = await uploadWeights(ctx, config, async (name) => {
@@ -117,7 +117,7 @@ describe('llama forward', () => {
       finalNorm: host('model.norm.weight'),
       lmHead: config.tieWordEmbeddings ? embed : host('lm_head.weight'),
     };
-    const model = createLlamaModel(ctx, weights);
+    const model = createDecoderModel(ctx, weights);
     const s: Scenario = { ...BF16_TIED, batchSize: 2, seqLen: 6, pads: [2, 0] };
     const inputs = paddedBatch(config, s, seed + 1);
     const lora = createLoraAdapters(ctx, config, { rank: 4, alpha: 8 }, { seed });

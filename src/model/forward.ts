@@ -14,7 +14,7 @@ import { rmsnormForward } from '../engine/rmsnorm';
 import type { TrainWorkspace } from './activations';
 import { BatchChain } from './chain';
 import { encodeLayerForward, type LayerPass } from './layer';
-import { activeAdapter, type LlamaModel } from './llama';
+import { activeAdapter, type DecoderModel } from './decoder';
 import { lmHeadForward } from './lm-head';
 import type { LoraAdapters } from './lora';
 
@@ -24,23 +24,23 @@ export interface ForwardOptions {
 }
 
 /** The LayerPass of layer l over a training workspace. */
-export function trainLayerPass(model: LlamaModel, ws: TrainWorkspace, layer: number, lora: LoraAdapters | null): LayerPass {
+export function trainLayerPass(model: DecoderModel, ws: TrainWorkspace, layer: number, lora: LoraAdapters | null): LayerPass {
   return { model, layer, lora, acts: ws.layer, batchSize: ws.batchSize, tq: ws.seqLen, positions: ws.positions, mask: ws.mask };
 }
 
 /** Embedding lookup into resid[0], one dispatch per table chunk. */
-export function encodeEmbedding(batch: CommandBatch, model: LlamaModel, ws: TrainWorkspace): void {
+export function encodeEmbedding(batch: CommandBatch, model: DecoderModel, ws: TrainWorkspace): void {
   for (const c of model.weights.embed.chunks) embeddingForward(batch, { out: ws.resid[0]!, ids: ws.ids, table: c.tensor, rowStart: c.rowStart });
 }
 
-export function checkWorkspace(model: LlamaModel, ws: TrainWorkspace, lora: LoraAdapters | null): void {
+export function checkWorkspace(model: DecoderModel, ws: TrainWorkspace, lora: LoraAdapters | null): void {
   if (ws.config !== model.config && JSON.stringify(ws.config) !== JSON.stringify(model.config))
     throw new Error('forward: the workspace was made for another model config');
   if (lora && (!ws.lora || ws.lora.rank !== lora.config.rank || lora.config.targets.some((t) => !ws.lora!.targets.includes(t))))
     throw new Error(`forward: the workspace was made for ${ws.lora ? `LoRA rank ${ws.lora.rank} on ${ws.lora.targets.join(', ')}` : 'no adapter'}, not rank ${lora.config.rank} on ${lora.config.targets.join(', ')}`);
 }
 
-export function forward(model: LlamaModel, ws: TrainWorkspace, options: ForwardOptions = {}): void {
+export function forward(model: DecoderModel, ws: TrainWorkspace, options: ForwardOptions = {}): void {
   const lora = activeAdapter(options.lora);
   checkWorkspace(model, ws, lora);
   const c = model.config;
@@ -67,12 +67,12 @@ export function forward(model: LlamaModel, ws: TrainWorkspace, options: ForwardO
 }
 
 /** Per-token log p(target) of the last forward, [B·T] (0 where the target is ignored). */
-export function readLogp(model: LlamaModel, ws: TrainWorkspace): Promise<Float32Array> {
+export function readLogp(model: DecoderModel, ws: TrainWorkspace): Promise<Float32Array> {
   return model.ctx.readF32(ws.logp);
 }
 
 /** Σ log p(target) per sequence over counted (non -100) targets, and the counts: [B] each. */
-export async function readSequenceLogProbs(model: LlamaModel, ws: TrainWorkspace): Promise<{ sums: Float32Array; counts: Float32Array }> {
+export async function readSequenceLogProbs(model: DecoderModel, ws: TrainWorkspace): Promise<{ sums: Float32Array; counts: Float32Array }> {
   const batch = model.ctx.batch('sequence log-probs');
   sequenceLogProbSums(batch, { logp: ws.logp, mask: ws.targets, kind: 'labels', seqLen: ws.seqLen, sums: ws.seqSums, counts: ws.seqCounts });
   batch.submit();

@@ -7,7 +7,7 @@ import type { Tensor } from '../gpu/tensor';
 import type { TrainableParam } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
 import { chunkName, EMBED_NAME, FINAL_NORM_NAME, layoutOf, LM_HEAD_NAME, weightSpecs, type WeightLayout } from './weight-layout';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type LlamaWeights, type RowChunkedTensor } from './weights';
+import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
 
 export interface FullGrads {
   layers: Record<LayerWeightName, Tensor>[];
@@ -33,7 +33,7 @@ export function fullGradSpecs(layout: WeightLayout): { grads: TensorSpec[]; mome
 }
 
 /** Allocate zeroed gradients and moments for every weight of an f32 model. */
-export function createFullGrads(ctx: GpuContext, weights: LlamaWeights): FullGrads {
+export function createFullGrads(ctx: GpuContext, weights: ModelWeights): FullGrads {
   const layout = layoutOf(weights);
   const bad = allTensors(weights).find((t) => t.dtype !== 'f32');
   if (bad) throw new Error(`full fine-tuning needs f32 base weights; ${bad.label} is ${bad.dtype}`);
@@ -88,7 +88,7 @@ export function zeroFullGrads(batch: CommandBatch, grads: FullGrads): void {
   for (const p of grads.params) batch.clear(p.grad);
 }
 
-function allTensors(w: LlamaWeights): Tensor[] {
+function allTensors(w: ModelWeights): Tensor[] {
   return [
     ...w.embed.chunks.map((c) => c.tensor),
     ...w.layers.flatMap((l) => Object.values(l) as Tensor[]),

@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
 import { testContext } from '../engine/testing/gpu';
 import { generate, generateBatch } from './generate';
-import { createLlamaModel, type LlamaModel } from './llama';
+import { createDecoderModel, type DecoderModel } from './decoder';
 import { createLoraAdapters, type LoraAdapters } from './lora';
 import { randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig, uploadHostWeights } from './random';
 import { referenceForward, type HostLora, type HostWeights } from './reference';
 import { argmax, createSampler, type SamplingOptions } from './sampling';
-import { releaseWeights, type LlamaWeights } from './weights';
+import { releaseWeights, type ModelWeights } from './weights';
 
 // A fixed tiny model (bf16, tied, llama3 RoPE, GQA, vocab split into two tensors): fixed seeds, so
 // the greedy margins checked below stay what they were when the test was written.
@@ -17,8 +17,8 @@ const CONFIG = tinyConfig({ hiddenSize: 48, numHeads: 4, numKvHeads: 2, headDim:
 let ctx: GpuContext;
 let host: HostWeights;
 let hostLora: HostLora;
-let weights: LlamaWeights;
-let model: LlamaModel;
+let weights: ModelWeights;
+let model: DecoderModel;
 let lora: LoraAdapters;
 
 beforeAll(async () => {
@@ -27,7 +27,7 @@ beforeAll(async () => {
   // Large B so the adapter visibly changes the model.
   hostLora = randomHostLora(CONFIG, { rank: 4, alpha: 8 }, SEED + 1, 1.0);
   weights = uploadHostWeights(ctx, host, 160 * 48 * 2);
-  model = createLlamaModel(ctx, weights);
+  model = createDecoderModel(ctx, weights);
   lora = createLoraAdapters(ctx, CONFIG, { rank: 4, alpha: 8 }, { trainable: false });
   setHostLora(ctx, lora, hostLora);
 });

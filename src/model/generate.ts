@@ -16,7 +16,7 @@
 // repetition penalty), `gpuSampling: false`, or a row whose logits hold NaN/+Inf: one readback
 // of [B, V] logits and the host sampler (sampling.ts). Both choose the same ids.
 import { appendAndReadGreedy, appendTokens, createKvCache, readGreedyIds, readLogits } from './kv-cache';
-import type { LlamaModel } from './llama';
+import type { DecoderModel } from './decoder';
 import type { LoraAdapters } from './lora';
 import { createSampler, resolveSampling, type SamplingOptions } from './sampling';
 
@@ -57,14 +57,14 @@ export class GenerateError extends Error {
 }
 
 /** Generate a continuation of one prompt; see the file comment. */
-export async function generate(model: LlamaModel, o: GenerateOptions, onToken?: OnToken): Promise<GenerateResult> {
+export async function generate(model: DecoderModel, o: GenerateOptions, onToken?: OnToken): Promise<GenerateResult> {
   const { promptIds, ...rest } = o;
   const [result] = await generateBatch(model, { ...rest, prompts: [promptIds] }, onToken && ((_row, id, step) => onToken(id, step)));
   return result!;
 }
 
 /** Generate continuations of several prompts at once (left-padded in one KV cache). */
-export async function generateBatch(model: LlamaModel, o: GenerateBatchOptions, onToken?: OnBatchToken): Promise<GenerateResult[]> {
+export async function generateBatch(model: DecoderModel, o: GenerateBatchOptions, onToken?: OnBatchToken): Promise<GenerateResult[]> {
   const V = model.config.vocabSize;
   const B = o.prompts.length;
   if (B === 0) throw new GenerateError('generate: no prompts');

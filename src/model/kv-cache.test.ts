@@ -3,7 +3,7 @@ import { relError } from '../engine/testing/compare';
 import { testContext } from '../engine/testing/gpu';
 import { freshSeed, rng } from '../engine/testing/random';
 import { appendTokens, createKvCache, readLogits } from './kv-cache';
-import { createLlamaModel } from './llama';
+import { createDecoderModel } from './decoder';
 import { createLoraAdapters } from './lora';
 import { planMemory } from './memory-plan';
 import { randomHostWeights, tinyConfig, uploadHostWeights } from './random';
@@ -75,7 +75,7 @@ describe('kv-cache generation', () => {
     const before = ctx.pool.stats().allocatedBytes;
     ctx.pool.resetPeak();
     const weights = uploadHostWeights(ctx, randomHostWeights(config, 'bf16', seed), BF16_TIED.maxChunkBytes);
-    const model = createLlamaModel(ctx, weights);
+    const model = createDecoderModel(ctx, weights);
     const lora = createLoraAdapters(ctx, config, { rank: 4, alpha: 8 }, { seed, trainable: false });
     const cache = createKvCache(model, { batchSize: 2, capacity: 12 });
     try {

@@ -33,9 +33,9 @@ import { rmsnormForward } from '../engine/rmsnorm';
 import { argmaxRows } from '../engine/sampling';
 import { layerActivationsFrom, layerActivationSpecs, type LayerActivations } from './activations';
 import { BatchChain } from './chain';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { encodeLayerForward } from './layer';
-import { activeAdapter, type LlamaModel } from './llama';
+import { activeAdapter, type DecoderModel } from './decoder';
 import { lmHeadLogits } from './lm-head';
 import type { LoraAdapters, LoraConfig } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
@@ -103,7 +103,7 @@ export function kvCacheSpecs(layout: WeightLayout, o: KvCacheOptions): TensorSpe
 }
 
 /** The per-append workspace for `tokens` new tokens per row. */
-export function stepWorkspaceSpecs(c: LlamaConfig, batchSize: number, tokens: number, lora: Required<LoraConfig> | null): TensorSpec[] {
+export function stepWorkspaceSpecs(c: ModelConfig, batchSize: number, tokens: number, lora: Required<LoraConfig> | null): TensorSpec[] {
   const N = batchSize * tokens;
   return [
     { name: 'ids', shape: [N], dtype: 'i32' },
@@ -115,7 +115,7 @@ export function stepWorkspaceSpecs(c: LlamaConfig, batchSize: number, tokens: nu
   ];
 }
 
-export function createKvCache(model: LlamaModel, o: KvCacheOptions): KvCache {
+export function createKvCache(model: DecoderModel, o: KvCacheOptions): KvCache {
   for (const [k, v] of Object.entries(o)) if (!Number.isInteger(v) || v < 1) throw new Error(`kv cache: ${k} ${v} must be a positive integer`);
   const t = allocateSpecs<string>(model.ctx, kvCacheSpecs(model.layout, o), 'kv cache ');
   const L = model.config.numLayers;
@@ -146,7 +146,7 @@ export function createKvCache(model: LlamaModel, o: KvCacheOptions): KvCache {
   return cache;
 }
 
-function stepWorkspace(model: LlamaModel, cache: KvCache, tokens: number, lora: LoraAdapters | null): StepWorkspace {
+function stepWorkspace(model: DecoderModel, cache: KvCache, tokens: number, lora: LoraAdapters | null): StepWorkspace {
   const rank = lora?.config.rank ?? 0;
   if (cache.step && cache.step.tokens === tokens && (rank === 0 || cache.step.rank === rank)) return cache.step;
   cache.step?.release();
@@ -178,14 +178,14 @@ export interface AppendInputs {
 }
 
 /** Run the model on `tokens` new positions per row (prefill or a decode step); see the file comment. */
-export function appendTokens(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): void {
+export function appendTokens(model: DecoderModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): void {
   const chain = new BatchChain(model.ctx, 'decode');
   encodeAppend(model, cache, x, options, chain, true);
   chain.submit();
 }
 
 /** Encodes an append into `chain` (submitting after each layer when `perLayer`); see appendTokens. */
-function encodeAppend(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null }, chain: BatchChain, perLayer: boolean): void {
+function encodeAppend(model: DecoderModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null }, chain: BatchChain, perLayer: boolean): void {
   const { ctx, config: c, weights } = model;
   const lora = activeAdapter(options.lora);
   const B = cache.batchSize;
@@ -240,20 +240,20 @@ function encodeAppend(model: LlamaModel, cache: KvCache, x: AppendInputs, option
 }
 
 /** cache.logits [B, V] = cache.hidden · lm_headᵀ (submitted; no readback). */
-export function computeLogits(model: LlamaModel, cache: KvCache): void {
+export function computeLogits(model: DecoderModel, cache: KvCache): void {
   const chain = new BatchChain(model.ctx, 'logits');
   lmHeadLogits(chain, cache.hidden, model.weights.lmHead, cache.logits, cache.logitsScratch);
   chain.submit();
 }
 
 /** computeLogits, then read [B · V] f32 back. */
-export async function readLogits(model: LlamaModel, cache: KvCache): Promise<Float32Array> {
+export async function readLogits(model: DecoderModel, cache: KvCache): Promise<Float32Array> {
   computeLogits(model, cache);
   return model.ctx.readF32(cache.logits);
 }
 
 /** Encodes lm_head + argmax of the cache's hidden state and the copy of the ids to a mappable buffer. */
-function encodeGreedy(model: LlamaModel, cache: KvCache, chain: BatchChain): GPUBuffer {
+function encodeGreedy(model: DecoderModel, cache: KvCache, chain: BatchChain): GPUBuffer {
   lmHeadLogits(chain, cache.hidden, model.weights.lmHead, cache.logits, cache.logitsScratch);
   const batch = chain.batch;
   argmaxRows(batch, { logits: cache.logits, ids: cache.nextIds, rows: cache.batchSize, cols: model.config.vocabSize });
@@ -264,7 +264,7 @@ function encodeGreedy(model: LlamaModel, cache: KvCache, chain: BatchChain): GPU
  * Waits for the ids copied into `staging`. A row whose logits hold NaN or +Inf comes back as -1:
  * the caller must then fall back to the host sampler (readLogits), which reports the bad value.
  */
-async function readIds(model: LlamaModel, staging: GPUBuffer, B: number): Promise<Int32Array> {
+async function readIds(model: DecoderModel, staging: GPUBuffer, B: number): Promise<Int32Array> {
   try {
     await staging.mapAsync(GPUMapMode.READ);
     const ids = new Int32Array(staging.getMappedRange(0, B * 4).slice(0));
@@ -277,7 +277,7 @@ async function readIds(model: LlamaModel, staging: GPUBuffer, B: number): Promis
 }
 
 /** Greedy ids [B] of the cache's last positions (lm_head + argmax on the GPU): one submit, 4·B bytes read back. */
-export async function readGreedyIds(model: LlamaModel, cache: KvCache): Promise<Int32Array> {
+export async function readGreedyIds(model: DecoderModel, cache: KvCache): Promise<Int32Array> {
   const chain = new BatchChain(model.ctx, 'greedy');
   const staging = encodeGreedy(model, cache, chain);
   chain.submit();
@@ -288,7 +288,7 @@ export async function readGreedyIds(model: LlamaModel, cache: KvCache): Promise<
  * appendTokens, then readGreedyIds, encoded as one step: a single submit (split only where the
  * step exceeds the uniform arena's dispatches) and a 4·B-byte readback.
  */
-export async function appendAndReadGreedy(model: LlamaModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): Promise<Int32Array> {
+export async function appendAndReadGreedy(model: DecoderModel, cache: KvCache, x: AppendInputs, options: { lora?: LoraAdapters | null } = {}): Promise<Int32Array> {
   const chain = new BatchChain(model.ctx, 'decode');
   encodeAppend(model, cache, x, options, chain, false);
   const staging = encodeGreedy(model, cache, chain);

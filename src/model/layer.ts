@@ -21,12 +21,12 @@ import { rmsnormBackward, rmsnormForward } from '../engine/rmsnorm';
 import { ropeBackward, ropeForward } from '../engine/rope';
 import { swigluBackward, swigluForward } from '../engine/swiglu';
 import type { LayerActivations, LayerGradients } from './activations';
-import type { LlamaModel } from './llama';
+import type { DecoderModel } from './decoder';
 import { TARGET_WEIGHT, targetDims, type LoraAdapters, type LoraModule, type LoraTarget } from './lora';
 import type { LayerWeightName } from './weights';
 
 export interface LayerPass {
-  model: LlamaModel;
+  model: DecoderModel;
   layer: number;
   /** Active adapter or null (base model). */
   lora: LoraAdapters | null;

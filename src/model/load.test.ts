@@ -10,14 +10,14 @@ import { f32ToBf16Bits } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
 import { testContext } from '../engine/testing/gpu';
 import { randn, rng } from '../engine/testing/random';
-import { ConfigError, parseLlamaConfig } from './config';
+import { ConfigError, parseModelConfig } from './config';
 import { CheckpointError, loadModel, type LoadProgress } from './load';
 import { SafetensorsError, writeSafetensors } from './safetensors';
 import { blobsSource, hubSource } from './source';
 import { droppedFilesSource } from './source-browser';
 import { localFolderSource, openModelSource } from './source-node';
 import { NodeFileStore } from '../io/node-files';
-import { expectedTensors, releaseWeights, type LlamaWeights } from './weights';
+import { expectedTensors, releaseWeights, type ModelWeights } from './weights';
 
 // ---- a tiny random Llama checkpoint --------------------------------------------------------
 
@@ -58,7 +58,7 @@ function makeModel(opts: { tie: boolean; hidden: number; layers: number; shards:
   }
   const next = rng(opts.seed);
   const list: { name: string; dtype: 'BF16'; shape: number[]; data: Uint8Array }[] = [];
-  for (const [name, shape] of expectedTensors(parseLlamaConfig(config))) {
+  for (const [name, shape] of expectedTensors(parseModelConfig(config))) {
     const n = shape.reduce((a, b) => a * b, 1);
     const bits = Uint16Array.from(randn(n, next, 0.5), (x) => f32ToBf16Bits(x));
     tensors.set(name, bits);
@@ -184,7 +184,7 @@ async function bitsOf(t: Tensor): Promise<Uint16Array> {
 }
 
 /** Read a few weights back from the GPU and compare their bits with the checkpoint's. */
-async function expectSameWeights(w: LlamaWeights, folder: Folder): Promise<void> {
+async function expectSameWeights(w: ModelWeights, folder: Folder): Promise<void> {
   const L = w.layers.length;
   const checks: [Tensor, string][] = [
     [w.embed.chunks[0]!.tensor, 'model.embed_tokens.weight'],

@@ -8,10 +8,10 @@ import { ProgressMeter, type Progress } from '../io/progress';
 import type { GpuContext } from '../gpu/context';
 import type { DType } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
-import { parseLlamaConfig, type LlamaConfig } from './config';
+import { parseModelConfig, type ModelConfig } from './config';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry } from './safetensors';
 import { checkFileName, fetchFiles, type ModelSource } from './source';
-import { expectedTensors, uploadWeights, type LlamaWeights, type TensorBytes } from './weights';
+import { expectedTensors, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -49,8 +49,8 @@ export interface LoadedFile {
 }
 
 export interface LoadedModel {
-  config: LlamaConfig;
-  weights: LlamaWeights;
+  config: ModelConfig;
+  weights: ModelWeights;
   tokenizerFiles: TokenizerFiles | null;
   /** generation_config.json, parsed, or null (sampling defaults such as temperature, top_p). */
   generationConfig: Record<string, unknown> | null;
@@ -72,7 +72,7 @@ const DTYPES: Record<TensorEntry['dtype'], DType> = { BF16: 'bf16', F16: 'f16', 
 /** Which weight files to read: the single file, or the shards the index names for expected tensors. */
 export async function weightFiles(
   source: ModelSource,
-  config: LlamaConfig,
+  config: ModelConfig,
   signal?: AbortSignal,
 ): Promise<{ files: string[]; index: Map<string, string> | null; indexBytes: number }> {
   if (await source.has(SINGLE_FILE, { signal })) return { files: [SINGLE_FILE], index: null, indexBytes: 0 };
@@ -108,7 +108,7 @@ function listNames(names: string[]): string {
 }
 
 /** Refuse tensors that show the checkpoint does not match its config (extra layers, adapters). */
-function checkExtraNames(config: LlamaConfig, names: Iterable<string>, where: string): void {
+function checkExtraNames(config: ModelConfig, names: Iterable<string>, where: string): void {
   for (const name of names) {
     const m = /^model\.layers\.(\d+)\./.exec(name);
     if (m && Number(m[1]) >= config.numLayers)
@@ -121,7 +121,7 @@ function checkExtraNames(config: LlamaConfig, names: Iterable<string>, where: st
 }
 
 /** Check every expected tensor against the headers: present exactly once, right shape. */
-export function planTensors(config: LlamaConfig, headers: SafetensorsHeader[], index: Map<string, string> | null): TensorPlan {
+export function planTensors(config: ModelConfig, headers: SafetensorsHeader[], index: Map<string, string> | null): TensorPlan {
   const found = new Map<string, { file: string; entry: TensorEntry }>();
   for (const h of headers) {
     checkExtraNames(config, h.tensors.keys(), h.file);
@@ -180,7 +180,7 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
   const generationConfig = (await source.has('generation_config.json', { signal }))
     ? await readJsonFile<Record<string, unknown>>('generation_config.json')
     : null;
-  const config = parseLlamaConfig(rawConfig, generationConfig ?? undefined);
+  const config = parseModelConfig(rawConfig, generationConfig ?? undefined);
 
   let tokenizerFiles: TokenizerFiles | null = null;
   if (await source.has('tokenizer.json', { signal })) {
@@ -222,11 +222,11 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
 /** Stream the planned tensors to the GPU; on any failure, release what was allocated. */
 async function uploadPlanned(
   ctx: GpuContext,
-  config: LlamaConfig,
+  config: ModelConfig,
   plan: TensorPlan,
   shards: Map<string, ByteSource>,
   { onProgress, signal }: LoadOptions,
-): Promise<LlamaWeights> {
+): Promise<ModelWeights> {
   const overall = new ProgressMeter('upload', plan.totalBytes);
   // Per-shard totals, for the file-level figures.
   const shardTotals = new Map<string, number>();

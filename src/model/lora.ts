@@ -10,7 +10,7 @@ import type { CommandBatch } from '../gpu/batch';
 import type { GpuContext } from '../gpu/context';
 import { encode } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import type { LayerWeightName } from './weights';
 import { seededRandom } from './rng';
 import { allocateSpecs, type TensorSpec } from './specs';
@@ -75,7 +75,7 @@ export function resolveLoraConfig(c: LoraConfig): Required<LoraConfig> {
 }
 
 /** [in, out] features of a target's Linear layer. */
-export function targetDims(c: LlamaConfig, t: LoraTarget): [number, number] {
+export function targetDims(c: ModelConfig, t: LoraTarget): [number, number] {
   const H = c.hiddenSize;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
@@ -102,7 +102,7 @@ const key = (l: number, t: LoraTarget, w: 'A' | 'B') => `layers.${l}.${t}.lora_$
 
 /** What an adapter allocates: values, and for a trainable one gradients and two moments. */
 export function loraSpecs(
-  model: LlamaConfig,
+  model: ModelConfig,
   lora: LoraConfig,
   trainable: boolean,
 ): { adapters: TensorSpec[]; grads: TensorSpec[]; moments: TensorSpec[] } {
@@ -131,7 +131,7 @@ export interface CreateLoraOptions {
 }
 
 /** Allocate adapters with PEFT's initialisation (A kaiming-uniform from `seed`, B = 0), grads and moments zeroed. */
-export function createLoraAdapters(ctx: GpuContext, model: LlamaConfig, lora: LoraConfig, options: CreateLoraOptions = {}): LoraAdapters {
+export function createLoraAdapters(ctx: GpuContext, model: ModelConfig, lora: LoraConfig, options: CreateLoraOptions = {}): LoraAdapters {
   const config = resolveLoraConfig(lora);
   const trainable = options.trainable ?? true;
   const specs = loraSpecs(model, config, trainable);

@@ -21,10 +21,10 @@
 import type { DType } from '../gpu/dtype';
 import { chooseLmHeadChunk, trainWorkspaceSpecs } from './activations';
 import { UNIFORM_ARENA_BYTES } from './chain';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { fullGradSpecs } from './full-grads';
 import { kvCacheSpecs, stepWorkspaceSpecs } from './kv-cache';
-import { modelSpecs } from './llama';
+import { modelSpecs } from './decoder';
 import { loraSpecs, resolveLoraConfig, type LoraTarget } from './lora';
 import { PoolModel, specBytes } from './specs';
 import { DEFAULT_BINDING_BYTES, planWeightLayout, weightSpecs } from './weight-layout';
@@ -76,7 +76,7 @@ export interface MemoryPlan {
   largestTensor: { name: string; bytes: number };
 }
 
-export function planMemory(config: LlamaConfig, o: MemoryPlanOptions): MemoryPlan {
+export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPlan {
   const layout = planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES);
   const lora = o.loraRank ? resolveLoraConfig({ rank: o.loraRank, alpha: o.loraRank, ...(o.targets ? { targets: o.targets } : {}) }) : null;
   const tokens = o.batch * o.seq;
@@ -114,7 +114,7 @@ export function planMemory(config: LlamaConfig, o: MemoryPlanOptions): MemoryPla
 }
 
 /** The prefill's workspace is released when the first decode step allocates its own; the pool reuses same-size buffers. */
-function generationWorkspaceBytes(config: LlamaConfig, batch: number, prefill: number, lora: Parameters<typeof stepWorkspaceSpecs>[3]): number {
+function generationWorkspaceBytes(config: ModelConfig, batch: number, prefill: number, lora: Parameters<typeof stepWorkspaceSpecs>[3]): number {
   const pool = new PoolModel();
   const first = stepWorkspaceSpecs(config, batch, prefill, lora);
   pool.acquire(first);

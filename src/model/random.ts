@@ -1,18 +1,18 @@
 // Random tiny Llama models for tests and benchmarks: a config builder, host weights (quantized
 // to the storage dtype, so the float64 reference sees exactly what the GPU holds), their upload
-// as LlamaWeights (row-chunked like uploadWeights, with an optional small chunk limit to
+// as ModelWeights (row-chunked like uploadWeights, with an optional small chunk limit to
 // exercise multi-tensor tables), and random adapters. For full-size models (benchmarks),
 // uploadRandomWeights generates each tensor straight into the GPU, a few MiB at a time.
 import type { GpuContext } from '../gpu/context';
 import { encode, quantize, type DType } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { resolveLoraConfig, setLoraWeights, targetDims, type LoraAdapters, type LoraConfig } from './lora';
 import type { HostLayer, HostLora, HostWeights } from './reference';
 import { seededRandom } from './rng';
 import { rowChunks } from './specs';
 import { chunkName, DEFAULT_BINDING_BYTES, EMBED_NAME, FINAL_NORM_NAME, layerShapes, LM_HEAD_NAME } from './weight-layout';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type LlamaWeights, type RowChunkedTensor } from './weights';
+import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
 
 function normals(n: number, next: () => number, scale: number): Float64Array {
   const out = new Float64Array(n);
@@ -35,7 +35,7 @@ export interface TinyConfigOptions {
   llama3Rope?: boolean;
 }
 
-export function tinyConfig(o: TinyConfigOptions = {}): LlamaConfig {
+export function tinyConfig(o: TinyConfigOptions = {}): ModelConfig {
   const hiddenSize = o.hiddenSize ?? 32;
   const numHeads = o.numHeads ?? 4;
   return {
@@ -60,7 +60,7 @@ export function tinyConfig(o: TinyConfigOptions = {}): LlamaConfig {
 }
 
 /** Weights with O(1) activations: W ~ N(0, 1/in), norms ~ 1 ± 0.2, embedding ~ N(0, 0.5²). */
-export function randomHostWeights(config: LlamaConfig, dtype: DType, seed: number): HostWeights {
+export function randomHostWeights(config: ModelConfig, dtype: DType, seed: number): HostWeights {
   const next = seededRandom(seed);
   const q = (v: Float64Array) => quantize(v, dtype);
   const H = config.hiddenSize;
@@ -81,7 +81,7 @@ export function randomHostWeights(config: LlamaConfig, dtype: DType, seed: numbe
 }
 
 /** Upload host weights; tables split into row chunks of at most `maxChunkBytes` (as uploadWeights does). */
-export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes = DEFAULT_BINDING_BYTES): LlamaWeights {
+export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes = DEFAULT_BINDING_BYTES): ModelWeights {
   const c = w.config;
   const H = c.hiddenSize;
   const chunked = (name: string, values: Float64Array): RowChunkedTensor => ({
@@ -108,7 +108,7 @@ export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes
 }
 
 /** A random adapter with nonzero A and B (so every path carries gradient), values f32-exact. */
-export function randomHostLora(config: LlamaConfig, lora: LoraConfig, seed: number, bScale = 0.3): HostLora {
+export function randomHostLora(config: ModelConfig, lora: LoraConfig, seed: number, bScale = 0.3): HostLora {
   const { rank, alpha, targets } = resolveLoraConfig(lora);
   const next = seededRandom(seed);
   const layers: HostLora['layers'] = [];
@@ -154,7 +154,7 @@ export interface UploadRandomWeightsOptions {
  * by 16 bits of an xorshift32 stream (two 16-bit elements per u32 word), about 1 ns per element.
  * Not bit-compatible with randomHostWeights; f32, f16 and bf16 only.
  */
-export async function uploadRandomWeights(ctx: GpuContext, config: LlamaConfig, dtype: DType, seed: number, o: UploadRandomWeightsOptions = {}): Promise<LlamaWeights> {
+export async function uploadRandomWeights(ctx: GpuContext, config: ModelConfig, dtype: DType, seed: number, o: UploadRandomWeightsOptions = {}): Promise<ModelWeights> {
   if (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16') throw new Error(`uploadRandomWeights: dtype ${dtype} is not a float type`);
   const c = config;
   const H = c.hiddenSize;
@@ -211,7 +211,7 @@ export async function uploadRandomWeights(ctx: GpuContext, config: LlamaConfig, 
   };
   const embed = await chunked(EMBED_NAME, 0.5);
   const shapes = layerShapes(c);
-  const layers: LlamaWeights['layers'] = [];
+  const layers: ModelWeights['layers'] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const out = {} as Record<LayerWeightName, Tensor>;
     for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES) as [LayerWeightName, string][]) {

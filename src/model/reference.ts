@@ -10,7 +10,7 @@ import { crossEntropyForwardRef } from '../engine/reference/cross-entropy';
 import { embeddingForwardRef } from '../engine/reference/embedding';
 import { ropeInverseFrequencies } from '../engine/rope';
 import type { DType } from '../gpu/dtype';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { positionIdsFromMask } from './inputs';
 import type { LoraTarget } from './lora';
 import type { LayerWeightName } from './weights';
@@ -19,7 +19,7 @@ export type HostLayer = Record<LayerWeightName, Float64Array>;
 
 /** Host weights, each value exactly representable in `dtype` (what the GPU stores). */
 export interface HostWeights {
-  config: LlamaConfig;
+  config: ModelConfig;
   dtype: DType;
   embed: Float64Array; // [V, H]
   layers: HostLayer[];

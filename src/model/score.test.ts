@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { testContext } from '../engine/testing/gpu';
-import { createLlamaModel } from './llama';
+import { createDecoderModel } from './decoder';
 import { createLoraAdapters } from './lora';
 import { randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig, uploadHostWeights } from './random';
 import { referenceForward, type HostLora, type HostWeights } from './reference';
@@ -22,7 +22,7 @@ describe('scoreSequences', () => {
     const host = randomHostWeights(config, 'f32', 77);
     const hostLora = randomHostLora(config, { rank: 2, alpha: 4 }, 78, 0.5);
     const weights = uploadHostWeights(ctx, host);
-    const model = createLlamaModel(ctx, weights);
+    const model = createDecoderModel(ctx, weights);
     const lora = createLoraAdapters(ctx, config, { rank: 2, alpha: 4 }, { trainable: false });
     setHostLora(ctx, lora, hostLora);
     const next = seededRandom(5);

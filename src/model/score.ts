@@ -14,7 +14,7 @@ import { IGNORE_INDEX } from '../engine/cross-entropy';
 import { createTrainWorkspace, type TrainWorkspace } from './activations';
 import { forward, readSequenceLogProbs } from './forward';
 import { setBatchInputs } from './inputs';
-import { activeAdapter, type LlamaModel } from './llama';
+import { activeAdapter, type DecoderModel } from './decoder';
 import type { LoraAdapters } from './lora';
 
 export interface LabelledSequence {
@@ -44,7 +44,7 @@ const ROUND = 16;
 const TOKEN_BUDGET = 4096;
 const MAX_BATCH = 8;
 
-export async function scoreSequences(model: LlamaModel, seqs: readonly LabelledSequence[], o: ScoreOptions = {}): Promise<SequenceScore[]> {
+export async function scoreSequences(model: DecoderModel, seqs: readonly LabelledSequence[], o: ScoreOptions = {}): Promise<SequenceScore[]> {
   const V = model.config.vocabSize;
   const maxPos = model.config.maxPositionEmbeddings;
   seqs.forEach((s, i) => {

@@ -2,9 +2,9 @@
 // row chunks of the embedding and lm_head. Shared by the memory plan (from a config) and the
 // full fine-tuning gradients (from loaded weights), so both describe the same tensors.
 import type { DType } from '../gpu/dtype';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { rowChunks, type TensorSpec } from './specs';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type LlamaWeights } from './weights';
+import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights } from './weights';
 
 export interface ChunkRange {
   rowStart: number;
@@ -12,7 +12,7 @@ export interface ChunkRange {
 }
 
 export interface WeightLayout {
-  config: LlamaConfig;
+  config: ModelConfig;
   /** dtype of the matrices (norm weights share it, as in a checkpoint). */
   dtype: DType;
   embedChunks: ChunkRange[];
@@ -24,13 +24,13 @@ export interface WeightLayout {
 export const DEFAULT_BINDING_BYTES = 128 * 1024 * 1024;
 
 /** The layout uploadWeights produces on a device whose binding limit is `limitBytes`. */
-export function planWeightLayout(config: LlamaConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES): WeightLayout {
+export function planWeightLayout(config: ModelConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES): WeightLayout {
   const chunks = rowChunks(config.vocabSize, config.hiddenSize, dtype, limitBytes);
   return { config, dtype, embedChunks: chunks, lmHeadChunks: config.tieWordEmbeddings ? null : chunks };
 }
 
-export function layoutOf(w: LlamaWeights): WeightLayout {
-  const ranges = (c: LlamaWeights['embed']) => c.chunks.map(({ rowStart, rows }) => ({ rowStart, rows }));
+export function layoutOf(w: ModelWeights): WeightLayout {
+  const ranges = (c: ModelWeights['embed']) => c.chunks.map(({ rowStart, rows }) => ({ rowStart, rows }));
   return {
     config: w.config,
     dtype: w.embed.dtype,
@@ -48,7 +48,7 @@ export function chunkName(name: string, c: ChunkRange, index: number): string {
   return index === 0 ? name : `${name}[${c.rowStart}:${c.rowStart + c.rows}]`;
 }
 
-export function layerShapes(c: LlamaConfig): Record<LayerWeightName, number[]> {
+export function layerShapes(c: ModelConfig): Record<LayerWeightName, number[]> {
   const H = c.hiddenSize;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;

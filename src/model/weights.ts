@@ -4,7 +4,7 @@
 import type { GpuContext } from '../gpu/context';
 import { bytesPerElement, type DType } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import { rowChunks } from './specs';
 
 /** A [rows, cols] matrix stored as consecutive row ranges, each its own tensor. */
@@ -27,8 +27,8 @@ export interface LayerWeights {
   down: Tensor; // mlp.down_proj.weight [H, I]
 }
 
-export interface LlamaWeights {
-  config: LlamaConfig;
+export interface ModelWeights {
+  config: ModelConfig;
   embed: RowChunkedTensor; // model.embed_tokens.weight [V, H]
   layers: LayerWeights[];
   finalNorm: Tensor; // model.norm.weight [H]
@@ -52,7 +52,7 @@ export const LAYER_TENSOR_NAMES: Record<LayerWeightName, string> = {
 };
 
 /** Every tensor a checkpoint of this config must contain, with its expected shape. */
-export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
+export function expectedTensors(c: ModelConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
   const H = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
@@ -111,10 +111,10 @@ export async function uploadTensorBytes(ctx: GpuContext, t: Tensor, src: TensorB
  */
 export async function uploadWeights(
   ctx: GpuContext,
-  config: LlamaConfig,
+  config: ModelConfig,
   get: (name: string) => Promise<TensorBytes>,
   onTensor?: (name: string, bytes: number) => void,
-): Promise<LlamaWeights> {
+): Promise<ModelWeights> {
   const expected = expectedTensors(config);
   const fetchChecked = async (name: string): Promise<TensorBytes> => {
     const src = await get(name);
@@ -159,7 +159,7 @@ export async function uploadWeights(
 }
 
 /** Release every GPU tensor of a model. */
-export function releaseWeights(w: LlamaWeights): void {
+export function releaseWeights(w: ModelWeights): void {
   for (const c of w.embed.chunks) c.tensor.release();
   if (w.lmHead !== w.embed) for (const c of w.lmHead.chunks) c.tensor.release();
   for (const l of w.layers) for (const t of Object.values(l)) (t as Tensor).release();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseLlamaConfig } from '../model/config';
+import { parseModelConfig } from '../model/config';
 import { planMemory } from '../model/memory-plan';
 import { planVerdict } from './planAdvice';
 
 // Llama-3.2-1B / 3B shapes (config.json fields as on the Hub).
 const llama = (hidden: number, layers: number, heads: number, kv: number, inter: number) =>
-  parseLlamaConfig({
+  parseModelConfig({
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
     hidden_size: hidden,

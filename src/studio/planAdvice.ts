@@ -2,7 +2,7 @@
 // does not. WebGPU reports buffer limits but not total GPU memory, so the user may state their
 // GPU's memory; without it only the limits are checked.
 
-import type { LlamaConfig } from '../model/config';
+import type { ModelConfig } from '../model/config';
 import type { DType } from '../gpu/dtype';
 import { formatBytes, planMemory, type MemoryPlan } from '../model/memory-plan';
 
@@ -30,7 +30,7 @@ export interface PlanVerdict {
   alternatives: string[];
 }
 
-function planFor(config: LlamaConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits): MemoryPlan {
+function planFor(config: ModelConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits): MemoryPlan {
   return planMemory(config, { batch: 1, seq: c.seq, loraRank: c.rank, weightDType: dtype, maxBindingBytes: limits.maxStorageBufferBindingSize });
 }
 
@@ -45,7 +45,7 @@ function problemsOf(plan: MemoryPlan, limits: DeviceLimits): string[] {
 }
 
 /** The plan for `choice`, whether it fits, and if not the nearest settings that would. */
-export function planVerdict(config: LlamaConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits): PlanVerdict {
+export function planVerdict(config: ModelConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits): PlanVerdict {
   const plan = planFor(config, dtype, choice, limits);
   const problems = problemsOf(plan, limits);
   if (!problems.length) return { plan, fits: true, problems, alternatives: [] };

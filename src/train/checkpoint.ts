@@ -16,7 +16,7 @@
 
 import type { GpuContext } from '../gpu/context';
 import { encode } from '../gpu/dtype';
-import type { LlamaConfig } from '../model/config';
+import type { ModelConfig } from '../model/config';
 import { createLoraAdapters, peftTensorName, resolveLoraConfig, type LoraAdapters, type LoraConfig } from '../model/lora';
 import { writeSafetensors } from '../model/safetensors';
 import {
@@ -112,7 +112,7 @@ export function restoreCheckpoint(ctx: GpuContext, lora: LoraAdapters, ckpt: Che
 }
 
 /** Fresh trainable adapters for `model` holding a checkpoint's values and moments. */
-export function createAdaptersFromCheckpoint(ctx: GpuContext, model: LlamaConfig, ckpt: Checkpoint): LoraAdapters {
+export function createAdaptersFromCheckpoint(ctx: GpuContext, model: ModelConfig, ckpt: Checkpoint): LoraAdapters {
   checkAdapterFitsModel(checkpointAdapter(ckpt, model), model, `checkpoint step ${ckpt.step}`);
   const lora = createLoraAdapters(ctx, model, ckpt.lora, { trainable: true });
   try {
@@ -125,7 +125,7 @@ export function createAdaptersFromCheckpoint(ctx: GpuContext, model: LlamaConfig
 }
 
 /** The adapter a checkpoint holds (values only), for export. */
-export function checkpointAdapter(ckpt: Checkpoint, model: LlamaConfig): HostAdapter {
+export function checkpointAdapter(ckpt: Checkpoint, model: ModelConfig): HostAdapter {
   const byName = new Map(ckpt.params.map((p) => [p.name, p.value]));
   const { rank, alpha, targets } = ckpt.lora;
   const layers: HostAdapter['layers'] = [];
@@ -153,7 +153,7 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 const exact = (v: Float32Array) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
 /** The files of a checkpoint, manifest included. */
-export async function serializeCheckpoint(ckpt: Checkpoint, model: LlamaConfig): Promise<Map<string, Uint8Array>> {
+export async function serializeCheckpoint(ckpt: Checkpoint, model: ModelConfig): Promise<Map<string, Uint8Array>> {
   if (!Number.isInteger(ckpt.step) || ckpt.step < 0) throw new Error(`checkpoint: step ${ckpt.step} must be a non-negative integer`);
   const files = exportPeftAdapter(checkpointAdapter(ckpt, model), { dtype: 'f32', metadata: { step: String(ckpt.step) } });
   const moments = ckpt.params.flatMap((p) => [
@@ -176,7 +176,7 @@ export async function serializeCheckpoint(ckpt: Checkpoint, model: LlamaConfig):
 }
 
 /** Check a checkpoint's files against its manifest and parse them; throws CheckpointCorruptError saying what is wrong. */
-export async function deserializeCheckpoint(files: ReadonlyMap<string, Uint8Array>, model: LlamaConfig): Promise<Checkpoint> {
+export async function deserializeCheckpoint(files: ReadonlyMap<string, Uint8Array>, model: ModelConfig): Promise<Checkpoint> {
   const bad = (msg: string) => new CheckpointCorruptError(msg);
   const manifestBytes = files.get(MANIFEST_FILE);
   if (!manifestBytes) throw bad(`no ${MANIFEST_FILE} (the checkpoint was never finished)`);
@@ -240,7 +240,7 @@ export interface SaveOptions {
 }
 
 /** Serialize and store a checkpoint, then drop the oldest beyond keepLast. */
-export async function saveCheckpoint(store: CheckpointStore, ckpt: Checkpoint, model: LlamaConfig, options: SaveOptions = {}): Promise<void> {
+export async function saveCheckpoint(store: CheckpointStore, ckpt: Checkpoint, model: ModelConfig, options: SaveOptions = {}): Promise<void> {
   const files = await serializeCheckpoint(ckpt, model);
   await store.write(ckpt.step, files);
   const keep = options.keepLast ?? 3;
@@ -258,7 +258,7 @@ export interface LoadedCheckpoint {
 }
 
 /** The newest valid checkpoint (torn or corrupt ones are skipped, with the reason). */
-export async function loadLatestCheckpoint(store: CheckpointStore, model: LlamaConfig): Promise<LoadedCheckpoint> {
+export async function loadLatestCheckpoint(store: CheckpointStore, model: ModelConfig): Promise<LoadedCheckpoint> {
   const skipped: LoadedCheckpoint['skipped'] = [];
   for (const step of (await store.list()).sort((a, b) => b - a)) {
     try {
@@ -278,7 +278,7 @@ export async function loadLatestCheckpoint(store: CheckpointStore, model: LlamaC
 export interface CheckpointHookOptions extends SaveOptions {
   store: CheckpointStore;
   /** The model the adapter belongs to (shapes are checked against it). */
-  model: LlamaConfig;
+  model: ModelConfig;
   lora: LoraAdapters;
   /** The trainer's state at save time (trainer.getState()); called when a checkpoint is taken. */
   trainerState: () => unknown;

@@ -27,7 +27,7 @@ import type { TrainWorkspace } from '../model/activations';
 import { createTrainWorkspace } from '../model/activations';
 import { forward, readSequenceLogProbs } from '../model/forward';
 import { setBatchInputs } from '../model/inputs';
-import type { LlamaModel } from '../model/llama';
+import type { DecoderModel } from '../model/decoder';
 import type { LoraAdapters } from '../model/lora';
 import { IGNORE_INDEX } from '../engine/cross-entropy';
 import { collateDpo, dpoSeqLen, type DpoPair, type ReferenceLogps } from './batching';
@@ -145,7 +145,7 @@ export interface ReferenceOptions {
 }
 
 /** Score every pair once with the reference policy; returns the pairs with `reference` set (new objects). */
-export async function precomputeReferenceLogps(model: LlamaModel, pairs: readonly DpoPair[], o: ReferenceOptions): Promise<DpoPair[]> {
+export async function precomputeReferenceLogps(model: DecoderModel, pairs: readonly DpoPair[], o: ReferenceOptions): Promise<DpoPair[]> {
   const P = o.pairsPerBatch;
   if (!Number.isInteger(P) || P < 1) throw new Error(`reference log-probs: pairsPerBatch ${P} must be a positive integer`);
   const lora = o.reference === 'base' ? null : o.reference;

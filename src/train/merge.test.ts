@@ -11,7 +11,7 @@ import { createTrainWorkspace } from '../model/activations';
 import { generateDemoModel } from '../model/demo';
 import { forward, readSequenceLogProbs } from '../model/forward';
 import { setBatchInputs } from '../model/inputs';
-import { createLlamaModel } from '../model/llama';
+import { createDecoderModel } from '../model/decoder';
 import { loadModel } from '../model/load';
 import type { LoraAdapters } from '../model/lora';
 import { randomHostLora, seededRandom } from '../model/random';
@@ -28,7 +28,7 @@ const T = 10;
 /** Sequence log-prob sums of a model folder on a fixed batch, with an optional adapter. */
 async function sums(ctx: GpuContext, dir: string, adapter: HostAdapter | null, batch: { ids: Int32Array; mask: Int32Array; targets: Int32Array }): Promise<Float32Array> {
   const loaded = await loadModel(ctx, localFolderSource(dir));
-  const model = createLlamaModel(ctx, loaded.weights);
+  const model = createDecoderModel(ctx, loaded.weights);
   let lora: LoraAdapters | null = null;
   try {
     lora = adapter ? createAdaptersFromHost(ctx, loaded.config, adapter, { trainable: false }) : null;
@@ -141,6 +141,6 @@ describe('merged export', () => {
 });
 
 async function loadConfig(dir: string) {
-  const { parseLlamaConfig } = await import('../model/config');
-  return parseLlamaConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
+  const { parseModelConfig } = await import('../model/config');
+  return parseModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
 }

@@ -15,7 +15,7 @@
 // 8B models); shards are streamed to the sink tensor by tensor, so nothing holds a whole shard.
 
 import { decode, f32ToBf16Bits, type DType } from '../gpu/dtype';
-import { parseLlamaConfig, type LlamaConfig } from '../model/config';
+import { parseModelConfig, type ModelConfig } from '../model/config';
 import { shardFileName } from '../model/demo';
 import { INDEX_FILE, planTensors, SINGLE_FILE, weightFiles } from '../model/load';
 import { TARGET_WEIGHT } from '../model/lora';
@@ -61,7 +61,7 @@ export interface MergeOptions {
 }
 
 export interface MergeReport {
-  config: LlamaConfig;
+  config: ModelConfig;
   /** Weight files written (one, or the shards), and the other files copied. */
   files: string[];
   /** Tensors that received an adapter update. */
@@ -141,7 +141,7 @@ export async function mergeAdapter(source: ModelSource, adapter: HostAdapter, si
   const maxShard = options.maxShardBytes ?? 5e9;
   const { signal } = options;
   const rawConfig = await source.json<Record<string, unknown>>('config.json', { signal });
-  const config = parseLlamaConfig(rawConfig);
+  const config = parseModelConfig(rawConfig);
   checkAdapterFitsModel(adapter, config, 'merge: adapter');
 
   const { files: weightNames, index } = await weightFiles(source, config, signal);

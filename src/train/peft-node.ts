@@ -2,7 +2,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { writeFolderFiles } from './files-node';
 import { join } from 'node:path';
-import type { LlamaConfig } from '../model/config';
+import type { ModelConfig } from '../model/config';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, exportPeftAdapter, importPeftAdapter, PeftError, type HostAdapter, type PeftExportOptions, type PeftImportResult } from './peft';
 
 /** The adapter files of a folder (adapter_config.json, adapter_model.safetensors, and .bin for a clear refusal). */
@@ -20,7 +20,7 @@ export async function readPeftFolder(dir: string): Promise<Map<string, Uint8Arra
   return files;
 }
 
-export async function loadPeftAdapter(dir: string, model: LlamaConfig): Promise<PeftImportResult> {
+export async function loadPeftAdapter(dir: string, model: ModelConfig): Promise<PeftImportResult> {
   try {
     return importPeftAdapter(await readPeftFolder(dir), model);
   } catch (e) {

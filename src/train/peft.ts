@@ -22,7 +22,7 @@
 // Two-stage (SFT then DPO) adapters: see combineAdapters below for the exact rank-(r1+r2) sum.
 
 import { decode, encode, type DType } from '../gpu/dtype';
-import type { LlamaConfig } from '../model/config';
+import type { ModelConfig } from '../model/config';
 import {
   createLoraAdapters,
   LORA_TARGETS,
@@ -97,7 +97,7 @@ export function writeHostAdapter(ctx: GpuContext, lora: LoraAdapters, host: Host
 }
 
 /** Allocate GPU adapters shaped like `host` and fill them (trainable by default: grads and zeroed moments). */
-export function createAdaptersFromHost(ctx: GpuContext, model: LlamaConfig, host: HostAdapter, options: CreateLoraOptions = {}): LoraAdapters {
+export function createAdaptersFromHost(ctx: GpuContext, model: ModelConfig, host: HostAdapter, options: CreateLoraOptions = {}): LoraAdapters {
   checkAdapterFitsModel(host, model);
   const lora = createLoraAdapters(ctx, model, { rank: host.rank, alpha: host.alpha, targets: host.targets }, options);
   try {
@@ -141,7 +141,7 @@ export function fromHostLora(lora: HostLora, targets?: readonly LoraTarget[]): H
 }
 
 /** Throw unless every layer has every target with A [r, in] and B [out, r] for this model. */
-export function checkAdapterFitsModel(host: HostAdapter, model: LlamaConfig, where = 'adapter'): void {
+export function checkAdapterFitsModel(host: HostAdapter, model: ModelConfig, where = 'adapter'): void {
   resolveLoraConfig({ rank: host.rank, alpha: host.alpha, targets: host.targets });
   if (host.layers.length !== model.numLayers)
     throw new PeftError(`${where}: has ${host.layers.length} layers but the model has ${model.numLayers} (num_hidden_layers)`);
@@ -305,7 +305,7 @@ export function parsePeftConfig(raw: unknown): { rank: number; loraAlpha: number
  * against the model, and that every layer has A and B for every target. Layers a PEFT
  * `layers_to_transform` left out get zero A and B (an exact no-op), so all layers carry the adapter.
  */
-export function importPeftAdapter(files: ReadonlyMap<string, Uint8Array>, model: LlamaConfig): PeftImportResult {
+export function importPeftAdapter(files: ReadonlyMap<string, Uint8Array>, model: ModelConfig): PeftImportResult {
   const cfgBytes = files.get(ADAPTER_CONFIG_FILE);
   if (!cfgBytes) throw new PeftError(`no ${ADAPTER_CONFIG_FILE}: not a PEFT adapter folder`);
   let raw: unknown;

@@ -37,7 +37,7 @@ import { backward } from '../model/backward';
 import { BatchChain } from '../model/chain';
 import { forward, readSequenceLogProbs } from '../model/forward';
 import { setBatchInputs } from '../model/inputs';
-import type { LlamaModel } from '../model/llama';
+import type { DecoderModel } from '../model/decoder';
 import type { LoraAdapters } from '../model/lora';
 import { collateDpo, collateSft, dpoSeqLen, sftSeqLen, shuffledOrder, type DpoPair, type ReferenceLogps, type SftExample, type TokenBatch } from './batching';
 import { TrainingControl } from './control';
@@ -91,7 +91,7 @@ export interface DpoTask {
 export type Metrics = Record<string, number>;
 
 export interface TrainerOptions {
-  model: LlamaModel;
+  model: DecoderModel;
   /** The trainable adapter (lora.params: value, grad, m, v). */
   lora: LoraAdapters;
   task: SftTask | DpoTask;
@@ -191,7 +191,7 @@ const sumOf = (xs: ArrayLike<number>): number => {
 };
 
 export class Trainer {
-  readonly model: LlamaModel;
+  readonly model: DecoderModel;
   readonly lora: LoraAdapters;
   readonly task: SftTask | DpoTask;
   readonly hyper: Hyperparams;

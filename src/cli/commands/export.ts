@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseDpoRecord, parseJsonl, parseSftRecord, type DpoRecord, type SftRecord } from '../../data/records';
-import { parseLlamaConfig } from '../../model/config';
+import { parseModelConfig } from '../../model/config';
 import { openModelSource } from '../../model/source-node';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { nodeFolderSink, writeFolderFiles } from '../../train/files-node';
@@ -48,7 +48,7 @@ async function merged(argv: string[]): Promise<number> {
   if (dtype !== 'bf16' && dtype !== 'f32') throw new UsageError(`--dtype: "${v.dtype}" is not bf16 or f32`);
   const maxShardBytes = parseSize('max-shard-size', v['max-shard-size']);
   const source = await openModelSource(v.model);
-  const config = parseLlamaConfig(await source.json('config.json'));
+  const config = parseModelConfig(await source.json('config.json'));
   const { adapter, notes } = await loadPeftAdapter(v.adapter, config);
   for (const n of notes) console.error(`--adapter: ${n}`);
   const t0 = performance.now();

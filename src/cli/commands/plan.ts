@@ -2,7 +2,7 @@
 // from config.json alone (a folder, URL or Hub repo: nothing else is read) or a Llama-3.2 preset.
 import { parseArgs } from 'node:util';
 import type { DType } from '../../gpu/dtype';
-import { LLAMA_3_2_PRESETS, parseLlamaConfig, type LlamaConfig } from '../../model/config';
+import { LLAMA_3_2_PRESETS, parseModelConfig, type ModelConfig } from '../../model/config';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
 import { openModelSource } from '../../model/source-node';
@@ -24,11 +24,11 @@ const OPTIONS = {
 
 const TORCH_DTYPES: Record<string, DType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
 
-async function configOf(spec: string): Promise<LlamaConfig> {
+async function configOf(spec: string): Promise<ModelConfig> {
   if (spec in LLAMA_3_2_PRESETS) return LLAMA_3_2_PRESETS[spec as keyof typeof LLAMA_3_2_PRESETS];
   const source = await openModelSource(spec);
   const gen = (await source.has('generation_config.json')) ? await source.json('generation_config.json') : undefined;
-  return parseLlamaConfig(await source.json('config.json'), gen);
+  return parseModelConfig(await source.json('config.json'), gen);
 }
 
 export async function run(argv: string[]): Promise<number> {

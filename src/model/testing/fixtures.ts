@@ -6,8 +6,8 @@ import { poison } from '../../engine/testing/gpu';
 import type { DType } from '../../gpu/dtype';
 import { createTrainWorkspace, type TrainWorkspace } from '../activations';
 import { setBatchInputs } from '../inputs';
-import type { LlamaConfig } from '../config';
-import { createLlamaModel, type LlamaModel } from '../llama';
+import type { ModelConfig } from '../config';
+import { createDecoderModel, type DecoderModel } from '../decoder';
 import { createLoraAdapters, type LoraAdapters, type LoraConfig } from '../lora';
 import { randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig, uploadHostWeights, type TinyConfigOptions } from '../random';
 import type { HostLora, HostWeights } from '../reference';
@@ -63,7 +63,7 @@ export interface TestBatch {
 }
 
 /** Padded batch: random ids, next-token targets on real positions (the first real one and the last ignored). */
-export function paddedBatch(config: LlamaConfig, s: Scenario, seed: number): TestBatch {
+export function paddedBatch(config: ModelConfig, s: Scenario, seed: number): TestBatch {
   const next = seededRandom(seed);
   const { batchSize: B, seqLen: T } = s;
   const ids = new Int32Array(B * T);
@@ -86,11 +86,11 @@ export function paddedBatch(config: LlamaConfig, s: Scenario, seed: number): Tes
 }
 
 export interface Setup {
-  config: LlamaConfig;
+  config: ModelConfig;
   host: HostWeights;
   hostLora: HostLora;
   inputs: TestBatch;
-  model: LlamaModel;
+  model: DecoderModel;
   lora: LoraAdapters;
   ws: TrainWorkspace;
   release(): void;
@@ -102,7 +102,7 @@ export function setup(ctx: GpuContext, s: Scenario, seed: number, options: { ful
   const hostLora = randomHostLora(config, s.lora, seed + 1);
   const inputs = paddedBatch(config, s, seed + 2);
   const weights = uploadHostWeights(ctx, host, s.maxChunkBytes);
-  const model = createLlamaModel(ctx, weights);
+  const model = createDecoderModel(ctx, weights);
   const lora = createLoraAdapters(ctx, config, s.lora, { seed });
   setHostLora(ctx, lora, hostLora);
   const ws = createTrainWorkspace(model, {

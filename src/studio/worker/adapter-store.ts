@@ -3,7 +3,7 @@
 // them again. Stored through the same PEFT writer/reader the exports use.
 
 import Dexie, { type Table } from 'dexie';
-import type { LlamaConfig } from '../../model/config';
+import type { ModelConfig } from '../../model/config';
 import { exportPeftAdapter, importPeftAdapter, type HostAdapter } from '../../train/peft';
 
 export const ADAPTER_DB_NAME = 'fuse-studio-adapters';
@@ -42,7 +42,7 @@ export async function saveAdapter(modelKey: string, name: string, host: HostAdap
   await open().adapters.put({ modelKey, name, files, createdAt: new Date().toISOString(), note });
 }
 
-export async function loadAdapter(modelKey: string, name: string, config: LlamaConfig): Promise<HostAdapter | null> {
+export async function loadAdapter(modelKey: string, name: string, config: ModelConfig): Promise<HostAdapter | null> {
   const row = await open().adapters.get([modelKey, name]);
   if (!row) return null;
   return importPeftAdapter(new Map(Object.entries(row.files)), config).adapter;

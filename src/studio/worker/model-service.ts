@@ -4,9 +4,9 @@
 
 import type { AdapterSummary } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
-import type { LlamaConfig } from '../../model/config';
+import type { ModelConfig } from '../../model/config';
 import { generateDemoModel } from '../../model/demo';
-import { createLlamaModel } from '../../model/llama';
+import { createDecoderModel } from '../../model/decoder';
 import { loadModel, type LoadProgress } from '../../model/load';
 import { blobsSource, modelCacheId, parseModelLocation, type ModelSource } from '../../model/source';
 import { directorySource, droppedFilesSource, openRemoteModelSource, type PathedFile } from '../../model/source-browser';
@@ -28,7 +28,7 @@ export interface ModelSummary {
   modelKey: string;
   /** The browser-cache id of a remote model, else null. */
   cacheId: string | null;
-  config: LlamaConfig;
+  config: ModelConfig;
   /** The dtype the weights are held in on the GPU. */
   weightDType: DType;
   params: number;
@@ -41,7 +41,7 @@ export interface ModelSummary {
 export type LoadEvent = { stage: string; progress: LoadProgress | null };
 
 /** Parameter count from the config (embedding counted once when tied). */
-export function countParams(c: LlamaConfig): number {
+export function countParams(c: ModelConfig): number {
   const h = c.hiddenSize;
   const attn = h * c.numHeads * c.headDim * 2 + h * c.numKvHeads * c.headDim * 2;
   const mlp = 3 * h * c.intermediateSize;
@@ -113,7 +113,7 @@ export const modelService = {
         releaseWeights(loaded.weights);
         throw new DOMException('Loading was cancelled.', 'AbortError');
       }
-      const model = createLlamaModel(ctx, loaded.weights);
+      const model = createDecoderModel(ctx, loaded.weights);
       let tokenizer: LoadedTokenizer | null = null;
       if (loaded.tokenizerFiles) tokenizer = loadTokenizer({ ...loaded.tokenizerFiles, generationConfig: loaded.generationConfig, name: source.description });
       setSession({ ctx, model, tokenizer, loaded, source, modelKey, adapters: new Map() });

@@ -5,7 +5,7 @@
 import { createBrowserContext } from '../../gpu/browser';
 import type { GpuContext } from '../../gpu/context';
 import type { LoadedModel } from '../../model/load';
-import type { LlamaModel } from '../../model/llama';
+import type { DecoderModel } from '../../model/decoder';
 import type { LoraAdapters } from '../../model/lora';
 import type { ModelSource } from '../../model/source';
 import { releaseWeights } from '../../model/weights';
@@ -14,7 +14,7 @@ import { createAdaptersFromHost, type HostAdapter } from '../../train/peft';
 
 export interface Session {
   ctx: GpuContext;
-  model: LlamaModel;
+  model: DecoderModel;
   tokenizer: LoadedTokenizer | null;
   loaded: LoadedModel;
   /** Where the weights came from (re-read by the merged export). */

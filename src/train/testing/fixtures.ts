@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import type { ChatMessage as RecordMessage } from '../../data/records';
 import type { GpuContext } from '../../gpu/context';
-import type { LlamaConfig } from '../../model/config';
-import { createLlamaModel, type LlamaModel } from '../../model/llama';
+import type { ModelConfig } from '../../model/config';
+import { createDecoderModel, type DecoderModel } from '../../model/decoder';
 import { randomHostWeights, tinyConfig, uploadHostWeights, type TinyConfigOptions } from '../../model/random';
 import type { HostWeights } from '../../model/reference';
 import { releaseWeights } from '../../model/weights';
@@ -66,8 +66,8 @@ export function compactTokenizer(tok: LoadedTokenizer, conversations: readonly (
 }
 
 export interface TestModel {
-  model: LlamaModel;
-  config: LlamaConfig;
+  model: DecoderModel;
+  config: ModelConfig;
   /** Host copy of the weights (random models only): the float64 reference's input. */
   host: HostWeights | null;
   release(): void;
@@ -78,6 +78,6 @@ export function randomModel(ctx: GpuContext, options: TinyConfigOptions, seed: n
   const config = tinyConfig(options);
   const host = randomHostWeights(config, 'f32', seed);
   const weights = uploadHostWeights(ctx, host);
-  const model = createLlamaModel(ctx, weights);
+  const model = createDecoderModel(ctx, weights);
   return { model, config, host, release: () => (model.release(), releaseWeights(weights)) };
 }

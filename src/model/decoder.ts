@@ -4,16 +4,16 @@
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { uploadInverseFrequencies } from '../engine/rope';
-import type { LlamaConfig } from './config';
+import type { ModelConfig } from './config';
 import type { LoraAdapters } from './lora';
 import type { TensorSpec } from './specs';
 import { layoutOf, type WeightLayout } from './weight-layout';
-import type { LlamaWeights } from './weights';
+import type { ModelWeights } from './weights';
 
-export interface LlamaModel {
+export interface DecoderModel {
   ctx: GpuContext;
-  config: LlamaConfig;
-  weights: LlamaWeights;
+  config: ModelConfig;
+  weights: ModelWeights;
   layout: WeightLayout;
   /** f32 [headDim / 2]: rope_theta with the config's llama3 scaling. */
   invFreq: Tensor;
@@ -22,11 +22,11 @@ export interface LlamaModel {
 }
 
 /** The model's own tensors besides the weights (for the memory plan). */
-export function modelSpecs(c: LlamaConfig): TensorSpec[] {
+export function modelSpecs(c: ModelConfig): TensorSpec[] {
   return [{ name: 'rope inv_freq', shape: [c.headDim / 2], dtype: 'f32' }];
 }
 
-export function createLlamaModel(ctx: GpuContext, weights: LlamaWeights): LlamaModel {
+export function createDecoderModel(ctx: GpuContext, weights: ModelWeights): DecoderModel {
   const c = weights.config;
   const invFreq = uploadInverseFrequencies(ctx, { headDim: c.headDim, ropeTheta: c.ropeTheta, ropeScaling: c.ropeScaling });
   return { ctx, config: c, weights, layout: layoutOf(weights), invFreq, release: () => invFreq.release() };
