@@ -17,13 +17,13 @@ import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel } from '../model/load';
 import { createLoraAdapters, type LoraAdapters } from '../model/lora';
 import { formatBytes, planMemory } from '../model/memory-plan';
-import { randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig } from '../model/random';
+import { hostWeightsByName, randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig } from '../model/random';
 import { referenceForward, type HostLora, type HostWeights } from '../model/reference';
 import { writeSafetensors } from '../model/safetensors';
 import { argmax } from '../model/sampling';
 import { scoreSequences, type LabelledSequence } from '../model/score';
 import { localFolderSource } from '../model/source-node';
-import { expectedTensors, LAYER_TENSOR_NAMES, releaseWeights, type LayerWeightName, type ModelWeights } from '../model/weights';
+import { expectedTensors, releaseWeights, type ModelWeights } from '../model/weights';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { fromHostLora } from '../train/peft';
 import { savePeftAdapter } from '../train/peft-node';
@@ -104,14 +104,7 @@ function configJson(c: ModelConfig): string {
 
 /** model.safetensors of host weights (f32). */
 function hostSafetensors(w: HostWeights): Uint8Array {
-  const byName = new Map<string, Float64Array>([
-    ['model.embed_tokens.weight', w.embed],
-    ['model.norm.weight', w.finalNorm],
-    ['lm_head.weight', w.lmHead],
-  ]);
-  w.layers.forEach((l, i) => {
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES)) byName.set(`model.layers.${i}.${name}`, l[k as LayerWeightName]);
-  });
+  const byName = hostWeightsByName(w);
   const tensors = [...expectedTensors(w.config)].map(([name, shape]) => ({
     name,
     dtype: 'F32' as const,

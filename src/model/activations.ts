@@ -12,7 +12,7 @@
 //              per-sequence sums [B]; with full fine-tuning a [chunk, H] lm_head gradient slice
 import type { Tensor } from '../gpu/tensor';
 import { CE_STATE_WIDTH, chooseChunkSize } from '../engine/cross-entropy';
-import type { ModelConfig } from './config';
+import { checkSequenceLength, type ModelConfig } from './config';
 import type { DecoderModel } from './decoder';
 import { LORA_TARGETS, resolveLoraConfig, type LoraConfig, type LoraTarget } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
@@ -33,6 +33,11 @@ export interface LayerActivations {
   up: Tensor; // [N, I]
   act: Tensor; // [N, I] silu(gate)·up; reused for dGate in the backward
   proj: Tensor; // [N, H] o_proj / down_proj output; reused for RMSNorm input gradients in the backward
+  /** q/k norm (Qwen3): the projections before their per-head RMSNorm, and its 1/rms per head row. */
+  qRaw?: Tensor; // [N, nHeads·D]
+  kRaw?: Tensor; // [N, nKv·D]
+  rstdQ?: Tensor; // [N·nHeads]
+  rstdK?: Tensor; // [N·nKv]
   /** x·Aᵀ [N, r] of each adapted projection (the backward needs them; generation shares one). */
   loraTmp: Partial<Record<LoraTarget, Tensor>>;
 }
@@ -97,6 +102,7 @@ export function chooseLmHeadChunk(tokens: number, lmHeadChunks: readonly ChunkRa
 }
 
 const LAYER_NAMES = ['xn1', 'rstd1', 'q', 'k', 'v', 'attn', 'attnLse', 'h1', 'xn2', 'rstd2', 'gate', 'up', 'act', 'proj'] as const;
+const QK_NORM_NAMES = ['qRaw', 'kRaw', 'rstdQ', 'rstdK'] as const;
 
 /** One layer's activations for B sequences of T tokens; LoRA scratch per target, or one shared. */
 export function layerActivationSpecs(c: ModelConfig, B: number, T: number, lora: Required<LoraConfig> | null, sharedTmp: boolean): TensorSpec[] {
@@ -122,6 +128,10 @@ export function layerActivationSpecs(c: ModelConfig, B: number, T: number, lora:
     proj: [N, H],
   };
   const specs: TensorSpec[] = LAYER_NAMES.map((name) => ({ name, shape: shapes[name], dtype: 'f32' }));
+  if (c.qkNorm) {
+    const qk: Record<(typeof QK_NORM_NAMES)[number], number[]> = { qRaw: [N, qd], kRaw: [N, kvd], rstdQ: [N * c.numHeads], rstdK: [N * c.numKvHeads] };
+    for (const name of QK_NORM_NAMES) specs.push({ name, shape: qk[name], dtype: 'f32' });
+  }
   if (lora) {
     const names = sharedTmp ? ['loraTmp'] : lora.targets.map((t) => `loraTmp.${t}`);
     for (const name of names) specs.push({ name, shape: [N, lora.rank], dtype: 'f32' });
@@ -179,12 +189,16 @@ export function layerActivationsFrom(t: Record<string, Tensor>, lora: Required<L
   if (lora) for (const target of shared ? LORA_TARGETS : lora.targets) loraTmp[target] = shared ? t.loraTmp! : t[`loraTmp.${target}`]!;
   const l = { loraTmp } as LayerActivations;
   for (const name of LAYER_NAMES) l[name] = t[name]!;
+  for (const name of QK_NORM_NAMES) if (t[name]) l[name] = t[name];
   return l;
 }
 
 /** Allocate a training (or scoring, with backward: false) workspace for [B, T] batches. */
 export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): TrainWorkspace {
   const { ctx, config: c, layout } = model;
+  checkSequenceLength(c, o.seqLen, 'a training or scoring batch');
+  if ((o.backward ?? true) && c.head !== 'causal-lm')
+    throw new Error('this is a reward (sequence-classification) model: it scores text, Fuse Studio does not train it');
   const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, layout.lmHeadChunks ?? layout.embedChunks);
   const specs = trainWorkspaceSpecs(c, { ...o, lmHeadChunk });
   const all = Object.values(specs).flat();

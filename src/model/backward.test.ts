@@ -8,7 +8,7 @@ import { createFullGrads } from './full-grads';
 import { planMemory } from './memory-plan';
 import { LORA_TARGETS, type LoraTarget } from './lora';
 import { referenceLoss, type HostLora, type HostWeights } from './reference';
-import { BF16_TIED, F32_UNTIED, poisonAll, setup, type Scenario } from './testing/fixtures';
+import { BF16_TIED, F32_UNTIED, FAMILY_SCENARIOS, poisonAll, QWEN2_BF16, QWEN3_F32, setup, type Scenario } from './testing/fixtures';
 import type { LayerWeightName } from './weights';
 
 /** Copy of an adapter where one value may be replaced (finite differences mutate copies). */
@@ -16,11 +16,10 @@ function cloneLora(h: HostLora): HostLora {
   return { ...h, layers: h.layers.map((l) => Object.fromEntries(Object.entries(l).map(([t, m]) => [t, { a: m.a.slice(), b: m.b.slice() }]))) };
 }
 
-describe('llama backward', () => {
-  it('LoRA gradients (A and B, every target, both layers) match finite differences of the float64 mean CE, bf16 tied (rel err < 1e-4)', async () => {
+describe('decoder backward', () => {
+  it.each([BF16_TIED, ...FAMILY_SCENARIOS])('LoRA gradients (A and B, every target, both layers) match finite differences of the float64 mean CE, $name (rel err < 1e-4)', async (s) => {
     const ctx = await testContext();
     const seed = freshSeed();
-    const s: Scenario = { ...BF16_TIED };
     const m = setup(ctx, s, seed);
     try {
       const n = countTargets(m.inputs.targets);
@@ -92,9 +91,13 @@ describe('llama backward', () => {
 
   const FULL_CHUNKED: Scenario = { ...F32_UNTIED, name: 'f32 untied, vocab in 3 tensors, 96-row chunks', maxChunkBytes: 128 * 32 * 4, lmHeadChunk: 96 };
   const FULL_TIED: Scenario = { ...BF16_TIED, name: 'f32 tied (+ LoRA)', dtype: 'f32' };
+  const FULL_QWEN2: Scenario = { ...QWEN2_BF16, name: 'qwen2 f32: biases', dtype: 'f32' };
+  const FULL_QWEN3: Scenario = { ...QWEN3_F32, name: 'qwen3 f32 (+ LoRA): q/k norms' };
   it.each([
     [FULL_CHUNKED, false],
     [FULL_TIED, true],
+    [FULL_QWEN2, false],
+    [FULL_QWEN3, true],
   ])('full-parameter gradients of every weight kind match finite differences, $name (rel err < 1e-4)', async (s, withLora) => {
     const ctx = await testContext();
     const seed = freshSeed();
@@ -122,8 +125,8 @@ describe('llama backward', () => {
       };
       for (let l = 0; l < m.config.numLayers; l++)
         for (const k of Object.keys(full.layers[l]!) as LayerWeightName[]) {
-          const value = m.host.layers[l]![k];
-          await check(await ctx.readF32(full.layers[l]![k]), value, sampleIndices(value.length, 2, next), (h, v) => ({
+          const value = m.host.layers[l]![k]!;
+          await check(await ctx.readF32(full.layers[l]![k]!), value, sampleIndices(value.length, 2, next), (h, v) => ({
             ...h,
             layers: h.layers.map((x, i) => (i === l ? { ...x, [k]: v } : x)),
           }));
@@ -151,6 +154,8 @@ describe('memory plan vs the pool\'s measured peak (training)', () => {
   it.each([
     ['bf16 tied, LoRA', false, BF16_TIED],
     ['f32 untied chunked, LoRA', true, { ...F32_UNTIED, maxChunkBytes: 128 * 32 * 4, lmHeadChunk: 96 } as Scenario],
+    ['qwen2 bf16, LoRA', false, QWEN2_BF16],
+    ['qwen3 f32, LoRA', true, QWEN3_F32],
   ] as const)('a forward + backward step peaks within 10% of the plan (%s, full fine-tuning %s; exact today)', async (_name, fullFineTune, s) => {
     const ctx = await testContext();
     const seed = freshSeed();

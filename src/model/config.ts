@@ -1,6 +1,8 @@
-// LlamaForCausalLM configuration: read from a Hugging Face config.json (transformers 4.x
-// `rope_theta` + `rope_scaling`, or 5.x `rope_parameters`) and generation_config.json.
-// Anything we cannot honour is refused with a message naming the field.
+// Decoder configuration (every family of families.ts, causal LM or reward head): read from a
+// Hugging Face config.json (transformers 4.x `rope_theta` + `rope_scaling`, or 5.x
+// `rope_parameters`) and generation_config.json. Anything we cannot honour is refused, before
+// any weight is downloaded, with a message naming the field and its value.
+import { FAMILIES, familyOfArchitecture, familyOfModelType, SUPPORTED_ARCHITECTURES, type FamilyName, type FamilySpec, type ModelHead } from './families';
 
 export interface RopeScaling {
   ropeType: 'llama3';
@@ -11,6 +13,17 @@ export interface RopeScaling {
 }
 
 export interface ModelConfig {
+  family: FamilyName;
+  /** causal-lm: lm_head over the vocabulary; sequence-classification: score.weight [numLabels, H]. */
+  head: ModelHead;
+  /** Rows of score.weight (1 for reward models); 0 for causal LMs. */
+  numLabels: number;
+  /** Frozen q/k/v projection biases (Qwen2). */
+  qkvBias: boolean;
+  /** Per-head RMSNorm of queries and keys before RoPE (Qwen3). */
+  qkNorm: boolean;
+  /** Attention window in tokens, null when every token sees the whole causal prefix. */
+  slidingWindow: number | null;
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -25,6 +38,8 @@ export interface ModelConfig {
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
+  /** pad_token_id of config.json (a reward head reads the last token that is not padding). */
+  padTokenId: number | null;
   /** The checkpoint's own dtype string (torch_dtype / dtype), informational. */
   dtype: string | null;
 }
@@ -85,22 +100,68 @@ function parseRope(c: Json): { ropeTheta: number; ropeScaling: RopeScaling | nul
   };
 }
 
+/** Settings no family here implements: refused when present and switched on. */
+const UNSUPPORTED_SETTINGS: { key: string; active: (v: unknown) => boolean; why: string }[] = [
+  { key: 'attn_logit_softcapping', active: (v) => v != null, why: 'attention logit softcapping is not implemented' },
+  { key: 'final_logit_softcapping', active: (v) => v != null, why: 'final logit softcapping is not implemented' },
+  { key: 'num_experts', active: (v) => typeof v === 'number' && v > 0, why: 'mixture-of-experts layers are not implemented' },
+  { key: 'num_local_experts', active: (v) => typeof v === 'number' && v > 0, why: 'mixture-of-experts layers are not implemented' },
+  { key: 'mlp_bias', active: (v) => v === true, why: 'MLP biases are not implemented' },
+  { key: 'use_mrope', active: (v) => v === true, why: 'multimodal RoPE is not implemented' },
+];
+
+/** Which family and head config.json describes (architectures first, then model_type). */
+function identify(c: Json): { family: FamilySpec; head: ModelHead } {
+  const archs = c.architectures;
+  const supported = `supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`;
+  if (Array.isArray(archs) && archs.length > 0) {
+    for (const a of archs) {
+      const found = typeof a === 'string' ? familyOfArchitecture(a) : null;
+      if (found) {
+        if (c.model_type !== undefined && c.model_type !== found.family.modelType)
+          throw new ConfigError(`config.json: "model_type" is "${String(c.model_type)}" but "architectures" says ${String(a)} (model_type "${found.family.modelType}")`);
+        return found;
+      }
+    }
+    throw new ConfigError(`config.json: "architectures" is ${JSON.stringify(archs)}; Fuse Studio does not run this architecture (${supported})`);
+  }
+  if (typeof c.model_type === 'string') {
+    const family = familyOfModelType(c.model_type);
+    if (family) return { family, head: 'causal-lm' };
+    throw new ConfigError(`config.json: "model_type" is "${c.model_type}"; Fuse Studio does not run this architecture (${supported})`);
+  }
+  throw new ConfigError(`config.json: neither "architectures" nor "model_type" says which model this is (${supported})`);
+}
+
+/** The attention window that would be used, or null (see FamilySpec.slidingWindow). */
+function slidingWindowOf(c: Json, f: FamilySpec): number | null {
+  if (f.slidingWindow === 'never') return null;
+  const layerTypes = Array.isArray(c.layer_types) ? c.layer_types : [];
+  const used = f.slidingWindow === 'always' || c.use_sliding_window === true || layerTypes.includes('sliding_attention');
+  if (!used || c.sliding_window == null) return null;
+  return int(c, 'sliding_window');
+}
+
+function numLabelsOf(c: Json): number {
+  if (c.num_labels !== undefined) return int(c, 'num_labels');
+  if (c.id2label && typeof c.id2label === 'object') return Object.keys(c.id2label).length;
+  return 2; // transformers' PretrainedConfig default
+}
+
 export function parseModelConfig(config: unknown, generationConfig?: unknown): ModelConfig {
   if (!config || typeof config !== 'object') throw new ConfigError('config.json must be a JSON object');
   const c = config as Json;
-  const archs = c.architectures;
-  if (Array.isArray(archs) && !archs.includes('LlamaForCausalLM'))
-    throw new ConfigError(
-      `config.json: "architectures" is ${JSON.stringify(archs)}; Fuse Studio supports LlamaForCausalLM checkpoints only`,
-    );
-  if (c.model_type !== undefined && c.model_type !== 'llama')
-    throw new ConfigError(`config.json: "model_type" is "${String(c.model_type)}"; Fuse Studio supports "llama" only`);
-  if (!Array.isArray(archs) && c.model_type === undefined)
-    throw new ConfigError('config.json: neither "architectures" nor "model_type" says this is a Llama model');
-  for (const flag of ['attention_bias', 'mlp_bias'] as const)
-    if (c[flag] === true) throw new ConfigError(`config.json: "${flag}": true is not supported (Llama uses no biases)`);
+  const { family, head } = identify(c);
+  const arch = family.architectures[head];
+  for (const s of UNSUPPORTED_SETTINGS)
+    if (s.active(c[s.key])) throw new ConfigError(`config.json: "${s.key}": ${JSON.stringify(c[s.key])} is not supported (${s.why})`);
+  if (family.attentionBiasKey && c[family.attentionBiasKey] === true)
+    throw new ConfigError(`config.json: "${family.attentionBiasKey}": true is not supported for ${arch} (it adds a bias to o_proj too)`);
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') throw new ConfigError(`config.json: "hidden_act" is "${String(act)}"; only "silu" is supported`);
+  const numLabels = head === 'sequence-classification' ? numLabelsOf(c) : 0;
+  if (head === 'sequence-classification' && numLabels !== 1)
+    throw new ConfigError(`config.json: a ${arch} with num_labels = ${numLabels} is a classifier, not a reward model; Fuse Studio scores with num_labels 1`);
 
   const hiddenSize = int(c, 'hidden_size');
   const numHeads = int(c, 'num_attention_heads');
@@ -115,7 +176,14 @@ export function parseModelConfig(config: unknown, generationConfig?: unknown): M
   const g = (generationConfig ?? {}) as Json;
   const eos = tokenIds(g.eos_token_id ?? c.eos_token_id, 'eos_token_id');
   const bos = tokenIds(g.bos_token_id ?? c.bos_token_id, 'bos_token_id');
+  const pad = tokenIds(c.pad_token_id, 'pad_token_id');
   return {
+    family: family.name,
+    head,
+    numLabels,
+    qkvBias: family.qkvBias,
+    qkNorm: family.qkNorm,
+    slidingWindow: slidingWindowOf(c, family),
     hiddenSize,
     intermediateSize: int(c, 'intermediate_size'),
     numLayers: int(c, 'num_hidden_layers'),
@@ -127,9 +195,10 @@ export function parseModelConfig(config: unknown, generationConfig?: unknown): M
     ropeTheta,
     ropeScaling,
     tieWordEmbeddings: c.tie_word_embeddings === true,
-    maxPositionEmbeddings: int(c, 'max_position_embeddings', 2048),
+    maxPositionEmbeddings: int(c, 'max_position_embeddings', family.defaultMaxPositions),
     bosTokenId: bos[0] ?? null,
     eosTokenIds: eos,
+    padTokenId: pad[0] ?? null,
     dtype: typeof (c.torch_dtype ?? c.dtype) === 'string' ? ((c.torch_dtype ?? c.dtype) as string) : null,
   };
 }
@@ -142,6 +211,12 @@ export const LLAMA_3_2_PRESETS: Record<'llama-3.2-1b' | 'llama-3.2-3b', ModelCon
 
 function preset(h: number, i: number, l: number, nh: number, kv: number, hd: number, tie: boolean): ModelConfig {
   return {
+    family: 'llama',
+    head: 'causal-lm',
+    numLabels: 0,
+    qkvBias: false,
+    qkNorm: false,
+    slidingWindow: null,
     hiddenSize: h,
     intermediateSize: i,
     numLayers: l,
@@ -156,6 +231,23 @@ function preset(h: number, i: number, l: number, nh: number, kv: number, hd: num
     maxPositionEmbeddings: 131072,
     bosTokenId: 128000,
     eosTokenIds: [128001, 128008, 128009],
+    padTokenId: null,
     dtype: 'bfloat16',
   };
+}
+
+/** The family declaration a config belongs to. */
+export function familyOf(c: Pick<ModelConfig, 'family'>): FamilySpec {
+  return FAMILIES[c.family];
+}
+
+/**
+ * Refuse a sequence the engine would attend differently from transformers: with a sliding
+ * window, full causal attention equals windowed attention only while no sequence is longer.
+ */
+export function checkSequenceLength(c: ModelConfig, tokens: number, what = 'a sequence'): void {
+  if (c.slidingWindow !== null && tokens > c.slidingWindow)
+    throw new ConfigError(
+      `config.json: "sliding_window" is ${c.slidingWindow}, and ${what} of ${tokens} tokens would use it; Fuse Studio implements full attention only — keep sequences at or under ${c.slidingWindow} tokens`,
+    );
 }

@@ -90,6 +90,12 @@ describe('the built-in demo model', () => {
   it('parses as the tiny GQA Llama-3 config', async () => {
     const { config, headers } = await inspect(demo);
     expect(config).toEqual({
+      family: 'llama',
+      head: 'causal-lm',
+      numLabels: 0,
+      qkvBias: false,
+      qkNorm: false,
+      slidingWindow: null,
       hiddenSize: 64,
       intermediateSize: 176,
       numLayers: 2,
@@ -104,6 +110,7 @@ describe('the built-in demo model', () => {
       maxPositionEmbeddings: 131072,
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],
+      padTokenId: null,
       dtype: 'bfloat16',
     } satisfies ModelConfig);
     expect(headers).toHaveLength(1);

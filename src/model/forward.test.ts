@@ -9,17 +9,17 @@ import { demoConfigJson, demoTensors } from './demo';
 import { setBatchInputs } from './inputs';
 import { createDecoderModel } from './decoder';
 import { createLoraAdapters } from './lora';
-import { randomHostLora, setHostLora } from './random';
-import { LAYER_TENSOR_NAMES, releaseWeights, uploadWeights, type LayerWeightName } from './weights';
+import { hostWeightsFromNames, randomHostLora, setHostLora } from './random';
+import { releaseWeights, uploadWeights } from './weights';
 import { decode } from '../gpu/dtype';
-import { referenceForward, type HostLayer, type HostWeights } from './reference';
+import { referenceForward } from './reference';
 import { positionIdsFromMask } from './inputs';
-import { BF16_TIED, F32_UNTIED, paddedBatch, setup, type Scenario } from './testing/fixtures';
+import { BF16_TIED, F32_UNTIED, FAMILY_SCENARIOS, paddedBatch, setup, type Scenario } from './testing/fixtures';
 
 const RIGHT_PADDED: Scenario = { ...F32_UNTIED, name: 'f32 untied, right padding', padding: 'right' };
 
-describe('llama forward', () => {
-  it.each([BF16_TIED, F32_UNTIED, RIGHT_PADDED])('per-token logp and lse match float64 with LoRA, $name (rel err < 1e-5)', async (s) => {
+describe('decoder forward', () => {
+  it.each([BF16_TIED, F32_UNTIED, RIGHT_PADDED, ...FAMILY_SCENARIOS])('per-token logp and lse match float64 with LoRA, $name (rel err < 1e-5)', async (s) => {
     const ctx = await testContext();
     const seed = freshSeed();
     const m = setup(ctx, s, seed);
@@ -104,19 +104,7 @@ describe('llama forward', () => {
       const t = tensors.get(name)!;
       return Float64Array.from(decode(t.data.slice().buffer, t.shape.reduce((a, b) => a * b, 1), dtypeOf[t.dtype]));
     };
-    const embed = host('model.embed_tokens.weight');
-    const hostWeights: HostWeights = {
-      config,
-      dtype: 'f16',
-      embed,
-      layers: Array.from({ length: config.numLayers }, (_, l) => {
-        const layer = {} as HostLayer;
-        for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES)) layer[k as LayerWeightName] = host(`model.layers.${l}.${name}`);
-        return layer;
-      }),
-      finalNorm: host('model.norm.weight'),
-      lmHead: config.tieWordEmbeddings ? embed : host('lm_head.weight'),
-    };
+    const hostWeights = hostWeightsFromNames(config, 'f16', host);
     const model = createDecoderModel(ctx, weights);
     const s: Scenario = { ...BF16_TIED, batchSize: 2, seqLen: 6, pads: [2, 0] };
     const inputs = paddedBatch(config, s, seed + 1);

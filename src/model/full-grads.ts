@@ -7,10 +7,10 @@ import type { Tensor } from '../gpu/tensor';
 import type { TrainableParam } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
 import { chunkName, EMBED_NAME, FINAL_NORM_NAME, layoutOf, LM_HEAD_NAME, weightSpecs, type WeightLayout } from './weight-layout';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
+import { layerTensors, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
 
 export interface FullGrads {
-  layers: Record<LayerWeightName, Tensor>[];
+  layers: Partial<Record<LayerWeightName, Tensor>>[];
   /** Gradient of the embedding, in the weight's row chunks. */
   embed: RowChunkedTensor;
   /** Gradient of lm_head; the same object as `embed` when the weights are tied. */
@@ -35,6 +35,7 @@ export function fullGradSpecs(layout: WeightLayout): { grads: TensorSpec[]; mome
 /** Allocate zeroed gradients and moments for every weight of an f32 model. */
 export function createFullGrads(ctx: GpuContext, weights: ModelWeights): FullGrads {
   const layout = layoutOf(weights);
+  if (weights.config.head !== 'causal-lm') throw new Error('full fine-tuning: this is a reward (sequence-classification) model; Fuse Studio trains causal LMs only');
   const bad = allTensors(weights).find((t) => t.dtype !== 'f32');
   if (bad) throw new Error(`full fine-tuning needs f32 base weights; ${bad.label} is ${bad.dtype}`);
   const specs = fullGradSpecs(layout);
@@ -48,17 +49,18 @@ export function createFullGrads(ctx: GpuContext, weights: ModelWeights): FullGra
   });
   const embed = chunked(EMBED_NAME, weights.embed);
   const lmHead = weights.lmHead === weights.embed ? embed : chunked(LM_HEAD_NAME, weights.lmHead);
-  const layers: Record<LayerWeightName, Tensor>[] = [];
+  const layerNames = layerTensors(c);
+  const layers: FullGrads['layers'] = [];
   for (let l = 0; l < c.numLayers; l++) {
-    const g = {} as Record<LayerWeightName, Tensor>;
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES)) g[k as LayerWeightName] = t[`model.layers.${l}.${name}.grad`]!;
+    const g: FullGrads['layers'][number] = {};
+    for (const { key, name } of layerNames) g[key] = t[`model.layers.${l}.${name}.grad`]!;
     layers.push(g);
   }
   // Parameters in weightSpecs order, paired with the weight tensors they update.
   const values = new Map<string, Tensor>();
   weights.embed.chunks.forEach((ch, i) => values.set(chunkName(EMBED_NAME, ch, i), ch.tensor));
   weights.layers.forEach((lw, l) => {
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES)) values.set(`model.layers.${l}.${name}`, lw[k as LayerWeightName]);
+    for (const { key, name } of layerNames) values.set(`model.layers.${l}.${name}`, lw[key]!);
   });
   values.set(FINAL_NORM_NAME, weights.finalNorm);
   if (weights.lmHead !== weights.embed) weights.lmHead.chunks.forEach((ch, i) => values.set(chunkName(LM_HEAD_NAME, ch, i), ch.tensor));

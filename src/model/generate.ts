@@ -13,8 +13,9 @@
 // Per step, greedy without repetition penalty (the GPU path): one submit that appends the B
 // tokens, computes the logits and takes their argmax on the GPU (shaders/sampling.wgsl), and one
 // readback of B ids (4 bytes a row). Any other sampling (temperature > 0, top-k, top-p,
-// repetition penalty), `gpuSampling: false`, or a row whose logits hold NaN/+Inf: one readback
-// of [B, V] logits and the host sampler (sampling.ts). Both choose the same ids.
+// repetition penalty), `gpuSampling: false`, an `onLogits` hook, or a row whose logits hold
+// NaN/+Inf: one readback of [B, V] logits and the host sampler (sampling.ts). Both choose the
+// same ids.
 import { appendAndReadGreedy, appendTokens, createKvCache, readGreedyIds, readLogits } from './kv-cache';
 import type { DecoderModel } from './decoder';
 import type { LoraAdapters } from './lora';
@@ -42,6 +43,12 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Choose greedy tokens on the GPU where the options allow it (default true; false: always the host sampler). */
   gpuSampling?: boolean;
+  /**
+   * Called with each unfinished row's logits (f32 [V], a view of the step's readback) before its
+   * token is drawn from them: a caller reads them (log-probabilities) or changes them in place
+   * (a logits processor, e.g. presence/frequency penalties). Puts every step on the host path.
+   */
+  onLogits?: (row: number, logits: Float32Array, step: number) => void;
 }
 
 export interface GenerateBatchOptions extends Omit<GenerateOptions, 'promptIds'> {
@@ -103,7 +110,7 @@ export async function generateBatch(model: DecoderModel, o: GenerateBatchOptions
     });
     appendTokens(model, cache, { ids, mask, tokens: Tp }, { lora: o.lora });
     // Greedy without a penalty needs no logits on the host: the GPU picks the ids.
-    const onGpu = o.gpuSampling !== false && sampling.temperature === 0 && sampling.repetitionPenalty === 1;
+    const onGpu = o.gpuSampling !== false && !o.onLogits && sampling.temperature === 0 && sampling.repetitionPenalty === 1;
     let gpuIds = onGpu ? await readGreedyIds(model, cache) : null;
     for (let step = 0; ; step++) {
       if (o.signal?.aborted) {
@@ -116,7 +123,12 @@ export async function generateBatch(model: DecoderModel, o: GenerateBatchOptions
       const nextMask = new Int32Array(B);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
-        const id = logits ? samplers[b]!.next(logits.subarray(b * V, (b + 1) * V), contexts[b]) : gpuIds![b]!;
+        let id: number;
+        if (logits) {
+          const row = logits.subarray(b * V, (b + 1) * V);
+          o.onLogits?.(b, row, step);
+          id = samplers[b]!.next(row, contexts[b]);
+        } else id = gpuIds![b]!;
         results[b]!.ids.push(id);
         contexts[b]!.add(id);
         next[b] = id;

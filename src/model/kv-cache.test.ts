@@ -9,10 +9,10 @@ import { planMemory } from './memory-plan';
 import { randomHostWeights, tinyConfig, uploadHostWeights } from './random';
 import { releaseWeights } from './weights';
 import { referenceForward } from './reference';
-import { BF16_TIED, F32_UNTIED, poisonAll, setup } from './testing/fixtures';
+import { BF16_TIED, F32_UNTIED, FAMILY_SCENARIOS, poisonAll, setup } from './testing/fixtures';
 
 describe('kv-cache generation', () => {
-  it.each([BF16_TIED, F32_UNTIED])(
+  it.each([BF16_TIED, F32_UNTIED, ...FAMILY_SCENARIOS])(
     'prefill + decode steps + a 2-token append equal the full recompute and float64 logits, with and without the adapter, $name (rel err < 1e-5)',
     async (s) => {
       const ctx = await testContext();

@@ -31,6 +31,7 @@ import type { Tensor } from '../gpu/tensor';
 import { embeddingForward } from '../engine/embedding';
 import { rmsnormForward } from '../engine/rmsnorm';
 import { argmaxRows } from '../engine/sampling';
+import { checkSequenceLength } from './config';
 import { layerActivationsFrom, layerActivationSpecs, type LayerActivations } from './activations';
 import { BatchChain } from './chain';
 import type { ModelConfig } from './config';
@@ -116,6 +117,7 @@ export function stepWorkspaceSpecs(c: ModelConfig, batchSize: number, tokens: nu
 }
 
 export function createKvCache(model: DecoderModel, o: KvCacheOptions): KvCache {
+  checkSequenceLength(model.config, o.capacity, 'a generation cache');
   for (const [k, v] of Object.entries(o)) if (!Number.isInteger(v) || v < 1) throw new Error(`kv cache: ${k} ${v} must be a positive integer`);
   const t = allocateSpecs<string>(model.ctx, kvCacheSpecs(model.layout, o), 'kv cache ');
   const L = model.config.numLayers;

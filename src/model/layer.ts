@@ -1,7 +1,10 @@
-// One Llama decoder layer, forward and backward (llm.c style, side by side):
+// One decoder layer, forward and backward (llm.c style, side by side), for every family of
+// families.ts (what a family adds is marked with its config flag):
 //
 //   xn1 = rmsnorm(x) · w_in
-//   q, k, v = xn1·Wqᵀ, xn1·Wkᵀ, xn1·Wvᵀ  (+ LoRA)      q, k = rope(q, k)
+//   q, k, v = xn1·Wqᵀ, xn1·Wkᵀ, xn1·Wvᵀ  (+ LoRA)  (+ bq, bk, bv: qkvBias)
+//   q, k = rmsnorm_head(q)·w_qn, rmsnorm_head(k)·w_kn  (qkNorm: over each head's D values)
+//   q, k = rope(q, k)
 //   attn = softmax(q·kᵀ/√D + causal/padding mask)·v  (GQA)
 //   h1 = x + attn·Woᵀ (+ LoRA)
 //   xn2 = rmsnorm(h1) · w_post
@@ -14,6 +17,7 @@
 import type { CommandBatch } from '../gpu/batch';
 import type { Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward } from '../engine/attention';
+import { biasBackward, biasForward } from '../engine/bias';
 import { loraBackward, loraForward } from '../engine/lora';
 import { matmul } from '../engine/matmul';
 import { residualAccumulate, residualForward } from '../engine/residual';
@@ -63,7 +67,7 @@ function projection(p: LayerPass, target: LoraTarget): Projection {
     down_proj: a.act,
   };
   const [inF, outF] = targetDims(p.model.config, target);
-  return { x: inputs[target], w: p.model.weights.layers[p.layer]![TARGET_WEIGHT[target]], inF, outF, target };
+  return { x: inputs[target], w: p.model.weights.layers[p.layer]![TARGET_WEIGHT[target]]!, inF, outF, target };
 }
 
 function loraModule(p: LayerPass, target: LoraTarget): LoraModule | undefined {
@@ -89,9 +93,21 @@ export function encodeLayerForward(batch: CommandBatch, p: LayerPass, x: Tensor,
   const w = model.weights.layers[p.layer]!;
   const eps = c.rmsNormEps;
   rmsnormForward(batch, { y: a.xn1, rstd: a.rstd1, x, w: w.inputNorm, eps });
-  linearForward(batch, p, 'q_proj', a.q);
-  linearForward(batch, p, 'k_proj', a.k);
+  // With q/k norm the projections land in qRaw/kRaw and the norm writes q/k.
+  const qOut = c.qkNorm ? a.qRaw! : a.q;
+  const kOut = c.qkNorm ? a.kRaw! : a.k;
+  linearForward(batch, p, 'q_proj', qOut);
+  linearForward(batch, p, 'k_proj', kOut);
   linearForward(batch, p, 'v_proj', a.v);
+  if (c.qkvBias) {
+    biasForward(batch, qOut, w.qBias!);
+    biasForward(batch, kOut, w.kBias!);
+    biasForward(batch, a.v, w.vBias!);
+  }
+  if (c.qkNorm) {
+    rmsnormForward(batch, { y: a.q, rstd: a.rstdQ!, x: qOut, w: w.qNorm!, eps });
+    rmsnormForward(batch, { y: a.k, rstd: a.rstdK!, x: kOut, w: w.kNorm!, eps });
+  }
   const rope = { positions: p.positions, invFreq: model.invFreq, headDim: c.headDim };
   ropeForward(batch, { ...rope, x: a.q, nHeads: c.numHeads });
   ropeForward(batch, { ...rope, x: a.k, nHeads: c.numKvHeads });
@@ -121,7 +137,7 @@ export function encodeLayerForward(batch: CommandBatch, p: LayerPass, x: Tensor,
 export interface LayerBackward {
   grads: LayerGradients;
   /** Base weight gradients of this layer (full fine-tuning), accumulated into; null = frozen. */
-  full: Record<LayerWeightName, Tensor> | null;
+  full: Partial<Record<LayerWeightName, Tensor>> | null;
 }
 
 /**
@@ -132,7 +148,7 @@ function linearBackward(batch: CommandBatch, p: LayerPass, b: LayerBackward, tar
   const l = projection(p, target);
   const m = p.batchSize * p.tq;
   matmul(batch, { a: dy, b: l.w, out: dx, layout: 'nn', m, n: l.outF, k: l.inF, accumulate });
-  if (b.full) matmul(batch, { a: dy, b: l.x, out: b.full[TARGET_WEIGHT[target]], layout: 'tn', m, n: l.outF, k: l.inF, accumulate: true });
+  if (b.full) matmul(batch, { a: dy, b: l.x, out: b.full[TARGET_WEIGHT[target]]!, layout: 'tn', m, n: l.outF, k: l.inF, accumulate: true });
   const mod = loraModule(p, target);
   if (!mod) return;
   if (!mod.dA || !mod.dB || !b.grads.loraDTmp)
@@ -170,7 +186,7 @@ export function encodeLayerBackward(batch: CommandBatch, p: LayerPass, x: Tensor
   linearBackward(batch, p, b, 'gate_proj', dGate, dXn, false);
   linearBackward(batch, p, b, 'up_proj', dUp, dXn, true);
   const dNormIn = a.proj; // the projection output is not read again
-  rmsnormBackward(batch, { dx: dNormIn, dy: dXn, x: a.h1, w: w.postNorm, rstd: a.rstd2, ...(full ? { dw: full.postNorm, accumulateDw: true } : {}) });
+  rmsnormBackward(batch, { dx: dNormIn, dy: dXn, x: a.h1, w: w.postNorm, rstd: a.rstd2, ...(full ? { dw: full.postNorm!, accumulateDw: true } : {}) });
   residualAccumulate(batch, dResid, dNormIn); // dResid = dL/dh1
 
   // Attention: h1 = x + o(attn).
@@ -194,9 +210,23 @@ export function encodeLayerBackward(batch: CommandBatch, p: LayerPass, x: Tensor
   const rope = { positions: p.positions, invFreq: model.invFreq, headDim: c.headDim };
   ropeBackward(batch, { ...rope, x: dq, nHeads: c.numHeads });
   ropeBackward(batch, { ...rope, x: dk, nHeads: c.numKvHeads });
-  linearBackward(batch, p, b, 'q_proj', dq, dXn, false);
-  linearBackward(batch, p, b, 'k_proj', dk, dXn, true);
-  linearBackward(batch, p, b, 'v_proj', dv, dXn, true);
-  rmsnormBackward(batch, { dx: dNormIn, dy: dXn, x, w: w.inputNorm, rstd: a.rstd1, ...(full ? { dw: full.inputNorm, accumulateDw: true } : {}) });
+  // v first: then dv is free to hold k's gradient through the k norm (dAttn holds q's).
+  if (full && c.qkvBias) biasBackward(batch, full.vBias!, dv, true);
+  linearBackward(batch, p, b, 'v_proj', dv, dXn, false);
+  let dqIn = dq;
+  let dkIn = dk;
+  if (c.qkNorm) {
+    const dwQ = full ? { dw: full.qNorm!, accumulateDw: true } : {};
+    const dwK = full ? { dw: full.kNorm!, accumulateDw: true } : {};
+    rmsnormBackward(batch, { dx: (dqIn = dAttn), dy: dq, x: a.qRaw!, w: w.qNorm!, rstd: a.rstdQ!, ...dwQ });
+    rmsnormBackward(batch, { dx: (dkIn = dv), dy: dk, x: a.kRaw!, w: w.kNorm!, rstd: a.rstdK!, ...dwK });
+  }
+  if (full && c.qkvBias) {
+    biasBackward(batch, full.qBias!, dqIn, true);
+    biasBackward(batch, full.kBias!, dkIn, true);
+  }
+  linearBackward(batch, p, b, 'q_proj', dqIn, dXn, true);
+  linearBackward(batch, p, b, 'k_proj', dkIn, dXn, true);
+  rmsnormBackward(batch, { dx: dNormIn, dy: dXn, x, w: w.inputNorm, rstd: a.rstd1, ...(full ? { dw: full.inputNorm!, accumulateDw: true } : {}) });
   residualAccumulate(batch, dResid, dNormIn); // dResid = dL/dx
 }

@@ -1,4 +1,4 @@
-// Random tiny Llama models for tests and benchmarks: a config builder, host weights (quantized
+// Random tiny decoders of every family (families.ts) for tests and benchmarks: a config builder, host weights (quantized
 // to the storage dtype, so the float64 reference sees exactly what the GPU holds), their upload
 // as ModelWeights (row-chunked like uploadWeights, with an optional small chunk limit to
 // exercise multi-tensor tables), and random adapters. For full-size models (benchmarks),
@@ -7,12 +7,13 @@ import type { GpuContext } from '../gpu/context';
 import { encode, quantize, type DType } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
 import type { ModelConfig } from './config';
+import type { FamilyName, ModelHead } from './families';
 import { resolveLoraConfig, setLoraWeights, targetDims, type LoraAdapters, type LoraConfig } from './lora';
 import type { HostLayer, HostLora, HostWeights } from './reference';
 import { seededRandom } from './rng';
 import { rowChunks } from './specs';
-import { chunkName, DEFAULT_BINDING_BYTES, EMBED_NAME, FINAL_NORM_NAME, layerShapes, LM_HEAD_NAME } from './weight-layout';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
+import { chunkName, DEFAULT_BINDING_BYTES, EMBED_NAME, FINAL_NORM_NAME, LM_HEAD_NAME } from './weight-layout';
+import { layerTensors, SCORE_NAME, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
 
 function normals(n: number, next: () => number, scale: number): Float64Array {
   const out = new Float64Array(n);
@@ -33,12 +34,26 @@ export interface TinyConfigOptions {
   tieWordEmbeddings?: boolean;
   /** Llama-3 rope scaling with a small original context so all three bands occur. */
   llama3Rope?: boolean;
+  /** Default llama; qwen2 adds q/k/v biases, qwen3 q/k norms (families.ts). */
+  family?: FamilyName;
+  /** sequence-classification: a reward model with score.weight [1, H]. */
+  head?: ModelHead;
+  padTokenId?: number | null;
+  slidingWindow?: number | null;
 }
 
 export function tinyConfig(o: TinyConfigOptions = {}): ModelConfig {
   const hiddenSize = o.hiddenSize ?? 32;
   const numHeads = o.numHeads ?? 4;
+  const family = o.family ?? 'llama';
+  const head = o.head ?? 'causal-lm';
   return {
+    family,
+    head,
+    numLabels: head === 'sequence-classification' ? 1 : 0,
+    qkvBias: family === 'qwen2',
+    qkNorm: family === 'qwen3',
+    slidingWindow: o.slidingWindow ?? null,
     hiddenSize,
     intermediateSize: o.intermediateSize ?? 56,
     numLayers: o.numLayers ?? 2,
@@ -55,29 +70,52 @@ export function tinyConfig(o: TinyConfigOptions = {}): ModelConfig {
     maxPositionEmbeddings: 2048,
     bosTokenId: 1,
     eosTokenIds: [2],
+    padTokenId: o.padTokenId ?? null,
     dtype: null,
   };
 }
 
-/** Weights with O(1) activations: W ~ N(0, 1/in), norms ~ 1 ± 0.2, embedding ~ N(0, 0.5²). */
+/**
+ * How each layer tensor is drawn: matrices W ~ N(0, 1/in), RMSNorm weights ~ 1 ± 0.2, q/k norm
+ * weights far from 1 (0.3 .. 2.3, so a wrong norm shows), biases ~ N(0, 0.5²) (large enough
+ * that a dropped bias shows). Returns [mean, std, kind].
+ */
+function initOf(key: LayerWeightName, shape: number[]): { mean: number; std: number; uniform?: [number, number] } {
+  if (key === 'qNorm' || key === 'kNorm') return { mean: 0, std: 0, uniform: [0.3, 2.3] };
+  if (key === 'qBias' || key === 'kBias' || key === 'vBias') return { mean: 0, std: 0.5 };
+  if (shape.length === 1) return { mean: 1, std: 0.2 };
+  return { mean: 0, std: 1 / Math.sqrt(shape[1]!) };
+}
+
+function draw(key: LayerWeightName, shape: number[], next: () => number): Float64Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const init = initOf(key, shape);
+  if (init.uniform) {
+    const [lo, hi] = init.uniform;
+    return Float64Array.from({ length: n }, () => lo + (hi - lo) * next());
+  }
+  const v = normals(n, next, init.std);
+  if (init.mean) for (let i = 0; i < n; i++) v[i]! += init.mean;
+  return v;
+}
+
+/** Weights with O(1) activations (see initOf); embedding ~ N(0, 0.5²). */
 export function randomHostWeights(config: ModelConfig, dtype: DType, seed: number): HostWeights {
   const next = seededRandom(seed);
   const q = (v: Float64Array) => quantize(v, dtype);
   const H = config.hiddenSize;
   const embed = q(normals(config.vocabSize * H, next, 0.5));
-  const shapes = layerShapes(config);
   const layers: HostLayer[] = [];
   for (let l = 0; l < config.numLayers; l++) {
-    const layer = {} as HostLayer;
-    for (const k of Object.keys(LAYER_TENSOR_NAMES) as LayerWeightName[]) {
-      const [rows, cols] = shapes[k];
-      layer[k] = cols === undefined ? q(normals(rows!, next, 0.2).map((x) => 1 + x)) : q(normals(rows! * cols, next, 1 / Math.sqrt(cols)));
-    }
+    const layer: HostLayer = {};
+    for (const t of layerTensors(config)) layer[t.key] = q(draw(t.key, t.shape, next));
     layers.push(layer);
   }
   const finalNorm = q(normals(H, next, 0.2).map((x) => 1 + x));
-  const lmHead = config.tieWordEmbeddings ? embed : q(normals(config.vocabSize * H, next, 1 / Math.sqrt(H)));
-  return { config, dtype, embed, layers, finalNorm, lmHead };
+  const classifier = config.head === 'sequence-classification';
+  const lmHead = config.tieWordEmbeddings || classifier ? embed : q(normals(config.vocabSize * H, next, 1 / Math.sqrt(H)));
+  const score = classifier ? q(normals(config.numLabels * H, next, 1 / Math.sqrt(H))) : null;
+  return { config, dtype, embed, layers, finalNorm, lmHead, score };
 }
 
 /** Upload host weights; tables split into row chunks of at most `maxChunkBytes` (as uploadWeights does). */
@@ -95,16 +133,15 @@ export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes
     })),
   });
   const embed = chunked(EMBED_NAME, w.embed);
-  const shapes = layerShapes(c);
   const layers = w.layers.map((hl, l) => {
-    const out = {} as Record<LayerWeightName, Tensor>;
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES) as [LayerWeightName, string][])
-      out[k] = ctx.upload(hl[k], shapes[k], w.dtype, `model.layers.${l}.${name}`);
-    return out;
+    const out: Partial<Record<LayerWeightName, Tensor>> = {};
+    for (const t of layerTensors(c)) out[t.key] = ctx.upload(hl[t.key]!, t.shape, w.dtype, `model.layers.${l}.${t.name}`);
+    return out as ModelWeights['layers'][number];
   });
   const finalNorm = ctx.upload(w.finalNorm, [H], w.dtype, FINAL_NORM_NAME);
-  const lmHead = c.tieWordEmbeddings ? embed : chunked(LM_HEAD_NAME, w.lmHead);
-  return { config: c, embed, layers, finalNorm, lmHead };
+  const lmHead = w.lmHead === w.embed ? embed : chunked(LM_HEAD_NAME, w.lmHead);
+  const score = w.score ? ctx.upload(w.score, [c.numLabels, H], w.dtype, SCORE_NAME) : null;
+  return { config: c, embed, layers, finalNorm, lmHead, score };
 }
 
 /** A random adapter with nonzero A and B (so every path carries gradient), values f32-exact. */
@@ -210,21 +247,58 @@ export async function uploadRandomWeights(ctx: GpuContext, config: ModelConfig, 
     return { rows: c.vocabSize, cols: H, dtype, chunks };
   };
   const embed = await chunked(EMBED_NAME, 0.5);
-  const shapes = layerShapes(c);
   const layers: ModelWeights['layers'] = [];
   for (let l = 0; l < c.numLayers; l++) {
-    const out = {} as Record<LayerWeightName, Tensor>;
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES) as [LayerWeightName, string][]) {
-      const cols = shapes[k][1];
-      out[k] = ctx.tensor(shapes[k], dtype, `model.layers.${l}.${name}`);
-      if (cols === undefined) await fill(out[k], 1, 0.2);
-      else await fill(out[k], 0, 1 / Math.sqrt(cols));
+    const out: Partial<Record<LayerWeightName, Tensor>> = {};
+    for (const t of layerTensors(c)) {
+      const tensor = (out[t.key] = ctx.tensor(t.shape, dtype, `model.layers.${l}.${t.name}`));
+      const init = initOf(t.key, t.shape);
+      // Uniform inits (q/k norms) are drawn as a normal of the same mean and spread here.
+      if (init.uniform) await fill(tensor, (init.uniform[0] + init.uniform[1]) / 2, (init.uniform[1] - init.uniform[0]) / 4);
+      else await fill(tensor, init.mean, init.std);
     }
-    layers.push(out);
+    layers.push(out as ModelWeights['layers'][number]);
   }
   const finalNorm = ctx.tensor([H], dtype, FINAL_NORM_NAME);
   await fill(finalNorm, 1, 0.2);
-  const lmHead = c.tieWordEmbeddings ? embed : await chunked(LM_HEAD_NAME, 1 / Math.sqrt(H));
+  const classifier = c.head === 'sequence-classification';
+  const lmHead = c.tieWordEmbeddings || classifier ? embed : await chunked(LM_HEAD_NAME, 1 / Math.sqrt(H));
+  let score: Tensor | null = null;
+  if (classifier) await fill((score = ctx.tensor([c.numLabels, H], dtype, SCORE_NAME)), 0, 1 / Math.sqrt(H));
   await ctx.flush();
-  return { config: c, embed, layers, finalNorm, lmHead };
+  return { config: c, embed, layers, finalNorm, lmHead, score };
+}
+
+/** Host weights by checkpoint tensor name (expectedTensors' names), e.g. to write a safetensors file. */
+export function hostWeightsByName(w: HostWeights): Map<string, Float64Array> {
+  const c = w.config;
+  const byName = new Map<string, Float64Array>([
+    [EMBED_NAME, w.embed],
+    [FINAL_NORM_NAME, w.finalNorm],
+  ]);
+  w.layers.forEach((l, i) => {
+    for (const t of layerTensors(c)) byName.set(`model.layers.${i}.${t.name}`, l[t.key]!);
+  });
+  if (w.score) byName.set(SCORE_NAME, w.score);
+  else if (w.lmHead !== w.embed) byName.set(LM_HEAD_NAME, w.lmHead);
+  return byName;
+}
+
+/** The inverse of hostWeightsByName: host weights from tensors looked up by name. */
+export function hostWeightsFromNames(config: ModelConfig, dtype: DType, get: (name: string) => Float64Array): HostWeights {
+  const embed = get(EMBED_NAME);
+  const classifier = config.head === 'sequence-classification';
+  return {
+    config,
+    dtype,
+    embed,
+    layers: Array.from({ length: config.numLayers }, (_, l) => {
+      const layer: HostLayer = {};
+      for (const t of layerTensors(config)) layer[t.key] = get(`model.layers.${l}.${t.name}`);
+      return layer;
+    }),
+    finalNorm: get(FINAL_NORM_NAME),
+    lmHead: config.tieWordEmbeddings || classifier ? embed : get(LM_HEAD_NAME),
+    score: classifier ? get(SCORE_NAME) : null,
+  };
 }

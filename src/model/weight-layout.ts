@@ -4,7 +4,7 @@
 import type { DType } from '../gpu/dtype';
 import type { ModelConfig } from './config';
 import { rowChunks, type TensorSpec } from './specs';
-import { LAYER_TENSOR_NAMES, type LayerWeightName, type ModelWeights } from './weights';
+import { layerTensors, SCORE_NAME, type LayerWeightName, type ModelWeights } from './weights';
 
 export interface ChunkRange {
   rowStart: number;
@@ -26,7 +26,8 @@ export const DEFAULT_BINDING_BYTES = 128 * 1024 * 1024;
 /** The layout uploadWeights produces on a device whose binding limit is `limitBytes`. */
 export function planWeightLayout(config: ModelConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES): WeightLayout {
   const chunks = rowChunks(config.vocabSize, config.hiddenSize, dtype, limitBytes);
-  return { config, dtype, embedChunks: chunks, lmHeadChunks: config.tieWordEmbeddings ? null : chunks };
+  const ownHead = !config.tieWordEmbeddings && config.head === 'causal-lm';
+  return { config, dtype, embedChunks: chunks, lmHeadChunks: ownHead ? chunks : null };
 }
 
 export function layoutOf(w: ModelWeights): WeightLayout {
@@ -48,12 +49,8 @@ export function chunkName(name: string, c: ChunkRange, index: number): string {
   return index === 0 ? name : `${name}[${c.rowStart}:${c.rowStart + c.rows}]`;
 }
 
-export function layerShapes(c: ModelConfig): Record<LayerWeightName, number[]> {
-  const H = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const I = c.intermediateSize;
-  return { inputNorm: [H], q: [q, H], k: [kv, H], v: [kv, H], o: [H, q], postNorm: [H], gate: [I, H], up: [I, H], down: [H, I] };
+export function layerShapes(c: ModelConfig): Partial<Record<LayerWeightName, number[]>> {
+  return Object.fromEntries(layerTensors(c).map((t) => [t.key, t.shape]));
 }
 
 /** Every base weight tensor, as uploadWeights allocates them (in `dtype`). */
@@ -61,11 +58,10 @@ export function weightSpecs(layout: WeightLayout, dtype: DType = layout.dtype): 
   const { config: c } = layout;
   const H = c.hiddenSize;
   const specs: TensorSpec[] = layout.embedChunks.map((ch, i) => ({ name: chunkName(EMBED_NAME, ch, i), shape: [ch.rows, H], dtype }));
-  const shapes = layerShapes(c);
-  for (let l = 0; l < c.numLayers; l++)
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES))
-      specs.push({ name: `model.layers.${l}.${name}`, shape: shapes[k as LayerWeightName], dtype });
+  const layer = layerTensors(c);
+  for (let l = 0; l < c.numLayers; l++) for (const t of layer) specs.push({ name: `model.layers.${l}.${t.name}`, shape: t.shape, dtype });
   specs.push({ name: FINAL_NORM_NAME, shape: [H], dtype });
+  if (c.head === 'sequence-classification') specs.push({ name: SCORE_NAME, shape: [c.numLabels, H], dtype });
   if (layout.lmHeadChunks)
     layout.lmHeadChunks.forEach((ch, i) => specs.push({ name: chunkName(LM_HEAD_NAME, ch, i), shape: [ch.rows, H], dtype }));
   return specs;

@@ -1,4 +1,5 @@
-// The frozen base weights of a Llama model on the GPU, named as in Hugging Face checkpoints.
+// The frozen base weights of a decoder on the GPU, named as in Hugging Face checkpoints. Which
+// tensors a layer has depends on the family (families.ts): q/k/v biases, q/k norms.
 // Tables larger than one storage binding (the 128k-row embedding) are split into row chunks.
 
 import type { GpuContext } from '../gpu/context';
@@ -25,6 +26,11 @@ export interface LayerWeights {
   gate: Tensor; // mlp.gate_proj.weight [I, H]
   up: Tensor; // mlp.up_proj.weight [I, H]
   down: Tensor; // mlp.down_proj.weight [H, I]
+  qBias?: Tensor; // self_attn.q_proj.bias [nHeads*headDim]  (qkvBias)
+  kBias?: Tensor; // self_attn.k_proj.bias [nKv*headDim]
+  vBias?: Tensor; // self_attn.v_proj.bias [nKv*headDim]
+  qNorm?: Tensor; // self_attn.q_norm.weight [headDim]       (qkNorm)
+  kNorm?: Tensor; // self_attn.k_norm.weight [headDim]
 }
 
 export interface ModelWeights {
@@ -32,11 +38,14 @@ export interface ModelWeights {
   embed: RowChunkedTensor; // model.embed_tokens.weight [V, H]
   layers: LayerWeights[];
   finalNorm: Tensor; // model.norm.weight [H]
-  /** lm_head.weight [V, H]; the very same object as `embed` when embeddings are tied. */
+  /** lm_head.weight [V, H]; the very same object as `embed` when embeddings are tied (and for reward models, which have none). */
   lmHead: RowChunkedTensor;
+  /** score.weight [numLabels, H] of a sequence-classification (reward) model, else null. */
+  score: Tensor | null;
 }
 
 export type LayerWeightName = keyof LayerWeights;
+export const SCORE_NAME = 'score.weight';
 
 /** Hugging Face tensor names of one layer's weights. */
 export const LAYER_TENSOR_NAMES: Record<LayerWeightName, string> = {
@@ -49,32 +58,45 @@ export const LAYER_TENSOR_NAMES: Record<LayerWeightName, string> = {
   gate: 'mlp.gate_proj.weight',
   up: 'mlp.up_proj.weight',
   down: 'mlp.down_proj.weight',
+  qBias: 'self_attn.q_proj.bias',
+  kBias: 'self_attn.k_proj.bias',
+  vBias: 'self_attn.v_proj.bias',
+  qNorm: 'self_attn.q_norm.weight',
+  kNorm: 'self_attn.k_norm.weight',
 };
+
+/** The layer tensors a checkpoint of this config has, in checkpoint order, with their shapes. */
+export function layerTensors(c: ModelConfig): { key: LayerWeightName; name: string; shape: number[] }[] {
+  const H = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const I = c.intermediateSize;
+  const shapes: Partial<Record<LayerWeightName, number[]>> = {
+    inputNorm: [H],
+    q: [qDim, H],
+    k: [kvDim, H],
+    v: [kvDim, H],
+    ...(c.qkvBias ? { qBias: [qDim], kBias: [kvDim], vBias: [kvDim] } : {}),
+    ...(c.qkNorm ? { qNorm: [c.headDim], kNorm: [c.headDim] } : {}),
+    o: [H, qDim],
+    postNorm: [H],
+    gate: [I, H],
+    up: [I, H],
+    down: [H, I],
+  };
+  return Object.entries(shapes).map(([key, shape]) => ({ key: key as LayerWeightName, name: LAYER_TENSOR_NAMES[key as LayerWeightName], shape }));
+}
 
 /** Every tensor a checkpoint of this config must contain, with its expected shape. */
 export function expectedTensors(c: ModelConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
   const H = c.hiddenSize;
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
   m.set('model.embed_tokens.weight', [c.vocabSize, H]);
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    const shapes: Record<LayerWeightName, number[]> = {
-      inputNorm: [H],
-      q: [qDim, H],
-      k: [kvDim, H],
-      v: [kvDim, H],
-      o: [H, qDim],
-      postNorm: [H],
-      gate: [c.intermediateSize, H],
-      up: [c.intermediateSize, H],
-      down: [H, c.intermediateSize],
-    };
-    for (const [k, name] of Object.entries(LAYER_TENSOR_NAMES)) m.set(p + name, shapes[k as LayerWeightName]);
-  }
+  const layer = layerTensors(c);
+  for (let i = 0; i < c.numLayers; i++) for (const t of layer) m.set(`model.layers.${i}.${t.name}`, t.shape);
   m.set('model.norm.weight', [H]);
-  if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, H]);
+  if (c.head === 'sequence-classification') m.set(SCORE_NAME, [c.numLabels, H]);
+  else if (!c.tieWordEmbeddings) m.set('lm_head.weight', [c.vocabSize, H]);
   return m;
 }
 
@@ -149,13 +171,14 @@ export async function uploadWeights(
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const layer = {} as LayerWeights;
-    for (const [key, name] of Object.entries(LAYER_TENSOR_NAMES))
-      layer[key as LayerWeightName] = await single(`model.layers.${i}.${name}`);
+    for (const t of layerTensors(config)) layer[t.key] = await single(`model.layers.${i}.${t.name}`);
     layers.push(layer);
   }
   const finalNorm = await single('model.norm.weight');
-  const lmHead = config.tieWordEmbeddings ? embed : await chunked('lm_head.weight');
-  return { config, embed, layers, finalNorm, lmHead };
+  const classifier = config.head === 'sequence-classification';
+  const lmHead = config.tieWordEmbeddings || classifier ? embed : await chunked('lm_head.weight');
+  const score = classifier ? await single(SCORE_NAME) : null;
+  return { config, embed, layers, finalNorm, lmHead, score };
 }
 
 /** Release every GPU tensor of a model. */
@@ -164,4 +187,5 @@ export function releaseWeights(w: ModelWeights): void {
   if (w.lmHead !== w.embed) for (const c of w.lmHead.chunks) c.tensor.release();
   for (const l of w.layers) for (const t of Object.values(l)) (t as Tensor).release();
   w.finalNorm.release();
+  w.score?.release();
 }

@@ -288,7 +288,7 @@ describe('PEFT adapters', () => {
         for (const a of [sft, dpo])
           for (const t of a.targets) {
             const dw = deltaWeight(a, l, t);
-            layer[field[t]] = layer[field[t]].map((x, i) => x + dw[i]!);
+            layer[field[t]] = layer[field[t]]!.map((x, i) => x + dw[i]!);
           }
       });
       const ref = referenceForward(merged, m.inputs, null);

@@ -53,6 +53,46 @@ export const F32_UNTIED: Scenario = {
   pads: [0, 2, 4],
 };
 
+/**
+ * Qwen2 (q/k/v biases ~ N(0, 0.5²)), bf16, untied, head_dim 12 ≠ H / heads = 10, odd
+ * intermediate size, a 5-to-1 GQA group.
+ */
+export const QWEN2_BF16: Scenario = {
+  name: 'qwen2 bf16 untied biases hd12',
+  config: { family: 'qwen2', hiddenSize: 40, numHeads: 5, numKvHeads: 1, headDim: 12, intermediateSize: 53, vocabSize: 310, tieWordEmbeddings: false },
+  dtype: 'bf16',
+  lora: { rank: 4, alpha: 8 },
+  batchSize: 2,
+  seqLen: 8,
+  pads: [3, 0],
+};
+
+/** Qwen3 (q/k norm weights in 0.3 .. 2.3), f32, tied, head_dim 12 ≠ H / heads = 8, right padding. */
+export const QWEN3_F32: Scenario = {
+  name: 'qwen3 f32 tied qk-norm hd12',
+  config: { family: 'qwen3', hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 12, intermediateSize: 45, vocabSize: 290, tieWordEmbeddings: true },
+  dtype: 'f32',
+  lora: { rank: 3, alpha: 6 },
+  batchSize: 2,
+  seqLen: 7,
+  pads: [0, 2],
+  padding: 'right',
+};
+
+/** Mistral, f16, untied, a sliding window (16) no sequence reaches, so it equals full attention. */
+export const MISTRAL_F16: Scenario = {
+  name: 'mistral f16 untied window 16',
+  config: { family: 'mistral', hiddenSize: 32, numHeads: 4, numKvHeads: 2, intermediateSize: 47, vocabSize: 280, slidingWindow: 16 },
+  dtype: 'f16',
+  lora: { rank: 2, alpha: 4 },
+  batchSize: 2,
+  seqLen: 6,
+  pads: [1, 0],
+};
+
+/** One scenario per family besides the Llama ones above. */
+export const FAMILY_SCENARIOS: readonly Scenario[] = [QWEN2_BF16, QWEN3_F32, MISTRAL_F16];
+
 export interface TestBatch {
   batchSize: number;
   seqLen: number;
