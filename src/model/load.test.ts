@@ -30,7 +30,7 @@ interface Folder {
 function makeModel(opts: { tie: boolean; hidden: number; layers: number; shards: number; seed: number; tokenizer?: boolean; arch?: string }): Folder {
   const config = {
     architectures: [opts.arch ?? 'LlamaForCausalLM'],
-    model_type: opts.arch ? 'mistral' : 'llama',
+    model_type: opts.arch ? 'gemma2' : 'llama',
     hidden_size: opts.hidden,
     intermediate_size: 48,
     num_hidden_layers: opts.layers,
@@ -101,7 +101,7 @@ function withoutTensor(folder: Folder, file: string, drop: string): Folder {
 
 const tied = makeModel({ tie: true, hidden: 33, layers: 2, shards: 1, seed: 11 });
 const sharded = makeModel({ tie: false, hidden: 64, layers: 3, shards: 3, seed: 12, tokenizer: true });
-const mistral = makeModel({ tie: true, hidden: 32, layers: 1, shards: 1, seed: 13, arch: 'MistralForCausalLM' });
+const gemma = makeModel({ tie: true, hidden: 32, layers: 1, shards: 1, seed: 13, arch: 'Gemma2ForCausalLM' });
 const missingInShard = withoutTensor(sharded, 'model-00002-of-00003.safetensors', 'model.layers.1.mlp.up_proj.weight');
 const missingInSingle = withoutTensor(tied, 'model.safetensors', 'model.layers.1.self_attn.k_proj.weight');
 
@@ -123,7 +123,7 @@ const repos = new Map<string, Repo>([
   ['test/truncated', { folder: sharded, truncate: new Map([['model-00002-of-00003.safetensors', 9000]]) }],
   ['test/missing', { folder: missingInShard }],
   ['test/missing-single', { folder: missingInSingle }],
-  ['test/mistral', { folder: mistral }],
+  ['test/gemma', { folder: gemma }],
 ]);
 const log: { method: string; repo: string; file: string; range: string }[] = [];
 let server: Server;
@@ -299,12 +299,12 @@ describe('loadModel', () => {
     expect(String((err as Error).message)).toMatch(/model\.safetensors: tensor "model\.layers\.1\.self_attn\.k_proj\.weight" is missing/);
   });
 
-  it('refuses a Mistral config with the ConfigError, before fetching any weights', async () => {
+  it('refuses an unknown architecture (Gemma2) with the ConfigError, before fetching any weights', async () => {
     const ctx = await testContext();
     log.length = 0;
-    const err = await loadModel(ctx, await hub('test/mistral')).catch((e: unknown) => e);
+    const err = await loadModel(ctx, await hub('test/gemma')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect(String((err as Error).message)).toMatch(/MistralForCausalLM.*LlamaForCausalLM checkpoints only/);
+    expect(String((err as Error).message)).toMatch(/Gemma2ForCausalLM.*does not run this architecture \(supported: LlamaForCausalLM/);
     expect(log.filter((l) => l.file.includes('safetensors'))).toEqual([]);
   });
 
