@@ -8,6 +8,7 @@
 //   const logp = await readLogp(model, ws);             // [B·T], 0 on ignored targets
 //   const { sums, counts } = await readSequenceLogProbs(model, ws);  // per sequence (DPO)
 import type { CommandBatch } from '../gpu/batch';
+import type { Tensor } from '../gpu/tensor';
 import { embeddingForward } from '../engine/embedding';
 import { sequenceLogProbSums } from '../engine/cross-entropy';
 import { rmsnormForward } from '../engine/rmsnorm';
@@ -40,11 +41,13 @@ export function checkWorkspace(model: DecoderModel, ws: TrainWorkspace, lora: Lo
     throw new Error(`forward: the workspace was made for ${ws.lora ? `LoRA rank ${ws.lora.rank} on ${ws.lora.targets.join(', ')}` : 'no adapter'}, not rank ${lora.config.rank} on ${lora.config.targets.join(', ')}`);
 }
 
-export function forward(model: DecoderModel, ws: TrainWorkspace, options: ForwardOptions = {}): void {
-  const lora = activeAdapter(options.lora);
+/**
+ * Embedding, the decoder layers and the final norm into ws.layer.xn1 (returned), encoded on
+ * `chain` (one submit per layer). Shared by the LM head below and the reward head (reward.ts).
+ */
+export function encodeHidden(chain: BatchChain, model: DecoderModel, ws: TrainWorkspace, lora: LoraAdapters | null): Tensor {
   checkWorkspace(model, ws, lora);
   const c = model.config;
-  const chain = new BatchChain(model.ctx, 'forward');
   encodeEmbedding(chain.batch, model, ws);
   for (let l = 0; l < c.numLayers; l++) {
     encodeLayerForward(chain.batch, trainLayerPass(model, ws, l, lora), ws.resid[l]!, ws.resid[l + 1]!);
@@ -53,6 +56,14 @@ export function forward(model: DecoderModel, ws: TrainWorkspace, options: Forwar
   // The final norm's output and rstd reuse the first norm's buffers (the layers are done).
   const final = ws.layer.xn1;
   rmsnormForward(chain.batch, { y: final, rstd: ws.layer.rstd1, x: ws.resid[c.numLayers]!, w: model.weights.finalNorm, eps: c.rmsNormEps });
+  return final;
+}
+
+export function forward(model: DecoderModel, ws: TrainWorkspace, options: ForwardOptions = {}): void {
+  const lora = activeAdapter(options.lora);
+  if (model.config.head !== 'causal-lm') throw new Error('forward: a reward (sequence-classification) model has no language-model head; score it with rewardForward');
+  const chain = new BatchChain(model.ctx, 'forward');
+  const final = encodeHidden(chain, model, ws, lora);
   lmHeadForward(chain, {
     hidden: final,
     weight: model.weights.lmHead,
