@@ -338,7 +338,7 @@ export function importPeftAdapter(files: ReadonlyMap<string, Uint8Array>, model:
     const [, layerText, block, module, which, adapterName] = m;
     const layer = Number(layerText);
     if (!(LORA_TARGETS as readonly string[]).includes(module!))
-      throw new PeftError(`${ADAPTER_WEIGHTS_FILE}: "${name}" adapts "${module}", which a Llama layer does not have (${LORA_TARGETS.join(', ')})`);
+      throw new PeftError(`${ADAPTER_WEIGHTS_FILE}: "${name}" adapts "${module}", which a decoder layer does not have (${LORA_TARGETS.join(', ')})`);
     const target = module as LoraTarget;
     if (BLOCK[target] !== block) throw new PeftError(`${ADAPTER_WEIGHTS_FILE}: "${name}": ${target} lives in ${BLOCK[target]}, not ${block}`);
     if (layer >= model.numLayers)
