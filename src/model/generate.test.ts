@@ -169,3 +169,53 @@ describe('generate', () => {
     await expect(generate(model, { promptIds: [1], maxNewTokens: 2, sampling: { topP: 2 } })).rejects.toThrow(/top-p/);
   });
 });
+
+describe('greedy generation for every family', () => {
+  // Fixed seeds: the greedy margins stay well above f32 error (checked).
+  it.each([
+    { family: 'qwen2' as const, shape: { hiddenSize: 40, numHeads: 5, numKvHeads: 1, headDim: 12, intermediateSize: 53 } },
+    { family: 'qwen3' as const, shape: { hiddenSize: 32, numHeads: 4, numKvHeads: 2, headDim: 12, intermediateSize: 45, tieWordEmbeddings: true } },
+    { family: 'mistral' as const, shape: { hiddenSize: 32, numHeads: 4, numKvHeads: 2, intermediateSize: 47, slidingWindow: 64 } },
+  ])('$family: the KV-cache greedy continuation equals greedy by full float64 recompute', async ({ family, shape }) => {
+    const config = tinyConfig({ family, vocabSize: 211, ...shape });
+    const h = randomHostWeights(config, 'bf16', 77);
+    const w = uploadHostWeights(ctx, h);
+    const m = createDecoderModel(ctx, w);
+    try {
+      const next = seededRandom(5);
+      const seq = Array.from({ length: 5 }, () => Math.floor(next() * config.vocabSize));
+      const p = [...seq];
+      const want: number[] = [];
+      let minMargin = Infinity;
+      for (let step = 0; step < 8; step++) {
+        const T = seq.length;
+        const logits = referenceForward(h, { batchSize: 1, seqLen: T, ids: seq, mask: new Array<number>(T).fill(1) }).logits.subarray((T - 1) * 211, T * 211);
+        const best = argmax(logits);
+        minMargin = Math.min(minMargin, ...Array.from(logits, (v, i) => (i === best ? Infinity : logits[best]! - v)));
+        want.push(best);
+        seq.push(best);
+      }
+      expect(minMargin).toBeGreaterThan(1e-4);
+      const got = await generate(m, { promptIds: p, maxNewTokens: 8, sampling: { temperature: 0 } });
+      expect(got.ids).toEqual(want);
+    } finally {
+      m.release();
+      releaseWeights(w);
+    }
+  });
+});
+
+describe('sliding window', () => {
+  it('generation that would reach past a Mistral sliding window is refused, naming the field', async () => {
+    const config = tinyConfig({ family: 'mistral', slidingWindow: 8 });
+    const w = uploadHostWeights(ctx, randomHostWeights(config, 'f32', 3));
+    const m = createDecoderModel(ctx, w);
+    try {
+      await expect(generate(m, { promptIds: [1, 2, 3, 4, 5], maxNewTokens: 10, sampling: { temperature: 0 } })).rejects.toThrow(/"sliding_window" is 8, and a generation cache of \d+ tokens would use it/);
+      expect((await generate(m, { promptIds: [1, 2, 3], maxNewTokens: 4, sampling: { temperature: 0 } })).ids).toHaveLength(4);
+    } finally {
+      m.release();
+      releaseWeights(w);
+    }
+  });
+});
