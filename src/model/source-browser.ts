@@ -108,7 +108,7 @@ export interface BrowserRemoteOptions {
 /** A Hub repo or URL, downloaded into this origin's model cache (OPFS, else Cache Storage). */
 export async function openRemoteModelSource(spec: string, opts: BrowserRemoteOptions = {}): Promise<HttpModelSource> {
   const loc = parseModelLocation(spec);
-  if (!loc) throw new ModelSourceError(`"${spec}" is not an http(s) URL or a Hugging Face repo id (org/name, hf://org/name@revision)`);
+  if (!loc) throw new ModelSourceError(`"${spec}" is not an http(s) URL, a Hugging Face repo id (org/name, hf://org/name@revision) or a preset name`);
   const endpoint = opts.endpoint ?? HF_ENDPOINT;
   const store = await browserModelStore(modelCacheId(loc, endpoint));
   return remoteSource(loc, { store, token: opts.token || undefined, endpoint, fetchImpl: opts.fetchImpl, maxRetries: opts.maxRetries });

@@ -16,6 +16,7 @@ import {
   remoteSource,
   type ModelSource,
 } from './source';
+import { PRESET_IDS } from './presets';
 
 /** A model folder on disk. */
 export function localFolderSource(dir: string): ModelSource {
@@ -79,7 +80,8 @@ export interface NodeSourceOptions {
 
 /**
  * Open `spec` as a model source: an existing folder (or file:// URL), else `hf://repo[@rev]`,
- * a bare repo id `org/name[@rev]`, a Hub page URL, or an http(s) base URL.
+ * a bare repo id `org/name[@rev]`, a Hub page URL, an http(s) base URL, or a preset alias
+ * (presets.ts) — the Hub repo it names.
  */
 export async function openModelSource(spec: string, opts: NodeSourceOptions = {}): Promise<ModelSource> {
   const local = spec.startsWith('file://') ? fileURLToPath(spec) : spec;
@@ -91,7 +93,7 @@ export async function openModelSource(spec: string, opts: NodeSourceOptions = {}
   const loc = parseModelLocation(spec);
   if (!loc)
     throw new ModelSourceError(
-      `"${spec}" is not a folder, an http(s) URL or a Hugging Face repo id (org/name, hf://org/name@revision)`,
+      `"${spec}" is not a folder, an http(s) URL, a Hugging Face repo id (org/name, hf://org/name@revision) or a preset (${PRESET_IDS.join(', ')}; \`fuse-studio models\` lists them)`,
     );
   const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? HF_ENDPOINT;
   const store = new NodeFileStore(join(opts.cacheRoot ?? defaultModelCacheRoot(), modelCacheId(loc, endpoint)));

@@ -10,6 +10,7 @@ import { blobSource, type ByteSource } from '../io/byte-source';
 import { describeHttpError, download, DownloadError } from '../io/download';
 import type { ReadableFileStore } from '../io/file-store';
 import { ProgressMeter, type Progress, type ProgressListener } from '../io/progress';
+import { presetById } from './presets';
 
 export class ModelSourceError extends Error {
   override name = 'ModelSourceError';
@@ -103,8 +104,8 @@ const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
 
 /**
  * Parse `hf://org/name[@revision]`, a bare repo id `org/name[@revision]`, a Hub page URL
- * (`https://huggingface.co/org/name[/tree/rev]`) or any other http(s) base URL.
- * Returns null for anything else (e.g. a local path).
+ * (`https://huggingface.co/org/name[/tree/rev]`), any other http(s) base URL, or a preset alias
+ * (presets.ts). Returns null for anything else (e.g. a local path).
  */
 export function parseModelLocation(spec: string): ModelLocation | null {
   const s = spec.trim();
@@ -130,7 +131,10 @@ export function parseModelLocation(spec: string): ModelLocation | null {
     }
     return { kind: 'url', url: s };
   }
-  return s.includes('/') ? repoAt(s) : null;
+  if (s.includes('/')) return repoAt(s);
+  // A preset alias (`qwen2.5-0.5b`, presets.ts) is its Hub repo.
+  const preset = presetById(s);
+  return preset ? { kind: 'hf', repo: preset.repo, revision: preset.revision } : null;
 }
 
 /** `{endpoint}/{repo}/resolve/{revision}/{file}`, as the Hub serves raw files. */
