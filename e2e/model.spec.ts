@@ -14,16 +14,6 @@ let base: string;
 let modelDir: string;
 const requests: string[] = [];
 
-const MISTRAL_CONFIG = JSON.stringify({
-  architectures: ['MistralForCausalLM'],
-  model_type: 'mistral',
-  hidden_size: 64,
-  intermediate_size: 176,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 256,
-});
 
 test.beforeAll(async () => {
   modelDir = await mkdtemp(join(tmpdir(), 'fuse-e2e-model-'));
@@ -40,8 +30,7 @@ test.beforeAll(async () => {
     }
     void (async () => {
       let body: Buffer;
-      if (path === '/mistral/config.json') body = Buffer.from(MISTRAL_CONFIG);
-      else if (path.startsWith('/tiny/') && /^[\w.-]+$/.test(path.slice(6))) {
+      if (path.startsWith('/tiny/') && /^[\w.-]+$/.test(path.slice(6))) {
         try {
           body = await readFile(join(modelDir, 'tiny', path.slice(6)));
         } catch {
@@ -142,15 +131,5 @@ test.describe('Model page', () => {
     await entry.getByRole('button', { name: /^Free / }).click();
     await expect(page.getByRole('region', { name: 'Cached models' })).toContainText('No models cached.');
     expect(errors).toEqual([]);
-  });
-
-  test('explains that a Mistral checkpoint is not supported', async ({ page }) => {
-    await page.goto('/');
-    await loadUrl(page, `${base}/mistral/`);
-    const alert = page.getByRole('alert');
-    await expect(alert).toContainText('could not be loaded');
-    await expect(alert).toContainText('MistralForCausalLM');
-    await expect(alert).toContainText('LlamaForCausalLM');
-    await page.screenshot({ path: test.info().outputPath('model-mistral.png'), fullPage: true });
   });
 });

@@ -189,3 +189,10 @@ export function releaseWeights(w: ModelWeights): void {
   w.finalNorm.release();
   w.score?.release();
 }
+
+/** Parameters of a checkpoint of this config: every tensor it stores (a tied embedding once). */
+export function countParameters(c: ModelConfig): number {
+  let n = 0;
+  for (const shape of expectedTensors(c).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
+}

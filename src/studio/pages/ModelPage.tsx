@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState, type DragEvent, type FormEvent } from 'react';
 import type { Progress } from '../../io/progress';
+import { FAMILIES } from '../../model/families';
 import type { LoadProgress } from '../../model/load';
 import { formatBytes } from '../../model/memory-plan';
 import { planVerdict, RANK_CHOICES, SEQ_CHOICES } from '../planAdvice';
@@ -218,8 +219,10 @@ function formatCount(n: number): string {
 
 function ModelCard({ model }: { model: ModelSummary }) {
   const c = model.config;
+  const traits = [c.qkvBias && 'q/k/v biases', c.qkNorm && 'q/k norm', c.slidingWindow !== null && `sliding window ${c.slidingWindow.toLocaleString('en-US')}`].filter(Boolean);
   const facts: [string, string][] = [
     ['Source', model.source],
+    ['Architecture', `${FAMILIES[c.family].architectures[c.head]}${traits.length ? ` (${traits.join(', ')})` : ''}`],
     ['Parameters', formatCount(model.params)],
     ['Layers', String(c.numLayers)],
     ['Hidden size', String(c.hiddenSize)],

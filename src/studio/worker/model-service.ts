@@ -5,6 +5,7 @@
 import type { AdapterSummary } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import type { ModelConfig } from '../../model/config';
+import { countParameters } from '../../model/weights';
 import { generateDemoModel } from '../../model/demo';
 import { createDecoderModel } from '../../model/decoder';
 import { loadModel, type LoadProgress } from '../../model/load';
@@ -42,12 +43,7 @@ export type LoadEvent = { stage: string; progress: LoadProgress | null };
 
 /** Parameter count from the config (embedding counted once when tied). */
 export function countParams(c: ModelConfig): number {
-  const h = c.hiddenSize;
-  const attn = h * c.numHeads * c.headDim * 2 + h * c.numKvHeads * c.headDim * 2;
-  const mlp = 3 * h * c.intermediateSize;
-  const layer = attn + mlp + 2 * h;
-  const embed = c.vocabSize * h;
-  return embed * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + h;
+  return countParameters(c);
 }
 
 async function demoSource(): Promise<ModelSource> {
