@@ -16,8 +16,13 @@
 //   llamafactory/ds_z2_config.json     DeepSpeed ZeRO-2 config
 //
 // Two stages exactly as in the studio: SFT trains a LoRA adapter; DPO continues training THAT
-// adapter with the SFT adapter (frozen) as the reference policy (TRL: the adapter loaded twice,
-// model_adapter_name / ref_adapter_name; LLaMA-Factory: adapter_name_or_path + ref_model_adapters).
+// adapter with the SFT adapter (frozen) as the reference policy (TRL: the SFT adapter passed as a
+// trainable PeftModel, which TRL >= 1.0 copies into a frozen "ref" adapter; LLaMA-Factory:
+// adapter_name_or_path + ref_model_adapters).
+//
+// The TRL script is written for the versions in RECIPE_PINS (trl/requirements.txt) and checked
+// against them: recipe.test.ts compiles every generated .py and checks each keyword argument it
+// passes against those versions' signatures (testing/recipe-signatures.ts).
 import type { DpoMessagesRecord, DpoRecord, SftMessagesRecord, SftRecord } from '../data/records';
 import { toJsonl } from '../data/records';
 import { LORA_TARGETS, type LoraTarget } from '../model/lora';
@@ -59,6 +64,20 @@ export interface RecipeOptions {
   /** Name used for output folders (default "fuse"). */
   name?: string;
 }
+
+/**
+ * The versions trl/train.py is written for (trl/requirements.txt). TRL >= 1.4 has
+ * loss_type="sigmoid_norm" (LN-DPO); transformers 5 has no warmup_ratio (warmup_steps < 1 is a
+ * ratio); DeepSpeed is only driven through the accelerate config (>= 0.18.6 for TRL 1.13's extra).
+ */
+export const RECIPE_PINS = {
+  trl: '1.13.0',
+  transformers: '5.18.0',
+  peft: '0.21.0',
+  accelerate: '1.15.0',
+  deepspeed: '0.19.5',
+  datasets: '5.0.1',
+} as const;
 
 export class RecipeError extends Error {
   override name = 'RecipeError';
@@ -179,12 +198,12 @@ export function buildRecipe(o: RecipeOptions): Map<string, string> {
   files.set('recipe.json', JSON.stringify(recipe, null, 2) + '\n');
   files.set('trl/train.py', trlScript());
   files.set('trl/accelerate_deepspeed_zero2.yaml', accelerateYaml(gpus));
-  files.set('trl/requirements.txt', 'torch>=2.4\ntransformers>=4.46\ntrl>=0.19\npeft>=0.13\naccelerate>=1.0\ndeepspeed>=0.15\ndatasets>=3.0\n');
+  files.set('trl/requirements.txt', requirements());
   files.set('trl/run.sh', trlRun(o.model, name, S, D, gpus, sft.length > 0, dpo.length > 0));
   files.set('llamafactory/dataset_info.json', JSON.stringify(datasetInfo(sft.length > 0, dpo.length > 0), null, 2) + '\n');
   files.set('llamafactory/ds_z2_config.json', JSON.stringify(deepspeedZero2(), null, 2) + '\n');
-  if (sft.length) files.set('llamafactory/sft.yaml', lfSftYaml(o.model, name, S, gpus));
-  if (dpo.length) files.set('llamafactory/dpo.yaml', lfDpoYaml(o.model, name, D, gpus, sft.length > 0));
+  if (sft.length) files.set('llamafactory/sft.yaml', lfSftYaml(o.model, name, S, gpus, sft.length));
+  if (dpo.length) files.set('llamafactory/dpo.yaml', lfDpoYaml(o.model, name, D, gpus, sft.length > 0, dpo.length));
   files.set('README.md', readme(o.model, name, S, D, gpus, sft.length, dpo.length));
   return files;
 }
@@ -248,6 +267,15 @@ function trlRun(model: string, name: string, S: RecipeStage, D: RecipeDpoStage, 
   return lines.join('\n');
 }
 
+function requirements(): string {
+  const pins = Object.entries(RECIPE_PINS).map(([name, v]) => `${name}==${v}`);
+  return `# The versions trl/train.py is written for and checked against (Fuse Studio's recipe.test.ts).
+# torch: transformers ${RECIPE_PINS.transformers} needs >= 2.5 (checked with 2.13); install the build for your CUDA.
+torch>=2.5
+${pins.join('\n')}
+`;
+}
+
 const shellQuote = (s: string) => (/^[A-Za-z0-9._/@:-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 function accelerateYaml(gpus: number): string {
@@ -277,29 +305,41 @@ use_cpu: false
 }
 
 function trlScript(): string {
-  return `"""Fuse Studio scale-out recipe: LoRA SFT and DPO with TRL (launched by trl/run.sh).
+  return `"""Fuse Studio scale-out recipe: LoRA SFT, then DPO, with TRL (launched by trl/run.sh).
 
-Stage sft: SFTTrainer on data/sft.jsonl. Each conversation becomes prompt (every turn before the
-last assistant turn) + completion (that turn), so only the final assistant turn is trained (the
-studio trains every assistant turn; FuseChat data is single-turn, where the two agree).
+Written for and checked against the versions in trl/requirements.txt (TRL ${RECIPE_PINS.trl},
+transformers ${RECIPE_PINS.transformers}, PEFT ${RECIPE_PINS.peft}); TRL >= 1.4 is required for --loss ln-dpo.
 
-Stage dpo: DPOTrainer on data/dpo.jsonl. The SFT adapter is loaded twice: "train" (trainable,
-DPO continues it) and "reference" (frozen, the reference policy), as in the studio.
---loss ln-dpo is FuseChat-3.0's length-normalised DPO:
-    L = -log sigmoid(beta/|y_w| * (log pi(y_w|x) - log ref(y_w|x)) - beta/|y_l| * (...))
-TRL has no such loss_type; it averages sequence log-probs over completion tokens for "ipo", so
-the policy and reference forwards run with that averaging and the sigmoid (DPO) loss is applied
-on top. This relies on DPOTrainer.concatenated_forward (TRL 0.12 - 0.2x); the script checks it.
+Stage sft: SFTTrainer on data/sft.jsonl with a fresh LoRA adapter. Each conversation becomes
+prompt (every turn before the last assistant turn) + completion (that turn), and only the
+completion is trained (the studio trains every assistant turn; FuseChat data is single-turn,
+where the two agree).
+
+Stage dpo: DPOTrainer on data/dpo.jsonl.
+  With --sft_adapter (the studio's SFT -> DPO): the SFT adapter is loaded trainable as PEFT's
+  "default" adapter and passed with no ref_model and no peft_config. TRL then trains that adapter
+  further and keeps a frozen copy of it as a second adapter named "ref", which computes the
+  reference log-probs: the reference policy is the SFT model, as in the studio and FuseChat-3.0.
+  Without it: a fresh LoRA adapter (peft_config); the reference is the base model (TRL disables
+  the adapter for the reference forward).
+  --loss ln-dpo is FuseChat-3.0's length-normalised DPO, TRL's loss_type="sigmoid_norm":
+      L = -log sigmoid(beta/|y_w| * (log pi(y_w|x) - log ref(y_w|x)) - beta/|y_l| * (log pi(y_l|x) - log ref(y_l|x)))
+  with |y| the number of completion tokens. --loss dpo is standard DPO (loss_type="sigmoid").
 """
 import argparse
 import json
 import os
+import shutil
 
 import torch
+import trl
 from datasets import load_dataset
+from packaging.version import Version
 from peft import LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+LOSS_TYPES = {"dpo": "sigmoid", "ln-dpo": "sigmoid_norm"}
 
 
 def parse():
@@ -308,14 +348,14 @@ def parse():
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--sft_adapter", default=None, help="dpo: the SFT adapter to continue (and use as the reference)")
+    p.add_argument("--sft_adapter", default=None, help="dpo: the SFT adapter to continue (and to use as the reference)")
     p.add_argument("--learning_rate", type=float, required=True)
     p.add_argument("--num_train_epochs", type=float, required=True)
     p.add_argument("--per_device_train_batch_size", type=int, required=True)
     p.add_argument("--gradient_accumulation_steps", type=int, required=True)
     p.add_argument("--max_length", type=int, required=True)
     p.add_argument("--lr_scheduler_type", default="cosine")
-    p.add_argument("--warmup_ratio", type=float, default=0.1)
+    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of the optimizer steps, in [0, 1)")
     p.add_argument("--max_grad_norm", type=float, default=1.0)
     p.add_argument("--weight_decay", type=float, default=0.0)
     p.add_argument("--lora_r", type=int, required=True)
@@ -323,12 +363,18 @@ def parse():
     p.add_argument("--lora_target_modules", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--loss", choices=["dpo", "ln-dpo"], default="dpo")
+    p.add_argument("--loss", choices=sorted(LOSS_TYPES), default="dpo")
     p.add_argument("--bf16", action="store_true")
-    return p.parse_args()
+    a = p.parse_args()
+    if not 0 <= a.warmup_ratio < 1:
+        p.error(f"--warmup_ratio {a.warmup_ratio} must be in [0, 1)")
+    if a.stage == "dpo" and a.loss == "ln-dpo" and Version(trl.__version__) < Version("1.4"):
+        p.error(f"--loss ln-dpo needs TRL >= 1.4 (loss_type='sigmoid_norm'); this is TRL {trl.__version__}: pip install -r trl/requirements.txt")
+    return a
 
 
-def common(a):
+def training_args(a):
+    """The transformers TrainingArguments both stages share (SFTConfig and DPOConfig extend it)."""
     return dict(
         output_dir=a.output_dir,
         learning_rate=a.learning_rate,
@@ -336,7 +382,8 @@ def common(a):
         per_device_train_batch_size=a.per_device_train_batch_size,
         gradient_accumulation_steps=a.gradient_accumulation_steps,
         lr_scheduler_type=a.lr_scheduler_type,
-        warmup_ratio=a.warmup_ratio,
+        # transformers 5 reads a warmup_steps below 1 as a fraction of the total steps (warmup_ratio is gone).
+        warmup_steps=a.warmup_ratio,
         max_grad_norm=a.max_grad_norm,
         weight_decay=a.weight_decay,
         adam_beta1=0.9,
@@ -368,67 +415,43 @@ def to_prompt_completion(ex):
     return {"prompt": msgs[:last], "completion": msgs[last : last + 1]}
 
 
-class LengthNormalizedDPOTrainer(DPOTrainer):
-    """DPO on per-token average log-probs (policy and reference alike): FuseChat-3.0's LN-DPO."""
-
-    def concatenated_forward(self, *args, **kwargs):
-        saved = self.loss_type
-        self.loss_type = "ipo"  # makes concatenated_forward divide the sums by the completion lengths
-        try:
-            return super().concatenated_forward(*args, **kwargs)
-        finally:
-            self.loss_type = saved
-
-
 def main():
     a = parse()
-    dtype = torch.bfloat16 if a.bf16 else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(a.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if a.bf16 else torch.float32)
     data = load_dataset("json", data_files=a.data, split="train")
 
     if a.stage == "sft":
         data = data.map(to_prompt_completion, remove_columns=data.column_names)
-        args = SFTConfig(**common(a), max_length=a.max_length, completion_only_loss=True)
+        args = SFTConfig(**training_args(a), max_length=a.max_length, completion_only_loss=True)
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora(a))
         trainer.train()
         trainer.save_model(a.output_dir)
     else:
-        extra = {}
         peft_config = None
         if a.sft_adapter:
-            model = PeftModel.from_pretrained(model, a.sft_adapter, is_trainable=True, adapter_name="train")
-            model.load_adapter(a.sft_adapter, adapter_name="reference")
-            extra = dict(model_adapter_name="train", ref_adapter_name="reference")
+            # Continue the SFT adapter; TRL adds the frozen "ref" copy of it (see the top of this file).
+            model = PeftModel.from_pretrained(model, a.sft_adapter, is_trainable=True)
         else:
-            peft_config = lora(a)  # no SFT stage: a fresh adapter, the base model is the reference
+            peft_config = lora(a)
         args = DPOConfig(
-            **common(a),
-            **extra,
+            **training_args(a),
             beta=a.beta,
-            loss_type="sigmoid",
+            loss_type=[LOSS_TYPES[a.loss]],
             max_length=a.max_length,
-            max_prompt_length=None,
             precompute_ref_log_probs=True,
         )
-        cls = LengthNormalizedDPOTrainer if a.loss == "ln-dpo" else DPOTrainer
-        if cls is LengthNormalizedDPOTrainer and not hasattr(DPOTrainer, "concatenated_forward"):
-            raise SystemExit("this TRL version has no DPOTrainer.concatenated_forward: use TRL 0.12 - 0.2x for --loss ln-dpo")
-        trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+        trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
         trainer.train()
-        if a.sft_adapter:
-            # Save only the trained adapter, as a plain PEFT folder at the top of out/.
-            trainer.model.save_pretrained(a.output_dir, selected_adapters=["train"])
-            src = os.path.join(a.output_dir, "train")
-            if os.path.isdir(src):
-                for f in os.listdir(src):
-                    os.replace(os.path.join(src, f), os.path.join(a.output_dir, f))
-                os.rmdir(src)
-        else:
-            trainer.save_model(a.output_dir)
-        print(json.dumps({"adapter": a.output_dir}))
+        trainer.save_model(a.output_dir)
+        # PEFT saves every adapter: the trained one at the top of output_dir, TRL's frozen reference
+        # (an unchanged copy of the SFT adapter) under ref/. Keep only the trained one.
+        if trainer.accelerator.is_main_process:
+            shutil.rmtree(os.path.join(a.output_dir, "ref"), ignore_errors=True)
+    if trainer.accelerator.is_main_process:
+        print(json.dumps({"stage": a.stage, "adapter": a.output_dir}))
 
 
 if __name__ == "__main__":
@@ -461,15 +484,49 @@ function deepspeedZero2(): Record<string, unknown> {
   };
 }
 
-function lfTrain(s: RecipeStage, gpus: number): string {
+/** Optimizer steps of a run as transformers' Trainer counts them (per epoch: ceil(batches / accumulation)). */
+export function optimizerSteps(examples: number, stage: RecipeStage, gpus: number): number {
+  const b = distribute(stage, gpus);
+  const batches = Math.ceil(Math.ceil(examples / gpus) / b.perDevice);
+  return Math.ceil(stage.epochs * Math.max(1, Math.ceil(batches / b.accumulation)));
+}
+
+/**
+ * LLaMA-Factory's chat template for a model name, or null when the name does not say. The names
+ * are templates of LLaMA-Factory's src/llamafactory/data/template.py.
+ */
+export function llamaFactoryTemplate(model: string): string | null {
+  const m = model.toLowerCase();
+  if (/llama-?3/.test(m)) return 'llama3';
+  if (/qwen3/.test(m)) return 'qwen3';
+  if (/qwen2/.test(m)) return 'qwen';
+  if (/smollm2/.test(m)) return 'smollm2';
+  if (/mistral/.test(m)) return 'mistral';
+  return null;
+}
+
+function lfTemplate(model: string): string {
+  const t = llamaFactoryTemplate(model);
+  return t
+    ? `template: ${t}`
+    : `# The model name "${model}" does not say which chat template it uses: set the template LLaMA-Factory
+# lists for it (src/llamafactory/data/template.py). "default" is a plain template, not the model's.
+template: default`;
+}
+
+function lfTrain(s: RecipeStage, gpus: number, examples: number): string {
   const b = distribute(s, gpus);
+  const steps = optimizerSteps(examples, s, gpus);
+  const warmup = Math.ceil(s.warmupRatio * steps);
   return `### train
 per_device_train_batch_size: ${b.perDevice}
 gradient_accumulation_steps: ${b.accumulation}   # x ${gpus} GPUs = ${b.effective} per step (the studio: ${s.microBatchSize * s.gradientAccumulationSteps})
 learning_rate: ${yamlFloat(s.lr)}
 num_train_epochs: ${yamlFloat(s.epochs)}
 lr_scheduler_type: ${s.scheduler === 'constant' ? 'constant_with_warmup' : s.scheduler}
-warmup_ratio: ${yamlFloat(s.warmupRatio)}
+# Warmup ratio ${s.warmupRatio} of the ${steps} optimizer steps that ${examples} records make, as a step count: transformers 5
+# has no warmup_ratio, and transformers 4 reads a fraction in warmup_steps as steps.
+warmup_steps: ${warmup}
 max_grad_norm: ${yamlFloat(s.maxGradNorm)}
 weight_decay: ${yamlFloat(s.weightDecay)}
 bf16: true
@@ -486,7 +543,7 @@ lora_dropout: 0.0
 lora_target: ${s.loraTargets.join(',')}`;
 }
 
-function lfSftYaml(model: string, name: string, s: RecipeStage, gpus: number): string {
+function lfSftYaml(model: string, name: string, s: RecipeStage, gpus: number, examples: number): string {
   return `# LLaMA-Factory, stage 1 (SFT). Run from this folder: llamafactory-cli train sft.yaml
 ### model
 model_name_or_path: ${model}
@@ -500,7 +557,7 @@ deepspeed: ds_z2_config.json
 ### dataset
 dataset_dir: .
 dataset: fuse_sft
-template: llama3
+${lfTemplate(model)}
 cutoff_len: ${s.maxLength}
 overwrite_cache: true
 preprocessing_num_workers: 16
@@ -512,18 +569,30 @@ save_strategy: epoch
 plot_loss: true
 overwrite_output_dir: true
 
-${lfTrain(s, gpus)}`;
+${lfTrain(s, gpus, examples)}`;
 }
 
-function lfDpoYaml(model: string, name: string, d: RecipeDpoStage, gpus: number, afterSft: boolean): string {
-  const ln = d.lossType === 'ln';
-  const lossLines = ln
-    ? `# The studio trains length-normalised DPO (beta ${d.beta} on per-token average log-probs);
-# LLaMA-Factory has no such loss. This file runs standard DPO (sigmoid) with beta 0.1 instead:
-# for the exact FuseChat-3.0 objective use the TRL script (trl/run.sh, --loss ln-dpo).
-pref_beta: 0.1
+/**
+ * The stage LLaMA-Factory really runs. It has no length-normalised DPO, so an LN-DPO stage falls
+ * back to standard DPO with the studio's standard-DPO beta and learning rate (LN-DPO's beta 10 and
+ * its larger rate are tuned for per-token rewards; on summed log-probs they would be far too hot).
+ */
+export function llamaFactoryDpoStage(d: RecipeDpoStage): RecipeDpoStage {
+  return d.lossType === 'ln' ? { ...d, lossType: 'sigmoid', beta: DPO_DEFAULTS.beta, lr: DPO_DEFAULTS.lr } : d;
+}
+
+function lfDpoYaml(model: string, name: string, studio: RecipeDpoStage, gpus: number, afterSft: boolean, examples: number): string {
+  const d = llamaFactoryDpoStage(studio);
+  const lossLines =
+    studio.lossType === 'ln'
+      ? `# The studio trains length-normalised DPO (beta ${studio.beta}, learning rate ${studio.lr}, on per-token average
+# log-probs); LLaMA-Factory has no such loss. This file runs standard DPO (sigmoid on summed log-probs)
+# with the studio's standard-DPO settings instead: beta ${d.beta} and learning rate ${d.lr} (below), the
+# rate that fits this loss. For the exact FuseChat-3.0 objective use the TRL script (trl/run.sh,
+# --loss ln-dpo, TRL's loss_type "sigmoid_norm").
+pref_beta: ${yamlFloat(d.beta)}
 pref_loss: sigmoid`
-    : `pref_beta: ${yamlFloat(d.beta)}
+      : `pref_beta: ${yamlFloat(d.beta)}
 pref_loss: sigmoid  # standard DPO`;
   const head = afterSft
     ? `# LLaMA-Factory, stage 2 (DPO), after sft.yaml. Run from this folder: llamafactory-cli train dpo.yaml
@@ -549,7 +618,7 @@ deepspeed: ds_z2_config.json
 ### dataset
 dataset_dir: .
 dataset: fuse_dpo
-template: llama3
+${lfTemplate(model)}
 cutoff_len: ${d.maxLength}
 overwrite_cache: true
 preprocessing_num_workers: 16
@@ -561,7 +630,7 @@ save_strategy: epoch
 plot_loss: true
 overwrite_output_dir: true
 
-${lfTrain(d, gpus)}`;
+${lfTrain(d, gpus, examples)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,6 +638,8 @@ ${lfTrain(d, gpus)}`;
 function readme(model: string, name: string, S: RecipeStage, D: RecipeDpoStage, gpus: number, nSft: number, nDpo: number): string {
   const bs = distribute(S, gpus);
   const bd = distribute(D, gpus);
+  const lf = llamaFactoryDpoStage(D);
+  const pins = Object.entries(RECIPE_PINS).map(([n, v]) => `${n} ${v}`).join(', ');
   const row = (k: string, a: string | number, b: string | number) => `| ${k} | ${a} | ${b} |`;
   return `# ${name}: scale-out recipe from Fuse Studio
 
@@ -599,7 +670,13 @@ TRL + accelerate (from this folder):
     pip install -r trl/requirements.txt
     bash trl/run.sh            # out/${name}-sft, then out/${name}-dpo
 
-LLaMA-Factory (installed separately; from \`llamafactory/\`):
+\`trl/train.py\` is written for and checked against the versions pinned in
+\`trl/requirements.txt\`: ${pins}. Other versions may differ: TRL 0.29 removed
+\`DPOConfig.max_prompt_length\` and the adapter-name options, TRL < 1.4 has no \`sigmoid_norm\` loss,
+and transformers 5 removed \`warmup_ratio\`.
+
+LLaMA-Factory (installed separately, with the versions it pins; the configs use the keys of its
+v0.9.5 hyperparameter classes; from \`llamafactory/\`):
 
     cd llamafactory
     llamafactory-cli train sft.yaml     # saves/${name}-sft
@@ -622,26 +699,33 @@ ${row('schedule / warmup ratio', `${S.scheduler} / ${S.warmupRatio}`, `${D.sched
 ${row('max grad norm / weight decay', `${S.maxGradNorm} / ${S.weightDecay}`, `${D.maxGradNorm} / ${D.weightDecay}`)}
 ${row('LoRA r / alpha / dropout', `${S.loraRank} / ${S.loraAlpha} / 0`, `${D.loraRank} / ${D.loraAlpha} / 0`)}
 ${row('LoRA targets', S.loraTargets.join(', '), D.loraTargets.join(', '))}
-${row('DPO loss / beta', '—', `${D.lossType === 'ln' ? 'length-normalised DPO' : 'DPO (sigmoid)'} / ${D.beta}`)}
+${row('DPO loss / beta', '—', `${D.lossType === 'ln' ? 'length-normalised DPO (TRL: sigmoid_norm)' : 'DPO (sigmoid)'} / ${D.beta}`)}
 ${row('seed', S.seed, D.seed)}
 
 AdamW betas 0.9 / 0.999, eps 1e-8 in both stages. The effective batch is kept when it divides
 by the GPU count; with ${gpus} GPUs it is the value in the table. FuseChat-3.0 itself used full
 fine-tuning with batch 128, max length 2048, lr 5e-6 (SFT) and 1e-6 (DPO, beta 10,
-length-normalised) for Llama-3.2 targets: to reproduce that, drop the LoRA options (TRL: remove
-\`peft_config\`; LLaMA-Factory: \`finetuning_type: full\`, ZeRO-3) and use those numbers.
+length-normalised) for Llama-3.2 targets: to reproduce that, drop the LoRA options (TRL: pass no
+\`peft_config\` in \`trl/train.py\` and run the DPO stage with \`--model\` set to the SFT output
+instead of \`--sft_adapter\`; LLaMA-Factory: \`finetuning_type: full\`, ZeRO-3) and use those numbers.
+
+The warmup is a ratio of the optimizer steps: the TRL script passes it as \`warmup_steps\` below 1
+(a fraction, in transformers 5); the LLaMA-Factory configs hold the step count it comes to for
+this data (LLaMA-Factory allows transformers 4, where a fraction would be read as steps).
 
 ## Differences between the trainers
 
 - **SFT loss on multi-turn chats**: the studio and LLaMA-Factory train every assistant turn; the
   TRL script trains the last assistant turn of each conversation (prompt-completion format).
   Identical for single-turn data.
-- **Length-normalised DPO**: the TRL script implements it (\`--loss ln-dpo\`, see the top of
-  \`trl/train.py\`); LLaMA-Factory has no such loss, so \`llamafactory/dpo.yaml\` runs standard
-  DPO${D.lossType === 'ln' ? ' with beta 0.1 (stated in the file)' : ''}.
+- **Length-normalised DPO**: the TRL script runs it as TRL's \`loss_type="sigmoid_norm"\` (TRL >= 1.4:
+  beta times the difference of the per-token average log-ratios, FuseChat-3.0's loss; see the top
+  of \`trl/train.py\`). LLaMA-Factory has no such loss, so \`llamafactory/dpo.yaml\` runs standard
+  DPO${D.lossType === 'ln' ? ` with the settings that fit it, beta ${lf.beta} and learning rate ${lf.lr} (stated in the file)` : ''}.
 - **Truncation**: the studio cuts long prompts from the start and responses at the end; the
   trainers use their own rules at the same max length.
 - **Reference log-probs**: the studio and the TRL script precompute them once with the frozen SFT
-  adapter; LLaMA-Factory computes them on the fly with the same reference.
+  adapter (TRL: its frozen copy of the adapter, named "ref", dropped from the saved output);
+  LLaMA-Factory computes them on the fly with the same reference.
 `;
 }
