@@ -5,6 +5,8 @@
 // (e.g. `date_string`), with the globals transformers installs: `raise_exception(msg)` and
 // `strftime_now(fmt)`. `tojson` is @huggingface/jinja's, which matches Python's
 // `json.dumps(ensure_ascii=False)` except that a float with an integral value (1.0) prints as 1.
+// This module renders exactly what it is given (no `enable_thinking` unless asked); the tokenizer
+// (tokenizer.ts) is where the studio's default of thinking off is applied.
 
 import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 
@@ -35,7 +37,14 @@ export interface ChatTemplateOptions {
   tools?: unknown[] | null;
   /** Retrieval documents, passed as `documents`. */
   documents?: unknown[] | null;
-  /** Any further template variables (transformers' **kwargs), e.g. `{ tools_in_user_message: false }`. */
+  /**
+   * `enable_thinking`, the keyword Qwen3's template reads: false appends an empty
+   * `<think>\n\n</think>\n\n` to the generation prompt, so the model answers without reasoning.
+   * Templates that do not read it ignore it. renderChatTemplate passes it only when set;
+   * LoadedTokenizer (tokenizer.ts) defaults it to false.
+   */
+  enableThinking?: boolean;
+  /** Any further template variables (transformers' **kwargs), e.g. `{ tools_in_user_message: false }`; they win over the named options. */
   extra?: Record<string, unknown>;
 }
 
@@ -146,6 +155,7 @@ export function renderChatTemplate(
     None: null,
     range: pyRange,
     ...specialTokens,
+    ...(opts.enableThinking === undefined ? {} : { enable_thinking: opts.enableThinking }),
     ...opts.extra,
     messages: plain,
     tools: opts.tools ?? null,

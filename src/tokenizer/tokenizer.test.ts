@@ -224,7 +224,7 @@ describe('chat encoding and assistant masks', () => {
     expect(assistantMask).toEqual([1, 1, 0]);
   });
 
-  it('refuses to guess when a template rewrites earlier turns', () => {
+  it('refuses to mask an assistant message the template does not write', () => {
     const tok = loadTokenizer({ tokenizerJson: llama3Json, tokenizerConfig: llama3Config, chatTemplate: '{{ messages[-1].content }}' });
     expect(() =>
       tok.encodeChat([
@@ -232,15 +232,19 @@ describe('chat encoding and assistant masks', () => {
         { role: 'assistant', content: 'b' },
         { role: 'user', content: 'c' },
       ]),
-    ).toThrow(/cannot mask assistant message 1/);
+    ).toThrow(/cannot mask assistant message 1: the chat template does not write it/);
   });
 
-  it('refuses a template that always appends the generation prompt (the lenml Llama 3 config has one)', () => {
-    // render(messages[:k+1]) ends with an open assistant header that the whole conversation lacks.
-    expect(() => llama3.encodeChat(conversation.slice(1, 5))).toThrow(ChatTemplateError);
-    const single = llama3.encodeChat(conversation.slice(1, 3));
-    expect(maskedText(llama3, single.ids, single.assistantMask)).toBe(
-      'Hello! How can I help?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+  it('masks with a template that always appends the generation prompt (the lenml Llama 3 config has one)', () => {
+    // Its rendering of any prefix ends with an open assistant header that the whole conversation
+    // lacks; the masks do not depend on prefixes, and the trailing header is not an assistant's.
+    const text = llama3.applyChatTemplate(conversation.slice(1, 5));
+    expect(text.endsWith('<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n')).toBe(true);
+    const multi = llama3.encodeChat(conversation.slice(1, 5));
+    expect(maskedText(llama3, multi.ids, multi.assistantMask)).toBe(
+      'Hello! How can I help?<|eot_id|>42\n\nBorrow checker hums\nlifetimes braided, no data race\nferris dreams in safe<|eot_id|>',
     );
+    const single = llama3.encodeChat(conversation.slice(1, 3));
+    expect(maskedText(llama3, single.ids, single.assistantMask)).toBe('Hello! How can I help?<|eot_id|>');
   });
 });

@@ -5,19 +5,45 @@
 // special-token strings inside text become their ids, `decode` applies
 // `clean_up_tokenization_spaces` when the config asks for it.
 //
-// Assistant masks (`encodeChat`). The chat is rendered whole and, for every assistant turn k,
-// up to two prefixes:
-//   start_k = render(messages[:k], add_generation_prompt=true)   (ends with the assistant header)
-//   end_k   = render(messages[:k+1])                             (ends after the turn's <|eot_id|>)
-// end_k must be a prefix of the whole rendering and start_k a prefix of end_k (checked, else a
-// ChatTemplateError; if start_k is not, render(messages[:k]) without the generation prompt is
-// tried, which then counts the header as assistant text). Characters [start_k, end_k) are the
-// assistant's: its content and the closing <|eot_id|>. The whole text is then cut at all those
-// offsets and each piece tokenized on its own; if the pieces' tokens concatenate to exactly the
-// whole text's tokens (always so for Llama 3: every cut sits next to a special token, and special
-// tokens are split out before BPE), the token boundaries are exact. Otherwise each prefix is
-// tokenized, its longest common prefix with the whole token list gives the boundary, and a token
-// straddling a boundary counts as assistant.
+// Thinking off by default: every rendering through a LoadedTokenizer passes `enable_thinking: false`
+// unless the caller says otherwise (`enableThinking`, or `extra.enable_thinking`). Qwen3's template
+// then ends the generation prompt with an empty `<think>\n\n</think>\n\n`, so generation, training
+// data and scoring all use the model without reasoning; templates that do not read the keyword
+// render as before. (transformers leaves it undefined, which is Qwen3's thinking mode.)
+//
+// Assistant masks (`encodeChat`): which tokens of a rendered chat the assistant produced. Rule: for
+// each assistant message, the tokens after its generation prompt up to and including the first
+// special token the template writes after its content: its end-of-turn token (<|eot_id|>,
+// <|im_end|>, </s>), which is where generation stops. Not the header (<|start_header_id|>assistant
+// <|end_header_id|>\n\n, ChatML's plain-text <|im_start|>assistant\n), not the template text after
+// the end-of-turn token (ChatML's newline), and no other message. Tool calls the template writes
+// after the content (Qwen's <tool_call> blocks) are the assistant's; with no special token before
+// the next message, the turn ends with its content. So the masked tokens of a final turn are
+// exactly what the model generates after render(messages[:k], add_generation_prompt) and its stop
+// token. (transformers/TRL mark assistant text with {% generation %} blocks, which the shipped
+// Llama, Qwen and SmolLM2 templates lack; TRL's patched training templates put them around
+// different text per family: Qwen2.5 from the header's newline through the newline after
+// <|im_end|>, Qwen3 the whole turn with its header. This rule needs no patched template.)
+//
+// The conversation is rendered once and never as prefixes, because a template may rewrite earlier
+// turns (Qwen3 drops the <think> reasoning of assistant turns before the last user query, so the
+// rendering of messages[:k] is not the start of the whole rendering). Each assistant message is
+// found in the whole rendering by changing only that message and rendering again:
+//   content := σ             the first differing character is where its output begins (c)
+//   content := content + σ   the first differing character is where its content ends (e)
+// (σ is a private-use character; a message whose content the template does not write, such as a
+// Llama 3 tool call, is found by changing its first tool call's name instead. This assumes that a
+// message's content changes the rendering only from that message on, as in every template here.)
+// The header is the
+// generation prompt: the text that add_generation_prompt appends, rendered with the caller's
+// options and, as a second candidate, without the template keywords (Qwen3 with thinking off:
+// earlier turns and turns with reasoning carry no empty think block). The candidate occurrence
+// that ends latest at or before c, and after the previous assistant turn, is the header. Then the
+// span's characters are cut out of the whole text and mapped to tokens: each piece is tokenized on
+// its own; if the pieces' tokens concatenate to exactly the whole text's tokens (always so when
+// every cut sits next to a special token or a pre-tokenizer boundary), the boundaries are exact.
+// Otherwise each prefix is tokenized, its longest common prefix with the whole token list gives the
+// boundary, and a token straddling a boundary counts as assistant.
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ChatTemplateError, renderChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat-template';
@@ -62,7 +88,10 @@ export interface DecodeOptions {
 
 export interface ChatEncoding {
   ids: number[];
-  /** 1 for tokens an assistant turn produced (its content and closing end-of-turn token), else 0. */
+  /**
+   * 1 for tokens an assistant turn produced: what follows its generation prompt, up to and with its
+   * end-of-turn token (<|eot_id|>, <|im_end|>); else 0. See the file comment.
+   */
   assistantMask: number[];
 }
 
@@ -82,7 +111,7 @@ export interface LoadedTokenizer {
   decode(ids: readonly number[], opts?: DecodeOptions): string;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
-  /** transformers' apply_chat_template(messages, tokenize=False). */
+  /** transformers' apply_chat_template(messages, tokenize=False), with enable_thinking false unless given. */
   applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): string;
   /** The rendered chat's token ids (no extra BOS: the template writes it) and assistant mask. */
   encodeChat(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): ChatEncoding;
@@ -163,25 +192,35 @@ export function loadTokenizer(input: LoadTokenizerInput): LoadedTokenizer {
   if (Array.isArray(extraSpecial)) templateVars.additional_special_tokens = extraSpecial.map(tokenContent).filter((x) => x !== null);
 
   const chatTemplate = input.chatTemplate ?? pickTemplate(config.chat_template, name);
+  // Where an assistant turn ends: the first special token after its content (see the file comment).
+  const specialPattern = specialTokens.size
+    ? new RegExp([...specialTokens.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g')
+    : null;
 
   const encode = (text: string, opts: EncodeOptions = {}): number[] =>
     tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
 
-  const render = (messages: readonly ChatMessage[], opts: ChatTemplateOptions): string => {
+  // renderRaw renders exactly the options given; render applies the default of thinking off.
+  const renderRaw = (messages: readonly ChatMessage[], opts: ChatTemplateOptions): string => {
     if (chatTemplate === null)
       throw new ChatTemplateError(`${name}: this model has no chat template (tokenizer_config.json has no "chat_template"); use plain text prompts`);
     return renderChatTemplate(chatTemplate, messages, templateVars as Record<string, string>, opts);
   };
+  const render = (messages: readonly ChatMessage[], opts: ChatTemplateOptions): string =>
+    renderRaw(messages, { ...opts, enableThinking: opts.enableThinking ?? false });
   const applyChatTemplate = (messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string => {
     if (!messages.length) throw new ChatTemplateError('a chat needs at least one message');
     return render(messages, opts);
   };
 
   const encodeChat = (messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): ChatEncoding => {
-    const full = applyChatTemplate(messages, opts);
+    // One clock for every rendering below (a date line must not change between them).
+    const o: ChatTemplateOptions = { ...opts, now: opts.now ?? new Date(), enableThinking: opts.enableThinking ?? false };
+    const full = applyChatTemplate(messages, o);
     const ids = encode(full, { addSpecialTokens: false });
-    const spans = assistantCharSpans(messages, full, (m, gen) => render(m, { ...opts, addGenerationPrompt: gen }));
     const assistantMask = new Array<number>(ids.length).fill(0);
+    if (!messages.some((m) => m.role === 'assistant')) return { ids, assistantMask };
+    const spans = assistantCharSpans(messages, full, o, renderRaw, specialPattern);
     if (!spans.length) return { ids, assistantMask };
     const cuts = [...new Set(spans.flat())].sort((a, b) => a - b);
     const tokenAt = charToTokenBoundaries(full, cuts, ids, (t) => encode(t, { addSpecialTokens: false }));
@@ -216,36 +255,127 @@ export function loadTokenizer(input: LoadTokenizerInput): LoadedTokenizer {
   };
 }
 
-/** Character spans [start, end) of the rendered `full` chat that belong to assistant turns. */
+type RenderAs = (messages: readonly ChatMessage[], opts: ChatTemplateOptions) => string;
+
+/** Private-use characters: no template writes them, no case or whitespace filter changes them. */
+const SIGMA = ['\uE000', '\uE001'] as const;
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function commonPrefixLength(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
+const withMessage = (messages: readonly ChatMessage[], k: number, m: ChatMessage) => messages.map((x, i) => (i === k ? m : x));
+
+/**
+ * Character spans [start, end) of the rendered `full` chat that belong to assistant turns (see the
+ * file comment). `opts` are the options `full` was rendered with; `renderAs` renders without
+ * applying defaults.
+ */
 function assistantCharSpans(
   messages: readonly ChatMessage[],
   full: string,
-  render: (messages: readonly ChatMessage[], addGenerationPrompt: boolean) => string,
+  opts: ChatTemplateOptions,
+  renderAs: RenderAs,
+  special: RegExp | null,
 ): [number, number][] {
-  const spans: [number, number][] = [];
-  for (let k = 0; k < messages.length; k++) {
-    if (messages[k]!.role !== 'assistant') continue;
-    const where = `assistant message ${k}`;
-    const end = render(messages.slice(0, k + 1), false);
-    if (!full.startsWith(end))
-      throw new ChatTemplateError(
-        `cannot mask ${where}: the chat template's rendering of the conversation up to it is not the start of the whole ` +
-          "conversation's rendering (the template rewrites earlier turns or always appends text), so its tokens cannot be located",
-      );
-    const before = (gen: boolean) => {
-      try {
-        return render(messages.slice(0, k), gen);
-      } catch (e) {
-        throw new ChatTemplateError(`cannot mask ${where}: the chat template cannot render the turns before it (${(e as Error).message})`);
-      }
-    };
-    let start = before(true);
-    if (!end.startsWith(start)) {
-      start = before(false);
-      if (!end.startsWith(start))
-        throw new ChatTemplateError(`cannot mask ${where}: the rendering of the turns before it is not a prefix of the rendering with it`);
+  const renderWith = (msgs: readonly ChatMessage[], o: ChatTemplateOptions, k: number) => {
+    try {
+      return renderAs(msgs, o);
+    } catch (e) {
+      throw new ChatTemplateError(`cannot mask assistant message ${k}: the chat template fails on a probe of it (${(e as Error).message})`);
     }
-    if (end.length > start.length) spans.push([start.length, end.length]);
+  };
+
+  // Where message k's output begins: the first character that changes when only it changes.
+  const starts = new Map<number, number | null>();
+  const messageStart = (k: number): number | null => {
+    if (starts.has(k)) return starts.get(k)!;
+    const m = messages[k]!;
+    const sigma = typeof m.content === 'string' && m.content.startsWith(SIGMA[0]) ? SIGMA[1] : SIGMA[0];
+    const probes: ChatMessage[] = [{ ...m, content: sigma }];
+    const calls = Array.isArray(m.tool_calls) ? (m.tool_calls as unknown as Record<string, unknown>[]) : [];
+    const call = calls[0];
+    if (call) {
+      // A template that ignores the content of a tool-call turn (Llama 3) still writes the call's name.
+      const fn = call.function as Record<string, unknown> | undefined;
+      const renamed =
+        fn && typeof fn.name === 'string'
+          ? { ...call, function: { ...fn, name: sigma + fn.name } }
+          : typeof call.name === 'string'
+            ? { ...call, name: sigma + call.name }
+            : null;
+      if (renamed) probes.push({ ...m, tool_calls: [renamed, ...calls.slice(1)] as unknown as ChatMessage['tool_calls'] });
+    }
+    let at: number | null = null;
+    for (const probe of probes) {
+      const x = renderWith(withMessage(messages, k, probe), opts, k);
+      if (x !== full) {
+        at = commonPrefixLength(full, x);
+        break;
+      }
+    }
+    starts.set(k, at);
+    return at;
+  };
+
+  // The generation prompt: what add_generation_prompt appends, with the caller's template keywords
+  // and without them (Qwen3 with thinking off: turns that carry no empty think block).
+  const headers: string[] = [];
+  for (const o of [opts, { ...opts, enableThinking: undefined, extra: undefined }]) {
+    const without = o === opts && !opts.addGenerationPrompt ? full : renderWith(messages, { ...o, addGenerationPrompt: false }, -1);
+    const withGen = renderWith(messages, { ...o, addGenerationPrompt: true }, -1);
+    if (withGen.startsWith(without) && !headers.includes(withGen.slice(without.length))) headers.push(withGen.slice(without.length));
+  }
+  if (!headers.length)
+    throw new ChatTemplateError('cannot mask assistant turns: the chat template does not append its generation prompt to the conversation, so the assistant header is unknown');
+
+  const spans: [number, number][] = [];
+  let lo = 0;
+  for (let k = 0; k < messages.length; k++) {
+    const m = messages[k]!;
+    if (m.role !== 'assistant') continue;
+    const where = `cannot mask assistant message ${k}`;
+    const c = messageStart(k);
+    if (c === null) throw new ChatTemplateError(`${where}: the chat template does not write it (changing it does not change the rendering)`);
+
+    // The header: the candidate occurrence that ends latest at or before c, after the previous turn.
+    let start = -1;
+    for (const h of headers) {
+      if (h === '') {
+        if (c >= lo) start = Math.max(start, c);
+        continue;
+      }
+      if (c - h.length < lo) continue;
+      const at = full.lastIndexOf(h, c - h.length);
+      if (at >= lo) start = Math.max(start, at + h.length);
+    }
+    if (start < 0)
+      throw new ChatTemplateError(`${where}: its header (the generation prompt ${JSON.stringify(headers[0])}) is not in the rendering before it`);
+
+    // The end: the first special token after its content, unless the next message begins first.
+    let contentEnd = c;
+    if (typeof m.content === 'string') {
+      const x = renderWith(withMessage(messages, k, { ...m, content: m.content + SIGMA[0] }), opts, k);
+      if (x !== full) contentEnd = Math.max(c, commonPrefixLength(full, x));
+    }
+    let end = contentEnd;
+    if (special) {
+      special.lastIndex = contentEnd;
+      const hit = special.exec(full);
+      if (hit) {
+        const next = k + 1 < messages.length ? messageStart(k + 1) : null;
+        if (next === null || next <= contentEnd || hit.index < next) end = hit.index + hit[0].length;
+      }
+    }
+    if (end > start) spans.push([start, end]);
+    lo = end;
   }
   return spans;
 }

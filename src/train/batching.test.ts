@@ -13,6 +13,7 @@ import {
   truncateDpo,
   truncateSft,
 } from './batching';
+import { loadQwenTokenizer } from '../tokenizer/qwen-node';
 import { DATE, llama32Tokenizer } from './testing/fixtures';
 
 const _ = -100;
@@ -168,6 +169,48 @@ describe('tokenization with the Llama 3.2 chat template', () => {
     expect(tokenizeDpo(t, null, { maxLength: 4 })).toEqual({ prompt: [1, 2], chosen: [3], rejected: [4, 5], truncated: false });
     const bad: DpoRecord = { kind: 'dpo-tokens', promptInputIds: [], chosenInputIds: [3], rejectedInputIds: [4] };
     expect(prepareDpo([bad], null, { maxLength: 4 }).skipped[0]!.reason).toMatch(/empty prompt/);
+  });
+});
+
+describe('tokenization with the Qwen3 chat template (thinking off, history without reasoning)', async () => {
+  const tok = await loadQwenTokenizer('qwen3');
+  const IM_END = 151645;
+
+  it('SFT: each turn trains what the template kept of it, with <|im_end|> and without the newline after it', () => {
+    const record = parseSftRecord({
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: '<think>\nGreet back.\n</think>\n\nHello!' },
+        { role: 'user', content: 'Bye' },
+        { role: 'assistant', content: 'Goodbye.' },
+      ],
+    });
+    const e = tokenizeSft(record, tok, { maxLength: 512 });
+    const runs: number[][] = [];
+    e.labels.forEach((l, i) => {
+      if (l === -100) return;
+      if (e.labels[i - 1] === -100) runs.push([]);
+      runs.at(-1)!.push(l);
+    });
+    // The earlier turn's reasoning is not in the rendering; the last turn follows the generation
+    // prompt's empty think block, which is the prompt's, not the answer's.
+    expect(runs.map((r) => tok.decode(r))).toEqual(['Hello!<|im_end|>', 'Goodbye.<|im_end|>']);
+    expect(tok.decode(e.inputIds)).not.toContain('Greet back.');
+    expect(tok.decode(e.inputIds).endsWith('<|im_start|>assistant\n<think>\n\n</think>\n\nGoodbye.<|im_end|>\n')).toBe(true);
+  });
+
+  it('DPO messages: the prompt ends with the empty think block; responses end with <|im_end|>, not the newline after it', () => {
+    const record = parseDpoRecord({
+      prompt: [{ role: 'user', content: 'Is the sky blue?' }],
+      chosen: [{ role: 'assistant', content: 'Yes.' }],
+      rejected: [{ role: 'assistant', content: 'No, it is green.' }],
+    });
+    const p = tokenizeDpo(record, tok, { maxLength: 512 });
+    expect(tok.decode(p.prompt)).toBe('<|im_start|>user\nIs the sky blue?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n');
+    expect(tok.decode(p.chosen)).toBe('Yes.<|im_end|>');
+    expect(tok.decode(p.rejected)).toBe('No, it is green.<|im_end|>');
+    expect(p.chosen.at(-1)).toBe(IM_END);
   });
 });
 

@@ -3,15 +3,20 @@
 //
 // SFT. A conversation is rendered by the chat template (tokenizer.encodeChat); labels are the
 // token ids where the assistant mask is 1 (every assistant turn's content and its closing
-// <|eot_id|>; system and user turns and the assistant headers are masked with -100), so a
-// multi-turn chat trains every assistant turn. Pre-tokenized records are used as given. Labels
-// are aligned to input_ids (Hugging Face convention); the batch shifts them:
-// targets[t] = labels[t + 1], and the last position has no target.
+// end-of-turn token, <|eot_id|> or <|im_end|>; system and user turns, the assistant headers and
+// template text after the end-of-turn token are masked with -100), so a multi-turn chat trains
+// every assistant turn. Templates that rewrite earlier turns are rendered as they render them
+// (Qwen3 drops the reasoning of earlier turns: only what remains of them is trained).
+// Pre-tokenized records are used as given. Labels are aligned to input_ids (Hugging Face
+// convention); the batch shifts them: targets[t] = labels[t + 1], and the last position has no
+// target.
 //
 // DPO. A pair becomes (prompt, chosen, rejected) token lists that share the prompt:
-//   messages   prompt = encodeChat(prompt, add_generation_prompt) (ends with the assistant header);
-//              each response = encodeChat(prompt + completion) minus the shared leading tokens
-//              (the content, and <|eot_id|> for Llama 3); every completion token is scored, as TRL
+//   messages   prompt = encodeChat(prompt, add_generation_prompt) (ends with the assistant header;
+//              Qwen3, thinking off: and an empty <think></think> block);
+//              each response = encodeChat(prompt + completion) minus the shared leading tokens, up
+//              to its last assistant-mask token (the content and the end-of-turn token: ChatML's
+//              newline after <|im_end|> is not the model's); every completion token is scored, as TRL
 //   text       prompt = encode(prompt) (with BOS), response = encode(completion) + eos, as TRL's
 //              standard (non-chat) format
 //   tokens     as given
@@ -156,6 +161,13 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
+/** One past the last assistant-mask token after position n (template text after the end-of-turn token is not the response's). */
+function responseEnd(e: ChatEncoding, n: number): number {
+  let i = e.ids.length;
+  while (i > n && !e.assistantMask[i - 1]) i--;
+  return i > n ? i : e.ids.length;
+}
+
 export function tokenizeDpo(record: DpoRecord, tokenizer: BatchTokenizer | null, o: TokenizeOptions): Omit<DpoPair, 'reference'> {
   checkMaxLength(o.maxLength);
   let prompt: number[];
@@ -176,14 +188,14 @@ export function tokenizeDpo(record: DpoRecord, tokenizer: BatchTokenizer | null,
     case 'dpo-messages': {
       const t = needTokenizer(tokenizer, 'chat');
       const p = t.encodeChat(chat(record.prompt), { ...o.chatTemplate, addGenerationPrompt: true }).ids;
-      const c = t.encodeChat(chat([...record.prompt, ...record.chosen]), o.chatTemplate).ids;
-      const r = t.encodeChat(chat([...record.prompt, ...record.rejected]), o.chatTemplate).ids;
+      const c = t.encodeChat(chat([...record.prompt, ...record.chosen]), o.chatTemplate);
+      const r = t.encodeChat(chat([...record.prompt, ...record.rejected]), o.chatTemplate);
       // The rendered prompt is a prefix of both conversations (checked token-wise, in case a
       // template merges across the boundary: then the shared part is the prompt).
-      const n = Math.min(commonPrefix(p, c), commonPrefix(p, r));
+      const n = Math.min(commonPrefix(p, c.ids), commonPrefix(p, r.ids));
       prompt = p.slice(0, n);
-      chosen = c.slice(n);
-      rejected = r.slice(n);
+      chosen = c.ids.slice(n, responseEnd(c, n));
+      rejected = r.ids.slice(n, responseEnd(r, n));
       break;
     }
   }
