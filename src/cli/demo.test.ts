@@ -14,10 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../model/config';
 import { loadPeftAdapter } from '../train/peft-node';
 import { UsageError } from './commands/args';
-import { DEMO_PROMPTS, run as demoCommand } from './commands/demo';
+import { DEMO_PROMPTS } from './commands/demo';
+import { runCommand } from './program';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
+/** `fuse-studio demo ARGV` parsed as the CLI does, run in this process. */
+const demoCommand = (argv: string[]) => runCommand(['demo', ...argv]);
 
 let dir = '';
 beforeAll(async () => {
@@ -93,7 +96,8 @@ describe('fuse-studio demo', () => {
     await expect(demoCommand(['--prompts', '99'])).rejects.toThrow(/--prompts: the built-in set has 10 prompts/);
     await expect(demoCommand(['--samples', '0'])).rejects.toThrow(UsageError);
     await expect(demoCommand(['--max-tokens', 'x'])).rejects.toThrow(/not an integer/);
-    await expect(demoCommand(['--nope'])).rejects.toThrow(/Unknown option/);
+    await expect(demoCommand(['--nope'])).rejects.toThrow(UsageError);
+    await expect(demoCommand(['--sft-step', '1'])).rejects.toThrow(/unknown option '--sft-step'\n\(Did you mean --sft-steps\?\)/);
     const used = join(dir, 'used');
     await mkdir(used, { recursive: true });
     await writeFile(join(used, 'responses.jsonl'), '');

@@ -12,8 +12,11 @@ import { seededRandom } from '../model/random';
 import { writeFolderFiles } from '../train/files-node';
 import { parseModelConfig } from '../model/config';
 import { loadPeftAdapter } from '../train/peft-node';
-import { run as exportCommand } from './commands/export';
-import { run as trainCommand } from './commands/train';
+import { runCommand } from './program';
+
+// The command line parsed as the CLI does (program.ts), the command run in this process.
+const trainCommand = (argv: string[]) => runCommand(['train', ...argv]);
+const exportCommand = (argv: string[]) => runCommand(['export', ...argv]);
 
 const CHATS: [string, string][] = [
   ['What is the capital of France?', 'Paris.'],
@@ -111,7 +114,8 @@ describe('fuse-studio train / export', () => {
     const bad = join(root, 'bad.jsonl');
     await writeFile(bad, [JSON.stringify({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }), '{not json', JSON.stringify({ messages: [{ role: 'user', content: 'only a question' }] }), ''].join('\n'));
     await expect(trainCommand(['sft', '--model', model, '--data', bad, '--out', join(root, 'x')])).rejects.toThrow(/2 malformed SFT records:\n {2}line 2: invalid JSON.*\n {2}line 3: no assistant turn/);
-    await expect(trainCommand(['rl', '--model', model])).rejects.toThrow(/sft or dpo/);
+    await expect(trainCommand(['rl', '--model', model, '--data', bad, '--out', 'x'])).rejects.toThrow(/'rl' is invalid for argument 'stage'. Allowed choices are sft, dpo/);
+    await expect(trainCommand(['sft', '--model', model, '--out', 'x'])).rejects.toThrow(/required option '--data <FILE.jsonl>' not specified/);
     // Text records on a model without tokenizer.json: named by line, before any weight is loaded.
     const text = join(root, 'text.jsonl');
     await writeFile(text, [JSON.stringify({ input_ids: [1, 2, 3], labels: [-100, 2, 3] }), JSON.stringify({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] })].join('\n'));

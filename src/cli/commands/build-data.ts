@@ -4,26 +4,14 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ConfigError, parseJsonText, parseJudgeConfig, parseSourcesConfig, type JudgeSetup } from '../../data/pipeline-config';
 import { ARTIFACTS, runPipeline, type PipelineEvent, type PipelineResult, type ScoreProgress } from '../../data/pipeline';
 import { importPromptsFile, PromptImportError, type Prompt } from '../../data/prompts';
 import { NodeSandbox } from '../../data/sandbox-node';
 import type { SourceProgress } from '../../data/collect';
 import { JsonlRunStore } from '../../data/store-jsonl';
-import { numberOption, UsageError } from './args';
-
-const OPTIONS = {
-  prompts: { type: 'string' },
-  sources: { type: 'string' },
-  judge: { type: 'string' },
-  out: { type: 'string' },
-  resume: { type: 'boolean' },
-  'eval-fraction': { type: 'string' },
-  seed: { type: 'string' },
-  'code-timeout': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-} as const;
+import type { BUILD_DATA_OPTIONS } from '../commands';
+import { numberOption, UsageError, type Parsed } from './args';
 
 async function readText(path: string, what: string): Promise<Uint8Array> {
   try {
@@ -191,8 +179,7 @@ export function formatSummary(res: PipelineResult, out: string, command = 'build
 
 // ---------------------------------------------------------------------------------------------
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true });
+export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promise<number> {
   for (const k of ['prompts', 'sources', 'out'] as const) if (!values[k]) throw new UsageError(`build-data: --${k} is required`);
   const evalFraction = numberOption('eval-fraction', values['eval-fraction']) ?? 0;
   if (!(evalFraction >= 0 && evalFraction < 1)) throw new UsageError(`--eval-fraction: must be in [0, 1), got ${evalFraction}`);

@@ -1,14 +1,10 @@
 // fuse-studio demo-model: write the built-in demo model folder.
-import { parseArgs } from 'node:util';
 import type { DemoDType } from '../../model/demo';
 import { writeDemoModel } from '../../model/demo-node';
-import { intOption, UsageError } from './args';
+import type { DEMO_MODEL_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { out: { type: 'string' }, shards: { type: 'string' }, dtype: { type: 'string' }, seed: { type: 'string' } },
-  });
+export async function run({ values }: Parsed<typeof DEMO_MODEL_OPTIONS>): Promise<number> {
   if (!values.out) throw new UsageError('demo-model: --out DIR is required');
   const shards = intOption('shards', values.shards);
   if (shards !== undefined && shards < 1) throw new UsageError(`--shards: must be at least 1, got ${shards}`);

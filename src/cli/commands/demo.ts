@@ -18,7 +18,6 @@
 // timings go to stderr, the summary and the before/after answers to stdout.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { DpoReason, PromptReport, SftReason } from '../../data/construct';
 import { ARTIFACTS, runPipeline, type PipelineResult } from '../../data/pipeline';
 import type { Domain, Prompt } from '../../data/prompts';
@@ -31,19 +30,10 @@ import { generate } from '../../model/generate';
 import { LLAMA3_VOCAB_SIZE } from '../../tokenizer/llama3';
 import { startServer, type RunningServer } from '../../serve/model-backend';
 import { loadModelForCli, openModelSource } from '../model';
-import { intOption, UsageError } from './args';
+import type { DEMO_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
 import { formatDuration, formatSummary, ProgressPrinter } from './build-data';
 import { trainAdapter } from './train';
-
-const OPTIONS = {
-  out: { type: 'string' },
-  prompts: { type: 'string' },
-  samples: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  'sft-steps': { type: 'string' },
-  'dpo-steps': { type: 'string' },
-  seed: { type: 'string' },
-} as const;
 
 export const DEMO_DEFAULTS = { out: 'fuse-demo', prompts: 4, samples: 2, maxTokens: 8, sftSteps: 2, dpoSteps: 2, seed: 0 };
 
@@ -132,8 +122,7 @@ function positiveInt(flag: string, value: string | undefined, dflt: number, min 
   return n;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true });
+export async function run({ values: v }: Parsed<typeof DEMO_OPTIONS>): Promise<number> {
   const out = v.out ?? DEMO_DEFAULTS.out;
   const nPrompts = positiveInt('prompts', v.prompts, DEMO_DEFAULTS.prompts);
   if (nPrompts > DEMO_PROMPTS.length) throw new UsageError(`--prompts: the built-in set has ${DEMO_PROMPTS.length} prompts, got ${nPrompts}`);

@@ -7,7 +7,6 @@
 //     the dataset and hyperparameters as ready-to-run TRL + accelerate and LLaMA-Factory configs
 //     (src/train/recipe.ts)
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseDpoRecord, parseJsonl, parseSftRecord, type DpoRecord, type SftRecord } from '../../data/records';
 import { parseModelConfig } from '../../model/config';
 import { openModelSource } from '../../model/source-node';
@@ -17,14 +16,8 @@ import { mergeAdapter, type MergedDType } from '../../train/merge';
 import { loadPeftAdapter } from '../../train/peft-node';
 import { buildRecipe, type RecipeDpoStage, type RecipeStage } from '../../train/recipe';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
-import { HYPERPARAMETER_OPTIONS, intOption, numberOption, UsageError } from './args';
-
-export async function run(argv: string[]): Promise<number> {
-  const [what, ...rest] = argv;
-  if (what === 'merged') return merged(rest);
-  if (what === 'recipe') return recipe(rest);
-  throw new UsageError(`export: the first argument must be merged or recipe${what ? `, got "${what}"` : ''}`);
-}
+import type { EXPORT_MERGED_OPTIONS, EXPORT_RECIPE_OPTIONS } from '../commands';
+import { intOption, numberOption, UsageError, type Parsed } from './args';
 
 /** "5GB", "500MB", "2e9", "1000" (bytes; decimal units as transformers' max_shard_size). */
 export function parseSize(flag: string, v: string | undefined): number | undefined {
@@ -36,11 +29,7 @@ export function parseSize(flag: string, v: string | undefined): number | undefin
   return Math.floor(n);
 }
 
-async function merged(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: { model: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, 'max-shard-size': { type: 'string' }, quiet: { type: 'boolean' } },
-  });
+export async function merged({ values: v }: Parsed<typeof EXPORT_MERGED_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError('export merged: --model DIR|URL is required');
   if (!v.adapter) throw new UsageError('export merged: --adapter DIR is required');
   if (!v.out) throw new UsageError('export merged: --out DIR is required');
@@ -87,23 +76,7 @@ async function readRecords<T>(path: string, parse: (x: unknown) => T): Promise<T
   return parsed.records;
 }
 
-async function recipe(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: {
-      sft: { type: 'string' },
-      dpo: { type: 'string' },
-      model: { type: 'string' },
-      out: { type: 'string' },
-      name: { type: 'string' },
-      gpus: { type: 'string' },
-      'sft-lr': { type: 'string' },
-      'sft-epochs': { type: 'string' },
-      'dpo-lr': { type: 'string' },
-      'dpo-epochs': { type: 'string' },
-      ...HYPERPARAMETER_OPTIONS,
-    },
-  });
+export async function recipe({ values: v }: Parsed<typeof EXPORT_RECIPE_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError('export recipe: --model NAME (the base model\'s Hub id) is required');
   if (!v.out) throw new UsageError('export recipe: --out DIR is required');
   if (!v.sft && !v.dpo) throw new UsageError('export recipe: give --sft FILE.jsonl, --dpo FILE.jsonl, or both');

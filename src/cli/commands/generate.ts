@@ -1,30 +1,12 @@
 // fuse-studio generate: continue a prompt with the model (and an optional PEFT adapter), streaming
 // the text to stdout; --json prints one object {"ids": [generated ids], "text": … | null} instead.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { generate } from '../../model/generate';
 import { resolveSampling, samplingFromGenerationConfig, type SamplingOptions } from '../../model/sampling';
 import { MissingTokenizerError, type ChatMessage, type LoadedTokenizer } from '../../tokenizer';
 import { hasTokenizer, loadModelForCli, openModelSource } from '../model';
-import { intOption, numberOption, UsageError } from './args';
-
-const OPTIONS = {
-  model: { type: 'string' },
-  adapter: { type: 'string' },
-  prompt: { type: 'string' },
-  system: { type: 'string' },
-  raw: { type: 'boolean' },
-  messages: { type: 'string' },
-  'prompt-ids': { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  'top-k': { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  'date-string': { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
+import type { GENERATE_OPTIONS } from '../commands';
+import { intOption, numberOption, UsageError, type Parsed } from './args';
 
 /** "1,2, 3" → [1, 2, 3]. */
 export function parseIdList(flag: string, text: string): number[] {
@@ -71,8 +53,7 @@ class TextStream {
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: OPTIONS });
+export async function run({ values: v }: Parsed<typeof GENERATE_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError('generate: --model DIR|URL is required');
   const inputs = [v.prompt, v.messages, v['prompt-ids']].filter((x) => x !== undefined).length;
   if (inputs !== 1) throw new UsageError('generate: give exactly one of --prompt, --messages, --prompt-ids');

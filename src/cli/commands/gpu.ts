@@ -1,9 +1,9 @@
 // fuse-studio gpu: the WebGPU adapter (vendor, features, limits) as JSON.
-import { parseArgs } from 'node:util';
 import { createNodeContext } from '../../gpu/node';
+import type { GPU_OPTIONS } from '../commands';
+import type { Parsed } from './args';
 
-export async function run(argv: string[]): Promise<number> {
-  parseArgs({ args: argv, options: {} });
+export async function run(_: Parsed<typeof GPU_OPTIONS>): Promise<number> {
   const ctx = await createNodeContext();
   console.log(JSON.stringify(ctx.adapter, null, 2));
   ctx.destroy();

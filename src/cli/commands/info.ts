@@ -1,10 +1,10 @@
 // fuse-studio info: the WebGPU adapter the engine would use, its features and limits, as text
 // (--json: the same object `fuse-studio gpu` prints).
-import { parseArgs } from 'node:util';
 import { createNodeContext } from '../../gpu/node';
+import type { INFO_OPTIONS } from '../commands';
+import type { Parsed } from './args';
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
+export async function run({ values }: Parsed<typeof INFO_OPTIONS>): Promise<number> {
   const ctx = await createNodeContext();
   try {
     const a = ctx.adapter;

@@ -5,25 +5,16 @@
 // How records become tokens and labels: see ../records-tokens.ts. Every line is parsed and checked
 // before any weight is loaded; a malformed line stops the command, naming the line.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseJsonl } from '../../data/records';
 import { scoreSequences, type LabelledSequence, type SequenceScore } from '../../model/score';
 import { hasTokenizer, loadModelForCli, openModelSource } from '../model';
 import { parseScoringRecord, tokenizeForScoring, type ScoringItem } from '../records-tokens';
-import { intOption, UsageError } from './args';
-
-const OPTIONS = {
-  model: { type: 'string' },
-  adapter: { type: 'string' },
-  data: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'date-string': { type: 'string' },
-} as const;
+import type { LOGPROBS_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
 
 const score = (s: SequenceScore) => ({ logprob_sum: s.logprobSum, n_tokens: s.nTokens });
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: OPTIONS });
+export async function run({ values: v }: Parsed<typeof LOGPROBS_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError('logprobs: --model DIR|URL is required');
   if (!v.data) throw new UsageError('logprobs: --data FILE.jsonl is required');
   const batchSize = intOption('batch-size', v['batch-size']);

@@ -1,26 +1,12 @@
 // fuse-studio plan: the GPU memory a configuration needs (src/model/memory-plan.ts), computed
 // from config.json alone (a folder, URL or Hub repo: nothing else is read) or a Llama-3.2 preset.
-import { parseArgs } from 'node:util';
 import type { DType } from '../../gpu/dtype';
 import { LLAMA_3_2_PRESETS, parseModelConfig, type ModelConfig } from '../../model/config';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
 import { openModelSource } from '../../model/source-node';
-import { intOption, UsageError } from './args';
-
-const OPTIONS = {
-  model: { type: 'string' },
-  seq: { type: 'string' },
-  batch: { type: 'string' },
-  'lora-rank': { type: 'string' },
-  targets: { type: 'string' },
-  dtype: { type: 'string' },
-  full: { type: 'boolean' },
-  'gen-capacity': { type: 'string' },
-  'gen-batch': { type: 'string' },
-  'max-binding-bytes': { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
+import type { PLAN_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
 
 const TORCH_DTYPES: Record<string, DType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
 
@@ -31,8 +17,7 @@ async function configOf(spec: string): Promise<ModelConfig> {
   return parseModelConfig(await source.json('config.json'), gen);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({ args: argv, options: OPTIONS });
+export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError(`plan: --model DIR|URL|${Object.keys(LLAMA_3_2_PRESETS).join('|')} is required`);
   const positive = (flag: string, value: string | undefined, fallback: number, min = 1) => {
     const n = intOption(flag, value) ?? fallback;

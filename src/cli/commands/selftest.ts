@@ -1,11 +1,10 @@
 // fuse-studio selftest: every kernel on random inputs against its float64 reference.
-import { parseArgs } from 'node:util';
 import { runSelfTest } from '../../engine/selftest';
 import { createNodeContext } from '../../gpu/node';
-import { intOption } from './args';
+import type { SELFTEST_OPTIONS } from '../commands';
+import { intOption, type Parsed } from './args';
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { seed: { type: 'string' } } });
+export async function run({ values }: Parsed<typeof SELFTEST_OPTIONS>): Promise<number> {
   const seed = intOption('seed', values.seed);
   const ctx = await createNodeContext();
   const results = await runSelfTest(ctx, undefined, seed === undefined ? {} : { seed });

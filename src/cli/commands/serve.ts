@@ -1,26 +1,14 @@
 // fuse-studio serve: the model (and an optional PEFT adapter) behind an OpenAI-compatible HTTP API
 // (GET /v1/models, POST /v1/chat/completions, streaming included) and vLLM's reward-model route
 // POST /pooling (the mean per-token log-probability of a response: a likelihood reward); see src/serve/.
-import { parseArgs } from 'node:util';
 import { DEFAULT_SERVE_PORT } from '../../data/sources';
 import { startServer } from '../../serve/model-backend';
-import { intOption, UsageError } from './args';
+import type { SERVE_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      adapter: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'model-name': { type: 'string' },
-      'date-string': { type: 'string' },
-      'max-tokens': { type: 'string' },
-    },
-  });
+export async function run({ values: v }: Parsed<typeof SERVE_OPTIONS>): Promise<number> {
   if (!v.model) throw new UsageError('serve: --model DIR|URL is required');
   const port = intOption('port', v.port) ?? DEFAULT_SERVE_PORT;
   if (port < 0 || port > 65535) throw new UsageError(`--port: ${port} is not a port`);

@@ -16,7 +16,6 @@
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseDpoRecord, parseJsonl, parseSftRecord, type DpoRecord, type SftRecord } from '../../data/records';
 import { createLoraAdapters, LORA_TARGETS, type LoraAdapters, type LoraTarget } from '../../model/lora';
 import { prepareDpo, prepareSft, type DpoPair, type Prepared, type SftExample } from '../../train/batching';
@@ -28,25 +27,8 @@ import { loadPeftAdapter, savePeftAdapter } from '../../train/peft-node';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
 import { Trainer, type Hyperparams, type Metrics, type TrainerState } from '../../train/trainer';
 import { hasTokenizer, loadModelForCli, openModelSource } from '../model';
-import { HYPERPARAMETER_OPTIONS, intOption, numberOption, UsageError } from './args';
-
-const OPTIONS = {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  adapter: { type: 'string' },
-  epochs: { type: 'string' },
-  'max-steps': { type: 'string' },
-  ...HYPERPARAMETER_OPTIONS,
-  lr: { type: 'string' },
-  resume: { type: 'string' },
-  eval: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'checkpoint-every': { type: 'string' },
-  'keep-checkpoints': { type: 'string' },
-  'date-string': { type: 'string' },
-  quiet: { type: 'boolean' },
-} as const;
+import type { TRAIN_OPTIONS } from '../commands';
+import { intOption, numberOption, UsageError, type Parsed } from './args';
 
 type Stage = 'sft' | 'dpo';
 
@@ -91,8 +73,7 @@ const clock = (s: number) => {
   return `${h ? `${h}:${String(m).padStart(2, '0')}` : m}:${String(sec).padStart(2, '0')}`;
 };
 
-export async function run(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTIONS>): Promise<number> {
   const [stage, ...extra] = positionals;
   if (stage !== 'sft' && stage !== 'dpo') throw new UsageError(`train: the first argument must be sft or dpo${stage ? `, got "${stage}"` : ''}`);
   if (extra.length) throw new UsageError(`train: unexpected argument "${extra[0]}"`);
