@@ -2,10 +2,11 @@
 import { attentionBench } from './attention';
 import type { Benchmark } from './harness';
 import { decodeBench } from './decode';
+import { familiesBench } from './families';
 import { loadBench } from './load';
 import { matmulBench } from './matmul';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
 import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, loadBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, familiesBench, loadBench];

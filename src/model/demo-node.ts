@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readLlama3TokenizerJson } from '../tokenizer/llama3-node';
+import { readQwen3TokenizerSource } from '../tokenizer/qwen-node';
 import { generateDemoModel, type DemoModelOptions } from './demo';
 
 export interface WriteDemoModelOptions extends DemoModelOptions {
@@ -13,7 +14,9 @@ export interface WriteDemoModelOptions extends DemoModelOptions {
 /** Write the demo model into `dir` (created if needed); returns the file names and sizes written. */
 export async function writeDemoModel(dir: string, options: WriteDemoModelOptions = {}): Promise<{ name: string; bytes: number }[]> {
   const { tokenizer = true, ...rest } = options;
-  const files = generateDemoModel(tokenizer ? await readLlama3TokenizerJson() : null, rest);
+  const qwen = rest.family === 'qwen2' || rest.family === 'qwen3';
+  const source = !tokenizer ? null : qwen ? await readQwen3TokenizerSource() : await readLlama3TokenizerJson();
+  const files = generateDemoModel(source, rest);
   await mkdir(dir, { recursive: true });
   const written: { name: string; bytes: number }[] = [];
   for (const [name, bytes] of files) {

@@ -13,7 +13,15 @@ import { parseModelConfig, type ModelConfig } from './config';
 import { demoConfigJson, demoTensors, generateDemoModel, shardFileName, type DemoModelOptions } from './demo';
 import { writeDemoModel } from './demo-node';
 import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors';
-import { expectedTensors } from './weights';
+import { expectedTensors, releaseWeights } from './weights';
+import { testContext } from '../engine/testing/gpu';
+import { loadModel } from './load';
+import { localFolderSource } from './source-node';
+import { createDecoderModel } from './decoder';
+import { hostWeightsFromNames } from './random';
+import { referenceForward } from './reference';
+import { argmax } from './sampling';
+import { generate } from './generate';
 
 const sha256 = (b: Uint8Array | Float32Array) => createHash('sha256').update(b).digest('hex');
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
@@ -275,3 +283,50 @@ describe('writeDemoModel (Node)', () => {
 });
 
 const DEMO_WEIGHTS_SHA256 = '4cd6071bddc757fa6c7e18ae7c364cd0ccceb6e81edc25fc4f6fb8d641e3617f';
+
+describe('demo models of the other families', () => {
+  it.each(['qwen2', 'qwen3', 'mistral'] as const)('%s: a Hugging Face folder with the family config and tokenizer that loads, chats and generates like the float64 reference', async (family) => {
+    const dir = await mkdtemp(join(tmpdir(), `fuse-demo-${family}-`));
+    try {
+      await writeDemoModel(dir, { family, normJitter: 0.3, seed: 11 });
+      const files = new Map<string, Uint8Array>();
+      for (const name of await readdir(dir)) files.set(name, new Uint8Array(await readFile(join(dir, name))));
+      const { config, headers } = await inspect(files);
+      expect(config.family).toBe(family);
+      expectTensorsMatch(config, headers, 'BF16');
+      if (family === 'qwen2') expect(headers[0]!.tensors.has('model.layers.0.self_attn.q_proj.bias')).toBe(true);
+      if (family === 'qwen3') expect(headers[0]!.tensors.has('model.layers.1.self_attn.k_norm.weight')).toBe(true);
+
+      const ctx = await testContext();
+      const loaded = await loadModel(ctx, localFolderSource(dir));
+      const model = createDecoderModel(ctx, loaded.weights);
+      try {
+        const tok = loadTokenizer(loaded.tokenizerFiles!);
+        const prompt = tok.encodeChat([{ role: 'user', content: 'What is 2 + 2?' }], { addGenerationPrompt: true, dateString: '26 Jul 2024' }).ids;
+        const rendered = tok.decode(prompt, { skipSpecialTokens: false });
+        if (family === 'mistral') expect(rendered).toContain('<|start_header_id|>user<|end_header_id|>');
+        // Qwen2.5's template adds its default system prompt; Qwen3's (thinking off) an empty think block.
+        const system = family === 'qwen2' ? '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' : '';
+        const think = family === 'qwen3' ? '<think>\n\n</think>\n\n' : '';
+        if (family !== 'mistral') expect(rendered).toBe(`${system}<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n${think}`);
+        const host = hostWeightsFromNames(config, 'bf16', (name) => Float64Array.from(floats(files, headers[0]!, name)));
+        const seq = [...prompt];
+        const want: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const T = seq.length;
+          const V = config.vocabSize;
+          const logits = referenceForward(host, { batchSize: 1, seqLen: T, ids: seq, mask: new Array<number>(T).fill(1) }).logits.subarray((T - 1) * V, T * V);
+          seq.push(argmax(logits));
+          want.push(seq.at(-1)!);
+        }
+        const got = await generate(model, { promptIds: prompt, maxNewTokens: 3, sampling: { temperature: 0 } });
+        expect(got.ids).toEqual(want.slice(0, got.ids.length));
+      } finally {
+        model.release();
+        releaseWeights(loaded.weights);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

