@@ -18,7 +18,11 @@ import { randomHostLora, seededRandom } from '../model/random';
 import { localFolderSource } from '../model/source-node';
 import { releaseWeights } from '../model/weights';
 import { writeFolderFiles, nodeFolderSink } from './files-node';
-import { encodeMerged, f64ToBf16Bits, mergeAdapter } from './merge';
+import { unzipSync } from 'fflate';
+import { execFileSync } from 'node:child_process';
+import { zipSink } from '../studio/worker/zip-sink';
+import { configWithDtype, COPIED_FILES, encodeMerged, f64ToBf16Bits, mergeAdapter } from './merge';
+import { findPython } from './testing/python-calls';
 import { createAdaptersFromHost, deltaWeight, fromHostLora, safetensorsHeaderOf, readTensor, type HostAdapter } from './peft';
 
 const SHAPE = { hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 44, vocabSize: 300, tieWordEmbeddings: false, initStd: 0.25, normJitter: 0.2 };
@@ -134,6 +138,64 @@ describe('merged export', () => {
       await writeFolderFiles(root, generateDemoModel(null, { ...SHAPE }));
       const wrong = fromHostLora(randomHostLora({ ...(await loadConfig(root)), numLayers: 3 }, { rank: 2, alpha: 4, targets: ['q_proj'] }, 1));
       await expect(mergeAdapter(localFolderSource(root), wrong, nodeFolderSink(join(root, 'out')))).rejects.toThrow(/3 layers but the model has 2/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('merged export: config and tokenizer files', () => {
+  const enc = (t: string) => new TextEncoder().encode(t);
+  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+  it('edits only the dtype value in config.json, whatever the layout', () => {
+    const text = '{\n\t"rope_scaling": {"factor": 32.0, "torch_dtype": "float16"},\n\t"name": "a \\"torch_dtype\\": x",\n\t"rms_norm_eps": 1e-05,\n\t"torch_dtype": "bfloat16",\n\t"rope_theta": 500000.0\n}\n';
+    const same = enc(text);
+    expect(configWithDtype(same, 'bfloat16')).toBe(same);
+    expect(dec(configWithDtype(same, 'float32'))).toBe(text.replace('\t"torch_dtype": "bfloat16"', '\t"torch_dtype": "float32"'));
+    const both = '{"dtype":"bfloat16","torch_dtype":"bfloat16","x":[1.0,{"dtype":"bfloat16"}]}';
+    expect(dec(configWithDtype(enc(both), 'float32'))).toBe('{"dtype":"float32","torch_dtype":"float32","x":[1.0,{"dtype":"bfloat16"}]}');
+    const neither = '{\n  "factor": 32.0,\n  "eps": 1e-05\n}\n';
+    expect(dec(configWithDtype(enc(neither), 'bfloat16'))).toBe('{\n  "factor": 32.0,\n  "eps": 1e-05,\n  "dtype": "bfloat16"\n}\n');
+  });
+
+  it('the merged folder keeps config.json as written and every tokenizer file; the studio zip holds the same bytes as the CLI folder', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'merge-files-'));
+    try {
+      const baseDir = join(root, 'base');
+      const files = generateDemoModel(null, { ...SHAPE, seed: 3, dtype: 'bf16' });
+      const configText = dec(files.get('config.json')!);
+      expect(configText).toMatch(/"factor": 32\.0,/);
+      // Every tokenizer file a base may have, with distinct contents, and one file that is not copied.
+      const extra = new Map(COPIED_FILES.filter((f) => !files.has(f)).map((f, i) => [f, enc(`${f} contents ${i}\n`)]));
+      extra.set('README.md', enc('model card'));
+      await writeFolderFiles(baseDir, new Map([...files, ...extra]));
+      const source = localFolderSource(baseDir);
+      const adapter = fromHostLora(randomHostLora(await loadConfig(baseDir), { rank: 2, alpha: 4, targets: ['q_proj', 'down_proj'] }, 5, 0.3));
+
+      // bf16 into the CLI's folder sink: config.json byte for byte (the base says bfloat16 already).
+      const cliDir = join(root, 'cli');
+      const report = await mergeAdapter(source, adapter, nodeFolderSink(cliDir), { dtype: 'bf16' });
+      expect((await readdir(cliDir)).sort()).toEqual(['config.json', 'model.safetensors', ...COPIED_FILES].sort());
+      expect(report.files.sort()).toEqual(['config.json', 'model.safetensors', ...COPIED_FILES].sort());
+      expect(await readFile(join(cliDir, 'config.json'), 'utf8')).toBe(configText);
+      for (const f of COPIED_FILES) expect(Buffer.compare(await readFile(join(cliDir, f)), await readFile(join(baseDir, f))), f).toBe(0);
+
+      // f32: only the dtype value differs, and Python reads the rope factor back as a float.
+      const f32Dir = join(root, 'f32');
+      await mergeAdapter(source, adapter, nodeFolderSink(f32Dir), { dtype: 'f32' });
+      const f32Config = await readFile(join(f32Dir, 'config.json'), 'utf8');
+      expect(f32Config).toBe(configText.replace('"torch_dtype": "bfloat16"', '"torch_dtype": "float32"'));
+      const py = findPython();
+      const types = execFileSync(py, ['-c', 'import json,sys; c=json.load(open(sys.argv[1])); print(type(c["rope_scaling"]["factor"]).__name__, type(c["rope_theta"]).__name__, c["torch_dtype"])', join(f32Dir, 'config.json')], { encoding: 'utf8' });
+      expect(types.trim()).toBe('float float float32');
+
+      // The studio's merged download: the same mergeAdapter into its zip sink, same bytes per file.
+      const zip = zipSink('merged');
+      await mergeAdapter(source, adapter, zip, { dtype: 'bf16' });
+      const unzipped = unzipSync(new Uint8Array(await zip.finish().arrayBuffer()));
+      expect(Object.keys(unzipped).sort()).toEqual((await readdir(cliDir)).map((f) => `merged/${f}`).sort());
+      for (const f of await readdir(cliDir)) expect(Buffer.compare(Buffer.from(unzipped[`merged/${f}`]!), await readFile(join(cliDir, f))), f).toBe(0);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

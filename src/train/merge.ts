@@ -7,9 +7,13 @@
 //
 //   model.safetensors, or model-0000i-of-0000N.safetensors + model.safetensors.index.json when the
 //     tensors exceed maxShardBytes (default 5 GB, as transformers' save_pretrained)
-//   config.json (torch_dtype / dtype set to the output dtype), generation_config.json, and the
-//     tokenizer files the base has (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
-//     chat_template.jinja), copied unchanged.
+//   config.json: the base file's bytes with only the dtype value edited in place (torch_dtype /
+//     dtype, the spellings it has), so every other number stays as written ("factor": 32.0 stays
+//     32.0: transformers warns when rope fields read back as integers);
+//   generation_config.json and every tokenizer file the base has (COPIED_FILES), byte for byte.
+//
+// The CLI (`fuse-studio export merged`) and the studio (Export page, worker/export-service.ts)
+// both call mergeAdapter; only the sink differs (a folder, a zip, a picked directory).
 //
 // Memory: one tensor at a time (a targeted projection in float64 is at most a few hundred MB for
 // 8B models); shards are streamed to the sink tensor by tensor, so nothing holds a whole shard.
@@ -69,7 +73,25 @@ export interface MergeReport {
   totalBytes: number;
 }
 
-export const COPIED_FILES = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
+/**
+ * Files copied unchanged when the base has them: the generation defaults and every file a
+ * transformers tokenizer may load (fast tokenizer.json; slow SentencePiece tokenizer.model or BPE
+ * vocab.json + merges.txt; WordPiece vocab.txt; added and special tokens; the chat template,
+ * standalone or in the older chat_template.json).
+ */
+export const COPIED_FILES = [
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'vocab.txt',
+  'chat_template.jinja',
+  'chat_template.json',
+];
 
 const ST: Record<MergedDType, SafetensorsDType> = { bf16: 'BF16', f32: 'F32' };
 const TORCH: Record<MergedDType, string> = { bf16: 'bfloat16', f32: 'float32' };
@@ -135,12 +157,92 @@ function targetedNames(adapter: HostAdapter): Map<string, { layer: number; targe
 
 const PIECE = 8 * 1024 * 1024;
 
+/**
+ * Where each top-level member's value lies in a JSON object's text: key -> [start, end). The text
+ * must be valid JSON (the caller has parsed it); nested values are skipped over whole.
+ */
+export function topLevelValueSpans(text: string): Map<string, [number, number]> {
+  const spans = new Map<string, [number, number]>();
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const skipString = () => {
+    for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    i++;
+  };
+  ws();
+  if (text[i] !== '{') throw new Error('config.json: not a JSON object');
+  i++;
+  for (;;) {
+    ws();
+    if (text[i] === '}') return spans;
+    const keyStart = i;
+    skipString();
+    const key = JSON.parse(text.slice(keyStart, i)) as string;
+    ws();
+    i++; // ':'
+    ws();
+    const start = i;
+    if (text[i] === '"') skipString();
+    else if (text[i] === '{' || text[i] === '[') {
+      let depth = 0;
+      do {
+        if (text[i] === '"') {
+          skipString();
+          continue;
+        }
+        if (text[i] === '{' || text[i] === '[') depth++;
+        else if (text[i] === '}' || text[i] === ']') depth--;
+        i++;
+      } while (depth > 0);
+    } else while (i < text.length && !',}] \t\r\n'.includes(text[i]!)) i++;
+    spans.set(key, [start, i]);
+    ws();
+    if (text[i] === ',') i++;
+  }
+}
+
+/**
+ * config.json with its dtype set to `torchDtype`, edited in the text: the value of `torch_dtype`
+ * and/or `dtype` (the spellings present; `dtype` when neither is) is replaced and nothing else
+ * changes, so numbers keep the form the base wrote them in. Unchanged bytes when it already says so.
+ */
+export function configWithDtype(bytes: Uint8Array, torchDtype: string): Uint8Array {
+  const text = new TextDecoder().decode(bytes);
+  const spans = topLevelValueSpans(text);
+  const value = JSON.stringify(torchDtype);
+  const edits: { at: [number, number]; text: string }[] = [];
+  for (const key of ['torch_dtype', 'dtype']) {
+    const at = spans.get(key);
+    if (at && text.slice(at[0], at[1]) !== value) edits.push({ at, text: value });
+  }
+  if (!spans.has('torch_dtype') && !spans.has('dtype')) {
+    // Add it after the last member, indented like the first one.
+    const last = [...spans.values()].reduce((a, b) => (b[1] > a[1] ? b : a), [text.indexOf('{') + 1, text.indexOf('{') + 1] as [number, number]);
+    const indent = /^\{([ \t\r\n]*)"/.exec(text.trimStart())?.[1] ?? '';
+    const sep = indent.includes('\n') ? indent : ' ';
+    edits.push({ at: [last[1], last[1]], text: `${spans.size ? ',' : ''}${sep}"dtype": ${value}` });
+  }
+  if (!edits.length) return bytes;
+  let out = text;
+  for (const e of edits.sort((a, b) => b.at[0] - a.at[0])) out = out.slice(0, e.at[0]) + e.text + out.slice(e.at[1]);
+  return new TextEncoder().encode(out);
+}
+
 /** Merge `adapter` into the model `source` holds and write the merged folder into `sink`. */
 export async function mergeAdapter(source: ModelSource, adapter: HostAdapter, sink: FolderSink, options: MergeOptions = {}): Promise<MergeReport> {
   const dtype = options.dtype ?? 'bf16';
   const maxShard = options.maxShardBytes ?? 5e9;
   const { signal } = options;
-  const rawConfig = await source.json<Record<string, unknown>>('config.json', { signal });
+  const configFile = await source.open('config.json', { signal });
+  const configBytes = await configFile.read(0, configFile.size);
+  let rawConfig: Record<string, unknown>;
+  try {
+    rawConfig = JSON.parse(new TextDecoder().decode(configBytes)) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`config.json: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
   const config = parseModelConfig(rawConfig);
   checkAdapterFitsModel(adapter, config, 'merge: adapter');
 
@@ -221,11 +323,7 @@ export async function mergeAdapter(source: ModelSource, adapter: HostAdapter, si
     written.push(INDEX_FILE);
   }
 
-  // config.json with the new dtype (both spellings transformers uses, where present).
-  const newConfig: Record<string, unknown> = { ...rawConfig };
-  if ('dtype' in rawConfig || !('torch_dtype' in rawConfig)) newConfig.dtype = TORCH[dtype];
-  if ('torch_dtype' in rawConfig) newConfig.torch_dtype = TORCH[dtype];
-  await sink.write('config.json', [enc.encode(JSON.stringify(newConfig, null, 2) + '\n')]);
+  await sink.write('config.json', [configWithDtype(configBytes, TORCH[dtype])]);
   written.push('config.json');
   for (const name of COPIED_FILES) {
     if (!(await source.has(name, { signal }))) continue;

@@ -3,10 +3,10 @@
 // folded into the base weights, bf16, zipped in memory), and importing a PEFT adapter made
 // elsewhere (checked against the loaded model, then stored like a trained one).
 
-import { Zip, ZipPassThrough } from 'fflate';
 import { mergeAdapter, type FolderSink } from '../../train/merge';
 import { exportPeftAdapter, importPeftAdapter } from '../../train/peft';
 import { listAdapters, loadAdapter, saveAdapter, type AdapterInfo } from './adapter-store';
+import { zipSink } from './zip-sink';
 import { afterGenerations } from './chat-service';
 import { requireSession, type Session } from './session';
 
@@ -101,28 +101,4 @@ async function merge(name: string, sink: FolderSink, onEvent: (e: MergeEvent) =>
       onEvent({ tensor, done, total });
     },
   });
-}
-
-/** A FolderSink writing a zip (stored, not deflated: weights do not compress) into Blob parts. */
-function zipSink(folder: string): FolderSink & { finish(): Blob } {
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
-  let failed: Error | null = null;
-  const zip = new Zip((err, data) => {
-    if (err) failed = err;
-    else chunks.push(data as Uint8Array<ArrayBuffer>);
-  });
-  return {
-    async write(name, parts) {
-      const file = new ZipPassThrough(folder ? `${folder}/${name}` : name);
-      zip.add(file);
-      for await (const p of parts) file.push(p.slice());
-      file.push(new Uint8Array(0), true);
-      if (failed) throw failed;
-    },
-    finish() {
-      zip.end();
-      if (failed) throw failed;
-      return new Blob(chunks, { type: 'application/zip' });
-    },
-  };
 }
