@@ -35,6 +35,72 @@ function reportOf(result: ReturnType<typeof buildDatasets>, promptId: string): P
   return r;
 }
 
+/** A response scored by a reward model: raw reward and its [0, 1] score. */
+function RR(promptId: string, source: string, i: number, raw: number, score: number): ScoredResponse {
+  return { response: { promptId, sourceId: source, sampleIndex: i, content: `answer ${promptId}/${source}/${i}` }, score: { score, judge: { raw } } };
+}
+
+describe('gap windows in the scorer\'s units', () => {
+  // Skywork-Reward-V2-like rewards: unbounded logits, several units apart. Their [0, 1] scores
+  // under a fixed clamp (the old default for reward endpoints) are all 0 or 1.
+  const prompts = ['p1', 'p2', 'p3'].map((k) => P(k, 'instruction'));
+  const raws: [string, string, number, number][] = [
+    ['p1', 'A', 0, 4.1],
+    ['p1', 'A', 1, 6.3], // A: gap 2.2
+    ['p1', 'B', 0, -3.0],
+    ['p1', 'B', 1, 9.5], // B: gap 12.5
+    ['p2', 'A', 0, 2.0],
+    ['p2', 'A', 1, 2.05], // gap 0.05: a near-tie
+    ['p3', 'A', 0, -7.5],
+    ['p3', 'A', 1, -4.0], // gap 3.5
+  ];
+  const clamp = (x: number) => Math.min(1, Math.max(0, x));
+  const responses = raws.map(([p, src, i, raw]) => RR(p, src, i, raw, clamp(raw)));
+  const base = { instructionSftFraction: 0 };
+  const std = Math.sqrt(raws.reduce((a, r) => a + (r[3] - raws.reduce((m, q) => m + q[3], 0) / raws.length) ** 2, 0) / raws.length);
+
+  it("the paper's [0.01, 0.1] window in [0, 1] units drops every pair of clamped rewards, and the report says so, naming the window", () => {
+    const r = buildDatasets({ prompts, responses, settings: base });
+    expect(r.dpo).toEqual([]);
+    expect(r.report.gapWindows.instruction).toEqual({ min: 0.01, max: 0.1, unit: 'score', compares: 'score', bounds: { min: 0.01, max: 0.1 } });
+    expect(r.report.warnings).toEqual([
+      'instruction: the DPO gap window [0.01, 0.1] in [0, 1] score units dropped all 4 same-source pair(s) it judged (their gaps: 0 to 1 score); ' +
+        'no instruction DPO pair was built — set the window in the scorer\'s units (construct instructionGap {min, max, unit: "score" | "raw" | "std"})',
+    ]);
+  });
+
+  it('a window in raw units compares raw rewards; in std units, multiples of their standard deviation', () => {
+    const raw = buildDatasets({ prompts, responses, settings: { ...base, instructionGap: { min: 1, max: 4, unit: 'raw' } } });
+    expect(raw.dpo.map((d) => [d.promptId, d.chosen.sourceId, d.gap, d.gapUnit])).toEqual([
+      ['p1', 'A', expect.closeTo(2.2), 'raw'],
+      ['p3', 'A', expect.closeTo(3.5), 'raw'],
+    ]);
+    expect(reportOf(raw, 'p2').dpo.reason).toBe('gap_too_small');
+    expect(raw.report.warnings).toEqual([]);
+    expect(raw.dpo[0]!.chosen).toMatchObject({ raw: 6.3, score: 1 });
+
+    // [0.1, 1]×σ: σ of the eight rewards (about 5.2) → [0.52, 5.2]: the near-tie and B's 12.5 are out.
+    const rel = buildDatasets({ prompts, responses, settings: { ...base, instructionGap: { min: 0.1, max: 1, unit: 'std' } } });
+    expect(rel.report.gapWindows.instruction).toEqual({ min: 0.1, max: 1, unit: 'std', compares: 'raw', std: expect.closeTo(std, 12), bounds: { min: expect.closeTo(0.1 * std, 12), max: expect.closeTo(std, 12) } });
+    expect(rel.dpo.map((d) => d.promptId)).toEqual(['p1', 'p3']);
+    expect(reportOf(rel, 'p1').dpo.sources.find((x) => x.sourceId === 'B')).toMatchObject({ reason: 'gap_too_large', gap: expect.closeTo(12.5) });
+    // σ given by the caller (the whole run's) wins over the one of the responses at hand.
+    const given = buildDatasets({ prompts, responses, settings: { ...base, instructionGap: { min: 0.1, max: 1, unit: 'std' }, rewardStd: 1 } });
+    expect(given.dpo.map((d) => d.promptId)).toEqual([]);
+    expect(given.report.warnings[0]).toMatch(/^instruction: the DPO gap window \[0\.1, 1\]×σ of the run's raw rewards \(σ 1 → \[0\.1, 1\] raw\) dropped all 4/);
+  });
+
+  it('equal scores rank by raw reward; every reward equal (σ 0) keeps no pair and says why', () => {
+    const tied = [RR('p1', 'A', 0, 3, 1), RR('p1', 'A', 1, 5, 1)];
+    const r = buildDatasets({ prompts: [prompts[0]!], responses: tied, settings: { ...base, instructionGap: { min: 1, max: 3, unit: 'raw' } } });
+    expect(r.dpo[0]).toMatchObject({ chosen: { raw: 5 }, rejected: { raw: 3 }, gap: 2 });
+    const flat = [RR('p1', 'A', 0, 3, 0.5), RR('p1', 'A', 1, 3, 0.5)];
+    const f = buildDatasets({ prompts: [prompts[0]!], responses: flat, settings: { ...base, instructionGap: { min: 0.1, max: 1, unit: 'std' } } });
+    expect(f.dpo).toEqual([]);
+    expect(f.report.warnings[0]).toMatch(/every raw reward of the run is equal \(σ 0\)/);
+  });
+});
+
 describe('instruction pairs (all prompts on the DPO side)', () => {
   const prompts = ['ok', 'small', 'large', 'errors', 'none', 'single', 'unscored', 'multi', 'tie', 'bounds', 'lo', 'cross'].map((k) => P(k, 'instruction'));
   const responses: ScoredResponse[] = [
@@ -91,7 +157,7 @@ describe('instruction pairs (all prompts on the DPO side)', () => {
     expect(reason('cross')).toBe('single_response');
     expect(reportOf(result, 'ok').dpo.sources).toEqual([
       { sourceId: 'A', usable: 3, chosenId: id('ok', 'A', 2), rejectedId: id('ok', 'A', 0), gap: expect.closeTo(0.08) },
-      { sourceId: 'B', usable: 2, reason: 'gap_too_large' },
+      { sourceId: 'B', usable: 2, reason: 'gap_too_large', gap: expect.closeTo(0.7) },
     ]);
     expect(result.report.counts).toMatchObject({
       prompts: 12,

@@ -13,6 +13,12 @@
 //                [0.01, 0.1] applies too (FUSION.md table; `mathGap: null` turns it off)
 //   code         the source's passing & highest vs its failing & lowest (no gap filter by default);
 //                prompts where every response fails are dropped
+// Gap windows are in the scorer's units (GapRange.unit): 'score' compares the [0, 1] scores (the
+// paper's [0.01, 0.1] is in ArmoRM's units, where score = raw reward); 'raw' compares the raw
+// rewards (or a judge's points); 'std' is 'raw' with bounds in multiples of the run's standard
+// deviation of raw rewards (DEFAULT_REWARD_GAP, the default for reward models whose [0, 1] score
+// is fitted to the run: see docs/DATA.md "Reward models, units and the gap window"). The report
+// gives each window as applied (gapWindows) and warns when a window dropped every pair it judged.
 // When several sources give a valid pair, the pair with the largest score gap wins; ties go to
 // the higher chosen score, then to source order (settings.sourceOrder, else first appearance in
 // the responses), so a build is deterministic.
@@ -53,10 +59,35 @@ export function scoredResponses(
   ];
 }
 
+/**
+ * What a gap window's bounds are in:
+ *   score  the [0, 1] scores (the paper's window, set in ArmoRM's units where score = raw)
+ *   raw    the scorer's raw numbers: reward-model logits, a likelihood reward, a judge's points
+ *   std    raw numbers, bounds in multiples of the run's standard deviation of raw rewards
+ *          (ConstructSettings.rewardStd), so the window means the same for any reward model
+ */
+export type GapUnit = 'score' | 'raw' | 'std';
+
 export interface GapRange {
   min: number;
   max: number;
+  /** Default 'score'. */
+  unit?: GapUnit;
 }
+
+/**
+ * The default window of a reward model whose [0, 1] score is fitted to the run (score.ts
+ * `{kind: 'run'}`, the default for local and HTTP reward models): the chosen and rejected raw
+ * rewards differ by 0.1 to 1.0 standard deviations of the run's rewards. Why: the paper's [0.01,
+ * 0.1] is ArmoRM's units, whose best and worst answers of one source typically differ by less than
+ * 0.1 (FUSION.md §2): the upper bound is about one typical spread, the lower a tenth of it. In the
+ * run's own spread that is [0.1σ, 1σ]; it ignores the reward model's arbitrary offset and scale
+ * (Bradley–Terry rewards are defined only up to both), so it fits Skywork-Reward-V2's unbounded
+ * logits (several units apart between good and bad answers) as well as ArmoRM or a likelihood
+ * reward. It drops near-ties (under 0.1σ: noise, no preference) and the widest gaps (over 1σ: one
+ * answer is broken, an easy pair), as the paper's window does. docs/DATA.md has the reasoning.
+ */
+export const DEFAULT_REWARD_GAP: Readonly<GapRange> = { min: 0.1, max: 1.0, unit: 'std' };
 
 export interface ConstructSettings {
   /** Seed of the instruction SFT/DPO split. */
@@ -76,6 +107,11 @@ export interface ConstructSettings {
   mathCodePlacement: 'both' | 'pair-to-dpo';
   /** Tie-break order of sources; sources not listed follow in order of first appearance. */
   sourceOrder?: string[];
+  /**
+   * The run's standard deviation of raw rewards, for 'std' windows (the pipeline passes it over
+   * every reward of the run); default: computed over the scored responses given.
+   */
+  rewardStd?: number;
 }
 
 export const DEFAULT_CONSTRUCT_SETTINGS: Readonly<ConstructSettings> = {
@@ -121,6 +157,8 @@ export interface PickedResponse {
   sampleIndex: number;
   content: string;
   score: number | null;
+  /** The scorer's raw number (reward, judge points), when it gave one. */
+  raw?: number;
   correct?: boolean;
   passed?: boolean;
 }
@@ -147,8 +185,9 @@ export interface DpoRow {
   prompt: ChatMessage[];
   chosen: PickedResponse;
   rejected: PickedResponse;
-  /** chosen.score - rejected.score; null when either is unscored. */
+  /** chosen − rejected in `gapUnit` (the domain window's: raw for 'raw'/'std' windows); null when either lacks it. */
   gap: number | null;
+  gapUnit: 'score' | 'raw';
   manual: boolean;
 }
 
@@ -189,6 +228,7 @@ export interface SourceOutcome {
   reason?: DpoReason;
   chosenId?: string;
   rejectedId?: string;
+  /** Its best − worst gap (in the window's compared unit), when there was a pair to judge. */
   gap?: number | null;
 }
 
@@ -201,6 +241,16 @@ export interface PromptReport {
   errors: number;
   sft: { kept: boolean; reason?: SftReason; responseId?: string; manual?: boolean };
   dpo: { kept: boolean; reason?: DpoReason; sourceId?: string; chosenId?: string; rejectedId?: string; gap?: number | null; manual?: boolean; sources: SourceOutcome[] };
+}
+
+/** A domain's gap window as applied. */
+export interface AppliedGapWindow extends Required<GapRange> {
+  /** What gaps are measured in: the [0, 1] score, or the raw reward ('raw' and 'std' windows). */
+  compares: 'score' | 'raw';
+  /** The bounds in `compares` units ('std': min·σ, max·σ). */
+  bounds: { min: number; max: number };
+  /** σ of the raw rewards ('std' windows). */
+  std?: number;
 }
 
 export interface ConstructReport {
@@ -219,6 +269,10 @@ export interface ConstructReport {
   /** Responses repeating an earlier (promptId, source, sampleIndex) (ignored). */
   duplicateResponses: number;
   settings: ConstructSettings;
+  /** Each domain's gap window as applied (null: no window). */
+  gapWindows: Record<'instruction' | 'math' | 'code', AppliedGapWindow | null>;
+  /** What the user should know, e.g. a gap window that dropped every pair it judged. */
+  warnings: string[];
 }
 
 export interface ConstructResult {
@@ -244,6 +298,8 @@ interface Cand {
   s: Score | null;
   /** Finite score or null. */
   value: number | null;
+  /** The scorer's finite raw number (reward, judge points) or null. */
+  raw: number | null;
   sourceRank: number;
   usable: boolean;
 }
@@ -257,23 +313,27 @@ const pick = (c: Cand): PickedResponse => {
     content: c.r.content,
     score: c.value,
   };
+  if (c.raw !== null) p.raw = c.raw;
   if (c.s?.correct !== undefined) p.correct = c.s.correct;
   if (c.s?.passed !== undefined) p.passed = c.s.passed;
   return p;
 };
 
-/** Best first: scored before unscored, higher score, source order, lower sampleIndex. */
+/** Raw numbers break ties of equal scores (a score clamped or saturated to the same value). */
+const rawOrder = (a: Cand, b: Cand): number => (a.raw !== null && b.raw !== null ? a.raw - b.raw : 0);
+
+/** Best first: scored before unscored, higher score (then raw), source order, lower sampleIndex. */
 function bestOrder(a: Cand, b: Cand): number {
   if ((a.value === null) !== (b.value === null)) return a.value === null ? 1 : -1;
   if (a.value !== null && b.value !== null && a.value !== b.value) return b.value - a.value;
-  return a.sourceRank - b.sourceRank || a.r.sampleIndex - b.r.sampleIndex;
+  return -rawOrder(a, b) || a.sourceRank - b.sourceRank || a.r.sampleIndex - b.r.sampleIndex;
 }
 
-/** Worst first: scored before unscored, lower score, source order, higher sampleIndex. */
+/** Worst first: scored before unscored, lower score (then raw), source order, higher sampleIndex. */
 function worstOrder(a: Cand, b: Cand): number {
   if ((a.value === null) !== (b.value === null)) return a.value === null ? 1 : -1;
   if (a.value !== null && b.value !== null && a.value !== b.value) return a.value - b.value;
-  return a.sourceRank - b.sourceRank || b.r.sampleIndex - a.r.sampleIndex;
+  return rawOrder(a, b) || a.sourceRank - b.sourceRank || b.r.sampleIndex - a.r.sampleIndex;
 }
 
 const best = (cands: readonly Cand[]): Cand | undefined => [...cands].sort(bestOrder)[0];
@@ -296,29 +356,61 @@ interface PairPick {
   gap: number | null;
 }
 
-function gapOf(chosen: Cand, rejected: Cand): number | null {
-  return chosen.value !== null && rejected.value !== null ? chosen.value - rejected.value : null;
+function gapOf(chosen: Cand, rejected: Cand, compares: 'score' | 'raw'): number | null {
+  const [c, r] = compares === 'raw' ? [chosen.raw, rejected.raw] : [chosen.value, rejected.value];
+  return c !== null && r !== null ? c - r : null;
 }
 
-function checkGap(gap: number | null, range: GapRange | null): DpoReason | undefined {
-  if (range === null) return undefined;
+type GapDomain = 'instruction' | 'math' | 'code';
+const GAP_DOMAINS: readonly GapDomain[] = ['instruction', 'math', 'code'];
+
+function windowSetting(settings: ConstructSettings, domain: GapDomain): GapRange | null {
+  return domain === 'instruction' ? settings.instructionGap : domain === 'math' ? settings.mathGap : settings.codeGap;
+}
+
+/** Population standard deviation, or null for no values. */
+function stdOf(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length);
+}
+
+/** A window in the units its gaps are compared in ('std': bounds × σ; σ 0 or unknown keeps nothing). */
+function applyWindow(range: GapRange | null, std: number | null): AppliedGapWindow | null {
+  if (range === null) return null;
+  const unit = range.unit ?? 'score';
+  if (!(range.min <= range.max)) throw new RangeError(`gap window: min ${range.min} is above max ${range.max}`);
+  if (unit !== 'std') return { min: range.min, max: range.max, unit, compares: unit === 'raw' ? 'raw' : 'score', bounds: { min: range.min, max: range.max } };
+  const s = std ?? 0;
+  const bounds = s > 0 ? { min: range.min * s, max: range.max * s } : { min: Infinity, max: Infinity };
+  return { min: range.min, max: range.max, unit, compares: 'raw', bounds, std: s };
+}
+
+function checkGap(gap: number | null, w: AppliedGapWindow | null): DpoReason | undefined {
+  if (w === null) return undefined;
   if (gap === null) return 'missing_score';
-  if (gap < range.min - GAP_EPS) return 'gap_too_small';
-  if (gap > range.max + GAP_EPS) return 'gap_too_large';
+  // Relative tolerance too: raw windows scale with the scorer (GAP_EPS alone suits [0, 1] scores).
+  const eps = GAP_EPS * Math.max(1, ...[w.bounds.min, w.bounds.max].filter(Number.isFinite).map(Math.abs));
+  if (gap < w.bounds.min - eps) return 'gap_too_small';
+  if (gap > w.bounds.max + eps) return 'gap_too_large';
   return undefined;
 }
 
-/** One source's pair (or why not). */
-function sourcePair(domain: Domain, cands: readonly Cand[], settings: ConstructSettings): { pair?: PairPick; reason?: DpoReason } {
+type Windows = Record<GapDomain, AppliedGapWindow | null>;
+const comparesOf = (windows: Windows, domain: Domain): 'score' | 'raw' => (domain === 'other' ? 'score' : (windows[domain]?.compares ?? 'score'));
+
+/** One source's pair (or why not, with the gap a window refused). */
+function sourcePair(domain: Domain, cands: readonly Cand[], windows: Windows): { pair?: PairPick; reason?: DpoReason; gap?: number | null } {
+  const compares = comparesOf(windows, domain);
   if (domain === 'instruction') {
     const scored = cands.filter((c) => c.value !== null);
     if (scored.length === 0) return { reason: 'unscored' };
     if (scored.length < 2) return { reason: 'single_response' };
     const chosen = best(scored)!;
     const rejected = worst(scored)!;
-    const gap = gapOf(chosen, rejected);
-    const reason = checkGap(gap, settings.instructionGap);
-    return reason ? { reason } : { pair: { chosen, rejected, gap } };
+    const gap = gapOf(chosen, rejected, compares);
+    const reason = checkGap(gap, windows.instruction);
+    return reason ? { reason, gap } : { pair: { chosen, rejected, gap } };
   }
   const good = cands.filter((c) => verdict(domain, c) === true);
   const bad = cands.filter((c) => verdict(domain, c) === false);
@@ -327,9 +419,9 @@ function sourcePair(domain: Domain, cands: readonly Cand[], settings: ConstructS
   if (bad.length === 0) return { reason: domain === 'math' ? 'no_incorrect' : 'all_passed' };
   const chosen = best(good)!;
   const rejected = worst(bad)!;
-  const gap = gapOf(chosen, rejected);
-  const reason = checkGap(gap, domain === 'math' ? settings.mathGap : settings.codeGap);
-  return reason ? { reason } : { pair: { chosen, rejected, gap } };
+  const gap = gapOf(chosen, rejected, compares);
+  const reason = checkGap(gap, domain === 'math' ? windows.math : windows.code);
+  return reason ? { reason, gap } : { pair: { chosen, rejected, gap } };
 }
 
 /** Prompt-level reason when no source gave a pair: the most telling source reason. */
@@ -379,12 +471,19 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
     }
     const s = score ?? null;
     const value = s !== null && typeof s.score === 'number' && Number.isFinite(s.score) ? s.score : null;
+    const rawValue = s?.judge?.raw;
+    const raw = value !== null && typeof rawValue === 'number' && Number.isFinite(rawValue) ? rawValue : null;
     const usable = !r.error && r.content.trim() !== '' && !excludedResponses.has(id);
-    const cand: Cand = { id, r, s, value, sourceRank: sourceRank.get(r.sourceId) ?? 0, usable };
+    const cand: Cand = { id, r, s, value, raw, sourceRank: sourceRank.get(r.sourceId) ?? 0, usable };
     allById.set(id, cand);
     if (!byPrompt.has(r.promptId)) byPrompt.set(r.promptId, []);
     byPrompt.get(r.promptId)!.push(cand);
   }
+
+  // The windows in the units they compare ('std' needs σ of the raw rewards).
+  const needsStd = GAP_DOMAINS.some((d) => windowSetting(settings, d)?.unit === 'std');
+  const std = !needsStd ? null : (settings.rewardStd ?? stdOf([...allById.values()].filter((c) => c.raw !== null && promptById.has(c.r.promptId)).map((c) => c.raw!)));
+  const windows = Object.fromEntries(GAP_DOMAINS.map((d) => [d, applyWindow(windowSetting(settings, d), std)])) as Windows;
 
   // Seeded 4:6 split of the instruction prompts (over every instruction prompt given, so
   // excluding one later does not move the others).
@@ -452,9 +551,10 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
       const valid: PairPick[] = [];
       for (const source of sources) {
         const own = usable.filter((c) => c.r.sourceId === source);
-        const { pair: sp, reason } = sourcePair(p.domain, own, settings);
+        const { pair: sp, reason, gap } = sourcePair(p.domain, own, windows);
         const outcome: SourceOutcome = { sourceId: source, usable: own.length };
         if (reason) outcome.reason = reason;
+        if (reason === 'gap_too_small' || reason === 'gap_too_large') outcome.gap = gap ?? null;
         if (sp) {
           outcome.chosenId = sp.chosen.id;
           outcome.rejectedId = sp.rejected.id;
@@ -483,7 +583,7 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
       report.sft = { kept: true, responseId: sftPick.id };
     } else report.sft = { kept: false, reason: sftReason ?? 'errors_only' };
     if (pair) {
-      dpoRows.set(p.id, makeDpoRow(p, pair.chosen, pair.rejected, false));
+      dpoRows.set(p.id, makeDpoRow(p, pair.chosen, pair.rejected, false, comparesOf(windows, p.domain)));
       report.dpo = { ...report.dpo, kept: true, sourceId: pair.chosen.r.sourceId, chosenId: pair.chosen.id, rejectedId: pair.rejected.id, gap: pair.gap };
     } else report.dpo = { ...report.dpo, kept: false, reason: dpoReason ?? 'errors_only' };
   }
@@ -542,7 +642,7 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
       for (const o of m.overrides) fail(o, 'chosen and rejected are the same response');
       continue;
     }
-    const row = makeDpoRow(p, chosen, rejected, true);
+    const row = makeDpoRow(p, chosen, rejected, true, comparesOf(windows, p.domain));
     dpoRows.set(promptId, row);
     const report = reports.get(promptId)!;
     report.dpo = { kept: true, sourceId: chosen.r.sourceId, chosenId: chosen.id, rejectedId: rejected.id, gap: row.gap, manual: true, sources: report.dpo.sources };
@@ -584,11 +684,41 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
     if (pr) dpo.push(pr);
   }
 
+  const prompts = [...reports.values()];
   return {
     sft,
     dpo,
-    report: { counts, byDomain, prompts: [...reports.values()], overrideErrors, unknownResponses, duplicateResponses, settings },
+    report: { counts, byDomain, prompts, overrideErrors, unknownResponses, duplicateResponses, settings, gapWindows: windows, warnings: windowWarnings(prompts, windows) },
   };
+}
+
+const fmt = (x: number) => (Number.isInteger(x) ? String(x) : Math.abs(x) >= 0.01 ? x.toFixed(3).replace(/0+$/, '') : x.toPrecision(2));
+
+/** A window as the report says it: "[0.1, 1]×σ (σ 2.3 → [0.23, 2.3] raw)". */
+export function describeGapWindow(w: AppliedGapWindow): string {
+  if (w.unit === 'std') return `[${fmt(w.min)}, ${fmt(w.max)}]×σ of the run's raw rewards (σ ${fmt(w.std ?? 0)} → [${fmt(w.bounds.min)}, ${fmt(w.bounds.max)}] raw)`;
+  return `[${fmt(w.min)}, ${fmt(w.max)}] in ${w.unit === 'raw' ? 'raw reward' : '[0, 1] score'} units`;
+}
+
+/** A warning per domain whose window judged pairs and kept none of them. */
+function windowWarnings(prompts: readonly PromptReport[], windows: Windows): string[] {
+  const out: string[] = [];
+  for (const d of GAP_DOMAINS) {
+    const w = windows[d];
+    if (!w) continue;
+    const outcomes = prompts.filter((p) => p.domain === d).flatMap((p) => p.dpo.sources);
+    const dropped = outcomes.filter((o) => o.reason === 'gap_too_small' || o.reason === 'gap_too_large');
+    const kept = outcomes.filter((o) => o.chosenId !== undefined).length;
+    if (dropped.length === 0 || kept > 0) continue;
+    const gaps = dropped.map((o) => o.gap).filter((g): g is number => typeof g === 'number' && Number.isFinite(g));
+    const range = gaps.length ? ` (their gaps: ${fmt(Math.min(...gaps))} to ${fmt(Math.max(...gaps))} ${w.compares === 'raw' ? 'raw' : 'score'})` : '';
+    const why = w.unit === 'std' && !((w.std ?? 0) > 0) ? '; every raw reward of the run is equal (σ 0)' : '';
+    out.push(
+      `${d}: the DPO gap window ${describeGapWindow(w)} dropped all ${dropped.length} same-source pair(s) it judged${range}${why}; ` +
+        `no ${d} DPO pair was built — set the window in the scorer's units (construct ${d}Gap {min, max, unit: "score" | "raw" | "std"})`,
+    );
+  }
+  return out;
 }
 
 function promptDpoReason(domain: Domain, usable: readonly Cand[], sources: readonly SourceOutcome[]): DpoReason {
@@ -618,7 +748,7 @@ function makeSftRow(p: Prompt, c: Cand, manual: boolean): SftRow {
   };
 }
 
-function makeDpoRow(p: Prompt, chosen: Cand, rejected: Cand, manual: boolean): DpoRow {
+function makeDpoRow(p: Prompt, chosen: Cand, rejected: Cand, manual: boolean, gapUnit: 'score' | 'raw'): DpoRow {
   return {
     id: dpoRowId(p.id),
     promptId: p.id,
@@ -627,7 +757,8 @@ function makeDpoRow(p: Prompt, chosen: Cand, rejected: Cand, manual: boolean): D
     prompt: promptMessages(p),
     chosen: pick(chosen),
     rejected: pick(rejected),
-    gap: gapOf(chosen, rejected),
+    gap: gapOf(chosen, rejected, gapUnit),
+    gapUnit,
     manual,
   };
 }

@@ -1,6 +1,8 @@
 // The JSON a user writes to configure a fusion run, checked with zod:
 //   sources  [{"name","baseURL","apiKey","model","temperature","top_p","max_tokens","n","concurrency",…}]
-//   judge    {"baseURL","apiKey","model",…}  (a chat judge) or {"type":"reward","baseURL",…}
+//   judge    {"baseURL","apiKey","model",…}  (a chat judge), {"type":"reward","baseURL",…} (a reward
+//            model behind HTTP) or {"type":"local-reward","model":DIR|URL|REPO} (run by the engine);
+//            each may set "gapWindow" {"min","max","unit"}: the DPO gap window in its own units
 // Fields left out take the paper's sampling for the model (sources.ts) and sensible defaults.
 // An `apiKey` written "$NAME" or "${NAME}" is read from the environment (`env`), so keys need not
 // sit in the files; a missing variable is an error that names it. Errors name the file and the
@@ -10,6 +12,7 @@
 import { z } from 'zod';
 import { DOMAINS, type Domain } from './prompts';
 import { formatZodError } from './records';
+import type { GapRange } from './construct';
 import type { JudgeSpec } from './score';
 import { makeSource, type RetryPolicy, type Source } from './sources';
 
@@ -69,6 +72,13 @@ const sourcesSchema = z
 
 const domainsField = z.array(z.enum(DOMAINS as [Domain, ...Domain[]])).optional();
 
+/** The DPO gap window (instruction and math pairs) in the scorer's units (construct.ts GapUnit). */
+const gapWindowField = z
+  .object({ min: z.number().min(0), max: z.number().positive(), unit: z.enum(['score', 'raw', 'std']) })
+  .strict()
+  .refine((w) => w.min <= w.max, { message: 'min must not be above max', path: ['min'] })
+  .optional();
+
 const chatJudgeSchema = z
   .object({
     type: z.literal('judge').optional(),
@@ -90,6 +100,7 @@ const chatJudgeSchema = z
     extraBody: z.record(z.string(), z.unknown()).optional(),
     /** Domains the judge scores (default instruction, math, code). */
     domains: domainsField,
+    gapWindow: gapWindowField,
     ...retryFields,
   })
   .strict();
@@ -98,6 +109,7 @@ const normalizeSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('minmax'), min: z.number(), max: z.number() }).strict(),
   z.object({ kind: z.literal('sigmoid'), center: z.number().optional(), scale: z.number().positive().optional() }).strict(),
   z.object({ kind: z.literal('none') }).strict(),
+  z.object({ kind: z.literal('run') }).strict(),
 ]);
 
 const rewardJudgeSchema = z
@@ -110,21 +122,41 @@ const rewardJudgeSchema = z
     path: nonEmpty.optional(),
     /** Where the scalar is in the reply (default vLLM /pooling's `data.0.data.0`). */
     scorePath: nonEmpty.default('data.0.data.0'),
-    /** Raw scalar → [0, 1] (default: as is, clamped — ArmoRM's scale, where the gap window was set). */
-    normalize: normalizeSchema.default({ kind: 'none' }),
+    /**
+     * Raw scalar → [0, 1] (default: fitted to the run, with the gap window in the run's reward
+     * spread; ArmoRM as in the paper: {"kind": "none"}, whose units the paper's window is in).
+     */
+    normalize: normalizeSchema.default({ kind: 'run' }),
     concurrency: posInt.optional(),
     domains: domainsField,
+    gapWindow: gapWindowField,
     ...retryFields,
   })
   .strict();
 
-export type SourceConfigJson = z.input<typeof sourceSchema>;
-export type JudgeConfigJson = z.input<typeof chatJudgeSchema> | z.input<typeof rewardJudgeSchema>;
+const localRewardJudgeSchema = z
+  .object({
+    type: z.literal('local-reward'),
+    /** A folder, an http(s) URL or a Hub repo id of a *ForSequenceClassification reward model. */
+    model: nonEmpty,
+    /** Conversations per engine call (default 16). */
+    batchSize: posInt.optional(),
+    normalize: normalizeSchema.default({ kind: 'run' }),
+    concurrency: posInt.optional(),
+    domains: domainsField,
+    gapWindow: gapWindowField,
+  })
+  .strict();
 
-/** A parsed judge.json: the spec and the domains it scores. */
+export type SourceConfigJson = z.input<typeof sourceSchema>;
+export type JudgeConfigJson = z.input<typeof chatJudgeSchema> | z.input<typeof rewardJudgeSchema> | z.input<typeof localRewardJudgeSchema>;
+
+/** A parsed judge.json: the spec, the domains it scores, and its DPO gap window if it sets one. */
 export interface JudgeSetup {
   spec: JudgeSpec;
   domains: Domain[];
+  /** For instruction and math pairs (pipeline `construct.instructionGap` / `mathGap`). */
+  gapWindow?: GapRange;
 }
 
 /** What a config parser needs besides the JSON. */
@@ -190,9 +222,24 @@ export function parseSourcesConfig(value: unknown, ctx: ConfigContext): Source[]
 
 /** judge.json → the run's scorer. Throws ConfigError naming the file and field. */
 export function parseJudgeConfig(value: unknown, ctx: ConfigContext): JudgeSetup {
-  const isReward = typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'reward';
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
   const defaultDomains: Domain[] = ['instruction', 'math', 'code'];
-  if (isReward) {
+  const gap = (w: GapRange | undefined) => (w ? { gapWindow: w } : {});
+  if (type === 'local-reward') {
+    const parsed = localRewardJudgeSchema.safeParse(value);
+    if (!parsed.success) fail(ctx.file, parsed.error);
+    const r = parsed.data;
+    return {
+      spec: {
+        type: 'local-reward',
+        localReward: { model: r.model, normalize: r.normalize, ...(r.batchSize !== undefined ? { batchSize: r.batchSize } : {}) },
+        ...(r.concurrency !== undefined ? { concurrency: r.concurrency } : {}),
+      },
+      domains: r.domains ?? defaultDomains,
+      ...gap(r.gapWindow),
+    };
+  }
+  if (type === 'reward') {
     const parsed = rewardJudgeSchema.safeParse(value);
     if (!parsed.success) fail(ctx.file, parsed.error);
     const r = parsed.data;
@@ -212,12 +259,12 @@ export function parseJudgeConfig(value: unknown, ctx: ConfigContext): JudgeSetup
         ...(r.concurrency !== undefined ? { concurrency: r.concurrency } : {}),
       },
       domains: r.domains ?? defaultDomains,
+      ...gap(r.gapWindow),
     };
   }
   const parsed = chatJudgeSchema.safeParse(value);
   if (!parsed.success) {
-    const t = (value as { type?: unknown } | null)?.type;
-    if (t !== undefined && t !== 'judge' && t !== 'reward') throw new ConfigError(`${ctx.file}: type: expected "judge" or "reward", got ${JSON.stringify(t)}`);
+    if (type !== undefined && type !== 'judge') throw new ConfigError(`${ctx.file}: type: expected "judge", "reward" or "local-reward", got ${JSON.stringify(type)}`);
     fail(ctx.file, parsed.error);
   }
   const j = parsed.data;
@@ -257,5 +304,6 @@ export function parseJudgeConfig(value: unknown, ctx: ConfigContext): JudgeSetup
       ...(j.concurrency !== undefined ? { concurrency: j.concurrency } : {}),
     },
     domains: j.domains ?? defaultDomains,
+    ...gap(j.gapWindow),
   };
 }

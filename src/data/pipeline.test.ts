@@ -335,10 +335,30 @@ describe('pipeline config files', () => {
     expect(j.spec).toMatchObject({ type: 'judge', concurrency: 2, judge: { source: { model: 'gpt-judge', temperature: 0, apiKey: env.FUSE_KEY } } });
     expect(j.domains).toEqual(['instruction', 'math', 'code']);
     const r = parseJudgeConfig({ type: 'reward', baseURL: 'http://h', model: 'RLHFlow/ArmoRM-Llama3-8B-v0.1', domains: ['instruction'] }, { file: 'judge.json' });
-    expect(r.spec).toMatchObject({ type: 'reward', reward: { scorePath: 'data.0.data.0', normalize: { kind: 'none' }, apiKey: '' } });
+    // The default mapping is fitted to the run (a fixed one collapsed likelihood rewards to 0.00).
+    expect(r.spec).toMatchObject({ type: 'reward', reward: { scorePath: 'data.0.data.0', normalize: { kind: 'run' }, apiKey: '' } });
     expect(r.domains).toEqual(['instruction']);
+    expect(r.gapWindow).toBeUndefined();
+    const armo = parseJudgeConfig(
+      { type: 'reward', baseURL: 'http://h', model: 'RLHFlow/ArmoRM-Llama3-8B-v0.1', normalize: { kind: 'none' }, gapWindow: { min: 0.01, max: 0.1, unit: 'raw' } },
+      { file: 'judge.json' },
+    );
+    expect(armo).toMatchObject({ spec: { reward: { normalize: { kind: 'none' } } }, gapWindow: { min: 0.01, max: 0.1, unit: 'raw' } });
+    const local = parseJudgeConfig({ type: 'local-reward', model: 'Skywork/Skywork-Reward-V2-Qwen3-0.6B', batchSize: 8, gapWindow: { min: 0.2, max: 2, unit: 'std' } }, { file: 'judge.json' });
+    expect(local).toEqual({
+      spec: { type: 'local-reward', localReward: { model: 'Skywork/Skywork-Reward-V2-Qwen3-0.6B', normalize: { kind: 'run' }, batchSize: 8 } },
+      domains: ['instruction', 'math', 'code'],
+      gapWindow: { min: 0.2, max: 2, unit: 'std' },
+    });
+    expect(() => parseJudgeConfig({ type: 'local-reward' }, { file: 'judge.json' })).toThrow(/^judge\.json: model: /);
+    expect(() => parseJudgeConfig({ type: 'local-reward', model: 'x', gapWindow: { min: 1, max: 0.5, unit: 'raw' } }, { file: 'judge.json' })).toThrow(
+      /^judge\.json: gapWindow\.min: min must not be above max/,
+    );
+    expect(() => parseJudgeConfig({ type: 'local-reward', model: 'x', gapWindow: { min: 0, max: 1, unit: 'sigma' } }, { file: 'judge.json' })).toThrow(/^judge\.json: gapWindow\.unit: /);
     expect(() => parseJudgeConfig({ baseURL: 'http://h/v1' }, { file: 'judge.json' })).toThrow(/^judge\.json: model: /);
-    expect(() => parseJudgeConfig({ type: 'rm', baseURL: 'http://h/v1', model: 'x' }, { file: 'judge.json' })).toThrow('judge.json: type: expected "judge" or "reward", got "rm"');
+    expect(() => parseJudgeConfig({ type: 'rm', baseURL: 'http://h/v1', model: 'x' }, { file: 'judge.json' })).toThrow(
+      'judge.json: type: expected "judge", "reward" or "local-reward", got "rm"',
+    );
     expect(() => parseJudgeConfig({ type: 'reward', baseURL: 'http://h', model: 'x', normalize: { kind: 'minmax' } }, { file: 'j.json' })).toThrow(/^j\.json: normalize\.min: /);
   });
 });

@@ -9,11 +9,16 @@
 //              (fusechat_sft.jsonl, fusechat_dpo.jsonl), eval files, report.json
 //
 // Scoring by domain:
-//   instruction  the judge (chat model + rubric) or reward model: score in [0, 1]
+//   instruction  the judge (chat model + rubric) or reward model (HTTP, or local: run by the engine
+//                in this process, batched): score in [0, 1], the raw number kept beside it
 //   math         the verifier against the gold answer (correct), plus the judge's score for ranking
 //                (given the gold answer as the reference) when a judge is configured
 //   code         the prompt's tests in the sandbox (passed), plus the judge's score when configured
 //   other        none (SFT only: the first valid response)
+// Reward models: after scoring, a normalisation fitted to the run ({kind: 'run'}, the default) is
+// fitted over every raw reward of the run and every score is rewritten with it (the mapping and its
+// statistics stored in each record), and the DPO gap windows default to DEFAULT_REWARD_GAP, in
+// units of the run's standard deviation of raw rewards (construct.ts, docs/DATA.md).
 // Without a judge, math and code pairs are ranked by the verdict alone, so the math score-gap
 // window is switched off (it cannot be evaluated) unless the settings set one; instruction
 // prompts then cannot be scored and are dropped (`unscored`), which `warnings` says.
@@ -25,6 +30,7 @@
 import { runCollection, type CollectResult, type SourceProgress } from './collect';
 import {
   buildDatasets,
+  DEFAULT_REWARD_GAP,
   dpoRowsToRecords,
   scoredResponses,
   sftRowsToRecords,
@@ -35,7 +41,25 @@ import {
 import { DOMAINS, promptMessages, splitEval, type Domain, type Prompt } from './prompts';
 import { toJsonl, writeFuseChatDpoJsonl, writeFuseChatSftJsonl, writeTrlDpoJsonl, writeTrlSftJsonl } from './records';
 import type { CodeLanguage, Sandbox } from './sandbox';
-import { judgeClient, judgeModel, judgeSpecId, sanitizeJudgeSpec, scoreMany, scoreWith, type JudgeSpec } from './score';
+import {
+  DEFAULT_LOCAL_REWARD_BATCH,
+  fitRewardNormalization,
+  judgeClient,
+  judgeConcurrency,
+  judgeModel,
+  judgeSpecId,
+  normalizeReward,
+  RewardBatcher,
+  rewardNormalizationOf,
+  rewardStats,
+  sanitizeJudgeSpec,
+  scoreMany,
+  scoreWith,
+  type AppliedNormalization,
+  type JudgeSpec,
+  type RewardModelRunner,
+  type RewardStats,
+} from './score';
 import { RateLimiter, sanitizeSource, SourceError, type RetryPolicy, type Source } from './sources';
 import type { RunStore } from './store';
 import type { ResponseRecord, ScoreRecord } from './types';
@@ -51,6 +75,8 @@ export interface PipelineOptions {
   sources: readonly Source[];
   /** Judge or reward model; without one, only math/code verdicts and "other" prompts give rows. */
   judge?: JudgeSpec;
+  /** The loaded reward model of a 'local-reward' judge (the host loads it: local-reward.ts). */
+  rewardModel?: RewardModelRunner;
   /** Domains the judge scores (default instruction, math, code; "other" is never scored). */
   judgeDomains?: readonly Domain[];
   /** Runs code prompts' tests; without one, code responses are unjudged (and dropped). */
@@ -62,7 +88,10 @@ export interface PipelineOptions {
   /** Scoring calls in flight at once (default: the judge's concurrency, else 4). */
   scoreConcurrency?: number;
   store: RunStore;
-  /** Set construction settings; `seed` defaults to `seed` below. */
+  /**
+   * Set construction settings; `seed` defaults to `seed` below. With a reward model whose score is
+   * fitted to the run, instructionGap and mathGap default to DEFAULT_REWARD_GAP.
+   */
   construct?: Partial<ConstructSettings>;
   overrides?: readonly Override[];
   /** Share of prompts held out for evaluation (default 0): their rows go to the *_eval files. */
@@ -167,6 +196,8 @@ interface ScoreContext {
   client?: ReturnType<typeof judgeClient>;
   /** Spaces judge calls when the judge has a requestsPerMinute. */
   limiter?: RateLimiter;
+  /** Batches a local reward model's requests. */
+  rewardModel?: RewardBatcher;
 }
 
 /** Whether the judge scores responses to `p`. */
@@ -224,10 +255,18 @@ async function scoreResponse(r: ResponseRecord, p: Prompt, scorer: string, ctx: 
       const s = await scoreWith(ctx.judge, input, {
         ...(ctx.client ? { client: ctx.client } : {}),
         ...(ctx.limiter ? { limiter: ctx.limiter } : {}),
+        ...(ctx.rewardModel ? { rewardModel: ctx.rewardModel } : {}),
         ...(signal ? { signal } : {}),
       });
       rec.score = s.score;
-      rec.judge = { method: s.method, model: judgeModel(ctx.judge), raw: s.raw, detail: s.detail, ...(s.text !== undefined ? { verdict: clipText(s.text) } : {}) };
+      rec.judge = {
+        method: s.method,
+        model: judgeModel(ctx.judge),
+        raw: s.raw,
+        detail: s.detail,
+        ...(s.text !== undefined ? { verdict: clipText(s.text) } : {}),
+        ...(s.normalize ? { normalize: s.normalize } : {}),
+      };
       details.push(`${s.method}: ${s.detail}`);
       if (s.score === null) errors.push(`${s.method}: ${s.detail}`);
     } catch (e) {
@@ -297,8 +336,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const stopped = (phase: PipelinePhase): PipelineResult => Object.assign(result, { cancelled: true, phase });
 
   const judgeDomains = new Set<Domain>(opts.judgeDomains ?? ['instruction', 'math', 'code']);
+  if (opts.judge?.type === 'local-reward' && !opts.rewardModel)
+    throw new Error(`the judge is the local reward model ${opts.judge.localReward.model}, but it was not loaded: pass the loaded model as rewardModel`);
+  const client = opts.judge ? judgeClient(opts.judge) : undefined;
   const ctx: ScoreContext = {
-    ...(opts.judge ? { judge: opts.judge, judgeId: judgeSpecId(opts.judge), client: judgeClient(opts.judge) } : {}),
+    ...(opts.judge ? { judge: opts.judge, judgeId: judgeSpecId(opts.judge) } : {}),
+    ...(client ? { client } : {}),
+    ...(opts.judge?.type === 'local-reward' && opts.rewardModel
+      ? { rewardModel: new RewardBatcher(opts.rewardModel, opts.judge.localReward.batchSize ?? DEFAULT_LOCAL_REWARD_BATCH) }
+      : {}),
     ...(opts.judge?.type === 'judge' ? { limiter: new RateLimiter(opts.judge.judge.source.requestsPerMinute) } : {}),
     judgeDomains,
     ...(opts.sandbox ? { sandbox: opts.sandbox } : {}),
@@ -399,7 +445,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const onAbort = () => stopScoring.abort();
   if (signal?.aborted) stopScoring.abort();
   else signal?.addEventListener('abort', onAbort, { once: true });
-  const concurrency = opts.scoreConcurrency ?? opts.judge?.concurrency ?? 4;
+  const concurrency = opts.scoreConcurrency ?? (opts.judge ? judgeConcurrency(opts.judge) : 4);
   await scoreMany(
     todo,
     async (item, sig) => {
@@ -450,13 +496,37 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   // Only scores made by this run's scorers count (a stale one, e.g. of a judge no longer
   // configured for the domain, would rank responses by a scale the run does not use).
   const scorerByKey = new Map(responses.map((r) => [r.key, r.content.trim() === '' ? '' : scorerOf(promptById.get(r.promptId)!, ctx)]));
-  const scores = new Map((await store.listScores()).filter((s) => s.scorer !== '' && scorerByKey.get(s.key) === s.scorer).map((s) => [s.key, s]));
+  let current = (await store.listScores()).filter((s) => s.scorer !== '' && scorerByKey.get(s.key) === s.scorer);
+  // Reward models: the run's raw rewards, and the [0, 1] scores mapped again with the mapping
+  // fitted to them (rewritten only where they change).
+  const normalization = opts.judge ? rewardNormalizationOf(opts.judge) : null;
+  let rewards: { stats: RewardStats | null; normalize: AppliedNormalization } | null = null;
+  if (normalization) {
+    const rated = current.filter((s) => !s.error && s.judge?.method === 'reward' && typeof s.judge.raw === 'number' && Number.isFinite(s.judge.raw));
+    const stats = rewardStats(rated.map((s) => s.judge!.raw!));
+    const normalize = fitRewardNormalization(normalization, stats);
+    rewards = { stats, normalize };
+    const byKey = new Map(current.map((s) => [s.key, s]));
+    for (const s of rated) {
+      const score = normalizeReward(s.judge!.raw!, normalize);
+      if (s.score === score && JSON.stringify(s.judge!.normalize) === JSON.stringify(normalize)) continue;
+      const updated = { ...s, score, judge: { ...s.judge!, normalize } };
+      await store.putScore(updated);
+      byKey.set(s.key, updated);
+    }
+    current = [...byKey.values()];
+  }
+  const scores = new Map(current.map((s) => [s.key, s]));
   const errors = (await store.listErrors()).filter(inRun);
   const judgeCoversMath = !!opts.judge && judgeDomains.has('math');
+  // A run-fitted score has no fixed units: the gap windows are in the run's reward spread.
+  const fitted = normalization?.kind === 'run';
   const settings: Partial<ConstructSettings> = {
     seed,
     sourceOrder: opts.sources.map((s) => s.id),
+    ...(fitted ? { instructionGap: { ...DEFAULT_REWARD_GAP }, mathGap: { ...DEFAULT_REWARD_GAP } } : {}),
     ...(judgeCoversMath ? {} : { mathGap: null }),
+    ...(rewards?.stats ? { rewardStd: rewards.stats.std } : {}),
     ...opts.construct,
   };
   const input = scoredResponses(responses, errors, scores);
@@ -465,6 +535,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   result.construct = train;
   const evalSet = split.eval.length > 0 ? build(split.eval) : undefined;
   if (evalSet) result.evalConstruct = evalSet;
+  warnings.push(...train.report.warnings, ...(evalSet?.report.warnings.map((w) => `eval ${w}`) ?? []));
   emit({ phase: 'construct', counts: train.report.counts, ...(evalSet ? { evalCounts: evalSet.report.counts } : {}) });
   if (signal?.aborted) return stopped('construct');
 
@@ -502,6 +573,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       })),
     },
     score: { ...progress },
+    ...(rewards ? { rewards: { ...rewards, gapWindows: train.report.gapWindows } } : {}),
     counts: train.report.counts,
     byDomain: train.report.byDomain,
     ...(evalSet ? { eval: { counts: evalSet.report.counts, byDomain: evalSet.report.byDomain } } : {}),

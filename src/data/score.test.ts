@@ -1,12 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   buildJudgeMessages,
+  fitRewardNormalization,
   getJsonPath,
   judgeResponse,
   normalizeJudgeScore,
   normalizeReward,
   parseJudgeScore,
   rewardScore,
+  rewardStats,
   scoreMany,
   type ParsedScore,
 } from './score';
@@ -106,10 +108,32 @@ describe('judge and reward model against a real local server', () => {
     expect(normalizeReward(2, { kind: 'sigmoid', center: 2, scale: 0.5 })).toBe(0.5);
     expect(normalizeReward(10, { kind: 'minmax', min: 0, max: 5 })).toBe(1);
     expect(normalizeReward(0.3, { kind: 'none' })).toBe(0.3);
+    // Not fitted yet: provisional sigmoid(raw).
+    expect(normalizeReward(0, { kind: 'run' })).toBe(0.5);
     expect(getJsonPath({ a: [{ b: 3 }] }, '$.a[0].b')).toBe(3);
     expect(getJsonPath([{ score: 1 }], '[0].score')).toBe(1);
     expect(getJsonPath({ score: 0.1 }, 'score')).toBe(0.1);
     expect(getJsonPath({ a: 1 }, 'a.b.c')).toBeUndefined();
+  });
+
+  it('fits a mapping to the run: a sigmoid on the median with the standard deviation as scale, keeping every difference', () => {
+    // Likelihood rewards (mean log-prob per token): a fixed clamp maps them all to 0.
+    const raws = [-3.1, -2.4, -2.9, -3.6, -2.2];
+    expect(raws.map((r) => normalizeReward(r, { kind: 'none' }))).toEqual([0, 0, 0, 0, 0]);
+    const stats = rewardStats(raws)!;
+    expect(stats).toMatchObject({ n: 5, median: -2.9, min: -3.6, max: -2.2 });
+    expect(stats.std).toBeCloseTo(Math.sqrt(raws.reduce((a, r) => a + (r + 2.84) ** 2, 0) / 5), 12);
+    const m = fitRewardNormalization({ kind: 'run' }, stats);
+    expect(m).toEqual({ kind: 'sigmoid', center: -2.9, scale: stats.std, fit: stats });
+    const scores = raws.map((r) => normalizeReward(r, m));
+    expect(scores[2]).toBe(0.5);
+    expect(new Set(scores).size).toBe(5);
+    expect([...scores].sort()).toEqual(raws.map((r) => normalizeReward(r, m)).sort());
+    // Equal rewards: scale 1, all 0.5; a fixed mapping stays as given; no rewards: provisional.
+    expect(fitRewardNormalization({ kind: 'run' }, rewardStats([2, 2]))).toMatchObject({ center: 2, scale: 1 });
+    expect(fitRewardNormalization({ kind: 'minmax', min: 0, max: 1 }, stats)).toEqual({ kind: 'minmax', min: 0, max: 1 });
+    expect(fitRewardNormalization({ kind: 'run' }, null)).toEqual({ kind: 'sigmoid', center: 0, scale: 1, fit: null });
+    expect(rewardStats([])).toBeNull();
   });
 
   it('scores many with bounded concurrency', async () => {

@@ -1,10 +1,15 @@
-// Scoring responses (FUSION.md §2). Two scorers, both normalised to [0, 1]:
+// Scoring responses (FUSION.md §2). Three scorers, each normalised to [0, 1]:
 //   - a judge: an OpenAI-compatible chat model given a rubric; its verdict text is parsed
 //     robustly ("Score: 8/10", "[[8]]", "**8**", "8.5 out of 10", {"score": 8}, …);
 //   - a reward model behind an HTTP endpoint returning a scalar (e.g. ArmoRM served by vLLM's
-//     /pooling or any custom server): the scalar is found by a configurable JSON path and
-//     mapped to [0, 1] by min/max or a sigmoid.
-// Both go through the `openai` SDK and the retry policy of sources.ts.
+//     /pooling or any custom server): the scalar is found by a configurable JSON path;
+//   - a local reward model (a *ForSequenceClassification checkpoint such as
+//     Skywork-Reward-V2-Qwen3-0.6B) run by the engine in this process: the host loads it and hands
+//     the pipeline a RewardModelRunner (local-reward.ts); requests are batched (RewardBatcher).
+// A reward's raw number is kept; its [0, 1] score comes from a RewardNormalization, by default
+// fitted to the run ({kind: 'run'}: a sigmoid centred on the run's median reward, scaled by the
+// run's standard deviation), so rewards in any units keep their differences.
+// HTTP scorers go through the `openai` SDK and the retry policy of sources.ts.
 
 import type OpenAI from 'openai';
 import {
@@ -12,6 +17,7 @@ import {
   createClient,
   DEFAULT_RETRY_POLICY,
   MalformedResponseError,
+  SourceError,
   withRetry,
   type AttemptOptions,
   type RateLimiter,
@@ -28,6 +34,8 @@ export interface ScoreResult {
   detail: string;
   /** The judge's full verdict (judge only). */
   text?: string;
+  /** Reward models: how raw became score. */
+  normalize?: AppliedNormalization;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,6 +176,8 @@ export function normalizeJudgeScore(p: ParsedScore, scaleMax = 10, scaleMin = 0)
 export interface ScoreCallOptions extends Omit<AttemptOptions, 'secrets' | 'label'> {
   client?: OpenAI;
   limiter?: RateLimiter;
+  /** The loaded local reward model (a 'local-reward' spec needs it). */
+  rewardModel?: RewardBatcher;
 }
 
 /** Asks the judge to rate one response. A verdict with no readable score gives score null. */
@@ -194,8 +204,57 @@ export type RewardNormalization =
   | { kind: 'minmax'; min: number; max: number }
   /** 1 / (1 + exp(−(x − center) / scale)). */
   | { kind: 'sigmoid'; center?: number; scale?: number }
-  /** The raw value, clamped to [0, 1]. */
-  | { kind: 'none' };
+  /** The raw value, clamped to [0, 1] (ArmoRM's scale, where the paper's gap window was set). */
+  | { kind: 'none' }
+  /**
+   * Fitted to the run (the default): a sigmoid centred on the median of the run's raw rewards,
+   * scale their standard deviation (fitRewardNormalization). It keeps every difference and the
+   * order whatever the reward model's offset and scale; a fixed mapping does not (a likelihood
+   * reward of −3 clamped by 'none' is 0.00, as is every other). Until the scoring phase ends a
+   * score is provisional (sigmoid(raw)); the pipeline then fits the run and rewrites the scores.
+   */
+  | { kind: 'run' };
+
+/** Summary of a run's raw rewards (what a {kind: 'run'} mapping is fitted to). */
+export interface RewardStats {
+  n: number;
+  median: number;
+  /** Population standard deviation. */
+  std: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * A mapping as applied to a stored score: never {kind: 'run'} itself, but the sigmoid it was
+ * fitted to, with `fit` (the statistics; null while provisional, before the run is fitted).
+ */
+export type AppliedNormalization = Exclude<RewardNormalization, { kind: 'run' }> & { fit?: RewardStats | null };
+
+/** Median, spread and range of raw rewards; null when there are none. */
+export function rewardStats(raws: readonly number[]): RewardStats | null {
+  const xs = raws.filter(Number.isFinite).sort((a, b) => a - b);
+  const n = xs.length;
+  if (n === 0) return null;
+  const median = n % 2 ? xs[(n - 1) / 2]! : (xs[n / 2 - 1]! + xs[n / 2]!) / 2;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+  return { n, median, std, min: xs[0]!, max: xs[n - 1]! };
+}
+
+/** The score of a provisional run-fitted reward (before the run's statistics are known). */
+const PROVISIONAL: AppliedNormalization = { kind: 'sigmoid', center: 0, scale: 1, fit: null };
+
+/**
+ * The mapping a normalisation applies over these raw rewards: a fixed one as is; {kind: 'run'}
+ * as the sigmoid centred on their median with their standard deviation as scale (scale 1 when
+ * every reward is equal, so equal rewards give 0.5 and nothing else collapses).
+ */
+export function fitRewardNormalization(n: RewardNormalization, stats: RewardStats | null): AppliedNormalization {
+  if (n.kind !== 'run') return n;
+  if (!stats) return PROVISIONAL;
+  return { kind: 'sigmoid', center: stats.median, scale: stats.std > 0 ? stats.std : 1, fit: stats };
+}
 
 export interface RewardModelConfig {
   /** Base URL the path is relative to, e.g. `http://127.0.0.1:8000` or `…/v1`. */
@@ -229,7 +288,9 @@ export function getJsonPath(value: unknown, path: string): unknown {
   return cur;
 }
 
+/** raw → [0, 1]. A {kind: 'run'} normalisation not fitted yet maps provisionally (sigmoid(raw)). */
 export function normalizeReward(raw: number, n: RewardNormalization): number {
+  if (n.kind === 'run') n = PROVISIONAL;
   let v: number;
   if (n.kind === 'minmax') v = n.max === n.min ? 0.5 : (raw - n.min) / (n.max - n.min);
   else if (n.kind === 'sigmoid') v = 1 / (1 + Math.exp(-(raw - (n.center ?? 0)) / (n.scale ?? 1)));
@@ -259,7 +320,143 @@ export async function rewardScore(
     },
     { ...opts, policy, secrets: [cfg.apiKey], label: `reward model ${cfg.model}` },
   );
-  return { score: normalizeReward(value, cfg.normalize), raw: value, method: 'reward', detail: `raw ${value} (${cfg.normalize.kind})` };
+  return rewardResult(value, cfg.normalize);
+}
+
+function rewardResult(raw: number, n: RewardNormalization): ScoreResult {
+  const applied = fitRewardNormalization(n, null);
+  return { score: normalizeReward(raw, applied), raw, method: 'reward', detail: `raw ${raw} (${n.kind === 'run' ? 'fitted to the run' : n.kind})`, normalize: applied };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local reward model (run by the engine in this process)
+
+export interface LocalRewardConfig {
+  /** A folder, an http(s) URL or a Hub repo id of a *ForSequenceClassification reward model. */
+  model: string;
+  normalize: RewardNormalization;
+  /** Conversations per engine call (default 16; the engine pads and sub-batches them by length). */
+  batchSize?: number;
+}
+
+/**
+ * A loaded reward model, as the host hands it to the pipeline (local-reward.ts makes one from the
+ * engine; the studio's is a proxy to its worker). `score` gets whole conversations ending in the
+ * assistant's answer and returns one raw reward each, in order.
+ */
+export interface RewardModelRunner {
+  score(conversations: readonly (readonly ChatMessage[])[], signal?: AbortSignal): Promise<number[]>;
+}
+
+export const DEFAULT_LOCAL_REWARD_BATCH = 16;
+
+interface Pending {
+  conversation: readonly ChatMessage[];
+  signal: AbortSignal | undefined;
+  resolve: (v: number) => void;
+  reject: (e: unknown) => void;
+}
+
+const cancelled = () => new SourceError('cancelled', 'aborted', false);
+
+/**
+ * Turns one-at-a-time requests (the pipeline scores response by response, `concurrency` in
+ * flight) into batched runner calls, one at a time (one GPU): a batch starts when `maxBatch`
+ * requests wait, or `lingerMs` after the last request came while the runner is idle. Requests
+ * arriving during a call wait for the next one. A request cancelled before its batch starts
+ * leaves; a call stops only when every request in it was cancelled. When a call fails, its
+ * requests are tried one by one, so one bad conversation (longer than the model's context, say)
+ * fails only itself.
+ */
+export class RewardBatcher {
+  private queue: Pending[] = [];
+  private busy = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    readonly runner: RewardModelRunner,
+    readonly maxBatch = DEFAULT_LOCAL_REWARD_BATCH,
+    readonly lingerMs = 10,
+  ) {}
+
+  score(conversation: readonly ChatMessage[], signal?: AbortSignal): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (signal?.aborted) return reject(cancelled());
+      // Leave the queue when cancelled before the batch starts (listener removed once settled).
+      const onAbort = () => {
+        const k = this.queue.indexOf(item);
+        if (k >= 0) {
+          this.queue.splice(k, 1);
+          reject(cancelled());
+        }
+      };
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      const item: Pending = {
+        conversation,
+        signal,
+        resolve: (v) => (done(), resolve(v)),
+        reject: (e) => (done(), reject(e)),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(item);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.busy || this.queue.length === 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.queue.length >= this.maxBatch) void this.flush();
+    else this.timer = setTimeout(() => void this.flush(), this.lingerMs);
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = null;
+    if (this.busy || this.queue.length === 0) return;
+    this.busy = true;
+    const batch = this.queue.splice(0, this.maxBatch);
+    const stop = new AbortController();
+    const signals = [...new Set(batch.map((b) => b.signal))];
+    const onAbort = () => batch.every((b) => b.signal?.aborted) && stop.abort();
+    for (const s of signals) s?.addEventListener('abort', onAbort);
+    try {
+      const rewards = await this.runner.score(
+        batch.map((b) => b.conversation),
+        stop.signal,
+      );
+      if (rewards.length !== batch.length) throw new Error(`the reward model returned ${rewards.length} rewards for ${batch.length} conversations`);
+      batch.forEach((b, i) => b.resolve(rewards[i]!));
+    } catch (e) {
+      if (batch.length === 1 || stop.signal.aborted) for (const b of batch) b.reject(e);
+      else
+        for (const b of batch) {
+          if (b.signal?.aborted) b.reject(cancelled());
+          else
+            await this.runner.score([b.conversation], b.signal).then(
+              (r) => b.resolve(r[0]!),
+              (err: unknown) => b.reject(err),
+            );
+        }
+    } finally {
+      for (const s of signals) s?.removeEventListener('abort', onAbort);
+      this.busy = false;
+      this.schedule();
+    }
+  }
+}
+
+/** Scores `response` as the reply to `messages` with a local reward model (through its batcher). */
+export async function localRewardScore(
+  cfg: LocalRewardConfig,
+  batcher: RewardBatcher,
+  messages: readonly ChatMessage[],
+  response: string,
+  signal?: AbortSignal,
+): Promise<ScoreResult> {
+  const raw = await batcher.score([...messages, { role: 'assistant', content: response }], signal);
+  if (!Number.isFinite(raw)) throw new MalformedResponseError(`the reward model ${cfg.model} gave a non-finite reward (${raw})`);
+  return rewardResult(raw, cfg.normalize);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,11 +505,24 @@ export async function scoreMany<T, R>(
 /** The scorer a run uses (pipeline.ts), as configured (pipeline-config.ts parses judge.json into it). */
 export type JudgeSpec =
   | { type: 'judge'; judge: JudgeConfig; /** Calls in flight at once (default 4). */ concurrency?: number }
-  | { type: 'reward'; reward: RewardModelConfig; concurrency?: number };
+  | { type: 'reward'; reward: RewardModelConfig; concurrency?: number }
+  /** Responses in flight (default 2 × batchSize, so the next batch waits while one runs). */
+  | { type: 'local-reward'; localReward: LocalRewardConfig; concurrency?: number };
 
 /** The model a spec scores with. */
 export function judgeModel(spec: JudgeSpec): string {
-  return spec.type === 'judge' ? spec.judge.source.model : spec.reward.model;
+  return spec.type === 'judge' ? spec.judge.source.model : spec.type === 'reward' ? spec.reward.model : spec.localReward.model;
+}
+
+/** A reward model's normalisation, or null for a judge. */
+export function rewardNormalizationOf(spec: JudgeSpec): RewardNormalization | null {
+  return spec.type === 'reward' ? spec.reward.normalize : spec.type === 'local-reward' ? spec.localReward.normalize : null;
+}
+
+/** Responses a spec scores at once by default. */
+export function judgeConcurrency(spec: JudgeSpec): number {
+  if (spec.concurrency !== undefined) return spec.concurrency;
+  return spec.type === 'local-reward' ? 2 * (spec.localReward.batchSize ?? DEFAULT_LOCAL_REWARD_BATCH) : 4;
 }
 
 /**
@@ -325,6 +535,11 @@ export function judgeSpecId(spec: JudgeSpec): string {
     const rubric = j.rubric === undefined ? '' : `#${rubricHash(j.rubric)}`;
     return `judge:${j.source.model}@${j.source.baseURL}${rubric}/${j.scaleMin ?? 0}-${j.scaleMax ?? 10}`;
   }
+  if (spec.type === 'local-reward') {
+    // The raw reward is what is stored and what the model decides; the [0, 1] mapping is applied
+    // again after every scoring phase, so changing it scores nothing again.
+    return `local-reward:${spec.localReward.model}`;
+  }
   const r = spec.reward;
   return `reward:${r.model}@${r.baseURL}${r.path ?? '/pooling'}:${r.scorePath}:${JSON.stringify(r.normalize)}`;
 }
@@ -335,8 +550,9 @@ function rubricHash(text: string): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-/** The SDK client a spec's calls share. */
-export function judgeClient(spec: JudgeSpec): OpenAI {
+/** The SDK client a spec's calls share (none for a local reward model). */
+export function judgeClient(spec: JudgeSpec): OpenAI | undefined {
+  if (spec.type === 'local-reward') return undefined;
   if (spec.type === 'judge') {
     const policy = { ...DEFAULT_RETRY_POLICY, ...spec.judge.source.retry };
     return createClient(spec.judge.source, policy.timeoutMs);
@@ -347,7 +563,11 @@ export function judgeClient(spec: JudgeSpec): OpenAI {
 
 /** Scores one response with the spec's judge or reward model. Throws a SourceError. */
 export function scoreWith(spec: JudgeSpec, input: JudgeInput, opts: ScoreCallOptions = {}): Promise<ScoreResult> {
-  return spec.type === 'judge' ? judgeResponse(spec.judge, input, opts) : rewardScore(spec.reward, input.messages, input.response, opts);
+  if (spec.type === 'judge') return judgeResponse(spec.judge, input, opts);
+  if (spec.type === 'reward') return rewardScore(spec.reward, input.messages, input.response, opts);
+  if (!opts.rewardModel)
+    return Promise.reject(new Error(`the local reward model ${spec.localReward.model} is not loaded: the host loads it and passes it to the pipeline (rewardModel)`));
+  return localRewardScore(spec.localReward, opts.rewardModel, input.messages, input.response, opts.signal);
 }
 
 /** A spec as it may be stored or shown: keys replaced by a marker of whether one is set. */
@@ -356,6 +576,7 @@ export function sanitizeJudgeSpec(spec: JudgeSpec): Record<string, unknown> {
     const { source, ...rest } = spec.judge;
     return { type: 'judge', ...rest, source: { ...source, apiKey: source.apiKey ? '<redacted>' : '' }, concurrency: spec.concurrency };
   }
+  if (spec.type === 'local-reward') return { type: 'local-reward', ...spec.localReward, concurrency: spec.concurrency };
   const { buildBody: _b, ...reward } = spec.reward;
   return { type: 'reward', ...reward, apiKey: reward.apiKey ? '<redacted>' : '', concurrency: spec.concurrency };
 }

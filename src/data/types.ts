@@ -9,6 +9,7 @@
 // Messages are records.ts's ChatMessage.
 
 import type { Domain } from './prompts';
+import type { AppliedNormalization } from './score';
 import type { FailureKind, Usage } from './sources';
 
 /** The key of an item (source, prompt, sample): unambiguous whatever characters the ids contain. */
@@ -77,6 +78,8 @@ export interface Score {
   /** Code: passes the static checks and every test. */
   passed?: boolean;
   detail?: string;
+  /** The judge's or reward model's own number (gap windows in 'raw' or 'std' units compare it). */
+  judge?: { raw: number | null };
 }
 
 /** A stored Score. The latest record of a key counts. */
@@ -101,6 +104,8 @@ export interface ScoreRecord extends Score {
     detail: string;
     /** The judge's verdict text, clipped. */
     verdict?: string;
+    /** Reward models: how raw maps to `score` (the normalisation and its parameters). */
+    normalize?: AppliedNormalization;
   };
   /** Math verifier: the final answer found and how it compared with the gold one. */
   math?: { extracted: string | null; comparison: string; detail: string };

@@ -239,7 +239,13 @@ function RunCard() {
       <p className="hint">
         Run <code>{doc.runId}</code>: {prompts.length} prompt(s) × {sources.length} source(s) = {total} request(s)
         {storedCount > 0 && `, ${storedCount} already stored`}. Judge:{' '}
-        {judgeSpec ? (judgeSpec.type === 'judge' ? `rubric judge ${judgeSpec.judge.source.model}` : `reward model ${judgeSpec.reward.model}`) : 'none'}.{' '}
+        {judgeSpec
+          ? judgeSpec.type === 'judge'
+            ? `rubric judge ${judgeSpec.judge.source.model}`
+            : judgeSpec.type === 'reward'
+              ? `reward model ${judgeSpec.reward.model}`
+              : `local reward model ${judgeSpec.localReward.model}`
+          : 'none'}.{' '}
         <a href="/sources" onClick={goToSources}>
           Change sources
         </a>
