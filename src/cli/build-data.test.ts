@@ -76,7 +76,12 @@ async function writeInputs(s: FixtureServers, opts: { concurrency?: number } = {
     seed: 0,
   });
   await writeFile(join(dir, 'sources.json'), JSON.stringify([source('A', '$FUSE_TEST_KEY'), source('B', KEY)], null, 2));
-  await writeFile(join(dir, 'judge.json'), JSON.stringify({ type: 'reward', baseURL: s.reward.baseURL, apiKey: '${FUSE_TEST_KEY}', model: 'reward-model', concurrency: 3 }));
+  // The fixture's rewards are in ArmoRM's [0, 1] units, where the paper's window is set: the
+  // ArmoRM mapping (raw as is), not the default fitted to the run.
+  await writeFile(
+    join(dir, 'judge.json'),
+    JSON.stringify({ type: 'reward', baseURL: s.reward.baseURL, apiKey: '${FUSE_TEST_KEY}', model: 'reward-model', normalize: { kind: 'none' }, concurrency: 3 }),
+  );
 }
 
 const args = (out: string, ...extra: string[]) => [
