@@ -47,8 +47,7 @@ export function createProgram(dispatch: Dispatch, options: ProgramOptions = {}):
     // so a value such as `--prompt -h` is never read as the program's own option.
     .enablePositionalOptions()
     .exitOverride()
-    .showHelpAfterError('(see: fuse-studio --help)')
-    .configureHelp({ showGlobalOptions: false });
+    .showHelpAfterError('(see: fuse-studio --help)');
   if (options.output) program.configureOutput(options.output);
 
   const addCommand = (parent: Command, spec: CommandSpec, path: string) => {

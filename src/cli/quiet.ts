@@ -73,10 +73,12 @@ export function adoptRealStderr(): void {
     writeAll(fd, Buffer.from(`${inspect(e)}\n`));
     process.exit(1);
   });
-  // The parent passes signals on; if it is killed outright (SIGKILL), stop too.
+  // The parent passes signals on; if it is killed outright (SIGKILL), stop as on SIGTERM.
   const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.exit(129);
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
   }, 1000).unref();
 }
 
