@@ -14,6 +14,17 @@
 // prefers what the model finds probable, not what is good; a larger or instruction-tuned model
 // makes a better one) but real, and it lets `build-data` and `fuse-studio demo` run the whole
 // recipe with nothing but local models. Scores are ≤ 0 nats per token (−ln V for a uniform model).
+//
+// logprobs and presence/frequency penalties work on the host copy of each step's logits
+// (generateBatch's onLogits hook): the log-probabilities are those of the raw logits (see
+// openai-server.ts), taken before the penalties change them. A choice's logprobs.content holds the
+// tokens whose text begins inside its content (so an end-of-sequence token, or tokens after a stop
+// string, are not in it); a streamed delta carries the tokens whose text it completes.
+//
+// Context: a prompt must leave room for one token within the context (the model's
+// max_position_embeddings, or the smaller --max-context), else a 400 naming both numbers.
+// Cancellation: a request whose client went away (its signal) stops before its next token, and
+// one still queued is dropped when its turn comes; both count in stats().cancelled.
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { generateBatch } from '../model/generate';
@@ -34,7 +45,10 @@ import {
   type HandlerRequest,
   type RewardRequest,
   type RewardResult,
+  type TokenLogprob,
+  type TopLogprob,
 } from './openai-server';
+import { tokenTextReader } from './token-bytes';
 
 export interface ModelBackendOptions {
   modelId: string;
@@ -42,11 +56,45 @@ export interface ModelBackendOptions {
   dateString?: string;
   /** Default max_tokens (capped by the context); default generation_config's max_new_tokens or 512. */
   defaultMaxTokens?: number;
+  /** Prompt + completion tokens allowed (at most max_position_embeddings, the default). */
+  maxContext?: number;
 }
 
 export interface ModelBackend extends ChatBackend {
+  /** The context a request must fit: min(max_position_embeddings, maxContext). */
+  readonly contextLength: number;
   /** Resolves once the running and queued requests are done. */
   idle(): Promise<void>;
+  /** Requests stopped or dropped because their client went away (or the server closed). */
+  cancelled(): number;
+}
+
+/** log Σ exp(x) over a logits row, in float64. */
+function logSumExp(x: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! - max);
+  return max + Math.log(sum);
+}
+
+/** The ids of the k largest logits, largest first (the lower id first among ties). */
+function topIds(x: Float32Array, k: number): number[] {
+  const top: number[] = [];
+  if (k <= 0) return top;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (top.length === k && v <= x[top[k - 1]!]!) continue;
+    let j = top.length < k ? top.length : k - 1;
+    top[j] = i;
+    while (j > 0 && x[top[j - 1]!]! < v) {
+      top[j] = top[j - 1]!;
+      top[j - 1] = i;
+      j--;
+    }
+  }
+  return top;
 }
 
 /** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
@@ -92,21 +140,38 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
   const num = (k: string): number | null => (typeof gen[k] === 'number' ? (gen[k] as number) : null);
   const eosTokenIds = [...new Set([...tok.eosTokenIds, ...m.loaded.config.eosTokenIds])];
   const maxPos = m.model.config.maxPositionEmbeddings;
+  if (o.maxContext !== undefined && !(Number.isInteger(o.maxContext) && o.maxContext >= 2))
+    throw new Error(`serve: the max context ${o.maxContext} must be an integer ≥ 2 (a prompt token and a generated one)`);
+  const contextLength = Math.min(maxPos, o.maxContext ?? maxPos);
   const defaultMax = o.defaultMaxTokens ?? num('max_new_tokens') ?? 512;
+  const tokenText = tokenTextReader(tok);
   let tail: Promise<unknown> = Promise.resolve();
+  let nCancelled = 0;
 
-  const run = async (req: ChatRequest, onDelta?: (choice: number, text: string) => void): Promise<ChatResult> => {
-    if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+  const cancelled = () => {
+    nCancelled++;
+    return new RequestError('the request was cancelled', 499);
+  };
+  const tooLong = (what: string, n: number) =>
+    new RequestError(
+      `messages: ${what} is ${n} tokens, more than fits the context of ${contextLength} tokens (${contextLength < maxPos ? `this server's --max-context; the model's max_position_embeddings is ${maxPos}` : "the model's max_position_embeddings"}); shorten it`,
+      400,
+      'messages',
+      'context_length_exceeded',
+    );
+
+  const run = async (req: ChatRequest, onDelta?: (choice: number, text: string, logprobs: TokenLogprob[] | null) => void): Promise<ChatResult> => {
+    if (req.signal.aborted) throw cancelled();
     let promptIds: number[];
     try {
       promptIds = tok.encodeChat(req.messages.map((t) => ({ role: t.role, content: t.content })), { addGenerationPrompt: true, ...(o.dateString === undefined ? {} : { dateString: o.dateString }) }).ids;
     } catch (e) {
       throw new RequestError(`messages: cannot be rendered by the chat template (${(e as Error).message})`, 400, 'messages');
     }
-    const room = maxPos - promptIds.length;
-    if (room < 1) throw new RequestError(`messages: the prompt is ${promptIds.length} tokens, the context is ${maxPos}`, 400, 'messages', 'context_length_exceeded');
+    const room = contextLength - promptIds.length;
+    if (room < 1) throw tooLong('the prompt', promptIds.length);
     if (req.maxTokens !== null && req.maxTokens > room)
-      throw new RequestError(`max_tokens: ${promptIds.length} prompt + ${req.maxTokens} tokens exceed the context of ${maxPos}`, 400, 'max_tokens', 'context_length_exceeded');
+      throw new RequestError(`max_tokens: ${promptIds.length} prompt + ${req.maxTokens} tokens exceed the context of ${contextLength}; ask for at most ${room}`, 400, 'max_tokens', 'context_length_exceeded');
     const maxNewTokens = req.maxTokens ?? Math.min(defaultMax, room);
     let sampling;
     try {
@@ -125,22 +190,89 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
     const stopped = new AbortController();
     const onAbort = () => stopped.abort();
     req.signal.addEventListener('abort', onAbort, { once: true });
-    const rows = Array.from({ length: req.n }, () => ({ ids: [] as number[], emitted: '', stopText: null as string | null }));
-    const emit = (b: number, text: string) => {
+    const rows = Array.from({ length: req.n }, () => ({
+      ids: [] as number[],
+      emitted: '',
+      stopText: null as string | null,
+      /** Generated-token counts (the penalties'). */
+      counts: new Map<number, number>(),
+      /** Per generated token: its logprob entry, and the decoded text length through it. */
+      entries: [] as TokenLogprob[],
+      ends: [] as number[],
+      /** Entries handed out so far. */
+      sent: 0,
+    }));
+    const topK = req.topLogprobs;
+    const penalised = req.presencePenalty !== 0 || req.frequencyPenalty !== 0;
+    /** Per row: the step's raw-logit statistics, until its token is known. */
+    const pending: ({ logits: Float32Array; lse: number; top: TopLogprob[] } | null)[] = rows.map(() => null);
+    const lp = (x: Float32Array, id: number, lse: number): TopLogprob => ({ ...tokenText(id), logprob: x[id]! - lse });
+    const onLogits = (b: number, logits: Float32Array) => {
       const row = rows[b]!;
-      if (!onDelta || text.length <= row.emitted.length || !text.startsWith(row.emitted)) return;
-      onDelta(b, text.slice(row.emitted.length));
-      row.emitted = text;
+      if (row.stopText !== null) return;
+      if (topK !== null) {
+        const lse = logSumExp(logits);
+        // The chosen token's raw logit must survive the penalties below.
+        pending[b] = { logits: penalised ? logits.slice() : logits, lse, top: topIds(logits, topK).map((id) => lp(logits, id, lse)) };
+      }
+      for (const [id, c] of row.counts) logits[id] = logits[id]! - c * req.frequencyPenalty - req.presencePenalty;
     };
+
+    /**
+     * Hands out the row's text up to `text` and the logprob entries it completes: while
+     * streaming, the tokens whose text ends within it; at the end (`final`), every token whose
+     * text begins before its end.
+     */
+    const emit = (b: number, text: string, final: boolean) => {
+      const row = rows[b]!;
+      if (!onDelta) return;
+      if (text.length < row.emitted.length || !text.startsWith(row.emitted)) return;
+      let n = row.sent;
+      if (topK !== null)
+        while (n < row.entries.length) {
+          const start = n === 0 ? 0 : row.ends[n - 1]!;
+          if (!(start < text.length && (final || row.ends[n]! <= text.length))) break;
+          n++;
+        }
+      if (text.length === row.emitted.length && n === row.sent) return;
+      onDelta(b, text.slice(row.emitted.length), topK === null ? null : row.entries.slice(row.sent, n));
+      row.emitted = text;
+      row.sent = n;
+    };
+    /** The logprobs of a final text: the entries of the tokens that begin inside it. */
+    const contentEntries = (b: number, text: string): TokenLogprob[] => {
+      const row = rows[b]!;
+      let n = 0;
+      while (n < row.entries.length && (n === 0 ? 0 : row.ends[n - 1]!) < text.length) n++;
+      return row.entries.slice(0, n);
+    };
+
     try {
       const results = await generateBatch(
         m.model,
-        { prompts: rows.map(() => promptIds), maxNewTokens, sampling, eosTokenIds, lora: m.lora, signal: stopped.signal },
+        {
+          prompts: rows.map(() => promptIds),
+          maxNewTokens,
+          sampling,
+          eosTokenIds,
+          lora: m.lora,
+          signal: stopped.signal,
+          ...(topK !== null || penalised ? { onLogits } : {}),
+        },
         (b, id) => {
           const row = rows[b]!;
           if (row.stopText !== null) return;
           row.ids.push(id);
+          row.counts.set(id, (row.counts.get(id) ?? 0) + 1);
           const text = tok.decode(row.ids, { skipSpecialTokens: true });
+          if (topK !== null) {
+            const p = pending[b]!;
+            row.entries.push({ ...lp(p.logits, id, p.lse), top_logprobs: p.top });
+            pending[b] = null;
+            // A token that ended inside a character (U+FFFD) ends where the completed text does.
+            for (let j = row.ends.length - 1; j >= row.sent && row.ends[j]! > text.length; j--) row.ends[j] = text.length;
+            row.ends.push(text.length);
+          }
           let cut = -1;
           for (const s of req.stop) {
             const at = text.indexOf(s);
@@ -148,21 +280,26 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
           }
           if (cut >= 0) {
             row.stopText = text.slice(0, cut);
-            emit(b, row.stopText);
+            emit(b, row.stopText, true);
             if (rows.every((r) => r.stopText !== null)) stopped.abort();
             return;
           }
           if (text.endsWith('\uFFFD')) return;
-          emit(b, text.slice(0, text.length - heldBack(text, req.stop)));
+          emit(b, text.slice(0, text.length - heldBack(text, req.stop)), false);
         },
       );
-      if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+      if (req.signal.aborted) throw cancelled();
       const choices = results.map((r, b) => {
         const row = rows[b]!;
         const text = row.stopText ?? tok.decode(r.ids, { skipSpecialTokens: true });
-        emit(b, text);
+        emit(b, text, true);
         const finishReason: FinishReason = row.stopText !== null || r.finishReason === 'eos' ? 'stop' : 'length';
-        return { text, finishReason, completionTokens: row.stopText !== null ? row.ids.length : r.ids.length };
+        return {
+          text,
+          finishReason,
+          completionTokens: row.stopText !== null ? row.ids.length : r.ids.length,
+          logprobs: topK === null ? null : contentEntries(b, text),
+        };
       });
       return { promptTokens: promptIds.length, choices };
     } finally {
@@ -171,14 +308,14 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
   };
 
   const reward = async (req: RewardRequest): Promise<RewardResult> => {
-    if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+    if (req.signal.aborted) throw cancelled();
     const seq = rewardSequence(tok, req.messages, o.dateString === undefined ? {} : { dateString: o.dateString });
-    if (seq.ids.length > maxPos) throw new RequestError(`messages: the conversation is ${seq.ids.length} tokens, the context is ${maxPos}`, 400, 'messages', 'context_length_exceeded');
+    if (seq.ids.length > contextLength) throw tooLong('the conversation', seq.ids.length);
     let s;
     try {
       [s] = await scoreSequences(m.model, [seq], { lora: m.lora, signal: req.signal });
     } catch (e) {
-      if (req.signal.aborted) throw new RequestError('the request was cancelled', 499);
+      if (req.signal.aborted) throw cancelled();
       throw e;
     }
     if (!s || s.nTokens === 0) throw new RequestError('messages: the response has no tokens to score', 400, 'messages');
@@ -194,9 +331,11 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
   return {
     modelId: o.modelId,
     created: Math.floor(Date.now() / 1000),
+    contextLength,
     chat: (req, onDelta) => queued(() => run(req, onDelta)),
     reward: (req) => queued(() => reward(req)),
     idle: () => tail.then(() => undefined),
+    cancelled: () => nCancelled,
   };
 }
 
@@ -213,6 +352,8 @@ export interface StartServerOptions {
   modelName?: string;
   dateString?: string;
   defaultMaxTokens?: number;
+  /** Prompt + completion tokens allowed; default the model's max_position_embeddings. */
+  maxContext?: number;
 }
 
 export interface RunningServer {
@@ -221,8 +362,13 @@ export interface RunningServer {
   /** http://host:port/v1 */
   baseURL: string;
   modelId: string;
-  /** Requests received so far (whatever their outcome), by route: chat completions and /pooling. */
-  stats(): { chat: number; pooling: number };
+  /** The context a request must fit, in tokens. */
+  contextLength: number;
+  /**
+   * Requests received so far (whatever their outcome), by route: chat completions and /pooling;
+   * and how many of them were stopped or dropped because their client went away.
+   */
+  stats(): { chat: number; pooling: number; cancelled: number };
   /** Stops accepting, aborts running requests, waits for the GPU queue, releases the model. */
   close(): Promise<void>;
 }
@@ -242,7 +388,12 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   let backend: ModelBackend;
   let http;
   try {
-    backend = createModelBackend(m, { modelId: o.modelName ?? defaultModelName(o.model), dateString: o.dateString, defaultMaxTokens: o.defaultMaxTokens });
+    backend = createModelBackend(m, {
+      modelId: o.modelName ?? defaultModelName(o.model),
+      dateString: o.dateString,
+      defaultMaxTokens: o.defaultMaxTokens,
+      maxContext: o.maxContext,
+    });
     const handler = createOpenAIHandler(backend);
     const counted = (req: HandlerRequest): Promise<HandlerReply> => {
       const path = req.path.replace(/\/+$/, '');
@@ -262,7 +413,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     port: http.port,
     baseURL: `http://${host}:${http.port}/v1`,
     modelId: backend.modelId,
-    stats: () => ({ ...stats }),
+    contextLength: backend.contextLength,
+    stats: () => ({ ...stats, cancelled: backend.cancelled() }),
     close: () =>
       (closing ??= (async () => {
         await http.close();

@@ -6,7 +6,12 @@
 //   GET  /v1/models             {object: "list", data: [{id, object: "model", owned_by, created}]}
 //   POST /v1/chat/completions   messages, model, temperature, top_p, max_tokens |
 //                               max_completion_tokens, seed, stop, n, stream, stream_options,
-//                               and the extras repetition_penalty, top_k
+//                               presence_penalty, frequency_penalty, logprobs, top_logprobs,
+//                               the extras repetition_penalty, top_k; user, safety_identifier,
+//                               prompt_cache_key, metadata, service_tier are accepted and ignored.
+//                               What it does not implement (tools, response_format, logit_bias, …)
+//                               or does not know is refused with a 400 naming the parameter, never
+//                               silently ignored (UNSUPPORTED below).
 //   POST /pooling (/v1/pooling) vLLM's reward-model route: {model, messages} whose last message is
 //                               the assistant response to score → {object: "list", data: [{index: 0,
 //                               object: "pooling", data: [score], logprob_sum, n_tokens}], usage}.
@@ -15,6 +20,18 @@
 //
 // Errors are OpenAI-shaped: {error: {message, type, param, code}}; 400 for a bad request (the
 // message names the field), 404 for an unknown route or model.
+//
+// logprobs (OpenAI's shape: choices[i].logprobs.content = [{token, logprob, bytes, top_logprobs:
+// [{token, logprob, bytes}]}], streamed with the chunk that carries the tokens' text) are the
+// model's own log-probabilities: the log-softmax of the raw logits each token was drawn from,
+// before presence/frequency/repetition penalties, temperature, top-k and top-p (vLLM's default,
+// "raw_logprobs"), so they do not depend on the sampling settings; `bytes` are the token's exact UTF-8 bytes (a token may hold part of a
+// character), `token` their lossy UTF-8 decoding.
+//
+// CORS: any origin; a preflight gets back the very headers it asks for (the official SDK sends
+// X-Stainless-*, OpenAI-Organization, OpenAI-Project, OpenAI-Beta and more, and the list grows).
+// A client that goes away aborts its request: generation stops before its next token, and a
+// request still waiting for the GPU is dropped.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -24,6 +41,17 @@ import { z } from 'zod';
 export interface ChatTurn {
   role: string;
   content: string;
+}
+
+/** One token of OpenAI's logprobs.content. */
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+export interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
 }
 
 export interface ChatRequest {
@@ -36,6 +64,11 @@ export interface ChatRequest {
   topK: number | null;
   repetitionPenalty: number | null;
   seed: number | null;
+  /** OpenAI's, over the generated tokens: logit[j] -= count[j]·frequency + (count[j] > 0)·presence. */
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** null: no logprobs; k: each token's logprob and the k (0..20) most likely tokens'. */
+  topLogprobs: number | null;
   stop: string[];
   signal: AbortSignal;
 }
@@ -46,6 +79,8 @@ export interface ChoiceResult {
   text: string;
   finishReason: FinishReason;
   completionTokens: number;
+  /** The content's tokens (null unless the request asked for logprobs). */
+  logprobs: TokenLogprob[] | null;
 }
 
 export interface ChatResult {
@@ -74,8 +109,11 @@ export interface ChatBackend {
   readonly modelId: string;
   /** Unix seconds, reported in /v1/models. */
   readonly created: number;
-  /** Generates; `onDelta(choice, text)` gets each piece of text as it becomes final. */
-  chat(req: ChatRequest, onDelta?: (choice: number, text: string) => void): Promise<ChatResult>;
+  /**
+   * Generates; `onDelta(choice, text, logprobs)` gets each piece of text as it becomes final, with
+   * the logprobs of the tokens it completes (null unless asked for).
+   */
+  chat(req: ChatRequest, onDelta?: (choice: number, text: string, logprobs: TokenLogprob[] | null) => void): Promise<ChatResult>;
   /** Scores a response (POST /pooling); absent: the route answers 404. */
   reward?(req: RewardRequest): Promise<RewardResult>;
 }
@@ -105,6 +143,10 @@ export const chatCompletionSchema = z.object({
   model: z.string().min(1),
   messages: z.array(message).min(1),
   temperature: z.number().min(0).max(2).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   top_k: z.number().int().min(-1).nullish(),
   max_tokens: z.number().int().min(1).nullish(),
@@ -115,9 +157,60 @@ export const chatCompletionSchema = z.object({
   repetition_penalty: z.number().gt(0).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  // Accepted and ignored: they do not change what is generated.
+  user: z.string().nullish(),
+  safety_identifier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().nullish(),
 });
 
 type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
+
+/**
+ * OpenAI parameters this server does not implement: a request that sets one (to anything but
+ * null or the value that asks for nothing) is refused, so a client never gets a silently
+ * different answer than it asked for. The value: whether a setting is the no-op.
+ */
+const UNSUPPORTED: Record<string, { why: string; noop?: (v: unknown) => boolean }> = {
+  tools: { why: 'tool calling is not implemented; describe the tools in a message and parse the reply yourself' },
+  tool_choice: { why: 'tool calling is not implemented', noop: (v) => v === 'none' },
+  parallel_tool_calls: { why: 'tool calling is not implemented' },
+  functions: { why: 'function calling is not implemented' },
+  function_call: { why: 'function calling is not implemented', noop: (v) => v === 'none' },
+  response_format: {
+    why: 'structured output (json_object, json_schema) is not implemented; only {"type": "text"}',
+    noop: (v) => !!v && typeof v === 'object' && (v as { type?: unknown }).type === 'text' && Object.keys(v).length === 1,
+  },
+  logit_bias: { why: 'logit_bias is not implemented', noop: (v) => !!v && typeof v === 'object' && Object.keys(v).length === 0 },
+  store: { why: 'stored completions are not implemented', noop: (v) => v === false },
+  audio: { why: 'audio output is not implemented' },
+  modalities: { why: 'only text output is implemented', noop: (v) => Array.isArray(v) && v.length === 1 && v[0] === 'text' },
+  prediction: { why: 'predicted outputs are not implemented' },
+  web_search_options: { why: 'web search is not implemented' },
+  reasoning_effort: { why: 'this model has no reasoning-effort setting' },
+  verbosity: { why: 'this model has no verbosity setting' },
+};
+
+const KNOWN = new Set(Object.keys(chatCompletionSchema.shape));
+
+/** Refuses unimplemented and unknown top-level parameters, naming the first one. */
+function checkParameters(body: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(body)) {
+    if (KNOWN.has(k)) continue;
+    const u = UNSUPPORTED[k];
+    if (u) {
+      if (v === null || v === undefined || u.noop?.(v)) continue;
+      throw new RequestError(`${k}: not supported by fuse-studio serve (${u.why}); remove it from the request`, 400, k, 'unsupported_parameter');
+    }
+    throw new RequestError(
+      `${k}: unknown parameter; fuse-studio serve accepts ${[...KNOWN].join(', ')} (OpenAI's, plus the extras top_k and repetition_penalty)`,
+      400,
+      k,
+      'unknown_parameter',
+    );
+  }
+}
 
 /** vLLM's /pooling request, chat form only (the reward is of the last, assistant, message). */
 export const poolingSchema = z.object({
@@ -137,7 +230,11 @@ function parseWith<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
 }
 
 function parseBody(body: unknown): ChatCompletionBody {
-  return parseWith(chatCompletionSchema, body);
+  if (body && typeof body === 'object' && !Array.isArray(body)) checkParameters(body as Record<string, unknown>);
+  const b = parseWith(chatCompletionSchema, body);
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null && b.logprobs !== true)
+    throw new RequestError('top_logprobs: needs "logprobs": true', 400, 'top_logprobs', 'invalid_value');
+  return b;
 }
 
 function parsePoolingBody(body: unknown): PoolingBody {
@@ -187,6 +284,8 @@ function errorReply(e: unknown): HandlerReply {
   return { kind: 'json', status: 500, body: errorBody(e instanceof Error ? e.message : String(e), 'server_error') };
 }
 
+const logprobsBody = (content: TokenLogprob[] | null) => (content ? { content, refusal: null } : null);
+
 let idCounter = 0;
 const completionId = () => `chatcmpl-${Date.now().toString(36)}${(idCounter++).toString(36)}`;
 const poolingId = () => `pool-${Date.now().toString(36)}${(idCounter++).toString(36)}`;
@@ -212,6 +311,9 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
       topK: b.top_k === undefined || b.top_k === null || b.top_k === -1 ? null : b.top_k,
       repetitionPenalty: b.repetition_penalty ?? null,
       seed: b.seed ?? null,
+      presencePenalty: b.presence_penalty ?? 0,
+      frequencyPenalty: b.frequency_penalty ?? 0,
+      topLogprobs: b.logprobs === true ? (b.top_logprobs ?? 0) : null,
       stop: (typeof b.stop === 'string' ? [b.stop] : (b.stop ?? [])).filter((s) => s.length > 0),
       signal,
     };
@@ -228,7 +330,12 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: backend.modelId,
-        choices: r.choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finishReason })),
+        choices: r.choices.map((c, index) => ({
+          index,
+          message: { role: 'assistant', content: c.text, refusal: null },
+          logprobs: logprobsBody(c.logprobs),
+          finish_reason: c.finishReason,
+        })),
         usage: { prompt_tokens: r.promptTokens, completion_tokens: completionTokens, total_tokens: r.promptTokens + completionTokens },
       },
     };
@@ -272,7 +379,7 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
       let failure: unknown = null;
       let settled = false;
       void backend
-        .chat(req, (i, text) => push(chunk([{ index: i, delta: { content: text }, logprobs: null, finish_reason: null }])))
+        .chat(req, (i, text, logprobs) => push(chunk([{ index: i, delta: { content: text }, logprobs: logprobsBody(logprobs), finish_reason: null }])))
         .then(
           (r) => (result = r),
           (e: unknown) => (failure = e),
@@ -331,11 +438,23 @@ export function createOpenAIHandler(backend: ChatBackend): (req: HandlerRequest)
 
 const MAX_BODY_BYTES = 16 << 20;
 
-const CORS_HEADERS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, POST, OPTIONS',
-  'access-control-allow-headers': 'authorization, content-type, x-stainless-os, x-stainless-lang, x-stainless-package-version, x-stainless-runtime, x-stainless-runtime-version, x-stainless-arch, x-stainless-retry-count, x-stainless-timeout',
-};
+const CORS_HEADERS = { 'access-control-allow-origin': '*' };
+
+/**
+ * The answer to a CORS preflight: the headers it asks for (the SDK's set grows with its versions),
+ * and Private Network Access for a page on a public origin calling this local server.
+ */
+function preflightHeaders(req: IncomingMessage): Record<string, string> {
+  const asked = req.headers['access-control-request-headers'];
+  return {
+    ...CORS_HEADERS,
+    'access-control-allow-methods': 'GET, POST, OPTIONS',
+    'access-control-allow-headers': asked && asked.trim() ? asked : 'authorization, content-type',
+    'access-control-max-age': '600',
+    ...(req.headers['access-control-request-private-network'] === 'true' ? { 'access-control-allow-private-network': 'true' } : {}),
+    vary: 'Access-Control-Request-Headers, Access-Control-Request-Private-Network',
+  };
+}
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -369,16 +488,20 @@ export interface ListeningServer {
 /** Serves `handler` over HTTP on host:port (port 0: any free port). */
 export async function listenOpenAI(handler: (req: HandlerRequest) => Promise<HandlerReply>, o: { host: string; port: number }): Promise<ListeningServer> {
   const running = new Set<AbortController>();
+  let drained: (() => void) | null = null;
   const server = createServer((req, res) => {
     const ac = new AbortController();
     running.add(ac);
+    // 'close' on the response: it was sent, or the client went away first (then this aborts the
+    // work). Not the request's 'close', which comes as soon as the body has been read.
     res.on('close', () => {
       running.delete(ac);
       ac.abort();
+      if (!running.size) drained?.();
     });
     void (async () => {
       if (req.method === 'OPTIONS') {
-        res.writeHead(204, CORS_HEADERS);
+        res.writeHead(204, preflightHeaders(req));
         res.end();
         return;
       }
@@ -407,6 +530,10 @@ export async function listenOpenAI(handler: (req: HandlerRequest) => Promise<Han
       else res.destroy();
     });
   });
+  // Idle keep-alive connections outlive the clients' own idle timeouts (undici: 4 s, browsers
+  // more), so a client never sends a request on a connection the server is just closing.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
@@ -421,9 +548,14 @@ export async function listenOpenAI(handler: (req: HandlerRequest) => Promise<Han
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const ac of running) ac.abort();
         server.close(() => resolve());
-        server.closeIdleConnections();
+        // Aborted requests answer at once; then no keep-alive connection may hold the close up.
+        const closeAll = () => server.closeAllConnections();
+        if (running.size) {
+          drained = closeAll;
+          setTimeout(closeAll, 5000).unref(); // a reply that does not end by itself
+        } else closeAll();
+        for (const ac of running) ac.abort();
       }),
   };
 }
