@@ -14,6 +14,8 @@ export async function run({ values: v }: Parsed<typeof SERVE_OPTIONS>): Promise<
   if (port < 0 || port > 65535) throw new UsageError(`--port: ${port} is not a port`);
   const maxTokens = intOption('max-tokens', v['max-tokens']);
   if (maxTokens !== undefined && maxTokens < 1) throw new UsageError(`--max-tokens: must be ≥ 1, got ${maxTokens}`);
+  const maxContext = intOption('max-context', v['max-context']);
+  if (maxContext !== undefined && maxContext < 2) throw new UsageError(`--max-context: must be ≥ 2 (prompt + completion tokens), got ${maxContext}`);
   const host = v.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) console.error(`serve: warning: listening on ${host}, not loopback; the API has no authentication`);
 
@@ -25,13 +27,16 @@ export async function run({ values: v }: Parsed<typeof SERVE_OPTIONS>): Promise<
     modelName: v['model-name'],
     dateString: v['date-string'],
     defaultMaxTokens: maxTokens,
+    maxContext,
   });
   console.log(`serving "${server.modelId}" at ${server.baseURL} (OpenAI-compatible; reward model: POST ${server.baseURL.replace(/\/v1$/, '')}/pooling; Ctrl-C stops)`);
+  // SIGTERM or SIGINT: stop accepting, abort what runs (between two tokens), release the GPU, exit 0.
+  // The handlers go after the first signal, so a second one ends the process at once.
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      console.error(`serve: ${signal}, shutting down`);
+      console.error(`serve: ${signal}, shutting down (send it again to force)`);
       void server.close().then(resolve);
     };
     process.on('SIGINT', stop);
