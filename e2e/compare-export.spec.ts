@@ -235,6 +235,11 @@ test('compare base and an imported adapter, vote blind, export the adapter and a
   const peft = await unzipDownload(download);
   const cfg = JSON.parse(new TextDecoder().decode(peft.get('sft-peft/adapter_config.json'))) as Record<string, unknown>;
   expect(cfg).toMatchObject({ peft_type: 'LORA', r: RANK, lora_alpha: 2 * RANK, task_type: 'CAUSAL_LM', target_modules: [...LORA_TARGETS] });
+  // The demo model is not from the Hub: its name is unknown, the page warns, the zip says what to fill in.
+  expect(cfg.base_model_name_or_path).toBe('');
+  await expect(page.getByTestId('base-model-status')).toContainText('did not come from the Hugging Face Hub');
+  await expect(page.getByTestId('notice-adapters')).toContainText('base_model_name_or_path is empty');
+  expect(new TextDecoder().decode(peft.get('sft-peft/README.md'))).toContain('base_model_name_or_path is empty');
   const header = safetensorsHeader(peft.get('sft-peft/adapter_model.safetensors')!);
   expect(Object.keys(header)).toHaveLength(config.numLayers * LORA_TARGETS.length * 2);
   for (let i = 0; i < config.numLayers; i++)
@@ -244,6 +249,15 @@ test('compare base and an imported adapter, vote blind, export the adapter and a
       expect(header[`base_model.model.model.layers.${i}.${block}.${t}.lora_A.weight`]?.shape).toEqual([RANK, inF]);
       expect(header[`base_model.model.model.layers.${i}.${block}.${t}.lora_B.weight`]?.shape).toEqual([outF, RANK]);
     }
+
+  // Named by the user: written as it is, and the warning goes.
+  await page.getByLabel('Base model name (written as base_model_name_or_path)').fill('fuse-studio/demo-model');
+  await expect(page.getByTestId('base-model-status')).toHaveCount(0);
+  pending = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download sft PEFT adapter' }).click();
+  const named = await unzipDownload(await pending);
+  expect(JSON.parse(new TextDecoder().decode(named.get('sft-peft/adapter_config.json'))).base_model_name_or_path).toBe('fuse-studio/demo-model');
+  expect(named.has('sft-peft/README.md')).toBe(false);
 
   // The merged model: a bf16 checkpoint folder with the tokenizer.
   pending = page.waitForEvent('download');

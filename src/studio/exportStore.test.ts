@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildRecipe } from '../train/recipe';
-import { defaultBaseModel, fileSafe, mergedFolderName, recipeHyperFromTrain } from './exportStore';
+import { baseModelStatus, defaultBaseModel, fileSafe, mergedFolderName, recipeHyperFromTrain } from './exportStore';
 import type { ModelSummary } from './worker/model-service';
 
 const summary = (modelKey: string, source: string) => ({ modelKey, source }) as ModelSummary;
@@ -8,9 +8,19 @@ const summary = (modelKey: string, source: string) => ({ modelKey, source }) as 
 describe('export helpers', () => {
   it('names the base model and export folders', () => {
     expect(defaultBaseModel(null)).toBe('');
-    expect(defaultBaseModel(summary('demo', 'built-in demo model'))).toBe('fuse-studio/demo-model');
-    expect(defaultBaseModel(summary('hf:x', 'meta-llama/Llama-3.2-1B-Instruct'))).toBe('meta-llama/Llama-3.2-1B-Instruct');
+    // The Hub (as the worker describes a Hub source), a Hub page, a mirror: the repo id.
+    expect(defaultBaseModel(summary('hf:x', 'hf://meta-llama/Llama-3.2-1B-Instruct@main'))).toBe('meta-llama/Llama-3.2-1B-Instruct');
     expect(defaultBaseModel(summary('hf:x', 'https://huggingface.co/meta-llama/Llama-3.2-3B-Instruct'))).toBe('meta-llama/Llama-3.2-3B-Instruct');
+    expect(defaultBaseModel(summary('url:x', 'http://127.0.0.1:5000/Qwen/Qwen3-0.6B/resolve/main/'))).toBe('Qwen/Qwen3-0.6B');
+    // Not from the Hub: unknown, the user names it (the page warns).
+    expect(defaultBaseModel(summary('demo', 'built-in demo model'))).toBe('');
+    expect(defaultBaseModel(summary('folder:x', 'my-llama'))).toBe('');
+    expect(defaultBaseModel(summary('url:y', 'http://127.0.0.1:5000/models/m/'))).toBe('');
+    const demo = summary('demo', 'built-in demo model');
+    expect(baseModelStatus('', demo)).toMatchObject({ kind: 'warn', text: expect.stringMatching(/^This model \(built-in demo model\) did not come from the Hugging Face Hub/) });
+    expect(baseModelStatus('me/demo-base', demo)).toBeNull();
+    expect(baseModelStatus('https://example.com/m', demo)).toMatchObject({ kind: 'error', text: expect.stringMatching(/^The base model name "https:\/\/example\.com\/m" is a URL/) });
+    expect(baseModelStatus('', summary('hf:x', 'hf://org/m@main'))).toBeNull();
     expect(fileSafe('meta-llama/Llama 3.2')).toBe('meta-llama-Llama-3.2');
     expect(mergedFolderName('fuse-studio/demo-model', 'sft+dpo')).toBe('fuse-studio-demo-model-sft+dpo-merged');
   });

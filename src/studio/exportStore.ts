@@ -7,6 +7,7 @@ import { create } from 'zustand';
 import { ARTIFACTS } from '../data/pipeline';
 import { parseDpoJsonl, parseSftJsonl } from '../data/records';
 import { DexieRunStore } from '../data/store-dexie';
+import { checkBaseModelName, hubRepoOf, resolveBaseModelName } from '../train/base-model';
 import { buildRecipe, type RecipeDpoStage, type RecipeStage } from '../train/recipe';
 import { buildBundle, BundleError, keepLocalSecrets, mergeImportedSources, parseBundle, peftFilesFromUpload, unzipFiles, zipFiles, type BundleAdapter } from './bundle';
 import { DATA_RUN_KEY, activeDataRunId } from './dataStore';
@@ -49,12 +50,27 @@ interface ExportStore {
   removeAdapter(name: string): Promise<void>;
 }
 
-/** The Hub id an export names as its base: the repo of a Hub model, else what the model was loaded from. */
-export function defaultBaseModel(m: ModelSummary | null): string {
-  if (!m) return '';
-  if (m.modelKey === 'demo') return 'fuse-studio/demo-model';
-  const hub = /^(?:https:\/\/huggingface\.co\/)?([\w.-]+\/[\w.-]+)\/?$/.exec(m.source.trim());
-  return hub ? hub[1]! : m.source;
+/**
+ * The base model name an export starts with: the Hub repo id when the model came from the Hub or
+ * a mirror of it (base-model.ts), else '' (unknown: the user names it).
+ */
+export function defaultBaseModel(m: Pick<ModelSummary, 'source'> | null): string {
+  return m ? (hubRepoOf(m.source) ?? '') : '';
+}
+
+/** What the Export page says about the base model name: an error, a warning when unknown, or nothing. */
+export function baseModelStatus(name: string, m: Pick<ModelSummary, 'source'> | null): { kind: 'error' | 'warn'; text: string } | null {
+  if (!m) return null;
+  try {
+    const r = resolveBaseModelName(m.source, name, 'The base model name');
+    if (r.from !== 'unknown') return null;
+    return {
+      kind: 'warn',
+      text: `This model (${m.source}) did not come from the Hugging Face Hub, so its Hub name is not known: type the base model's Hub repo id (e.g. meta-llama/Llama-3.2-1B-Instruct) or an absolute path. Left empty, the adapter's base_model_name_or_path is empty and its README.md says what to put there.`,
+    };
+  } catch (e) {
+    return { kind: 'error', text: errorMessage(e) };
+  }
 }
 
 /** A safe file/folder name from a free-form one. */
@@ -169,10 +185,13 @@ export const useExportStore = create<ExportStore>()((set, get) => {
 
     async downloadAdapter(name) {
       await act('adapter', 'adapters', name, async () => {
-        const files = await engine().adapterFiles(name, get().baseModel.trim());
+        const base = checkBaseModelName(get().baseModel, 'The base model name');
+        const files = await engine().adapterFiles(name, base);
         const folder = `${fileSafe(name)}-peft`;
         saveDownload(`${folder}.zip`, zipFiles(new Map(Object.entries(files)), folder));
-        return `Downloaded ${folder}.zip (adapter_config.json + adapter_model.safetensors).`;
+        return base
+          ? `Downloaded ${folder}.zip (adapter_config.json + adapter_model.safetensors, base model ${base}).`
+          : `Downloaded ${folder}.zip. Its base_model_name_or_path is empty (the base model's name is not known): README.md in the zip says what to put there, or type the name above and download again.`;
       });
     },
 
@@ -240,7 +259,7 @@ export const useExportStore = create<ExportStore>()((set, get) => {
         const adapters: BundleAdapter[] = [];
         if (m) {
           for (const a of await engine().listAdapters()) {
-            adapters.push({ name: a.name, note: a.note, createdAt: a.createdAt, files: await engine().adapterFiles(a.name, get().baseModel.trim()) });
+            adapters.push({ name: a.name, note: a.note, createdAt: a.createdAt, files: await engine().adapterFiles(a.name, checkBaseModelName(get().baseModel, 'The base model name')) });
           }
         }
         const files = buildBundle({

@@ -38,9 +38,12 @@ import {
 import type { HostLora } from '../model/reference';
 import { parseSafetensorsHeader, SafetensorsError, writeSafetensors, type SafetensorsDType } from '../model/safetensors';
 import type { GpuContext } from '../gpu/context';
+import { checkBaseModelName, unknownBaseModelReadme } from './base-model';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** Written beside them when the base model's name is unknown (base-model.ts). */
+export const ADAPTER_README_FILE = 'README.md';
 
 /** One adapted Linear layer on the host: A [r, in] and B [out, r], row-major f32. */
 export interface HostAdapterModule {
@@ -160,8 +163,16 @@ export function checkAdapterFitsModel(host: HostAdapter, model: ModelConfig, whe
 // Export
 
 export interface PeftExportOptions {
-  /** base_model_name_or_path: the Hub id or path the adapter was trained on (default ""). */
+  /**
+   * base_model_name_or_path: the base model's Hub repo id or an absolute path, '' when unknown
+   * (default). A URL or a relative path is refused (base-model.ts: resolveBaseModelName).
+   */
   baseModel?: string;
+  /**
+   * Where the base model was loaded from, for a user-facing export: when baseModel is '' the
+   * files get a README.md saying what to put in base_model_name_or_path.
+   */
+  loadedFrom?: string;
   /** Tensor dtype in adapter_model.safetensors (default 'f32', what we train in). */
   dtype?: 'f32' | 'bf16';
   /** Written as lora_dropout (informational at inference; default 0). */
@@ -214,6 +225,12 @@ const ST_DTYPE: Record<'f32' | 'bf16', SafetensorsDType> = { f32: 'F32', bf16: '
 /** The two files of a PEFT adapter folder. Tensors are named and shaped as PEFT saves them. */
 export function exportPeftAdapter(host: HostAdapter, options: PeftExportOptions = {}): Map<string, Uint8Array> {
   const dtype = options.dtype ?? 'f32';
+  let baseModel: string;
+  try {
+    baseModel = checkBaseModelName(options.baseModel ?? '', 'base_model_name_or_path');
+  } catch (e) {
+    throw new PeftError(`export: ${(e as Error).message}`, { cause: e });
+  }
   const tensors: { name: string; dtype: SafetensorsDType; shape: number[]; data: Uint8Array }[] = [];
   const inOut = (m: HostAdapterModule): [number, number] => [m.a.length / host.rank, m.b.length / host.rank];
   host.layers.forEach((layer, l) => {
@@ -227,10 +244,12 @@ export function exportPeftAdapter(host: HostAdapter, options: PeftExportOptions 
     }
   });
   const enc = new TextEncoder();
-  return new Map<string, Uint8Array>([
-    [ADAPTER_CONFIG_FILE, enc.encode(JSON.stringify(peftAdapterConfig(host, options), null, 2) + '\n')],
+  const files = new Map<string, Uint8Array>([
+    [ADAPTER_CONFIG_FILE, enc.encode(JSON.stringify(peftAdapterConfig(host, { ...options, baseModel }), null, 2) + '\n')],
     [ADAPTER_WEIGHTS_FILE, writeSafetensors(tensors, { format: 'pt', ...options.metadata })],
   ]);
+  if (!baseModel && options.loadedFrom !== undefined) files.set(ADAPTER_README_FILE, enc.encode(unknownBaseModelReadme(options.loadedFrom)));
+  return files;
 }
 
 /** Exact-size bytes (encode pads 16-bit tensors to whole words). */

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { useExportStore, type ExportNotice } from '../exportStore';
+import { baseModelStatus, useExportStore, type ExportNotice } from '../exportStore';
 import { useModelStore } from '../modelStore';
 import { modelLabel } from '../compareStore';
 
@@ -45,6 +45,18 @@ function Notice({ area }: { area: ExportNotice['area'] }) {
   );
 }
 
+/** Says when the base model's name is unknown (a warning) or not usable (an error). */
+function BaseModelStatus({ name }: { name: string }) {
+  const model = useModelStore((s) => s.model);
+  const status = baseModelStatus(name, model);
+  if (!status) return null;
+  return (
+    <p role={status.kind === 'error' ? 'alert' : 'status'} className={`notice notice--${status.kind}`} data-testid="base-model-status">
+      {status.text}
+    </p>
+  );
+}
+
 function AdaptersPanel() {
   const model = useModelStore((s) => s.model);
   const adapters = useExportStore((s) => s.adapters);
@@ -67,6 +79,7 @@ function AdaptersPanel() {
             <span>Base model name (written as base_model_name_or_path)</span>
             <input type="text" value={baseModel} onChange={(e) => setBaseModel(e.target.value)} spellCheck={false} autoComplete="off" />
           </label>
+          <BaseModelStatus name={baseModel} />
           {adapters.length === 0 ? (
             <p className="muted">No adapters for this model yet: train one on the Train page, or import one below.</p>
           ) : (

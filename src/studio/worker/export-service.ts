@@ -52,10 +52,14 @@ export const exportService = {
     return { info, baseModel: result.baseModel, notes: result.notes };
   },
 
-  /** A stored adapter's PEFT files (adapter_config.json + adapter_model.safetensors, f32). */
+  /**
+   * A stored adapter's PEFT files (adapter_config.json + adapter_model.safetensors, f32), and a
+   * README.md saying what to put in base_model_name_or_path when `baseModel` is '' (unknown).
+   */
   async adapterFiles(name: string, baseModel: string): Promise<Record<string, Uint8Array>> {
-    const host = await hostAdapter(requireSession(), name);
-    return Object.fromEntries(exportPeftAdapter(host, { baseModel, dtype: 'f32' }));
+    const s = requireSession();
+    const host = await hostAdapter(s, name);
+    return Object.fromEntries(exportPeftAdapter(host, { baseModel, dtype: 'f32', loadedFrom: s.loaded.source }));
   },
 
   /**
