@@ -4,23 +4,13 @@ import { freshSeed } from '../engine/testing/random';
 import { FAMILIES } from './families';
 import { createDecoderModel } from './decoder';
 import { planMemory } from './memory-plan';
-import {
-  downloadSize,
-  parameterCount,
-  planScoring,
-  PRESET_PLAN_DEFAULTS,
-  PRESETS,
-  presetById,
-  presetModelConfig,
-  presetPlan,
-  presetSpec,
-  weightDTypeOf,
-} from './presets';
+import { planScoring, PRESET_PLAN_DEFAULTS, presetPlan } from './preset-plans';
+import { downloadSize, PRESETS, presetById, presetModelConfig, presetSpec, weightDTypeOf } from './presets';
 import { randomHostWeights, seededRandom, tinyConfig, uploadHostWeights } from './random';
 import { scoreRewards } from './reward';
 import { parseModelLocation } from './source';
 import { DEFAULT_BINDING_BYTES } from './weight-layout';
-import { releaseWeights } from './weights';
+import { countParameters as parameterCount, releaseWeights } from './weights';
 
 describe('preset table', () => {
   it('every config.json parses as its family and role (reward presets are one-label reward heads)', () => {

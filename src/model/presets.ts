@@ -1,8 +1,8 @@
 // Models people can load by name, without a Hugging Face token: small instruct models to train
 // (targets), a few to ask (sources), and Skywork-Reward-V2 reward models to score with. Each entry
 // carries the fields of its real config.json that parseModelConfig reads, so its download size and
-// memory plan are known before a byte is downloaded; `fuse-studio models`, `--model <id>` and the
-// studio's Model page all read this one table.
+// memory plan (preset-plans.ts) are known before a byte is downloaded; `fuse-studio models`,
+// `--model <id>` and the studio's Model page all read this one table.
 //
 // Where each config comes from (looked up in stored copies of the Hub's pages; "revision" is
 // `main`: a commit hash we could not check here would break every download if wrong):
@@ -24,16 +24,13 @@
 //                                 its base model (the model card's table) with a *ForSequenceClassification
 //                                 head and one label; pad_token_id (and the Llama vocab of 128,257 with a
 //                                 [PAD] row, as Skywork-Reward v0.2 had) are assumptions
+//
+// Memory plans of the presets: preset-plans.ts (this file stays free of GPU code, so pages, the
+// CLI's `--model` parsing and tests read it cheaply).
 import type { DType } from '../gpu/dtype';
-import { trainWorkspaceSpecs } from './activations';
-import { UNIFORM_ARENA_BYTES } from './chain';
 import { parseModelConfig, type ModelConfig } from './config';
-import { modelSpecs } from './decoder';
 import type { FamilyName } from './families';
-import { planMemory, type MemoryPlan } from './memory-plan';
-import { specBytes, type TensorSpec } from './specs';
-import { DEFAULT_BINDING_BYTES, planWeightLayout, weightSpecs } from './weight-layout';
-import { expectedTensors } from './weights';
+import { countParameters } from './weights';
 
 export type PresetRole = 'target' | 'source' | 'reward';
 
@@ -223,13 +220,6 @@ export function presetModelConfig(p: ModelPreset): ModelConfig {
 
 // ---- sizes ------------------------------------------------------------------------------
 
-/** Every parameter the checkpoint stores (the tensors loadModel expects, tied embeddings once). */
-export function parameterCount(c: ModelConfig): number {
-  let n = 0;
-  for (const shape of expectedTensors(c).values()) n += shape.reduce((a, b) => a * b, 1);
-  return n;
-}
-
 /** Bytes a parameter takes in the checkpoint's own dtype (torch_dtype); bfloat16 when unsaid. */
 export function bytesPerParameter(torchDtype: string | null): number {
   return torchDtype === 'float32' ? 4 : 2;
@@ -253,7 +243,7 @@ export interface DownloadSize {
 /** The download, computed from the config: parameters × bytes per parameter, plus tokenizer.json. */
 export function downloadSize(p: ModelPreset): DownloadSize {
   const c = presetModelConfig(p);
-  const params = parameterCount(c);
+  const params = countParameters(c);
   const per = bytesPerParameter(c.dtype);
   const weightBytes = params * per;
   return {
@@ -273,76 +263,4 @@ export function formatParams(n: number): string {
 /** "1.2 GB" / "270 MB": decimal units, as the Hub lists file sizes. */
 export function formatDownload(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.round(bytes / 1e6)} MB`;
-}
-
-// ---- memory plans -----------------------------------------------------------------------
-
-export interface PresetPlanOptions {
-  /** LoRA training step: sequences × tokens at rank r (the `plan` command's defaults). */
-  training: { batch: number; seq: number; loraRank: number };
-  /** Generation: sequences × KV-cache positions, prefill length. */
-  generation: { batch: number; capacity: number; prefill: number };
-  /** Reward scoring: one forward of batch × seq tokens (scoreRewards batches up to 4096 padded tokens). */
-  scoring: { batch: number; seq: number };
-  /** The device's maxStorageBufferBindingSize (how the embedding is split). */
-  maxBindingBytes?: number;
-}
-
-export const PRESET_PLAN_DEFAULTS: PresetPlanOptions = {
-  training: { batch: 4, seq: 512, loraRank: 16 },
-  generation: { batch: 1, capacity: 2048, prefill: 512 },
-  scoring: { batch: 2, seq: 2048 },
-};
-
-export interface ScoringPlan {
-  /** Weights + the scoring workspace + the pooled rows + uniforms. */
-  bytes: number;
-  weights: number;
-  largestTensor: { name: string; bytes: number };
-}
-
-/**
- * GPU bytes of scoring a [batch, seq] padded batch with a reward head: what scoreRewards (reward.ts)
- * allocates, a forward-only workspace (no backward, lm_head chunk 1) and the pooled rows.
- */
-export function planScoring(config: ModelConfig, o: { batch: number; seq: number; weightDType: DType; maxBindingBytes?: number }): ScoringPlan {
-  const layout = planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES);
-  const ws = trainWorkspaceSpecs(config, { batchSize: o.batch, seqLen: o.seq, lora: null, backward: false, lmHeadChunk: 1 });
-  const pooled: TensorSpec[] = [
-    { name: 'reward pooled', shape: [o.batch, config.hiddenSize], dtype: 'f32' },
-    { name: 'rewards', shape: [o.batch, Math.max(1, config.numLabels)], dtype: 'f32' },
-  ];
-  const weights = specBytes(weightSpecs(layout)) + specBytes(modelSpecs(config));
-  const all = [...weightSpecs(layout), ...Object.values(ws).flat(), ...pooled];
-  const largestTensor = all.reduce((best, t) => {
-    const b = specBytes([t]);
-    return b > best.bytes ? { name: t.name, bytes: b } : best;
-  }, { name: '', bytes: 0 });
-  return { bytes: weights + specBytes(Object.values(ws).flat()) + specBytes(pooled) + UNIFORM_ARENA_BYTES, weights, largestTensor };
-}
-
-export interface PresetPlan {
-  /** LoRA training step (causal LMs); null for reward models, which are not trained here. */
-  training: MemoryPlan | null;
-  /** Generation alone, in bytes (causal LMs); null for reward models. */
-  generation: number | null;
-  /** Scoring (reward models); null for causal LMs. */
-  scoring: ScoringPlan | null;
-  /** What the preset's role needs: training for targets, generation for sources, scoring for rewards. */
-  needed: number;
-  /** The largest single tensor of that work (it must fit one buffer binding). */
-  largestTensor: { name: string; bytes: number };
-}
-
-/** The memory plan of a preset for its role, from its config alone. */
-export function presetPlan(p: ModelPreset, o: PresetPlanOptions = PRESET_PLAN_DEFAULTS): PresetPlan {
-  const c = presetModelConfig(p);
-  const weightDType = weightDTypeOf(c);
-  if (c.head === 'sequence-classification') {
-    const scoring = planScoring(c, { ...o.scoring, weightDType, maxBindingBytes: o.maxBindingBytes });
-    return { training: null, generation: null, scoring, needed: scoring.bytes, largestTensor: scoring.largestTensor };
-  }
-  const training = planMemory(c, { ...o.training, weightDType, maxBindingBytes: o.maxBindingBytes, generation: o.generation });
-  const needed = p.role === 'source' ? training.generation : training.training;
-  return { training, generation: training.generation, scoring: null, needed, largestTensor: training.largestTensor };
 }

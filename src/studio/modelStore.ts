@@ -1,20 +1,75 @@
-// The Model page's state: choosing a model (built-in demo, Hub repo / URL, local folder),
-// loading it onto the GPU with progress, the browser's model cache, and a tiny generation box.
+// The Model page's state: choosing a model (a preset, the built-in demo, a Hub repo / URL, a local
+// folder), loading it onto the GPU with progress, the browser's model cache, a tiny generation box,
+// and what plans are checked against (the worker's adapter limits, the GPU memory the user states,
+// the sequence length and LoRA rank, the Hub address downloads come from).
 // The model lives in the engine worker (src/studio/worker): this store asks it to load and
 // generate, and keeps only what the page shows.
 
 import { create } from 'zustand';
+import type { AdapterSummary } from '../gpu/context';
 import { BrowserModelCache, type BrowserCacheKind, type CachedModel } from '../io/opfs';
 import type { Progress } from '../io/progress';
 import type { LoadProgress } from '../model/load';
+import { presetById, presetSpec } from '../model/presets';
+import { HF_ENDPOINT } from '../model/source';
+import type { DeviceLimits } from './planAdvice';
 import { callback, engine, errorMessage as message } from './engine';
 import type { ModelChoice, ModelSummary } from './worker/model-service';
 
 export type { ModelChoice, ModelSummary };
 export { countParams } from './worker/model-service';
 
-export const HUB_PRESETS = ['meta-llama/Llama-3.2-1B-Instruct', 'meta-llama/Llama-3.2-3B-Instruct'] as const;
 export const MAX_NEW_TOKENS = 16;
+
+/** What plans are checked against; memoryGiB as typed ('' when the user has not said). */
+export interface PlanSettings {
+  seq: number;
+  rank: number;
+  memoryGiB: string;
+}
+
+export interface DeviceState {
+  /** The engine worker's GPU adapter, null until known (or when WebGPU is missing). */
+  adapter: AdapterSummary | null;
+  error: string | null;
+}
+
+const HUB_KEY = 'fuse-studio.hubEndpoint';
+
+/** The Hub address as typed, checked: an http(s) URL without a trailing slash, or an error. */
+export function checkHubEndpoint(text: string): { endpoint: string } | { error: string } {
+  const t = text.trim().replace(/\/+$/, '');
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    return { error: `"${text}" is not a URL: give the Hub's address, e.g. ${HF_ENDPOINT} or a mirror like http://192.168.1.10:8080` };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { error: `The Hub address must start with http:// or https://, got ${u.protocol}` };
+  return { endpoint: t };
+}
+
+function storedHubEndpoint(): string {
+  try {
+    return localStorage.getItem(HUB_KEY) || HF_ENDPOINT;
+  } catch {
+    return HF_ENDPOINT;
+  }
+}
+
+// WebGPU's default limits, used until the worker reports its adapter's.
+const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
+
+/** The limits plans are checked against: the adapter's (WebGPU defaults until known) and the stated memory. */
+export function deviceLimits(adapter: AdapterSummary | null, memoryGiB: string): DeviceLimits {
+  const l = adapter?.limits ?? {};
+  const stated = Number(memoryGiB);
+  return {
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize ?? DEFAULT_LIMITS.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize ?? DEFAULT_LIMITS.maxBufferSize,
+    memoryBytes: memoryGiB.trim() !== '' && stated > 0 ? stated * 2 ** 30 : null,
+  };
+}
 
 export type LoadState =
   | { kind: 'idle' }
@@ -40,7 +95,17 @@ interface ModelStore {
   model: ModelSummary | null;
   cache: CacheState;
   generation: GenerationState;
+  planSettings: PlanSettings;
+  device: DeviceState;
+  /** Where Hub repos and presets download from (huggingface.co, or a mirror). */
+  hubEndpoint: string;
+  setPlanSettings(s: Partial<PlanSettings>): void;
+  setHubEndpoint(endpoint: string): void;
+  /** Ask the worker for its GPU adapter (once). */
+  loadDevice(): Promise<void>;
   loadModel(choice: ModelChoice): Promise<void>;
+  /** Load a preset from the Hub address: its mirror repo, or the gated official one with a token. */
+  loadPreset(id: string, o?: { official?: boolean; token?: string }): Promise<void>;
   cancel(): void;
   refreshCache(): Promise<void>;
   freeCached(id: string): Promise<void>;
@@ -55,6 +120,46 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
   model: null,
   cache: { kind: null, entries: [], error: null },
   generation: idleGeneration,
+  planSettings: { seq: 512, rank: 16, memoryGiB: '' },
+  device: { adapter: null, error: null },
+  hubEndpoint: typeof localStorage === 'undefined' ? HF_ENDPOINT : storedHubEndpoint(),
+
+  setPlanSettings(s) {
+    set((st) => ({ planSettings: { ...st.planSettings, ...s } }));
+  },
+
+  setHubEndpoint(endpoint) {
+    set({ hubEndpoint: endpoint });
+    try {
+      if (endpoint === HF_ENDPOINT) localStorage.removeItem(HUB_KEY);
+      else localStorage.setItem(HUB_KEY, endpoint);
+    } catch {
+      // Private mode without storage: the address holds for this tab.
+    }
+  },
+
+  async loadDevice() {
+    if (get().device.adapter) return;
+    try {
+      set({ device: { adapter: await engine().adapterInfo(), error: null } });
+    } catch (e) {
+      set({ device: { adapter: null, error: message(e) } });
+    }
+  },
+
+  async loadPreset(id, o = {}) {
+    const preset = presetById(id);
+    if (!preset) {
+      set({ load: { kind: 'error', message: `There is no preset "${id}".` } });
+      return;
+    }
+    if (o.official && !o.token?.trim()) {
+      set({ load: { kind: 'error', message: `${preset.gatedOfficial} is gated: paste a Hugging Face access token (after accepting Meta’s license on the repo’s page), or load the mirror ${preset.repo}, which needs none.` } });
+      return;
+    }
+    const endpoint = get().hubEndpoint;
+    await get().loadModel({ kind: 'remote', spec: presetSpec(preset, { official: o.official }), token: o.official ? o.token?.trim() : undefined, endpoint: endpoint === HF_ENDPOINT ? undefined : endpoint });
+  },
 
   async loadModel(choice) {
     // Loading frees the current model: not while it is generating.

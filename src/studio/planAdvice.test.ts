@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../model/config';
 import { planMemory } from '../model/memory-plan';
-import { planVerdict } from './planAdvice';
+import { PRESETS, presetById, presetModelConfig } from '../model/presets';
+import { planVerdict, presetVerdicts } from './planAdvice';
 
 // Llama-3.2-1B / 3B shapes (config.json fields as on the Hub).
 const llama = (hidden: number, layers: number, heads: number, kv: number, inter: number) =>
@@ -54,5 +55,36 @@ describe('planVerdict', () => {
     const v = planVerdict(ONE_B, 'f32', { seq: 512, rank: 16 }, { maxStorageBufferBindingSize: 4 * 2 ** 20, maxBufferSize: 4 * 2 ** 20, memoryBytes: null });
     expect(v.fits).toBe(false);
     expect(v.problems[0]).toMatch(/exceeds this device’s buffer limit of 4/);
+  });
+});
+
+describe('presetVerdicts (before any download)', () => {
+  const choice = { seq: 512, rank: 16 };
+
+  it('with no stated memory and roomy limits every preset fits', () => {
+    const v = presetVerdicts(choice, { ...big, memoryBytes: null });
+    expect(v.size).toBe(PRESETS.length);
+    for (const p of PRESETS) expect(v.get(p.id)!.fits, p.id).toBe(true);
+  });
+
+  it('a preset too large for the stated memory says so, and names the largest preset of its role that fits', () => {
+    const v = presetVerdicts(choice, { ...big, memoryBytes: 4 * GiB });
+    const big3b = v.get('llama-3.2-3b')!;
+    expect(big3b.fits).toBe(false);
+    expect(big3b.problems.join()).toMatch(/^a training step needs .* more than the 4\.00 GiB you said this GPU has/);
+    const instead = big3b.instead!;
+    expect(instead.role).toBe('target');
+    expect(v.get(instead.id)!.fits).toBe(true);
+    // No fitting target needs more than the one offered.
+    for (const p of PRESETS.filter((q) => q.role === 'target' && v.get(q.id)!.fits)) expect(v.get(p.id)!.needed).toBeLessThanOrEqual(v.get(instead.id)!.needed);
+    // The target's figure is planVerdict's, so the loaded-model panel and the preset agree.
+    const c = presetModelConfig(presetById('llama-3.2-3b')!);
+    expect(big3b.needed).toBe(planVerdict(c, 'bf16', choice, { ...big, memoryBytes: 4 * GiB }).plan.training);
+    // Sources are checked for generation, reward models for scoring.
+    const tight = presetVerdicts(choice, { ...big, memoryBytes: 0.5 * GiB });
+    expect(tight.get('qwen2.5-3b')!.problems.join()).toMatch(/^generation \(2,048 positions\) needs/);
+    expect(tight.get('skywork-reward-v2-llama-3.2-3b')!.problems.join()).toMatch(/^scoring \(2 × 2,048 tokens\) needs/);
+    expect(tight.get('skywork-reward-v2-llama-3.2-3b')!.instead).toBeNull();
+    expect(tight.get('smollm2-135m')!.fits).toBe(true);
   });
 });

@@ -3,9 +3,11 @@ import type { Progress } from '../../io/progress';
 import { FAMILIES } from '../../model/families';
 import type { LoadProgress } from '../../model/load';
 import { formatBytes } from '../../model/memory-plan';
-import { planVerdict, RANK_CHOICES, SEQ_CHOICES } from '../planAdvice';
+import { HF_ENDPOINT } from '../../model/source';
+import { planVerdict } from '../planAdvice';
 import { filesFromDataTransfer } from '../../model/source-browser';
-import { HUB_PRESETS, MAX_NEW_TOKENS, useModelStore, type ModelSummary } from '../modelStore';
+import { deviceLimits, MAX_NEW_TOKENS, useModelStore, type ModelSummary } from '../modelStore';
+import { PlanSettingsPanel, PresetPanel } from './ModelPresets';
 
 type DirectoryPicker = (opts?: { mode?: 'read' }) => Promise<FileSystemDirectoryHandle>;
 
@@ -28,11 +30,13 @@ export function ModelPage() {
     <main id="main" tabIndex={-1} className="page" aria-labelledby="page-title">
       <h1 id="page-title">Model</h1>
       <p className="lead">
-        Choose the Llama model to fine-tune: the built-in demo model (made in your browser, works offline), a Hugging Face
-        repo or URL (downloaded once into this browser’s cache), or a folder on your computer.
+        Choose the model to fine-tune (or to ask, or to score with): a preset, the built-in demo model (made in your browser, works
+        offline), any Hugging Face repo or URL (downloaded once into this browser’s cache), or a folder on your computer.
       </p>
-      <ChooseModel busy={load.kind === 'loading'} />
       <LoadStatus />
+      <PlanSettingsPanel />
+      <PresetPanel busy={load.kind === 'loading'} />
+      <ChooseModel busy={load.kind === 'loading'} />
       {model && load.kind === 'loaded' && (
         <>
           <div className="grid">
@@ -49,6 +53,7 @@ export function ModelPage() {
 
 function ChooseModel({ busy }: { busy: boolean }) {
   const loadModel = useModelStore((s) => s.loadModel);
+  const hub = useModelStore((s) => s.hubEndpoint);
   const [spec, setSpec] = useState('');
   const [token, setToken] = useState('');
   const [dragging, setDragging] = useState(false);
@@ -56,7 +61,7 @@ function ChooseModel({ busy }: { busy: boolean }) {
 
   const submitRemote = (e: FormEvent) => {
     e.preventDefault();
-    if (spec.trim()) void loadModel({ kind: 'remote', spec: spec.trim(), token: token.trim() || undefined });
+    if (spec.trim()) void loadModel({ kind: 'remote', spec: spec.trim(), token: token.trim() || undefined, endpoint: hub === HF_ENDPOINT ? undefined : hub });
   };
   const pickFolder = async () => {
     if (!picker) return;
@@ -80,7 +85,7 @@ function ChooseModel({ busy }: { busy: boolean }) {
 
   return (
     <section className="card" aria-labelledby="choose-title">
-      <h2 id="choose-title">Choose a model</h2>
+      <h2 id="choose-title">Or choose any model</h2>
       <div className="choose-grid">
         <div>
           <h3>Built-in demo</h3>
@@ -97,18 +102,11 @@ function ChooseModel({ busy }: { busy: boolean }) {
               type="text"
               value={spec}
               onChange={(e) => setSpec(e.target.value)}
-              placeholder="meta-llama/Llama-3.2-1B-Instruct"
+              placeholder="org/name, a URL, or a preset such as qwen2.5-0.5b"
               spellCheck={false}
               autoComplete="off"
             />
           </label>
-          <div className="presets" role="group" aria-label="Presets">
-            {HUB_PRESETS.map((p) => (
-              <button key={p} type="button" className="chip" onClick={() => setSpec(p)}>
-                {p.split('/')[1]}
-              </button>
-            ))}
-          </div>
           <label className="field">
             <span>Access token (optional, for gated repos)</span>
             <input type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" placeholder="hf_…" />
@@ -250,50 +248,27 @@ function ModelCard({ model }: { model: ModelSummary }) {
   );
 }
 
-function NumberChoice({ label, value, choices, onChange }: { label: string; value: number; choices: readonly number[]; onChange: (n: number) => void }) {
-  return (
-    <label className="field">
-      <span>{label}</span>
-      <select value={value} onChange={(e) => onChange(Number(e.target.value))}>
-        {choices.map((n) => (
-          <option key={n} value={n}>
-            {n}
-          </option>
-        ))}
-      </select>
-    </label>
-  );
-}
-
 function MemoryPlanPanel({ model }: { model: ModelSummary }) {
-  const [seq, setSeq] = useState(512);
-  const [rank, setRank] = useState(16);
-  const [memoryGiB, setMemoryGiB] = useState('');
-  const limits = model.adapter.limits;
-  const binding = limits.maxStorageBufferBindingSize ?? 128 * 1024 * 1024;
-  const maxBuffer = limits.maxBufferSize ?? 256 * 1024 * 1024;
-  const stated = Number(memoryGiB);
-  const memoryBytes = memoryGiB.trim() !== '' && stated > 0 ? stated * 2 ** 30 : null;
+  const { seq, rank, memoryGiB } = useModelStore((s) => s.planSettings);
+  const limits = deviceLimits(model.adapter, memoryGiB);
+  const binding = limits.maxStorageBufferBindingSize;
+  const memoryBytes = limits.memoryBytes;
   const result = useMemo(() => {
     try {
-      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, { maxStorageBufferBindingSize: binding, maxBufferSize: maxBuffer, memoryBytes }), error: null };
+      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, deviceLimits(model.adapter, memoryGiB)), error: null };
     } catch (e) {
       return { verdict: null, error: e instanceof Error ? e.message : String(e) };
     }
-  }, [model, seq, rank, binding, maxBuffer, memoryBytes]);
+  }, [model, seq, rank, memoryGiB]);
   const verdict = result.verdict;
   const plan = verdict?.plan ?? null;
   return (
     <section className="card" aria-labelledby="plan-title">
       <h2 id="plan-title">Memory plan for LoRA training</h2>
-      <div className="plan-inputs">
-        <NumberChoice label="Sequence length" value={seq} choices={SEQ_CHOICES} onChange={setSeq} />
-        <NumberChoice label="LoRA rank" value={rank} choices={RANK_CHOICES} onChange={setRank} />
-        <label className="field">
-          <span>GPU memory free (GiB, optional)</span>
-          <input type="number" min={0} step={0.5} value={memoryGiB} onChange={(e) => setMemoryGiB(e.target.value)} placeholder="unknown" />
-        </label>
-      </div>
+      <p className="hint">
+        Sequence length {seq}, LoRA rank {rank}, GPU memory {memoryBytes === null ? 'not stated' : `${memoryGiB} GiB`}: change them under{' '}
+        <a href="#plan-settings">Plan against this device</a>.
+      </p>
       {result.error && <p className="notice notice--error">{result.error}</p>}
       {verdict && plan && (
         <>
@@ -336,7 +311,7 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
               </>
             )}
           </div>
-          {memoryBytes === null && <p className="hint">WebGPU does not report total GPU memory: enter what your GPU has free to check the training figure against it.</p>}
+          {memoryBytes === null && <p className="hint">WebGPU does not report total GPU memory: state what your GPU has free above to check the training figure against it.</p>}
         </>
       )}
     </section>

@@ -19,7 +19,8 @@ import { trainService } from './train-service';
 
 export type ModelChoice =
   | { kind: 'demo' }
-  | { kind: 'remote'; spec: string; token?: string }
+  /** endpoint: the Hub's address (a mirror, as HF_ENDPOINT); default huggingface.co. */
+  | { kind: 'remote'; spec: string; token?: string; endpoint?: string }
   | { kind: 'directory'; handle: FileSystemDirectoryHandle }
   | { kind: 'files'; files: PathedFile[] };
 
@@ -88,9 +89,10 @@ export const modelService = {
           break;
         case 'remote': {
           const loc = parseModelLocation(choice.spec);
-          if (loc) cacheId = modelCacheId(loc);
+          const endpoint = choice.endpoint || undefined;
+          if (loc) cacheId = modelCacheId(loc, endpoint);
           stage('Contacting the server…');
-          source = await openRemoteModelSource(choice.spec, { token: choice.token });
+          source = await openRemoteModelSource(choice.spec, { token: choice.token, endpoint });
           modelKey = cacheId ?? choice.spec;
           break;
         }
@@ -130,6 +132,11 @@ export const modelService = {
     } finally {
       if (abort === controller) abort = null;
     }
+  },
+
+  /** The worker's GPU adapter (its limits decide what fits), before any model is loaded. */
+  async adapterInfo(): Promise<AdapterSummary> {
+    return (await gpuContext()).adapter;
   },
 
   cancelLoad(): void {
