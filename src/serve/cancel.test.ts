@@ -139,8 +139,9 @@ describe('fuse-studio serve (the command) stops on a signal', () => {
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const)
-    it(`${signal} during a generation: exit code 0, the stream ends`, async () => {
-      const child = spawn(process.execPath, [join(cliDir, 'main.js'), 'serve', '--model', join(dir, 'demo'), '--port', '0', '--model-name', 'demo'], {
+    it(`${signal} during a generation: exit code 0, the stream ends (and --max-context is the prompt limit)`, async () => {
+      const args = ['serve', '--model', join(dir, 'demo'), '--port', '0', '--model-name', 'demo', '--max-context', String(LONG + 100)];
+      const child = spawn(process.execPath, [join(cliDir, 'main.js'), ...args], {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -157,6 +158,13 @@ describe('fuse-studio serve (the command) stops on a signal', () => {
         });
         void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
       });
+      const tooLong = await fetch(`${baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'colour '.repeat(LONG + 100) }] }),
+      });
+      expect(tooLong.status).toBe(400);
+      expect(((await tooLong.json()) as { error: { message: string } }).error.message).toContain(`context of ${LONG + 100} tokens (this server's --max-context`);
       const a = longStream(baseURL);
       await a.firstToken;
       child.kill(signal);
