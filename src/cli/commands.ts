@@ -82,6 +82,11 @@ export const TRAIN_OPTIONS = {
   'checkpoint-every': { type: 'string', value: 'N', help: 'write a checkpoint every N steps (default 500)' },
   'keep-checkpoints': { type: 'string', value: 'K', help: 'keep the newest K checkpoints (default 2)' },
   'date-string': DATE_STRING,
+  'base-model-name': {
+    type: 'string',
+    value: 'OWNER/NAME',
+    help: "the adapter's base_model_name_or_path when --model is not from the Hub (a Hub repo id or an absolute path; default: the Hub repo id, else empty with a warning)",
+  },
   quiet: { type: 'boolean', help: 'no per-step progress lines' },
 } as const satisfies OptionSpecs;
 

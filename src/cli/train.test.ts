@@ -4,6 +4,7 @@
 // (20 s a step), which a unit test cannot afford. Text records go through the same code after
 // tokenization (batching.ts and its tests).
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -72,7 +73,10 @@ describe('fuse-studio train / export', () => {
     console.log(`train sft: ${((performance.now() - t0) / 1000).toFixed(1)} s\n${r.out}`);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/step 1\/6 {2}loss \d+\.\d{4} {2}lr 0\.02000 {2}\d+ tok\/s {2}ETA \d+:\d\d/);
-    expect((await readdir(out)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'checkpoints', 'metrics.jsonl', 'train_config.json']);
+    expect((await readdir(out)).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'checkpoints', 'metrics.jsonl', 'train_config.json']);
+    // A folder is not the Hub: base_model_name_or_path stays empty, with a warning and README.md saying what to do.
+    expect(r.err).toMatch(/warning: the base model \(.*demo\) was not loaded from the Hugging Face Hub or a mirror of it.*\(--base-model-name\)/);
+    expect(await readFile(join(out, 'README.md'), 'utf8')).toMatch(/base_model_name_or_path is empty[\s\S]*--base-model-name OWNER\/NAME/);
     expect((await readdir(join(out, 'checkpoints'))).sort()).toEqual(['checkpoint-3', 'checkpoint-6']);
 
     const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
@@ -83,7 +87,7 @@ describe('fuse-studio train / export', () => {
 
     const config = parseModelConfig(JSON.parse(await readFile(join(model, 'config.json'), 'utf8')));
     const adapter = await loadPeftAdapter(out, config);
-    expect([adapter.adapter.rank, adapter.adapter.alpha, adapter.baseModel]).toEqual([4, 8, model]);
+    expect([adapter.adapter.rank, adapter.adapter.alpha, adapter.baseModel]).toEqual([4, 8, null]);
     expect(adapter.adapter.layers[0]!.q_proj!.b.some((x) => x !== 0)).toBe(true);
 
     // Resuming a finished run continues from checkpoint-6: nothing left to do, the same adapter.
@@ -95,8 +99,14 @@ describe('fuse-studio train / export', () => {
     const pairs = join(root, 'dpo.jsonl');
     await writeFile(pairs, [0, 1].map(() => JSON.stringify({ prompt_input_ids: ids(4), chosen_input_ids: ids(3), rejected_input_ids: ids(3) })).join('\n'));
     const dpoOut = join(root, 'dpo-out');
-    const d = await capture(() => trainCommand(['dpo', '--model', model, '--data', pairs, '--out', dpoOut, '--adapter', out, '--max-steps', '2', '--batch-size', '2', '--grad-accum', '1', '--lr', '1e-2', '--warmup-ratio', '0']));
+    const d = await capture(() =>
+      trainCommand(['dpo', '--model', model, '--data', pairs, '--out', dpoOut, '--adapter', out, '--max-steps', '2', '--batch-size', '2', '--grad-accum', '1', '--lr', '1e-2', '--warmup-ratio', '0', '--base-model-name', 'acme/tiny-demo']),
+    );
     expect(d.code).toBe(0);
+    // Named by the user: written as given, no warning, no README.
+    expect((await loadPeftAdapter(dpoOut, config)).baseModel).toBe('acme/tiny-demo');
+    expect(d.err).not.toMatch(/warning/);
+    expect(await readdir(dpoOut)).not.toContain('README.md');
     expect(d.out).toMatch(/continuing the adapter .*sft-out \(r 4, alpha 8\); it is also the DPO reference policy/);
     const dm = (await readFile(join(dpoOut, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(dm[0].loss).toBeCloseTo(Math.log(2), 5);
@@ -108,6 +118,39 @@ describe('fuse-studio train / export', () => {
     const e = await capture(() => exportCommand(['merged', '--model', model, '--adapter', out, '--out', merged]));
     expect(e.code).toBe(0);
     expect((await readdir(merged)).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
+  });
+
+  it('an adapter of a model served in the Hub\'s layout by any host names the repo, never the URL', async () => {
+    const files = generateDemoModel(null, { vocabSize: VOCAB });
+    const server = createServer((req, res) => {
+      const m = /^\/acme\/tiny-llama\/resolve\/main\/(.+)$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
+      const body = m ? files.get(decodeURIComponent(m[1]!)) : undefined;
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Length': body.length, 'Accept-Ranges': 'bytes' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const saved = process.env.FUSE_STUDIO_CACHE;
+    process.env.FUSE_STUDIO_CACHE = join(root, 'model-cache');
+    try {
+      const addr = server.address();
+      const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/acme/tiny-llama/resolve/main/`;
+      const data = join(root, 'mirror.jsonl');
+      await writeFile(data, JSON.stringify({ input_ids: [5, 6, 7, 8, 9], labels: [-100, -100, 7, 8, 9] }) + '\n');
+      const out = join(root, 'mirror-out');
+      const r = await capture(() => trainCommand(['sft', '--model', url, '--data', data, '--out', out, '--max-steps', '1', '--lora-rank', '2', '--quiet']));
+      expect(r.code).toBe(0);
+      expect(r.err).not.toMatch(/warning/);
+      expect(JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('acme/tiny-llama');
+      expect(await readdir(out)).not.toContain('README.md');
+      // A URL or a relative path is refused before anything is loaded.
+      await expect(trainCommand(['sft', '--model', url, '--data', data, '--out', out, '--base-model-name', url])).rejects.toThrow(/--base-model-name "http:.*" is a URL: give the base model's Hub repo id/);
+      await expect(trainCommand(['sft', '--model', model, '--data', data, '--out', out, '--base-model-name', './demo'])).rejects.toThrow(/--base-model-name "\.\/demo" is not a Hub repo id/);
+    } finally {
+      if (saved === undefined) delete process.env.FUSE_STUDIO_CACHE;
+      else process.env.FUSE_STUDIO_CACHE = saved;
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('names malformed lines by number; usage mistakes are UsageErrors', async () => {

@@ -1,6 +1,9 @@
 // fuse-studio train sft|dpo: LoRA SFT or DPO on a JSONL file, writing a PEFT adapter folder.
 //
-//   OUT/adapter_config.json, adapter_model.safetensors   the trained adapter (PEFT)
+//   OUT/adapter_config.json, adapter_model.safetensors   the trained adapter (PEFT); base_model_name_or_path
+//                                                        is the Hub repo id (--model from the Hub or a
+//                                                        mirror) or --base-model-name, else empty, with
+//                                                        a warning and OUT/README.md saying what to do
 //   OUT/metrics.jsonl                                    one JSON line per optimizer step (and per
 //                                                        evaluation), TRL / transformers metric names
 //   OUT/train_config.json                                the run's configuration
@@ -21,6 +24,7 @@ import { createLoraAdapters, LORA_TARGETS, type LoraAdapters, type LoraTarget } 
 import { prepareDpo, prepareSft, type DpoPair, type Prepared, type SftExample } from '../../train/batching';
 import { checkpointHook, createAdaptersFromCheckpoint, loadLatestCheckpoint, type Checkpoint } from '../../train/checkpoint';
 import { NodeCheckpointStore } from '../../train/checkpoint-store-node';
+import { BaseModelNameError, checkBaseModelName, resolveBaseModelName } from '../../train/base-model';
 import { DPO_DEFAULTS, LN_DPO_DEFAULTS, SFT_DEFAULTS, type DpoLossType } from '../../train/defaults';
 import { createAdaptersFromHost, readHostAdapter } from '../../train/peft';
 import { loadPeftAdapter, savePeftAdapter } from '../../train/peft-node';
@@ -116,6 +120,13 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
   const evalEvery = intOption('eval-every', v['eval-every']) ?? 0;
   const checkpointEvery = intOption('checkpoint-every', v['checkpoint-every']) ?? 500;
   const keepLast = intOption('keep-checkpoints', v['keep-checkpoints']) ?? 2;
+  let baseModelName: string;
+  try {
+    baseModelName = checkBaseModelName(v['base-model-name'] ?? '', '--base-model-name');
+  } catch (e) {
+    if (e instanceof BaseModelNameError) throw new UsageError(e.message);
+    throw e;
+  }
   await trainAdapter({
     stage,
     model: v.model,
@@ -135,6 +146,7 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
     checkpointEvery,
     keepLast,
     ...(v['date-string'] !== undefined ? { dateString: v['date-string'] } : {}),
+    ...(baseModelName ? { baseModelName } : {}),
     say: v.quiet ? () => {} : (s: string) => console.log(s),
   });
   return 0;
@@ -166,8 +178,16 @@ export interface TrainAdapterOptions {
   checkpointEvery?: number;
   keepLast?: number;
   dateString?: string;
+  /**
+   * --base-model-name: the adapter's base_model_name_or_path (a Hub repo id or an absolute path).
+   * Default: the Hub repo id when --model is from the Hub or a mirror, else empty with a warning
+   * and a README.md in OUT saying what to put there (src/train/base-model.ts).
+   */
+  baseModelName?: string;
   /** Progress lines (default console.log). */
   say?: (line: string) => void;
+  /** Warnings (default console.error, also when `say` is silent). */
+  warn?: (line: string) => void;
 }
 
 export interface TrainAdapterResult {
@@ -216,6 +236,9 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
     );
 
   const m = await loadModelForCli(source);
+  // Said before training, so a long run does not end with the surprise.
+  const base = resolveBaseModelName(m.loaded.source, o.baseModelName ?? '', '--base-model-name');
+  if (base.warning) (o.warn ?? ((s: string) => console.error(s)))(`warning: ${base.warning} (--base-model-name)`);
   let lora: LoraAdapters | null = null;
   let trainer: Trainer | null = null;
   let resumeFrom: Checkpoint | null = null;
@@ -338,7 +361,7 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
       throw new Error(`step ${r.step}: loss ${r.loss}, grad norm ${r.gradNorm} (not finite); no update was made. Tensors: ${r.tensors.join('; ') || 'none found'}. Try a lower --lr.`);
     }
     const adapter = await readHostAdapter(m.ctx, lora);
-    await savePeftAdapter(v.out, adapter, { baseModel: baseModelName(v.model, m.loaded.source) });
+    await savePeftAdapter(v.out, adapter, { baseModel: base.name, loadedFrom: m.loaded.source });
     await writeFile(join(v.out, TRAIN_CONFIG_FILE), JSON.stringify({ ...runConfig, steps: trainer.globalStep, status: result.status }, null, 2) + '\n');
     const seconds = (performance.now() - started) / 1000;
     say(`${result.status === 'stopped' ? 'stopped' : 'done'} after ${trainer.globalStep} steps in ${clock(seconds)}: adapter in ${v.out}, metrics in ${metricsPath}`);
@@ -350,7 +373,3 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
   }
 }
 
-/** base_model_name_or_path: the Hub id as given, else the folder path. */
-function baseModelName(spec: string, description: string): string {
-  return /^hf:\/\//.test(spec) ? spec.slice(5).replace(/@.*$/, '') : description.startsWith('hf://') ? description.slice(5).replace(/@.*$/, '') : spec;
-}
