@@ -1,9 +1,12 @@
 // fuse-studio plan: the GPU memory a configuration needs (src/model/memory-plan.ts), computed
-// from config.json alone (a folder, URL or Hub repo: nothing else is read) or a Llama-3.2 preset.
+// from config.json alone (a folder, URL or Hub repo: nothing else is read), or from a preset's
+// config.json fields (src/model/presets.ts: nothing is read at all).
+import { FAMILIES } from '../../model/families';
 import type { DType } from '../../gpu/dtype';
-import { LLAMA_3_2_PRESETS, parseModelConfig, type ModelConfig } from '../../model/config';
+import { parseModelConfig, type ModelConfig } from '../../model/config';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
+import { presetById, presetModelConfig } from '../../model/presets';
 import { openModelSource } from '../../model/source-node';
 import type { PLAN_OPTIONS } from '../commands';
 import { intOption, UsageError, type Parsed } from './args';
@@ -11,14 +14,15 @@ import { intOption, UsageError, type Parsed } from './args';
 const TORCH_DTYPES: Record<string, DType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
 
 async function configOf(spec: string): Promise<ModelConfig> {
-  if (spec in LLAMA_3_2_PRESETS) return LLAMA_3_2_PRESETS[spec as keyof typeof LLAMA_3_2_PRESETS];
+  const preset = presetById(spec);
+  if (preset) return presetModelConfig(preset);
   const source = await openModelSource(spec);
   const gen = (await source.has('generation_config.json')) ? await source.json('generation_config.json') : undefined;
   return parseModelConfig(await source.json('config.json'), gen);
 }
 
 export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<number> {
-  if (!v.model) throw new UsageError(`plan: --model DIR|URL|${Object.keys(LLAMA_3_2_PRESETS).join('|')} is required`);
+  if (!v.model) throw new UsageError('plan: --model DIR|URL|REPO|PRESET is required (`fuse-studio models` lists the presets)');
   const positive = (flag: string, value: string | undefined, fallback: number, min = 1) => {
     const n = intOption(flag, value) ?? fallback;
     if (n < min) throw new UsageError(`--${flag}: must be ≥ ${min}, got ${n}`);
@@ -61,7 +65,7 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
     ...(v.full ? ['full fine-tuning'] : []),
     ...(genCapacity !== undefined ? [`generation ${genBatch} × ${genCapacity} positions`] : []),
   ];
-  console.log(`model: ${v.model} (${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${weightDType} weights`);
+  console.log(`model: ${v.model} (${FAMILIES[config.family].architectures[config.head]}, ${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${weightDType} weights`);
   console.log(what.join(', '));
   console.log('');
   const row = (name: string, bytes: number) => `${name.padEnd(22)}${String(bytes).padStart(14)}  ${formatBytes(bytes).padStart(10)}`;
