@@ -31,6 +31,7 @@ import { ATTENTION_CASES } from './selftest-cases/attention';
 import { CROSS_ENTROPY_CASES } from './selftest-cases/cross-entropy';
 import { EMBEDDING_CASES } from './selftest-cases/embedding';
 import { MATMUL_CASES } from './selftest-cases/matmul';
+import { BIAS_CASES } from './selftest-cases/bias';
 import { RESIDUAL_CASES } from './selftest-cases/residual';
 import { RMSNORM_CASES } from './selftest-cases/rmsnorm';
 import { ROPE_CASES } from './selftest-cases/rope';
@@ -95,6 +96,7 @@ export interface SelfTestOptions {
 /** Every kernel family, forward and backward, grouped by family. */
 export const SELF_TEST_CASES: readonly SelfTestCase[] = [
   ...RESIDUAL_CASES,
+  ...BIAS_CASES,
   ...MATMUL_CASES,
   ...RMSNORM_CASES,
   ...ROPE_CASES,
