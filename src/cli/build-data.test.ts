@@ -7,7 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { REWARD_MODEL_EXAMPLE } from '../data/local-reward';
+import { rewardStats } from '../data/score';
 import { EXPECTED, FIXTURE_PROMPTS, SAMPLES_PER_SOURCE, startFixtureServers, tagOf, type FixtureServers } from '../data/test-fusion';
+import { writeTinyRewardModel } from '../data/test-reward-model';
+import { writeDemoModel } from '../model/demo-node';
+import { referenceReward } from '../model/reference';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
@@ -37,8 +42,8 @@ interface Run {
   stderr: string;
 }
 
-/** Starts `fuse-studio <args>`; `onStart` may watch or kill it. Resolves when it exits (20 s at most). */
-function cli(args: string[], onStart?: (child: ChildProcess) => void): Promise<Run> {
+/** Starts `fuse-studio <args>`; `onStart` may watch or kill it. Resolves when it exits (`limitMs`, 20 s by default, at most). */
+function cli(args: string[], onStart?: (child: ChildProcess) => void, limitMs = 20_000): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VITE_NODE, 'src/cli/main.ts', '--', ...args], {
       cwd: ROOT,
@@ -50,7 +55,7 @@ function cli(args: string[], onStart?: (child: ChildProcess) => void): Promise<R
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -207,6 +212,68 @@ describe('fuse-studio build-data (child process)', () => {
     expect(resumed.stdout).toMatch(new RegExp(`responses {2}40 stored \\(${N_RESPONSES - stored.size} new, ${stored.size} from earlier runs\\)`));
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
     expect(lines(await readFile(join(out, 'dpo.jsonl'), 'utf8'))).toHaveLength(report.counts['dpo.kept']);
+  });
+
+  it('a local reward model as the judge: raw rewards = the float64 reference, stored with the run-fitted mapping, DPO pairs under the default window; its gapWindow in raw units, with a warning naming it when it drops every pair; a causal LM refused', async () => {
+    servers = await startFixtureServers();
+    await writeInputs(servers);
+    const instruction = FIXTURE_PROMPTS.filter((p) => p.domain === 'instruction');
+    await writeFile(join(dir, 'prompts.jsonl'), instruction.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    // Skywork-like reward spreads; a template without a date line (the run renders with today's).
+    const rm = await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
+    await writeFile(join(dir, 'judge.json'), JSON.stringify({ type: 'local-reward', model: rm.dir }));
+    const out = join(dir, 'run');
+    const r = await cli(args(out), undefined, 150_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/scores {5}16\/16 \(16 new/);
+    expect(r.stderr).not.toMatch(/warning: instruction/);
+
+    const read = async (f: string) => lines(await readFile(join(out, f), 'utf8')).map((l) => JSON.parse(l));
+    const responses = await read('responses.jsonl');
+    const scores = new Map((await read('scores.jsonl')).map((s) => [s.key, s])); // the latest record of a key counts
+    const text = new Map(instruction.map((p) => [p.id, p.prompt]));
+    const raws: number[] = [];
+    for (const resp of responses) {
+      const ids = rm.tokenizer.encodeChat([
+        { role: 'user', content: text.get(resp.promptId)! },
+        { role: 'assistant', content: resp.content },
+      ]).ids;
+      const want = referenceReward(rm.host, { batchSize: 1, seqLen: ids.length, ids, mask: new Array<number>(ids.length).fill(1) })[0]!;
+      const raw = scores.get(resp.key).judge.raw as number;
+      expect(Math.abs(raw - want)).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+      raws.push(raw);
+    }
+    const stats = rewardStats(raws)!;
+    const mapping = { kind: 'sigmoid', center: stats.median, scale: stats.std, fit: stats };
+    for (const s of scores.values()) {
+      expect(s.judge.normalize).toEqual(mapping);
+      expect(s.score).toBeCloseTo(1 / (1 + Math.exp(-(s.judge.raw - stats.median) / stats.std)), 12);
+    }
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+    expect(report.rewards.gapWindows.instruction).toMatchObject({ min: 0.1, max: 1, unit: 'std', std: stats.std });
+    const dpo = await read('dpo.jsonl');
+    expect(dpo.length).toBeGreaterThan(0);
+    expect(dpo).toHaveLength(report.counts['dpo.kept']);
+
+    // The judge's window in raw units: nothing is scored again; far too wide a gap asked, every pair dropped, and said.
+    await writeFile(join(dir, 'judge.json'), JSON.stringify({ type: 'local-reward', model: rm.dir, gapWindow: { min: 1000, max: 2000, unit: 'raw' } }));
+    const again = await cli(args(out, '--resume'), undefined, 150_000);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/scores {5}16\/16 \(0 new, 16 from earlier runs\)/);
+    expect(again.stdout).toMatch(/DPO {8}0 pairs/);
+    expect(again.stderr).toMatch(/warning: instruction: the DPO gap window \[1000, 2000\] in raw reward units dropped all \d+ same-source pair\(s\) it judged/);
+    expect(JSON.parse(await readFile(join(out, 'report.json'), 'utf8')).construct.gapWindows.instruction).toMatchObject({ min: 1000, max: 2000, unit: 'raw' });
+
+    // A causal LM as the reward model: refused before anything is asked.
+    const lm = join(dir, 'lm');
+    await writeDemoModel(lm, { tokenizer: false });
+    await writeFile(join(dir, 'judge.json'), JSON.stringify({ type: 'local-reward', model: lm }));
+    const asked = servers.asked().length;
+    const refused = await cli(args(join(dir, 'run2')));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${lm} is a causal language model (LlamaForCausalLM), not a reward model: scoring needs a *ForSequenceClassification reward model, such as ${REWARD_MODEL_EXAMPLE}`);
+    expect(existsSync(join(dir, 'run2'))).toBe(false);
+    expect(servers.asked()).toHaveLength(asked);
   });
 
   it('names the file and field of a bad config, and a missing environment variable', async () => {

@@ -67,6 +67,18 @@ export const LOGPROBS_OPTIONS = {
   'date-string': DATE_STRING,
 } as const satisfies OptionSpecs;
 
+export const REWARD_OPTIONS = {
+  model: {
+    type: 'string',
+    value: 'DIR|URL|REPO',
+    required: true,
+    help: 'a *ForSequenceClassification reward model (a folder, an http(s) URL or a Hub repo id), e.g. Skywork/Skywork-Reward-V2-Qwen3-0.6B',
+  },
+  data: { type: 'string', value: 'FILE.jsonl', required: true, help: 'records, one JSON object a line: {"messages"} ending in the answer, {"input_ids"}, or DPO records' },
+  'batch-size': { type: 'string', value: 'N', help: 'sequences scored together (default: as many as fit 4096 padded tokens, at most 8)' },
+  'date-string': DATE_STRING,
+} as const satisfies OptionSpecs;
+
 export const TRAIN_OPTIONS = {
   model: MODEL,
   data: { type: 'string', value: 'FILE.jsonl', required: true, help: 'the training records, one JSON object a line' },
@@ -142,7 +154,11 @@ export const DEMO_MODEL_OPTIONS = {
 export const BUILD_DATA_OPTIONS = {
   prompts: { type: 'string', value: 'FILE', required: true, help: '.jsonl/.json/.csv/.tsv/.parquet with prompt, domain, gold, tests columns' },
   sources: { type: 'string', value: 'sources.json', required: true, help: 'the source models: [{"name","baseURL","apiKey","model","temperature","top_p","max_tokens","n","concurrency"}…]' },
-  judge: { type: 'string', value: 'judge.json', help: 'a chat judge {"baseURL","apiKey","model"} or a reward model {"type":"reward","baseURL","model","scorePath"}' },
+  judge: {
+    type: 'string',
+    value: 'judge.json',
+    help: 'a chat judge {"baseURL","apiKey","model"}, a reward model {"type":"reward","baseURL","model","scorePath"} or a local one {"type":"local-reward","model":DIR|URL|REPO}',
+  },
   out: { type: 'string', value: 'DIR', required: true, help: 'the run folder' },
   resume: { type: 'boolean', help: 'continue the run in DIR without asking or scoring anything twice' },
   'eval-fraction': { type: 'string', value: 'F', help: 'share of the prompts held out for evaluation (default 0)' },
@@ -217,6 +233,19 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
     options: LOGPROBS_OPTIONS,
     gpu: true,
     run: async (p) => (await import('./commands/logprobs')).run(p),
+  }),
+  command({
+    name: 'reward',
+    summary: "a reward model's score of each record, one JSON line per record",
+    description:
+      'One JSON line per record, scored by a *ForSequenceClassification reward model (a causal LM is refused): ' +
+      '{"messages"} (the conversation through the chat template, ending in the assistant\'s answer, as ' +
+      'apply_chat_template(conversation, tokenize=True)) or {"input_ids"} give {"reward": r}; DPO records ' +
+      '({"prompt","chosen","rejected"}, strings or message lists, or {"prompt_input_ids","chosen_input_ids",' +
+      '"rejected_input_ids"}) give {"chosen": r, "rejected": r}.',
+    options: REWARD_OPTIONS,
+    gpu: true,
+    run: async (p) => (await import('./commands/reward')).run(p),
   }),
   command({
     name: 'train',

@@ -11,6 +11,15 @@
 //   DPO plain text    prompt = encode(prompt) (with BOS), side = encode(side) without special
 //                     tokens + EOS, as TRL's DPOTrainer.tokenize_row does for text records
 //   DPO pre-tokenized prompt_input_ids + {chosen,rejected}_input_ids, labels on the side's ids
+//
+// For a reward model (tokenizeForReward) a record is one sequence, or two for a DPO record, with
+// no labels, as transformers and TRL's RewardTrainer give it to a *ForSequenceClassification:
+//   messages          apply_chat_template(conversation, tokenize=True): the whole conversation,
+//                     ending in the assistant's answer, no generation prompt (data/local-reward.ts)
+//   DPO messages      the same of prompt + chosen and of prompt + rejected
+//   DPO plain text    encode(prompt + side) (with BOS), then EOS unless it ends in one
+//   pre-tokenized     input_ids as given; prompt_input_ids + {chosen,rejected}_input_ids
+import { rewardInputIds } from '../data/local-reward';
 import { parseDpoRecord, parseSftRecord, RecordError, type DpoRecord, type SftRecord } from '../data/records';
 import type { LabelledSequence } from '../model/score';
 import type { ChatMessage as TemplateMessage, LoadedTokenizer } from '../tokenizer';
@@ -85,6 +94,40 @@ export function tokenizeForScoring(record: SftRecord | DpoRecord, tokenizer: Loa
         return { ids: [...prompt, ...ids], labels: [...prompt.map(() => -100), ...ids] };
       };
       return { kind: 'dpo', chosen: side(record.chosen), rejected: side(record.rejected) };
+    }
+  }
+}
+
+export type RewardItem = { kind: 'single'; ids: number[] } | { kind: 'pair'; chosen: number[]; rejected: number[] };
+
+/** The reward-model input(s) of one parsed record (see the file comment). */
+export function tokenizeForReward(record: SftRecord | DpoRecord, tokenizer: LoadedTokenizer | null, o: RecordTokenOptions = {}): RewardItem {
+  switch (record.kind) {
+    case 'sft-tokens':
+      return { kind: 'single', ids: record.inputIds };
+    case 'sft-messages': {
+      const tok = needTokenizer(tokenizer, 'message records');
+      needTemplate(tok, 'message records');
+      const last = record.messages.at(-1)!;
+      if (last.role !== 'assistant')
+        throw new RecordError(`the last message is the ${last.role}'s: a reward model scores the assistant's answer, so end the conversation with it`);
+      return { kind: 'single', ids: rewardInputIds(tok, record.messages, o) };
+    }
+    case 'dpo-tokens':
+      return { kind: 'pair', chosen: [...record.promptInputIds, ...record.chosenInputIds], rejected: [...record.promptInputIds, ...record.rejectedInputIds] };
+    case 'dpo-messages': {
+      const tok = needTokenizer(tokenizer, 'message records');
+      needTemplate(tok, 'message records');
+      return { kind: 'pair', chosen: rewardInputIds(tok, [...record.prompt, ...record.chosen], o), rejected: rewardInputIds(tok, [...record.prompt, ...record.rejected], o) };
+    }
+    case 'dpo-text': {
+      const tok = needTokenizer(tokenizer, 'text records');
+      const eos = tok.eosTokenIds[0];
+      const side = (text: string) => {
+        const ids = tok.encode(record.prompt + text);
+        return eos === undefined || ids.at(-1) === eos ? ids : [...ids, eos];
+      };
+      return { kind: 'pair', chosen: side(record.chosen), rejected: side(record.rejected) };
     }
   }
 }

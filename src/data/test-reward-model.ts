@@ -57,7 +57,17 @@ export interface TinyRewardOptions {
    * apart, as Skywork-Reward-V2's unbounded logits are; 1 gives O(1) rewards.
    */
   scoreScale?: number;
+  /**
+   * 'llama-3.2' (default): Llama 3.2's template, whose system header carries today's date unless a
+   * date string is given; 'llama-3': Llama 3's (Skywork-Reward-Llama-3.1's style), no date line, so
+   * a run through build-data (which renders with today's date, as transformers) is the same any day.
+   */
+  template?: 'llama-3.2' | 'llama-3';
 }
+
+/** meta-llama/Meta-Llama-3-8B-Instruct's chat template. */
+const LLAMA_3_CHAT_TEMPLATE =
+  "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
 
 /** Writes the reward model folder into `dir`. */
 export async function writeTinyRewardModel(dir: string, o: TinyRewardOptions = {}): Promise<TinyRewardModel> {
@@ -73,7 +83,7 @@ export async function writeTinyRewardModel(dir: string, o: TinyRewardOptions = {
     data: new Uint8Array(Float32Array.from(byName.get(name)!).buffer),
   }));
   const tj = toLlama32TokenizerJson(JSON.parse(new TextDecoder().decode(await readLlama3TokenizerJson())));
-  const tc = llama32TokenizerConfig(tj);
+  const tc = { ...llama32TokenizerConfig(tj), ...(o.template === 'llama-3' ? { chat_template: LLAMA_3_CHAT_TEMPLATE } : {}) };
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(json, null, 2));
   await writeFile(join(dir, 'model.safetensors'), writeSafetensors(tensors, { format: 'pt' }));

@@ -196,6 +196,12 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
 
   const hasRun = existsSync(join(out, ARTIFACTS.run)) || existsSync(join(out, JsonlRunStore.RESPONSES));
   if (hasRun && !values.resume) throw new UsageError(`${out} already holds a run: pass --resume to continue it, or choose another --out`);
+  // A local reward model: refused unless a *ForSequenceClassification, loaded onto the GPU before
+  // anything is asked (the engine is imported only for it).
+  const reward = judge?.spec.type === 'local-reward' ? await (await import('../reward-model')).loadRewardRunner(judge.spec.localReward.model) : undefined;
+  // The judge's gap window, in its own units, for the pairs it ranks.
+  const gap = judge?.gapWindow;
+  const construct = gap ? { instructionGap: gap, ...(judge!.domains.includes('math') ? { mathGap: gap } : {}) } : undefined;
 
   const store = await JsonlRunStore.open(out);
   if (store.recovered) {
@@ -225,6 +231,8 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
       prompts,
       sources,
       ...(judge ? { judge: judge.spec, judgeDomains: judge.domains } : {}),
+      ...(reward ? { rewardModel: reward.runner } : {}),
+      ...(construct ? { construct } : {}),
       ...(sandbox ? { sandbox } : {}),
       ...(codeTimeoutMs !== undefined ? { codeTimeoutMs } : {}),
       store,
@@ -238,6 +246,7 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
     process.off('SIGTERM', onSignal);
     await sandbox?.dispose();
     await store.close();
+    reward?.release();
   }
   for (const w of res.warnings) err(`warning: ${w}`);
   console.log(formatSummary(res, out));
