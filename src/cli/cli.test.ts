@@ -61,7 +61,7 @@ describe('fuse-studio --help', () => {
 
     const gen = await cli('generate', '--help');
     expect(gen.code).toBe(0);
-    expect(gen.stdout).toMatch(/^Usage: fuse-studio generate --model <DIR\|URL> \[options\]/);
+    expect(gen.stdout).toMatch(/^Usage: fuse-studio generate --model <DIR\|URL\|REPO\|PRESET> \[options\]/);
     for (const [name, o] of Object.entries(GENERATE_OPTIONS)) {
       const flags = 'value' in o ? `--${name} <${o.value}>` : `--${name}`;
       expect(gen.stdout, name).toContain(flags);
@@ -75,7 +75,7 @@ describe('fuse-studio --help', () => {
     expect(exp.stdout).toMatch(/recipe \[options\]/);
     const help = await cli('help', 'train');
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^Usage: fuse-studio train <stage> --model <DIR\|URL> --data <FILE.jsonl> --out <ADAPTER_DIR> \[options\]/);
+    expect(help.stdout).toMatch(/^Usage: fuse-studio train <stage> --model <DIR\|URL\|REPO\|PRESET> --data <FILE.jsonl> --out <ADAPTER_DIR> \[options\]/);
   });
 
   it('keeps the command modules out of the bundle entry: a command loads its dependencies only when it runs', async () => {
@@ -114,7 +114,7 @@ describe('usage mistakes: exit 2, on stderr, naming what is wrong', () => {
   it('a missing required option or argument is named', async () => {
     const r = await cli('generate', '--prompt', 'hi');
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("error: required option '--model <DIR|URL>' not specified");
+    expect(r.stderr).toContain("error: required option '--model <DIR|URL|REPO|PRESET>' not specified");
 
     const t = await cli('train', 'sft', '--model', 'demo', '--out', 'x');
     expect(t.code).toBe(2);

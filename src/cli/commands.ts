@@ -5,7 +5,12 @@
 // addon, and `gpu` never loads the data pipeline); adding an option is one line in its options.
 import { command, type CommandGroup, type CommandSpec, type OptionSpecs } from './commands/args';
 
-const MODEL = { type: 'string', value: 'DIR|URL', required: true, help: 'the model: a folder, an http(s) URL or a Hub repo id' } as const;
+const MODEL = {
+  type: 'string',
+  value: 'DIR|URL|REPO|PRESET',
+  required: true,
+  help: 'the model: a folder, an http(s) URL, a Hub repo id, or a preset alias such as qwen2.5-0.5b (`fuse-studio models` lists them)',
+} as const;
 const ADAPTER = { type: 'string', value: 'DIR', help: 'a PEFT LoRA adapter folder to apply' } as const;
 const DATE_STRING = { type: 'string', value: 'DATE', help: 'the date the chat template shows, e.g. "26 Jul 2024" (default: the template\'s own)' } as const;
 
@@ -126,7 +131,7 @@ export const EXPORT_RECIPE_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export const PLAN_OPTIONS = {
-  model: { type: 'string', value: 'DIR|URL|llama-3.2-1b|llama-3.2-3b', required: true, help: 'a model (only config.json is read) or a Llama 3.2 preset' },
+  model: { type: 'string', value: 'DIR|URL|REPO|PRESET', required: true, help: 'a model (only config.json is read) or a preset alias (nothing is read)' },
   seq: { type: 'string', value: 'N', help: 'sequence length (default 512)' },
   batch: { type: 'string', value: 'B', help: 'sequences per step (default 4)' },
   'lora-rank': { type: 'string', value: 'R', help: 'LoRA rank (default 16; 0: no adapter)' },
@@ -137,6 +142,12 @@ export const PLAN_OPTIONS = {
   'gen-batch': { type: 'string', value: 'B', help: 'sequences generated together (default 1)' },
   'max-binding-bytes': { type: 'string', value: 'N', help: "the device's maxStorageBufferBindingSize (tensors above it are split)" },
   json: { type: 'boolean', help: 'print the plan as JSON' },
+} as const satisfies OptionSpecs;
+
+export const MODELS_OPTIONS = {
+  role: { type: 'string', value: 'target|source|reward', help: 'only the presets of this role' },
+  memory: { type: 'string', value: 'GIB', help: 'also say whether each fits this much free GPU memory (GiB)' },
+  json: { type: 'boolean', help: 'print the presets, sizes and plans as JSON' },
 } as const satisfies OptionSpecs;
 
 export const SELFTEST_OPTIONS = {
@@ -286,6 +297,18 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
       }),
     ],
   },
+  command({
+    name: 'models',
+    summary: 'the presets any --model takes by name, with download size and memory plan',
+    description:
+      'The presets (src/model/presets.ts): small instruct models to train, local sources, reward models, none needing ' +
+      'a Hugging Face token. Each with its role, download size (approximate: parameters × 2 bytes + tokenizer) and the ' +
+      'GPU memory of a LoRA training step (4 × 512 tokens, r16), generation (2,048 positions) or scoring (2 × 2,048 ' +
+      'tokens), computed from its config.json fields without downloading anything. `--model ALIAS` on any command ' +
+      'loads the Hub repo it names (from $HF_ENDPOINT when set).',
+    options: MODELS_OPTIONS,
+    run: async (p) => (await import('./commands/models')).run(p),
+  }),
   command({
     name: 'plan',
     summary: 'the GPU memory plan of a training step (and of generation), from config.json alone',

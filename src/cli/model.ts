@@ -1,12 +1,18 @@
-// What the model commands share: open --model (a folder, URL or Hub repo), load it onto the GPU
-// with its tokenizer (if any) and an optional PEFT adapter folder (--adapter).
+// What the model commands share: open --model (a folder, URL, Hub repo or preset alias), load it
+// onto the GPU with its tokenizer (if any) and an optional PEFT adapter folder (--adapter). A preset
+// (src/model/presets.ts) says its download size and memory plan before its first download, and is
+// refused before any download when a tensor of its plan exceeds this GPU's buffer limits.
 import type { GpuContext } from '../gpu/context';
 import { createNodeContext } from '../gpu/node';
 import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load';
 import type { LoraAdapters } from '../model/lora';
+import { formatBytes } from '../model/memory-plan';
+import { PRESET_PLAN_DEFAULTS, presetPlan } from '../model/preset-plans';
+import { downloadSize, formatDownload, presetByRepo } from '../model/presets';
 import type { ModelSource } from '../model/source';
 import { openModelSource } from '../model/source-node';
+import { DEFAULT_BINDING_BYTES } from '../model/weight-layout';
 import { releaseWeights } from '../model/weights';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { createAdaptersFromHost } from '../train/peft';
@@ -44,6 +50,30 @@ function progressLine(): ((p: LoadProgress) => void) | undefined {
   };
 }
 
+/**
+ * When `source` is a preset's Hub repo: refuse it if a tensor of its plan exceeds this GPU's buffer
+ * limits, and before its first download say on stderr what it will download and need.
+ */
+export async function checkPreset(ctx: GpuContext, source: ModelSource): Promise<void> {
+  const at = /^hf:\/\/(.+)@([^@]+)$/.exec(source.description);
+  const preset = at && source.remote ? presetByRepo(at[1]!, at[2]!) : undefined;
+  if (!preset) return;
+  const binding = ctx.adapter.limits.maxStorageBufferBindingSize ?? DEFAULT_BINDING_BYTES;
+  const bufferLimit = Math.min(binding, ctx.adapter.limits.maxBufferSize ?? binding);
+  const d = PRESET_PLAN_DEFAULTS;
+  const plan = presetPlan(preset, { ...d, maxBindingBytes: binding });
+  if (plan.largestTensor.bytes > bufferLimit)
+    throw new Error(
+      `${preset.id} does not fit this GPU: ${plan.largestTensor.name} (${formatBytes(plan.largestTensor.bytes)}) exceeds its buffer limit of ${formatBytes(bufferLimit)}; nothing was downloaded (\`fuse-studio models\` lists smaller presets)`,
+    );
+  if (((await source.cachedBytes?.('config.json')) ?? 0) > 0) return;
+  const size = downloadSize(preset);
+  const needs = plan.scoring
+    ? `scoring ${d.scoring.batch} × ${d.scoring.seq} tokens needs ${formatBytes(plan.scoring.bytes)}`
+    : `generation (${d.generation.capacity} positions) needs ${formatBytes(plan.generation!)}, a LoRA r${d.training.loraRank} step at ${d.training.batch} × ${d.training.seq} tokens ${formatBytes(plan.training!.training)}`;
+  console.error(`${preset.id}: ${source.description}, ≈ ${formatDownload(size.bytes)} to download (${size.basis}); on the GPU ${needs}`);
+}
+
 export async function loadModelForCli(source: ModelSource, o: { adapter?: string } = {}): Promise<OpenedModel> {
   const ctx = await createNodeContext();
   let loaded: LoadedModel | null = null;
@@ -56,6 +86,7 @@ export async function loadModelForCli(source: ModelSource, o: { adapter?: string
     ctx.destroy();
   };
   try {
+    await checkPreset(ctx, source);
     loaded = await loadModel(ctx, source, { onProgress: progressLine() });
     model = createDecoderModel(ctx, loaded.weights);
     const tf = loaded.tokenizerFiles;

@@ -200,6 +200,11 @@ export function presetById(id: string): ModelPreset | undefined {
   return PRESETS.find((p) => p.id === key);
 }
 
+/** The preset whose repo (or gated official repo) this is, at its revision. */
+export function presetByRepo(repo: string, revision = 'main'): ModelPreset | undefined {
+  return PRESETS.find((p) => (p.repo === repo || p.gatedOfficial === repo) && p.revision === revision);
+}
+
 /** What to load: `hf://repo@revision` of the preset, or of its gated official repo. */
 export function presetSpec(p: ModelPreset, o: { official?: boolean } = {}): string {
   if (o.official && !p.gatedOfficial) throw new Error(`${p.id}: there is no gated official repo for this preset`);
