@@ -23,7 +23,7 @@ const EVIL = [
   '|---|---|',
   '| 1 | 2 |',
   '',
-  'Math: $x^2 + 1$',
+  'Math: $$x^2 + 1$$ and \\(y_1\\); prices stay text: $5 and $10.',
 ].join('\n');
 
 let mock: MockOpenAI;
@@ -68,10 +68,11 @@ test('model output renders as sanitised Markdown: HTML shows as text and runs no
   await expect(safe).toHaveAttribute('href', 'https://example.com/docs');
   await expect(safe).toHaveAttribute('rel', 'noopener noreferrer');
   await body.getByTitle('link removed: unsafe URL').click();
-  // Markdown still renders: a code block, a table, math.
+  // Markdown still renders: a code block, a table, math ($$…$$ and \(…\); a single $ is text).
   await expect(body.locator('pre code')).toContainText('print("hello")');
   await expect(body.locator('table td').first()).toHaveText('1');
-  await expect(body.locator('.katex')).toHaveCount(1);
+  await expect(body.locator('.katex')).toHaveCount(2);
+  await expect(body).toContainText('prices stay text: $5 and $10.');
 
   expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
   await page.screenshot({ path: test.info().outputPath('markdown.png'), fullPage: true });
