@@ -1,10 +1,10 @@
 import { useEffect, useId, useMemo, type ReactNode } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { formatBytes } from '../../model/memory-plan';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
 import type { Metrics } from '../../train/trainer';
 import { NumberField, ProgressBar } from '../components/fields';
+import { MetricChart } from '../components/MetricChart';
 import { useModelStore } from '../modelStore';
 import {
   ADAPTER_NAME,
@@ -46,7 +46,7 @@ export function TrainPage() {
       </p>
       {!model && (
         <p className="notice notice--warn" data-testid="no-model">
-          Training needs a loaded model: <a href="/">load one on the Model page</a> first.
+          Training needs a loaded model: <a href="/model">load one on the Model page</a> first.
         </p>
       )}
       {error && (
@@ -403,74 +403,7 @@ function RunCard({ modelKey }: { modelKey: string | null }) {
   );
 }
 
-interface Series {
-  key: string;
-  label: string;
-  color: string;
-}
-
 const COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#c2255c'];
-
-function MetricChart({
-  title,
-  series,
-  history,
-  format = formatMetric,
-  fromZero = false,
-}: {
-  title: string;
-  series: Series[];
-  history: Metrics[];
-  format?: (v: number) => string;
-  /** The y axis starts at 0 (rates, sizes). */
-  fromZero?: boolean;
-}) {
-  const points = history.filter((m) => series.some((s) => typeof m[s.key] === 'number' && Number.isFinite(m[s.key])));
-  const last = points.at(-1);
-  const latest = last
-    ? series
-        .filter((s) => last[s.key] !== undefined)
-        .map((s) => `${series.length > 1 ? `${s.label} ` : ''}${format(last[s.key]!)}`)
-        .join(', ')
-    : null;
-  return (
-    <figure className="train-chart" aria-label={`${title} chart`}>
-      <figcaption>
-        <strong>{title}</strong>
-        {latest !== null && (
-          <span className="train-chart-latest" data-testid={`latest-${title}`}>
-            {' '}
-            {latest} <span className="muted">at step {last!.step}</span>
-          </span>
-        )}
-      </figcaption>
-      {points.length ? (
-        <LineChart responsive style={{ width: '100%', height: 170 }} data={points} margin={{ top: 6, right: 12, bottom: 0, left: 0 }}>
-          <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" />
-          <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} tick={{ fontSize: 11 }} />
-          <YAxis width={64} tickFormatter={(v: number) => format(v)} domain={fromZero ? [0, 'auto'] : ['auto', 'auto']} tick={{ fontSize: 11 }} />
-          <Tooltip formatter={(v) => (typeof v === 'number' ? format(v) : String(v))} labelFormatter={(l) => `step ${String(l)}`} />
-          {series.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} />}
-          {series.map((s) => (
-            <Line
-              key={s.key}
-              type="linear"
-              dataKey={(m: Metrics) => m[s.key]}
-              name={s.label}
-              stroke={s.color}
-              strokeWidth={2}
-              dot={points.length <= 60}
-              isAnimationActive={false}
-              connectNulls
-            />
-          ))}
-        </LineChart>
-      ) : (
-        <p className="muted train-chart-empty">No points yet.</p>
-      )}
-    </figure>
-  );
-}
 
 function Charts({ view }: { view: RunView }) {
   const dpo = view.run.stage === 'dpo';
@@ -480,20 +413,24 @@ function Charts({ view }: { view: RunView }) {
     <div className="train-charts">
       <MetricChart
         title="Loss"
+        yTitle="loss"
+        format={formatMetric}
         history={h}
         series={[
           { key: 'loss', label: 'train', color: COLORS[0]! },
           { key: 'eval_loss', label: 'eval', color: COLORS[1]! },
         ].filter((s) => s.key === 'loss' || h.some((m) => s.key in m))}
       />
-      <MetricChart title="Learning rate" history={steps} series={[{ key: 'learning_rate', label: 'lr', color: COLORS[0]! }]} fromZero />
-      <MetricChart title="Gradient norm" history={steps} series={[{ key: 'grad_norm', label: 'grad norm', color: COLORS[0]! }]} />
-      <MetricChart title="Tokens per second" history={steps} series={[{ key: 'tokens_per_second', label: 'tokens/s', color: COLORS[0]! }]} fromZero />
-      <MetricChart title="GPU memory peak" history={steps} series={[{ key: 'memory/peak_bytes', label: 'peak', color: COLORS[0]! }]} format={(v) => formatBytes(v)} fromZero />
+      <MetricChart title="Learning rate" yTitle="learning rate" format={formatMetric} history={steps} series={[{ key: 'learning_rate', label: 'lr', color: COLORS[0]! }]} fromZero />
+      <MetricChart title="Gradient norm" yTitle="L2 norm" format={formatMetric} history={steps} series={[{ key: 'grad_norm', label: 'grad norm', color: COLORS[0]! }]} />
+      <MetricChart title="Tokens per second" yTitle="tokens / s" format={formatMetric} history={steps} series={[{ key: 'tokens_per_second', label: 'tokens/s', color: COLORS[0]! }]} fromZero />
+      <MetricChart title="GPU memory peak" yTitle="memory" history={steps} series={[{ key: 'memory/peak_bytes', label: 'peak', color: COLORS[0]! }]} format={(v) => formatBytes(v)} fromZero bytes />
       {dpo && (
         <>
           <MetricChart
             title="Rewards"
+            yTitle="implicit reward"
+            format={formatMetric}
             history={steps}
             series={[
               { key: 'rewards/chosen', label: 'chosen', color: COLORS[2]! },
@@ -501,9 +438,11 @@ function Charts({ view }: { view: RunView }) {
               { key: 'rewards/margins', label: 'margins', color: COLORS[0]! },
             ]}
           />
-          <MetricChart title="Reward accuracy" history={steps} series={[{ key: 'rewards/accuracies', label: 'accuracy', color: COLORS[0]! }]} fromZero />
+          <MetricChart title="Reward accuracy" yTitle="fraction" format={formatMetric} history={steps} series={[{ key: 'rewards/accuracies', label: 'accuracy', color: COLORS[0]! }]} fromZero />
           <MetricChart
             title="Log-probs"
+            yTitle="log-probability"
+            format={formatMetric}
             history={steps}
             series={[
               { key: 'logps/chosen', label: 'chosen', color: COLORS[2]! },
