@@ -26,7 +26,7 @@ import { DexieRunStore } from '../data/store-dexie';
 import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 import type { ConstructReport } from '../data/construct';
 import { mergePrompts } from './dataView';
-import { buildJudgeSpec, pipelineSources, useSourcesStore } from './sourcesStore';
+import { buildJudgeSpec, pipelineSources, useSourcesStore, workerRewardRunner } from './sourcesStore';
 import { studioDb } from './studioDb';
 
 export const DATA_RUN_KEY = 'fuse-studio.dataRun';
@@ -295,10 +295,16 @@ export const useDataStore = create<DataStore>((set, get) => {
       await patchDoc({ status: 'running' });
       const store = new EditedRunStore(new DexieRunStore(doc.runId), doc.edits);
       try {
+        // A local reward model runs in the engine worker: load it there first (a Hub repo or URL).
+        if (judge?.type === 'local-reward') {
+          set({ job: { ...get().job, message: 'Loading the reward model…' } });
+          await useSourcesStore.getState().ensureRewardModel();
+        }
         const result = await runPipeline({
           prompts,
           sources,
           ...(judge ? { judge } : {}),
+          ...(judge?.type === 'local-reward' ? { rewardModel: workerRewardRunner } : {}),
           ...(doc.useSandbox && sandbox ? { sandbox } : {}),
           store,
           overrides: doc.overrides,

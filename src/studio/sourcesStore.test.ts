@@ -50,6 +50,15 @@ describe('buildJudgeSpec', () => {
     const custom = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'j', rubric: 'Rate {response}' }, [e]);
     expect(custom?.type === 'judge' && custom.judge.rubric).toBe('Rate {response}');
   });
+  it('a reward endpoint maps its rewards by a sigmoid fitted to the run unless told otherwise', () => {
+    const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'reward', reward: { ...DEFAULT_JUDGE.reward, model: 'rm' } }, []);
+    expect(spec).toMatchObject({ type: 'reward', reward: { normalize: { kind: 'run' } } });
+  });
+  it('a local reward model: its Hub repo, URL or folder, fitted to the run; none without a model', () => {
+    expect(buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'local-reward' }, [])).toBeUndefined();
+    const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'local-reward', localReward: { model: ' Skywork/Skywork-Reward-V2-Qwen3-0.6B ' } }, []);
+    expect(spec).toEqual({ type: 'local-reward', localReward: { model: 'Skywork/Skywork-Reward-V2-Qwen3-0.6B', normalize: { kind: 'run' } } });
+  });
   it('a reward model maps its normalization', () => {
     const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'reward', reward: { ...DEFAULT_JUDGE.reward, model: 'armo', normalize: 'minmax', min: -2, max: 2 } }, []);
     expect(spec).toMatchObject({ type: 'reward', reward: { model: 'armo', path: '/pooling', normalize: { kind: 'minmax', min: -2, max: 2 } } });

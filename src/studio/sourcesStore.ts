@@ -1,7 +1,8 @@
 // The Sources page's state: the OpenAI-compatible endpoints the data pipeline asks (kept in the
 // studio's IndexedDB, keys included, never logged or exported), connection tests, model lists,
-// and the optional judge (a source with a rubric, or a reward-model endpoint). The requests
-// themselves are src/data's (sources.ts, score.ts); this module only holds and persists settings.
+// and the optional judge (a source with a rubric, a reward-model endpoint, or a local reward model
+// that the engine worker loads and runs). The requests themselves are src/data's (sources.ts,
+// score.ts); this module holds and persists settings, and asks the worker to load the reward model.
 
 import { create } from 'zustand';
 import {
@@ -15,8 +16,11 @@ import {
   type EndpointPreset,
   type Source,
 } from '../data/sources';
-import { DEFAULT_RUBRIC, type JudgeSpec, type RewardNormalization } from '../data/score';
+import { DEFAULT_RUBRIC, type JudgeSpec, type RewardModelRunner, type RewardNormalization } from '../data/score';
+import type { LoadProgress } from '../model/load';
+import { callback, engine, errorMessage } from './engine';
 import { studioDb, type SourceEntry } from './studioDb';
+import type { RewardModelChoice, RewardModelSummary } from './worker/reward-service';
 
 export type { SourceEntry } from './studioDb';
 
@@ -92,7 +96,7 @@ export function explainConnectionError(error: string, baseURL: string, reachable
 export type RewardNormalizeKind = RewardNormalization['kind'];
 
 export interface JudgeSettings {
-  kind: 'none' | 'judge' | 'reward';
+  kind: 'none' | 'judge' | 'reward' | 'local-reward';
   /** Entry id of the judge source (kind 'judge'). */
   sourceId: string;
   rubric: string;
@@ -109,6 +113,8 @@ export interface JudgeSettings {
     center: number;
     scale: number;
   };
+  /** A *ForSequenceClassification run in the engine worker: a Hub repo id, a URL, or `folder:<name>` once one is picked. */
+  localReward: { model: string };
 }
 
 export const DEFAULT_JUDGE: JudgeSettings = {
@@ -116,7 +122,9 @@ export const DEFAULT_JUDGE: JudgeSettings = {
   sourceId: '',
   rubric: DEFAULT_RUBRIC,
   concurrency: 4,
-  reward: { baseURL: 'http://127.0.0.1:8000', apiKey: '', model: '', path: '/pooling', scorePath: 'data.0.data.0', normalize: 'sigmoid', min: 0, max: 1, center: 0, scale: 1 },
+  // Rewards mapped to [0, 1] by a sigmoid fitted to the run (docs/DATA.md): no fixed mapping suits every reward model.
+  reward: { baseURL: 'http://127.0.0.1:8000', apiKey: '', model: '', path: '/pooling', scorePath: 'data.0.data.0', normalize: 'run', min: 0, max: 1, center: 0, scale: 1 },
+  localReward: { model: '' },
 };
 
 /** The pipeline's JudgeSpec for the settings, or undefined (no judge, or it is incomplete). */
@@ -136,15 +144,35 @@ export function buildJudgeSpec(j: JudgeSettings, entries: readonly SourceEntry[]
     const r = j.reward;
     if (!r.baseURL || !r.model || !r.scorePath) return undefined;
     const normalize: RewardNormalization =
-      r.normalize === 'minmax' ? { kind: 'minmax', min: r.min, max: r.max } : r.normalize === 'sigmoid' ? { kind: 'sigmoid', center: r.center, scale: r.scale } : { kind: 'none' };
+      r.normalize === 'minmax'
+        ? { kind: 'minmax', min: r.min, max: r.max }
+        : r.normalize === 'sigmoid'
+          ? { kind: 'sigmoid', center: r.center, scale: r.scale }
+          : { kind: r.normalize };
     return {
       type: 'reward',
       reward: { baseURL: r.baseURL, apiKey: r.apiKey, model: r.model, path: r.path || '/pooling', scorePath: r.scorePath, normalize },
       concurrency: Math.max(1, j.concurrency),
     };
   }
+  if (j.kind === 'local-reward') {
+    if (!j.localReward.model.trim()) return undefined;
+    // Batched in the worker; its concurrency is the pipeline's default (two batches in flight).
+    return { type: 'local-reward', localReward: { model: j.localReward.model.trim(), normalize: { kind: 'run' } } };
+  }
   return undefined;
 }
+
+/** The worker's reward model as the pipeline's runner (rewards computed in the worker, batch by batch). */
+export const workerRewardRunner: RewardModelRunner = {
+  score: (conversations) => engine().scoreConversations(conversations.map((c) => c.map((m) => ({ role: m.role, content: m.content })))),
+};
+
+export type RewardModelState =
+  | { state: 'idle' }
+  | { state: 'loading'; stage: string; progress: LoadProgress | null }
+  | { state: 'ready'; summary: RewardModelSummary }
+  | { state: 'error'; message: string };
 
 // ---------------------------------------------------------------------------------------------
 // The store
@@ -170,6 +198,14 @@ interface SourcesStore {
   test(id: string): Promise<void>;
   listModels(id: string): Promise<void>;
   setJudge(patch: Partial<Omit<JudgeSettings, 'reward'>> & { reward?: Partial<JudgeSettings['reward']> }): void;
+  /** The local reward model in the worker. */
+  rewardModel: RewardModelState;
+  /** Loads the judge's local reward model (the spec typed, or a picked folder) into the worker. */
+  loadRewardModel(folder?: FileSystemDirectoryHandle): Promise<void>;
+  /** Reads back what the worker holds (after a reload it holds nothing). */
+  refreshRewardModel(): Promise<void>;
+  /** The worker holds the judge's reward model, loading it when it is a Hub repo or URL (for a run). */
+  ensureRewardModel(): Promise<void>;
 }
 
 const JUDGE_KEY = 'judge';
@@ -200,6 +236,7 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
     tests: {},
     models: {},
     error: null,
+    rewardModel: { state: 'idle' },
 
     load() {
       loading ??= (async () => {
@@ -208,7 +245,12 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
           const entries = await db.sources.orderBy('createdAt').toArray();
           const judgeRow = await db.settings.get(JUDGE_KEY);
           const stored = (judgeRow?.value ?? {}) as Partial<JudgeSettings>;
-          const judge: JudgeSettings = { ...DEFAULT_JUDGE, ...stored, reward: { ...DEFAULT_JUDGE.reward, ...stored.reward } };
+          const judge: JudgeSettings = {
+            ...DEFAULT_JUDGE,
+            ...stored,
+            reward: { ...DEFAULT_JUDGE.reward, ...stored.reward },
+            localReward: { ...DEFAULT_JUDGE.localReward, ...stored.localReward },
+          };
           set({ entries, judge, loaded: true });
         } catch (err) {
           loading = null;
@@ -288,11 +330,48 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
 
     setJudge(patch) {
       const cur = get().judge;
-      const judge: JudgeSettings = { ...cur, ...patch, reward: { ...cur.reward, ...patch.reward } };
+      const judge: JudgeSettings = { ...cur, ...patch, reward: { ...cur.reward, ...patch.reward }, localReward: { ...cur.localReward, ...patch.localReward } };
       set({ judge });
       studioDb()
         .settings.put({ key: JUDGE_KEY, value: judge })
         .catch((err: unknown) => set({ error: `Could not save the judge: ${err instanceof Error ? err.message : String(err)}` }));
+    },
+
+    async loadRewardModel(folder) {
+      const spec = get().judge.localReward.model.trim();
+      const choice: RewardModelChoice | null = folder ? { kind: 'directory', handle: folder } : spec && !spec.startsWith('folder:') ? { kind: 'remote', spec } : null;
+      if (!choice) {
+        set({ rewardModel: { state: 'error', message: spec ? 'Pick the folder again: a folder chosen in an earlier visit cannot be reopened.' : 'Give a Hub repo id or URL, or pick a folder.' } });
+        return;
+      }
+      set({ rewardModel: { state: 'loading', stage: 'Starting the engine…', progress: null } });
+      try {
+        const summary = await engine().loadRewardModel(
+          choice,
+          callback((e: { stage: string; progress: LoadProgress | null }) => {
+            if (get().rewardModel.state === 'loading') set({ rewardModel: { state: 'loading', stage: e.stage, progress: e.progress } });
+          }),
+        );
+        set({ rewardModel: { state: 'ready', summary } });
+        if (summary.key !== spec) get().setJudge({ localReward: { model: summary.key } });
+      } catch (err) {
+        set({ rewardModel: { state: 'error', message: errorMessage(err) } });
+      }
+    },
+
+    async refreshRewardModel() {
+      if (get().rewardModel.state === 'loading') return;
+      const summary = await engine().rewardModel();
+      set({ rewardModel: summary ? { state: 'ready', summary } : { state: 'idle' } });
+    },
+
+    async ensureRewardModel() {
+      const want = get().judge.localReward.model.trim();
+      const held = await engine().rewardModel();
+      if (held && held.key === want) return set({ rewardModel: { state: 'ready', summary: held } });
+      await get().loadRewardModel();
+      const now = get().rewardModel;
+      if (now.state !== 'ready') throw new Error(now.state === 'error' ? `The reward model could not be loaded: ${now.message}` : 'The reward model is not loaded.');
     },
   };
 });

@@ -215,6 +215,7 @@ function JudgeCard() {
     ['none', 'No judge', 'Only math answers and code tests are checked; instruction prompts give no rows.'],
     ['judge', 'A source as rubric judge', 'A chat model grades each response 1–10 with a rubric.'],
     ['reward', 'A reward-model endpoint', 'A scalar reward (e.g. ArmoRM served by vLLM /pooling), as in the paper.'],
+    ['local-reward', 'A local reward model', 'A reward model (e.g. Skywork-Reward-V2-Qwen3-0.6B) run on this GPU, beside the model you train.'],
   ];
   return (
     <section className="card" aria-labelledby="judge-title">
@@ -280,6 +281,7 @@ function JudgeCard() {
           <label className="field">
             <span>Normalization to [0, 1]</span>
             <select value={r.normalize} onChange={(e) => setReward({ normalize: e.target.value as JudgeSettings['reward']['normalize'] })}>
+              <option value="run">fitted to the run (sigmoid on its median and spread)</option>
               <option value="sigmoid">sigmoid</option>
               <option value="minmax">min / max</option>
               <option value="none">none (clamp)</option>
@@ -300,6 +302,83 @@ function JudgeCard() {
           <NumberField label="Reward concurrency" value={judge.concurrency} min={1} max={64} integer onChange={(v) => setJudge({ concurrency: v ?? 1 })} />
         </div>
       )}
+      {judge.kind === 'local-reward' && <LocalRewardPanel />}
     </section>
+  );
+}
+
+type DirectoryPicker = () => Promise<FileSystemDirectoryHandle>;
+
+function directoryPicker(): DirectoryPicker | null {
+  const w = window as unknown as { showDirectoryPicker?: DirectoryPicker };
+  return typeof w.showDirectoryPicker === 'function' ? w.showDirectoryPicker.bind(window) : null;
+}
+
+/** The local reward model: where it comes from, loading it into the engine worker, and its state. */
+function LocalRewardPanel() {
+  const model = useSourcesStore((s) => s.judge.localReward.model);
+  const setJudge = useSourcesStore((s) => s.setJudge);
+  const state = useSourcesStore((s) => s.rewardModel);
+  const loadRewardModel = useSourcesStore((s) => s.loadRewardModel);
+  const refresh = useSourcesStore((s) => s.refreshRewardModel);
+  const picker = directoryPicker();
+  const loading = state.state === 'loading';
+  useEffect(() => {
+    void refresh();
+  }, [refresh]);
+  const pickFolder = async () => {
+    let handle: FileSystemDirectoryHandle;
+    try {
+      handle = await picker!();
+    } catch {
+      return; // the user closed the picker
+    }
+    await loadRewardModel(handle);
+  };
+  const pct = state.state === 'loading' && state.progress?.overall.total ? Math.floor((100 * state.progress.overall.loaded) / state.progress.overall.total) : null;
+  return (
+    <div className="form-grid">
+      <label className="field field--wide">
+        <span>Reward model: a Hub repo id or URL</span>
+        <input
+          type="text"
+          value={model.startsWith('folder:') ? '' : model}
+          onChange={(e) => setJudge({ localReward: { model: e.target.value.trim() } })}
+          placeholder="Skywork/Skywork-Reward-V2-Qwen3-0.6B"
+          spellCheck={false}
+          disabled={loading}
+        />
+      </label>
+      <div className="actions">
+        <button type="button" className="button" onClick={() => void loadRewardModel()} disabled={loading || !model || model.startsWith('folder:')}>
+          Load reward model
+        </button>
+        {picker && (
+          <button type="button" className="button button--secondary" onClick={() => void pickFolder()} disabled={loading}>
+            Choose a folder…
+          </button>
+        )}
+      </div>
+      <div className="field--full" role="status" aria-live="polite">
+        {state.state === 'idle' && (
+          <p className="hint">{model.startsWith('folder:') ? `Folder ${model.slice(7)}: choose it again to load it.` : 'Not loaded yet: it loads here, or when the Data page runs.'}</p>
+        )}
+        {state.state === 'loading' && (
+          <p className="notice">
+            {state.stage}
+            {pct !== null && ` ${pct}%`}
+          </p>
+        )}
+        {state.state === 'ready' && (
+          <p className="notice notice--ok">
+            Loaded {state.summary.source}: {state.summary.config.family} reward model, {state.summary.config.numLayers} layers, hidden size{' '}
+            {state.summary.config.hiddenSize}. Rewards are mapped to [0, 1] by a sigmoid fitted to each run; DPO pairs keep gaps of 0.1 to 1
+            standard deviation of the run&apos;s rewards.
+            {state.summary.key !== model && ' (Not the model named above: load that one to use it.)'}
+          </p>
+        )}
+        {state.state === 'error' && <p className="notice notice--error">{state.message}</p>}
+      </div>
+    </div>
   );
 }

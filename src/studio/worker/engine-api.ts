@@ -5,6 +5,7 @@ import { listAdapters, removeAdapter } from './adapter-store';
 import { afterGenerations, chatService } from './chat-service';
 import { exportService } from './export-service';
 import { modelService } from './model-service';
+import { rewardService } from './reward-service';
 import { requireSession } from './session';
 import { trainService } from './train-service';
 
@@ -13,6 +14,7 @@ export const engineApi = {
   ...chatService,
   ...trainService,
   ...exportService,
+  ...rewardService,
 
   /** Adapters stored for the loaded model. */
   listAdapters() {

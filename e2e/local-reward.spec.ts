@@ -1,0 +1,142 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
+import { writeDemoModel } from '../src/model/demo-node';
+import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
+import { screenshot, watchErrors } from './helpers';
+
+// A local reward model as the judge, in the browser: the Sources page loads a tiny
+// LlamaForSequenceClassification (the real Llama 3 tokenizer and template) over HTTP into the
+// engine worker (a causal LM is refused first), the Data page collects answers from a real local
+// OpenAI-compatible server and scores them with it on the tab's WebGPU (SwiftShader); the stored
+// raw rewards equal what `fuse-studio reward` (Node, Dawn; checked against the float64 reference
+// in src/cli/reward.test.ts) gives for the same conversations, each with its run-fitted mapping.
+
+const SEED = 100;
+const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
+const N = 2;
+
+let dir = '';
+let rmModel: TinyRewardModel;
+let server: Server;
+let base = '';
+let mock: MockOpenAI;
+
+test.beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-reward-'));
+  // Skywork-like spreads; Llama 3's template (no date line), so the reference needs no clock.
+  rmModel = await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
+  await writeDemoModel(join(dir, 'lm'), { tokenizer: false, vocabSize: 256 });
+  // The model folders on 127.0.0.1 with CORS and Range support.
+  server = createServer((req, res) => {
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Access-Control-Allow-Headers', 'Range, Authorization');
+    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges');
+    if (req.method === 'OPTIONS') return void res.writeHead(204).end();
+    const m = /^\/(rm|lm)\/([\w.-]+)$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
+    if (!m) return void res.writeHead(404).end();
+    readFile(join(dir, m[1]!, m[2]!)).then(
+      (body) => {
+        const r = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+        const start = r ? Number(r[1]) : 0;
+        const end = r?.[2] ? Math.min(Number(r[2]), body.length - 1) : body.length - 1;
+        res.writeHead(r ? 206 : 200, { 'Accept-Ranges': 'bytes', 'Content-Length': end - start + 1, ...(r ? { 'Content-Range': `bytes ${start}-${end}/${body.length}` } : {}) });
+        res.end(req.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
+      },
+      () => res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  mock = await startOpenAIMock({ reply: (prompt, seed) => `Answer (sample ${(seed ?? NaN) - SEED}) to: ${prompt}` });
+});
+
+test.afterAll(async () => {
+  await mock?.close();
+  await new Promise((r) => server?.close(r));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('a local reward model judges in the browser: loaded on the Sources page, rewards of the collected answers equal fuse-studio reward's on the same conversations, stored with the run-fitted mapping', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/sources');
+  await page.getByRole('button', { name: 'Add vLLM (local)' }).click();
+  const src = page.getByRole('region', { name: /^Source 1:/ });
+  await src.getByLabel('Name', { exact: true }).fill('Mock');
+  await src.getByLabel('Base URL').fill(mock.baseURL);
+  await src.getByLabel('Model', { exact: true }).fill(MOCK_MODEL);
+  await src.getByLabel('Seed').fill(String(SEED));
+  await src.getByLabel('Responses per prompt', { exact: true }).fill(String(N));
+
+  // The judge: a causal LM is refused from its config, then the reward model loads.
+  await page.getByRole('radio', { name: /A local reward model/ }).check();
+  const field = page.getByLabel('Reward model: a Hub repo id or URL');
+  const status = page.getByRole('status').filter({ hasText: /reward model|Not loaded|causal/ });
+  await field.fill(`${base}/lm`);
+  await page.getByRole('button', { name: 'Load reward model' }).click();
+  await expect(status).toContainText('is a causal language model (LlamaForCausalLM), not a reward model: scoring needs a *ForSequenceClassification reward model, such as Skywork/Skywork-Reward-V2-Qwen3-0.6B');
+  await field.fill(`${base}/rm`);
+  await page.getByRole('button', { name: 'Load reward model' }).click();
+  await expect(status).toContainText(/Loaded .*: llama reward model, 2 layers, hidden size 32/, { timeout: 60_000 });
+  await screenshot(page, 'sources-local-reward.png');
+
+  // Data: import, run; scoring runs in the worker.
+  await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+  await expect(page.getByText(`local reward model ${base}/rm`)).toBeVisible();
+  const jsonl = PROMPTS.map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n';
+  await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'prompts.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(jsonl) });
+  await page.getByRole('button', { name: 'Import file' }).click();
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+  await expect(page.getByTestId('set-counts')).toContainText(`from 3 prompt(s) and ${PROMPTS.length * N} response(s)`, { timeout: 90_000 });
+
+  // The stored scores, read from IndexedDB.
+  const rows = await page.evaluate(async () => {
+    const runId = localStorage.getItem('fuse-studio.dataRun');
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const r = indexedDB.open('fuse-studio-collect');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = <T,>(store: string) =>
+      new Promise<T[]>((resolve, reject) => {
+        const req = db.transaction(store, 'readonly').objectStore(store).index('runId').getAll(runId);
+        req.onsuccess = () => resolve(req.result as T[]);
+        req.onerror = () => reject(req.error);
+      });
+    const responses = await all<{ key: string; promptId: string; content: string }>('responses');
+    const scores = await all<{ key: string; score: number; judge: { method: string; raw: number; normalize: { kind: string; center: number; scale: number; fit: { n: number } } } }>('scores');
+    db.close();
+    return { responses, scores };
+  });
+  expect(rows.responses).toHaveLength(PROMPTS.length * N);
+  const byKey = new Map(rows.scores.map((s) => [s.key, s]));
+  // The same conversations through the CLI's reward command (the engine on Node's Dawn).
+  const records = rows.responses.map((r) => ({
+    messages: [
+      { role: 'user', content: PROMPTS.find((p) => r.content.endsWith(p))! },
+      { role: 'assistant', content: r.content },
+    ],
+  }));
+  await writeFile(join(dir, 'records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['node_modules/vite-node/dist/cli.mjs', 'src/cli/main.ts', '--', 'reward', '--model', rmModel.dir, '--data', join(dir, 'records.jsonl')], (e, out, err) =>
+      e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out),
+    ),
+  );
+  const cliRewards = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { reward: number }).reward);
+  expect(cliRewards).toHaveLength(rows.responses.length);
+  for (const [k, r] of rows.responses.entries()) {
+    const s = byKey.get(r.key)!;
+    const want = cliRewards[k]!;
+    expect(s.judge.method).toBe('reward');
+    expect(Math.abs(s.judge.raw - want), `${r.content}: ${s.judge.raw} vs ${want}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+    expect(s.judge.normalize).toMatchObject({ kind: 'sigmoid', fit: { n: PROMPTS.length * N } });
+    expect(s.score).toBeCloseTo(1 / (1 + Math.exp(-(s.judge.raw - s.judge.normalize.center) / s.judge.normalize.scale)), 10);
+  }
+  expect(errors).toEqual([]);
+});
