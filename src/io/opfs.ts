@@ -243,7 +243,31 @@ export class BrowserModelCache {
       }
       for (const [id, bytes] of sizes) out.push({ id, bytes });
     }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    // A folder made for a download that never got a byte (a failed load) is not a cached model.
+    return out.filter((m) => m.bytes > 0).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** One model's cached files (complete or partial) with their bytes; markers of absent files left out. */
+  async files(modelId: string): Promise<{ name: string; bytes: number }[]> {
+    const out: { name: string; bytes: number }[] = [];
+    if (this.kind === 'opfs') {
+      const models = await opfsModelsDir(false);
+      const dir = models && (await child(models, modelId));
+      if (!dir) return out;
+      for await (const [name, h] of (dir as IterableDir).entries()) if (h.kind === 'directory') out.push({ name: decodeURIComponent(name), bytes: await dirBytes(h as Dir) });
+    } else {
+      const cache = await caches.open(CACHE_NAME);
+      const prefix = cacheUrl(modelId);
+      const sizes = new Map<string, number>();
+      for (const req of await cache.keys()) {
+        if (!req.url.startsWith(prefix)) continue;
+        const name = decodeURIComponent(req.url.slice(prefix.length).split('/')[0]!);
+        sizes.set(name, (sizes.get(name) ?? 0) + Number((await cache.match(req))?.headers.get(SIZE_HEADER) ?? 0));
+      }
+      for (const [name, bytes] of sizes) out.push({ name, bytes });
+    }
+    // Negative answers (404s) are cached under ".absent/…": they hold no file.
+    return out.filter((f) => !f.name.startsWith('.absent/')).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Bytes cached for one model (complete and partial files). */

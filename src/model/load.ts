@@ -32,6 +32,12 @@ export interface LoadProgress {
 export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Called once every file is downloaded and checked, just before the first GPU allocation: the
+   * studio frees the model it had loaded here, so a load that fails before this point (a 404, a
+   * bad config, a truncated file, a cancel) leaves that model in place.
+   */
+  beforeUpload?: () => Promise<void>;
 }
 
 export interface TokenizerFiles {
@@ -215,6 +221,8 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
     files.push({ name: shard.name, bytes: shard.size });
   }
   const plan = planTensors(config, headers, index);
+  signal?.throwIfAborted();
+  await opts.beforeUpload?.();
   const weights = await uploadPlanned(ctx, config, plan, new Map(shards.map((s) => [s.name, s])), opts);
   return { config, weights, tokenizerFiles, generationConfig, files, source: source.description };
 }

@@ -14,7 +14,7 @@ import { presetById, presetSpec } from '../model/presets';
 import { HF_ENDPOINT } from '../model/source';
 import type { DeviceLimits } from './planAdvice';
 import { callback, engine, errorMessage as message } from './engine';
-import type { ModelChoice, ModelSummary } from './worker/model-service';
+import type { LoadEvent, ModelChoice, ModelSummary } from './worker/model-service';
 
 export type { ModelChoice, ModelSummary };
 export { countParams } from './worker/model-service';
@@ -162,21 +162,27 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
   },
 
   async loadModel(choice) {
-    // Loading frees the current model: not while it is generating.
+    // Loading replaces the current model: not while it is generating.
     if (get().load.kind === 'loading' || get().generation.running) return;
-    set({ load: { kind: 'loading', stage: 'Starting the engine…', progress: null }, model: null, generation: idleGeneration });
+    // The current model stays (and stays usable) until the new one's files are all in.
+    set({ load: { kind: 'loading', stage: 'Starting the engine…', progress: null }, generation: idleGeneration });
     let latest: LoadProgress | null = null;
     try {
       const model = await engine().loadModel(
         choice,
-        callback((e: { stage: string; progress: LoadProgress | null }) => {
+        callback((e: LoadEvent) => {
           if (e.progress) latest = e.progress;
+          if (e.released) set({ model: null });
           if (get().load.kind === 'loading') set({ load: { kind: 'loading', stage: e.stage, progress: e.progress } });
         }),
       );
       set({ load: { kind: 'loaded', progress: latest }, model });
     } catch (e) {
-      set({ load: { kind: 'error', message: message(e) }, model: null });
+      // Whatever the worker still has loaded (the previous model, kept or put back) stays usable.
+      const still = await engine()
+        .currentModel()
+        .catch(() => null);
+      set({ load: { kind: 'error', message: message(e) }, model: still });
     } finally {
       void get().refreshCache();
     }
@@ -206,7 +212,7 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
   },
 
   async generate(prompt) {
-    if (get().generation.running || !get().model) return;
+    if (get().generation.running || !get().model || get().load.kind === 'loading') return;
     if (!get().model!.hasTokenizer) {
       set({ generation: { ...idleGeneration, error: 'This model has no tokenizer.json, so it cannot turn text into tokens.' } });
       return;

@@ -37,7 +37,7 @@ export function ModelPage() {
       <PlanSettingsPanel />
       <PresetPanel busy={load.kind === 'loading'} />
       <ChooseModel busy={load.kind === 'loading'} />
-      {model && load.kind === 'loaded' && (
+      {model && load.kind !== 'loading' && (
         <>
           <div className="grid">
             <ModelCard model={model} />
@@ -185,13 +185,17 @@ function ProgressBlock({ progress, done }: { progress: LoadProgress; done: boole
 
 function LoadStatus() {
   const load = useModelStore((s) => s.load);
+  const model = useModelStore((s) => s.model);
   const cancel = useModelStore((s) => s.cancel);
   if (load.kind === 'idle') return null;
   if (load.kind === 'error')
     return (
       <section role="alert" className="card card--error" aria-labelledby="load-error-title">
         <h2 id="load-error-title">The model could not be loaded</h2>
-        <p>{load.message}</p>
+        <p data-testid="load-error">{load.message}</p>
+        <p data-testid="still-loaded">
+          {model ? `Still loaded: ${model.source}. Nothing was lost, and you can go on using it.` : 'No model is loaded now.'}
+        </p>
       </section>
     );
   return (
