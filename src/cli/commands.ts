@@ -117,7 +117,7 @@ export const EXPORT_MERGED_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 export const EXPORT_RECIPE_OPTIONS = {
-  model: { type: 'string', value: 'HUB_ID', required: true, help: "the base model's Hub id, e.g. meta-llama/Llama-3.2-1B-Instruct" },
+  model: { type: 'string', value: 'HUB_ID', required: true, help: "the base model's Hub id, e.g. meta-llama/Llama-3.2-1B-Instruct, or a preset alias (its repo)" },
   out: { type: 'string', value: 'DIR', required: true, help: 'the recipe folder to write' },
   sft: { type: 'string', value: 'FILE.jsonl', help: 'SFT conversations (messages)' },
   dpo: { type: 'string', value: 'FILE.jsonl', help: 'DPO pairs (prompt, chosen, rejected)' },

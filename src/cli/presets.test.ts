@@ -1,7 +1,7 @@
 // Presets from the command line, as child processes: `fuse-studio models` lists them with the
 // library's sizes and plans, `plan --model ALIAS` reads nothing, and `--model ALIAS` downloads the
 // preset's Hub repo from $HF_ENDPOINT (a local server standing in for the Hub, counting requests).
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -129,6 +129,13 @@ describe('presets from the command line', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).not.toContain('to download');
     expect(requests.filter((q) => q === `GET ${REPO_PATH}model.safetensors`)).toHaveLength(1);
+
+    // export recipe writes the preset's Hub repo, which TRL and LLaMA-Factory load, not the alias.
+    const sft = join(dir, 'sft.jsonl');
+    await writeFile(sft, JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] }) + '\n');
+    const recipe = await cli('export', 'recipe', '--model', 'qwen2.5-0.5b', '--sft', sft, '--out', join(dir, 'recipe'));
+    expect(recipe.code, recipe.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(dir, 'recipe', 'recipe.json'), 'utf8'))).toMatchObject({ model: 'Qwen/Qwen2.5-0.5B-Instruct' });
 
     const unknown = await cli('generate', '--model', 'qwen9-tiny', ...args);
     expect(unknown.code).toBe(1);

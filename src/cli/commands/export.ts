@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDpoRecord, parseJsonl, parseSftRecord, type DpoRecord, type SftRecord } from '../../data/records';
 import { parseModelConfig } from '../../model/config';
+import { presetById } from '../../model/presets';
 import { openModelSource } from '../../model/source-node';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { nodeFolderSink, writeFolderFiles } from '../../train/files-node';
@@ -109,9 +110,11 @@ export async function recipe({ values: v }: Parsed<typeof EXPORT_RECIPE_OPTIONS>
   };
   const sft: SftRecord[] = v.sft ? await readRecords(v.sft, parseSftRecord) : [];
   const dpo: DpoRecord[] = v.dpo ? await readRecords(v.dpo, parseDpoRecord) : [];
-  const files = buildRecipe({ model: v.model, sft, dpo, sftHyper, dpoHyper, numGpus: intOption('gpus', v.gpus), name: v.name });
+  // A preset alias is its Hub repo: the id TRL and LLaMA-Factory load.
+  const model = presetById(v.model)?.repo ?? v.model;
+  const files = buildRecipe({ model, sft, dpo, sftHyper, dpoHyper, numGpus: intOption('gpus', v.gpus), name: v.name });
   await writeFolderFiles(v.out, files);
-  console.log(`recipe for ${v.model}: ${sft.length} SFT conversations, ${dpo.length} DPO pairs → ${v.out}`);
+  console.log(`recipe for ${model}: ${sft.length} SFT conversations, ${dpo.length} DPO pairs → ${v.out}`);
   for (const name of [...files.keys()].sort()) console.log(`  ${name}`);
   console.log(`see ${v.out}/README.md`);
   return 0;
