@@ -62,7 +62,7 @@ test.afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('a local reward model judges in the browser: loaded on the Sources page, rewards of the collected answers equal fuse-studio reward's on the same conversations, stored with the run-fitted mapping', async ({ page }) => {
+test('a local reward model judges in the browser: loaded on the Sources page, rewards of the collected answers equal what fuse-studio reward gives for the same conversations, stored with the run-fitted mapping', async ({ page }) => {
   const errors = watchErrors(page);
   await page.goto('/sources');
   await page.getByRole('button', { name: 'Add vLLM (local)' }).click();

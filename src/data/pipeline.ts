@@ -15,10 +15,12 @@
 //                (given the gold answer as the reference) when a judge is configured
 //   code         the prompt's tests in the sandbox (passed), plus the judge's score when configured
 //   other        none (SFT only: the first valid response)
-// Reward models: after scoring, a normalisation fitted to the run ({kind: 'run'}, the default) is
-// fitted over every raw reward of the run and every score is rewritten with it (the mapping and its
-// statistics stored in each record), and the DPO gap windows default to DEFAULT_REWARD_GAP, in
-// units of the run's standard deviation of raw rewards (construct.ts, docs/DATA.md).
+// Reward models: after scoring, the run's mapping to [0, 1] is applied again to every stored raw
+// reward, and a score that changes is rewritten with it (the mapping, and for {kind: 'run'}, the
+// default, the statistics it was fitted to over every reward of the run, stored in each record);
+// so a new mapping asks the reward model nothing. With the run-fitted mapping the DPO gap windows
+// default to DEFAULT_REWARD_GAP, in units of the run's standard deviation of raw rewards
+// (construct.ts, docs/DATA.md).
 // Without a judge, math and code pairs are ranked by the verdict alone, so the math score-gap
 // window is switched off (it cannot be evaluated) unless the settings set one; instruction
 // prompts then cannot be scored and are dropped (`unscored`), which `warnings` says.

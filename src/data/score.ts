@@ -526,8 +526,10 @@ export function judgeConcurrency(spec: JudgeSpec): number {
 }
 
 /**
- * A fingerprint of what a spec's scores mean (kind, endpoint, model, rubric or score path and
- * normalization): stored with each score, so a run with another scorer scores again.
+ * A fingerprint of what a spec's scores mean (kind, endpoint, model, rubric or score path): stored
+ * with each score, so a run with another scorer scores again. A reward model's [0, 1] mapping is
+ * not part of it: the pipeline maps every stored raw reward again after each scoring phase, so a
+ * new mapping asks the model nothing.
  */
 export function judgeSpecId(spec: JudgeSpec): string {
   if (spec.type === 'judge') {
@@ -535,13 +537,9 @@ export function judgeSpecId(spec: JudgeSpec): string {
     const rubric = j.rubric === undefined ? '' : `#${rubricHash(j.rubric)}`;
     return `judge:${j.source.model}@${j.source.baseURL}${rubric}/${j.scaleMin ?? 0}-${j.scaleMax ?? 10}`;
   }
-  if (spec.type === 'local-reward') {
-    // The raw reward is what is stored and what the model decides; the [0, 1] mapping is applied
-    // again after every scoring phase, so changing it scores nothing again.
-    return `local-reward:${spec.localReward.model}`;
-  }
+  if (spec.type === 'local-reward') return `local-reward:${spec.localReward.model}`;
   const r = spec.reward;
-  return `reward:${r.model}@${r.baseURL}${r.path ?? '/pooling'}:${r.scorePath}:${JSON.stringify(r.normalize)}`;
+  return `reward:${r.model}@${r.baseURL}${r.path ?? '/pooling'}:${r.scorePath}`;
 }
 
 function rubricHash(text: string): string {
