@@ -1,4 +1,4 @@
-// A Llama model on the GPU: the frozen weights plus what every pass shares (RoPE inverse
+// A decoder model (any family of families.ts) on the GPU: the frozen weights plus what every pass shares (RoPE inverse
 // frequencies). The passes live beside it: forward.ts (training / scoring), backward.ts,
 // kv-cache.ts (generation); layer.ts holds one decoder layer's forward and backward.
 import type { GpuContext } from '../gpu/context';

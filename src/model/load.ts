@@ -1,4 +1,4 @@
-// Load a Llama checkpoint from any ModelSource onto the GPU: config.json (+ generation_config),
+// Load a checkpoint (any family of families.ts) from any ModelSource onto the GPU: config.json (+ generation_config),
 // model.safetensors or model.safetensors.index.json + shards, optional tokenizer files.
 // Every expected tensor is checked (present exactly once, right shape, BF16/F16/F32) before
 // anything is allocated, then streamed to the GPU in pieces straight from the (cached) file.

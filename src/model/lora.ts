@@ -1,4 +1,4 @@
-// LoRA adapters for a Llama model, PEFT layout: per layer and target module, A [r, in] and
+// LoRA adapters for a decoder model, PEFT layout: per layer and target module, A [r, in] and
 // B [out, r] (f32) with W' = W + (alpha / r) · B·A. PEFT's default init: A kaiming-uniform
 // (a = √5, i.e. U(±1/√in)), B = 0, so a fresh adapter leaves the model unchanged.
 //
