@@ -3,15 +3,14 @@
 // checkpoint whose sliding window a generation would use, a rope type the engine does not
 // implement and an unknown architecture are each refused with the field named.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { writeDemoModel } from '../src/model/demo-node';
+import { startFileServer, type FileServer } from './file-server';
 import { screenshot, watchErrors } from './helpers';
 
-let server: Server;
+let server: FileServer;
 let base: string;
 let tmp: string;
 const folders = new Map<string, Map<string, Buffer>>();
@@ -37,31 +36,15 @@ test.beforeAll(async () => {
   folders.set('yarn', new Map([['config.json', json({ ...qwenConfig, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } })]]));
   folders.set('gemma', new Map([['config.json', json({ ...qwenConfig, architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2' })]]));
 
-  server = createServer((req, res) => {
-    const [, folder, file] = new URL(req.url ?? '/', 'http://x').pathname.split('/');
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Headers', 'Range, Authorization');
-    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges');
-    if (req.method === 'OPTIONS') return void res.writeHead(204).end();
-    const body = folders.get(folder ?? '')?.get(file ?? '');
-    if (!body) return void res.writeHead(404).end();
-    res.setHeader('Accept-Ranges', 'bytes');
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    if (range) {
-      const start = Number(range[1]);
-      const end = range[2] ? Math.min(Number(range[2]), body.length - 1) : body.length - 1;
-      res.writeHead(206, { 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${body.length}` });
-      return void res.end(req.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
-    }
-    res.writeHead(200, { 'Content-Length': body.length, 'Content-Type': 'application/octet-stream' });
-    res.end(req.method === 'HEAD' ? undefined : body);
+  server = await startFileServer((path) => {
+    const [, folder, file] = path.split('/');
+    return folders.get(folder ?? '')?.get(file ?? '');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
 
 test.afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -73,15 +56,15 @@ async function loadUrl(page: Page, url: string): Promise<void> {
 test.describe('model families in the browser', () => {
   test('a Qwen3-architecture checkpoint loads from a URL and generates text through its tokenizer', async ({ page }) => {
     const errors = watchErrors(page);
-    await page.goto('/');
+    await page.goto('/model');
     await loadUrl(page, `${base}/qwen3/`);
     const card = page.getByRole('region', { name: 'Model card' });
     await expect(card).toBeVisible({ timeout: 90_000 });
     await expect(card).toContainText('Qwen3ForCausalLM (q/k norm)');
     await expect(card).toContainText('151,936');
     const tryIt = page.getByRole('region', { name: 'Try it' });
-    await tryIt.getByLabel('Prompt').fill('Hello');
-    await tryIt.getByRole('button', { name: 'Generate' }).click();
+    await tryIt.getByLabel('Message').fill('Hello');
+    await tryIt.getByRole('button', { name: 'Send' }).click();
     await expect(tryIt.getByTestId('generation-status')).toContainText(/\d+ tokens generated\./, { timeout: 90_000 });
     await expect(tryIt.getByTestId('generated')).not.toBeEmpty();
     await expect(tryIt.getByRole('alert')).toHaveCount(0);
@@ -90,18 +73,18 @@ test.describe('model families in the browser', () => {
   });
 
   test('a sliding window the generation would use is refused, naming sliding_window', async ({ page }) => {
-    await page.goto('/');
+    await page.goto('/model');
     await loadUrl(page, `${base}/mistral-window/`);
     const card = page.getByRole('region', { name: 'Model card' });
     await expect(card).toContainText('MistralForCausalLM (sliding window 16)', { timeout: 90_000 });
     const tryIt = page.getByRole('region', { name: 'Try it' });
-    await tryIt.getByRole('button', { name: 'Generate' }).click();
+    await tryIt.getByRole('button', { name: 'Send' }).click();
     await expect(tryIt.getByRole('alert')).toContainText('"sliding_window" is 16', { timeout: 60_000 });
     await screenshot(page, 'model-sliding-window.png');
   });
 
   test('an unknown rope type and an unknown architecture are refused before any weight is fetched, naming the field', async ({ page }) => {
-    await page.goto('/');
+    await page.goto('/model');
     await loadUrl(page, `${base}/yarn/`);
     const alert = page.getByRole('alert');
     await expect(alert).toContainText('could not be loaded');

@@ -1,69 +1,32 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { writeDemoModel } from '../src/model/demo-node';
+import { isPlainName, startFileServer, type FileServer } from './file-server';
 import { watchErrors } from './helpers';
 
 
 // A model server on 127.0.0.1 with CORS and Range support, counting the requests it answers.
-let server: Server;
+let server: FileServer;
 let base: string;
 let modelDir: string;
-const requests: string[] = [];
+let requests: string[] = [];
 
 
 test.beforeAll(async () => {
   modelDir = await mkdtemp(join(tmpdir(), 'fuse-e2e-model-'));
   await writeDemoModel(join(modelDir, 'tiny'), { tokenizer: false, vocabSize: 256 });
-  server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push(`${req.method} ${path}`);
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Headers', 'Range, Authorization');
-    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges');
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204).end();
-      return;
-    }
-    void (async () => {
-      let body: Buffer;
-      if (path.startsWith('/tiny/') && /^[\w.-]+$/.test(path.slice(6))) {
-        try {
-          body = await readFile(join(modelDir, 'tiny', path.slice(6)));
-        } catch {
-          res.writeHead(404).end();
-          return;
-        }
-      } else {
-        res.writeHead(404).end();
-        return;
-      }
-      res.setHeader('Accept-Ranges', 'bytes');
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      if (range) {
-        const start = Number(range[1]);
-        const end = range[2] ? Math.min(Number(range[2]), body.length - 1) : body.length - 1;
-        if (start >= body.length) {
-          res.writeHead(416, { 'Content-Range': `bytes */${body.length}` }).end();
-          return;
-        }
-        res.writeHead(206, { 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${body.length}` });
-        res.end(req.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
-        return;
-      }
-      res.writeHead(200, { 'Content-Length': body.length, 'Content-Type': 'application/octet-stream' });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    })();
+  server = await startFileServer((path) => {
+    const name = path.startsWith('/tiny/') ? path.slice(6) : '';
+    return isPlainName(name) ? readFile(join(modelDir, 'tiny', name)) : undefined;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
+  requests = server.requests;
 });
 
 test.afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   if (modelDir) await rm(modelDir, { recursive: true, force: true });
 });
 
@@ -75,7 +38,7 @@ async function loadUrl(page: Page, url: string): Promise<void> {
 test.describe('Model page', () => {
   test('loads the built-in demo model, shows its card and streams generated text', async ({ page }) => {
     const errors = watchErrors(page);
-    await page.goto('/');
+    await page.goto('/model');
     await expect(page.getByRole('heading', { level: 1, name: 'Model' })).toBeVisible();
     await page.getByRole('button', { name: 'Load demo model' }).click();
 
@@ -93,7 +56,7 @@ test.describe('Model page', () => {
     await expect(page.getByTestId('plan-verdict')).toContainText('Fits this device');
 
     const tryIt = page.getByRole('region', { name: 'Try it' });
-    await tryIt.getByRole('button', { name: 'Generate' }).click();
+    await tryIt.getByRole('button', { name: 'Send' }).click();
     // Tokens stream in: the count climbs while the text grows, before generation ends.
     await expect(tryIt.getByTestId('generation-status')).toContainText(/Generating… [1-9]\d* tokens/, { timeout: 60_000 });
     await expect(tryIt.getByTestId('generation-status')).toContainText(/\d+ tokens generated\./, { timeout: 60_000 });
@@ -107,7 +70,7 @@ test.describe('Model page', () => {
   test('downloads a model from a URL once, lists it in the cache, and frees it', async ({ page }) => {
     const errors = watchErrors(page);
     const url = `${base}/tiny/`;
-    await page.goto('/');
+    await page.goto('/model');
     requests.length = 0;
     await loadUrl(page, url);
     await expect(page.getByRole('region', { name: 'Model card' })).toBeVisible({ timeout: 60_000 });

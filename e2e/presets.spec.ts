@@ -3,71 +3,41 @@
 // large for the stated memory says so and offers one that fits, Meta's gated repo asks for a token,
 // and a preset loads from the Hub address the page is given (HF_ENDPOINT-style mirror).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { writeDemoModel } from '../src/model/demo-node';
 import { downloadSize, formatDownload, PRESETS, ROLE_LABELS } from '../src/model/presets';
+import { isPlainName, startFileServer, type FileServer } from './file-server';
 import { screenshot, watchErrors } from './helpers';
 
-let server: Server;
+let server: FileServer;
 let hub: string;
 let modelDir: string;
-const requests: string[] = [];
+let requests: string[] = [];
 // The mirror serves a tiny model under SmolLM2-135M-Instruct's repo path, as a Hub mirror would serve the real one.
 const MIRRORED = '/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/';
 
 test.beforeAll(async () => {
   modelDir = await mkdtemp(join(tmpdir(), 'fuse-e2e-presets-'));
   await writeDemoModel(modelDir, { tokenizer: false, vocabSize: 256 });
-  server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    requests.push(`${req.method} ${path}`);
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Headers', 'Range, Authorization');
-    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges');
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204).end();
-      return;
-    }
+  server = await startFileServer((path) => {
     const name = path.startsWith(MIRRORED) ? path.slice(MIRRORED.length) : '';
-    void (async () => {
-      let body: Buffer;
-      try {
-        if (!/^[\w.-]+$/.test(name)) throw new Error('not mirrored');
-        body = await readFile(join(modelDir, name));
-      } catch {
-        res.writeHead(404).end();
-        return;
-      }
-      res.setHeader('Accept-Ranges', 'bytes');
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      if (range) {
-        const start = Number(range[1]);
-        const end = range[2] ? Math.min(Number(range[2]), body.length - 1) : body.length - 1;
-        res.writeHead(206, { 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${body.length}` });
-        res.end(req.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
-        return;
-      }
-      res.writeHead(200, { 'Content-Length': body.length, 'Content-Type': 'application/octet-stream' });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    })();
+    return isPlainName(name) ? readFile(join(modelDir, name)) : undefined;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  hub = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub = server.base;
+  requests = server.requests;
 });
 
 test.afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   if (modelDir) await rm(modelDir, { recursive: true, force: true });
 });
 
 const card = (page: Page, name: string) => page.getByRole('listitem', { name, exact: true });
 
 async function open(page: Page): Promise<void> {
-  await page.goto('/');
+  await page.goto('/model');
   await expect(page.getByRole('heading', { level: 2, name: 'Presets: no token needed' })).toBeVisible();
   // The verdicts use the worker's adapter limits once it reports them.
   await expect(page.getByTestId('device-line')).toContainText('GPU:', { timeout: 60_000 });
