@@ -12,6 +12,11 @@
 //                                                                       // and a 4·B-byte readback
 //   ... cache.length positions are filled; cache.release() when done.
 //
+// Sharing a prefill: prefill P distinct prompts once in a [P, Tp] cache, then copy each row's
+// prompt into a wider cache on the GPU (buffer copies, no recompute) and decode there:
+//   copyKvRows(model, prefilled, cache, rows);   // cache row r ← prefilled row rows[r]
+//   resetKvCache(cache);                         // empty again, to reuse its buffers
+//
 // - Every row advances by the same number of positions. Prompts must be LEFT-padded (mask 0 on
 //   padding) so each row's last position is its newest real token; RoPE positions follow the
 //   mask as in Hugging Face (cumsum(mask) - 1), so padding does not shift them.
@@ -177,6 +182,45 @@ export interface AppendInputs {
   mask?: ArrayLike<number>;
   /** New tokens per row. */
   tokens: number;
+}
+
+/** Empties a cache (length 0, every position masked) so its buffers serve another generation. */
+export function resetKvCache(cache: KvCache): void {
+  cache.length = 0;
+  cache.hostMask.fill(0);
+  cache.realCount.fill(0);
+}
+
+/**
+ * Fills the empty cache `dst` with rows of the prefilled `src` (same model): dst row r gets src
+ * row rows[r]'s keys and values of every layer, mask, position count and last hidden state, by
+ * GPU buffer copies in one submit. dst then stands where src stands: cache.length = src.length.
+ */
+export function copyKvRows(model: DecoderModel, src: KvCache, dst: KvCache, rows: ArrayLike<number>): void {
+  const c = model.config;
+  if (dst.length !== 0) throw new Error(`kv cache: copyKvRows needs an empty destination (it holds ${dst.length} positions; resetKvCache it first)`);
+  if (rows.length !== dst.batchSize) throw new Error(`kv cache: copyKvRows got ${rows.length} source rows for a destination of ${dst.batchSize} rows`);
+  if (src.length > dst.capacity) throw new Error(`kv cache: ${src.length} prefilled positions exceed the destination's capacity ${dst.capacity}`);
+  for (let r = 0; r < rows.length; r++)
+    if (!Number.isInteger(rows[r]) || rows[r]! < 0 || rows[r]! >= src.batchSize) throw new Error(`kv cache: copyKvRows row ${r} ← ${rows[r]} is not a row of the source (${src.batchSize} rows)`);
+  const T = src.length;
+  const pos = c.numKvHeads * c.headDim * 4; // bytes per position of one row
+  const H = c.hiddenSize * 4;
+  const batch = model.ctx.batch('kv copy');
+  for (let r = 0; r < rows.length; r++) {
+    const s = rows[r]!;
+    if (T > 0)
+      for (let l = 0; l < c.numLayers; l++) {
+        batch.copy(src.k[l]!.buffer, s * src.capacity * pos, dst.k[l]!.buffer, r * dst.capacity * pos, T * pos);
+        batch.copy(src.v[l]!.buffer, s * src.capacity * pos, dst.v[l]!.buffer, r * dst.capacity * pos, T * pos);
+      }
+    batch.copy(src.hidden.buffer, s * H, dst.hidden.buffer, r * H, H);
+    dst.hostMask.set(src.hostMask.subarray(s * src.capacity, s * src.capacity + T), r * dst.capacity);
+    dst.realCount[r] = src.realCount[s]!;
+  }
+  batch.submit();
+  model.ctx.writeBytes(dst.mask, encode(dst.hostMask, 'i32'));
+  dst.length = T;
 }
 
 /** Run the model on `tokens` new positions per row (prefill or a decode step); see the file comment. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LLAMA_3_2_PRESETS } from './config';
-import { formatBytes, MEMORY_CATEGORIES, planMemory } from './memory-plan';
+import { DEFAULT_MAX_GENERATION_ROWS, formatBytes, generationBatchLayout, generationShape, MEMORY_CATEGORIES, planGenerationBatch, planMemory, type MemoryPlanOptions } from './memory-plan';
+import { presetById, presetModelConfig } from './presets';
 
 // The plan against the pool's measured peak runs where the pipelines are already compiled
 // (SwiftShader takes seconds per pipeline): training in backward.test.ts, generation in
@@ -47,5 +48,76 @@ describe('memory plan', () => {
     // The bf16 embedding (525 MB) is split into chunks of at most the binding limit.
     expect(plan.largestTensor).toEqual({ name: 'model.embed_tokens.weight', bytes: 128 * 1024 * 1024 });
     expect(planMemory(c, { batch: 4, seq: 512, weightDType: 'bf16', maxBindingBytes: 2 ** 30 }).largestTensor.bytes).toBe(2 * 128256 * 2048);
+  });
+});
+
+describe('the batch of a generation', () => {
+  const smol = presetModelConfig(presetById('smollm2-135m')!);
+  const job = { promptTokens: 200, maxNewTokens: 512 };
+  const gen = (rows: number, n: number, extra: Partial<MemoryPlanOptions> = {}) =>
+    planMemory(smol, { batch: 1, seq: 1, weightDType: 'bf16', generation: generationShape(rows, { ...job, samplesPerPrompt: n }), ...extra });
+
+  it('groups whole prompts per batch when they fit, else samples of one prompt', () => {
+    expect(generationBatchLayout(16, 1)).toEqual({ rows: 16, prefillRows: 16 });
+    expect(generationBatchLayout(16, 1, 5)).toEqual({ rows: 5, prefillRows: 5 });
+    expect(generationBatchLayout(16, 4)).toEqual({ rows: 16, prefillRows: 4 });
+    expect(generationBatchLayout(15, 4)).toEqual({ rows: 12, prefillRows: 3 });
+    expect(generationBatchLayout(16, 4, 2)).toEqual({ rows: 8, prefillRows: 2 });
+    expect(generationBatchLayout(3, 4)).toEqual({ rows: 3, prefillRows: 1 });
+    expect(generationShape(16, { ...job, samplesPerPrompt: 4 })).toEqual({ batch: 16, capacity: 711, prefill: 200, prompts: 4 });
+  });
+
+  it('shared prompts: a [prompts × prefill] cache and workspace beside the rows’ cache and their one-token step workspace', () => {
+    const c = smol;
+    const shared = gen(16, 4);
+    const inPlace = gen(16, 1);
+    // The rows' cache is the same; the shared plan adds 4 prompts' cache and trades the 16-row
+    // prefill workspace for a 4-row one plus the 16-row decode step's.
+    const kvPerPosition = 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
+    expect(shared.bytes.kvCache - inPlace.bytes.kvCache).toBeGreaterThanOrEqual(4 * 200 * kvPerPosition);
+    expect(shared.bytes.kvCache - inPlace.bytes.kvCache).toBeLessThan(4 * 200 * kvPerPosition + 4 * (c.hiddenSize + c.vocabSize + 200 + 2) * 4 + 16 * 8);
+    expect(shared.bytes.generationWorkspace).toBeLessThan(inPlace.bytes.generationWorkspace / 2);
+    expect(shared.generation).toBeLessThan(inPlace.generation);
+  });
+
+  it('picks the largest batch whose generation plan fits the memory budget (checked against planMemory)', () => {
+    for (const n of [1, 4]) {
+      const budget = gen(n === 1 ? 10 : 12, n).generation + 1000;
+      const b = planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: budget, ...job, samplesPerPrompt: n, maxRows: 64 });
+      expect(b.limitedBy).toBe('memory');
+      expect(b.batchSize).toBe(n === 1 ? 10 : 12);
+      expect(b.prefillRows).toBe(n === 1 ? 10 : 3);
+      expect(b.plan.generation).toBe(gen(b.batchSize, n).generation);
+      expect(b.plan.generation).toBeLessThanOrEqual(budget);
+      // The next batch generateSamples could form does not fit.
+      expect(gen(b.batchSize + n, n).generation).toBeGreaterThan(budget);
+    }
+    // 3 samples a prompt and room for 2 rows: 2 samples of one prompt a batch.
+    const two = planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: gen(2, 3).generation, ...job, samplesPerPrompt: 3 });
+    expect([two.batchSize, two.prefillRows]).toEqual([2, 1]);
+  });
+
+  it('without a budget: maxRows (default 16), or fewer where a tensor would pass the buffer limit', () => {
+    const free = planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: null, ...job, samplesPerPrompt: 4 });
+    expect(free).toMatchObject({ batchSize: DEFAULT_MAX_GENERATION_ROWS, prefillRows: 4, limitedBy: 'maxRows' });
+    // A 64 MiB buffer limit: each layer's k is [rows, 711, 3, 64] f32 = 546 KB a row, and the
+    // [rows × 200] prefill workspace's MLP activations [rows·200, 1536] f32 = 1.2 MB a row.
+    const limit = 64 * 1024 * 1024;
+    const b = planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: null, ...job, maxRows: 256, maxBindingBytes: limit });
+    expect(b.limitedBy).toBe('buffer limit');
+    expect(b.plan.largestTensor.bytes).toBeLessThanOrEqual(limit);
+    expect(gen(b.batchSize + 1, 1, { maxBindingBytes: limit }).largestTensor.bytes).toBeGreaterThan(limit);
+    // maxBufferSize below the binding limit binds too.
+    expect(planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: null, ...job, maxRows: 256, maxBufferBytes: limit }).batchSize).toBe(b.batchSize);
+  });
+
+  it('refuses a generation whose one row does not fit, saying why', () => {
+    expect(() => planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: 100 * 1024 * 1024, ...job })).toThrow(
+      /generation of one row \(200 prompt \+ 512 new tokens\) needs [\d.]+ MiB, more than the 100.00 MiB available/,
+    );
+    expect(() => planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: null, promptTokens: 8000, maxNewTokens: 100, maxBindingBytes: 16 * 1024 * 1024, maxBufferBytes: 16 * 1024 * 1024 })).toThrow(
+      /exceeds this device's buffer limit of 16.00 MiB/,
+    );
+    expect(() => planGenerationBatch(smol, { weightDType: 'bf16', memoryBytes: null, ...job, samplesPerPrompt: 0 })).toThrow(/samplesPerPrompt 0 must be an integer ≥ 1/);
   });
 });

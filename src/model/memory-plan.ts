@@ -15,9 +15,16 @@
 //   lmHead               lm_head / cross-entropy workspace (a vocab chunk of logits, lse state, logp, lse)
 //   batchInputs          ids, mask, positions, targets, row weights
 //   uniforms             the uniform arena of one command batch
-//   kvCache              generation: k and v of every layer, mask, hidden, [B, V] logits
+//   kvCache              generation: k and v of every layer, mask, hidden, [B, V] logits; with shared
+//                        prompts (generation.prompts < batch) also the prefill cache of those prompts
 //   generationWorkspace  generation: the per-append workspace of the prefill, then of decode steps
-//                        (the pool keeps the prefill's buffers cached and reuses those of equal size)
+//                        (the pool keeps the prefill's buffers cached and reuses those of equal size;
+//                        with shared prompts the prefill's [prompts × prefill] workspace and the
+//                        decode steps' [batch × 1] one are both held)
+//
+// planGenerationBatch picks the largest batch of rows whose generation plan fits a memory budget
+// and the device's buffer limits; generationBatchLayout is how generateSamples (generate.ts)
+// groups rows and prompts into such a batch, so the plan and the allocation agree.
 import type { DType } from '../gpu/dtype';
 import { chooseLmHeadChunk, trainWorkspaceSpecs } from './activations';
 import { UNIFORM_ARENA_BYTES } from './chain';
@@ -27,7 +34,7 @@ import { kvCacheSpecs, stepWorkspaceSpecs } from './kv-cache';
 import { modelSpecs } from './decoder';
 import { loraSpecs, resolveLoraConfig, type LoraTarget } from './lora';
 import { PoolModel, specBytes } from './specs';
-import { DEFAULT_BINDING_BYTES, planWeightLayout, weightSpecs } from './weight-layout';
+import { DEFAULT_BINDING_BYTES, planWeightLayout, weightSpecs, type WeightLayout } from './weight-layout';
 
 export interface MemoryPlanOptions {
   batch: number;
@@ -42,8 +49,19 @@ export interface MemoryPlanOptions {
   maxBindingBytes?: number;
   /** Vocab rows per lm_head chunk (default: what the workspace picks). */
   lmHeadChunk?: number;
-  /** Generation: sequences, positions per sequence, and the prefill length (default capacity). */
-  generation?: { batch: number; capacity: number; prefill?: number };
+  /**
+   * Generation: sequences (rows), positions per sequence, the prefill length (default capacity),
+   * and the distinct prompts prefilled once and copied into the rows that sample from them
+   * (generateSamples; default `batch`: each row prefilled in place).
+   */
+  generation?: GenerationShape;
+}
+
+export interface GenerationShape {
+  batch: number;
+  capacity: number;
+  prefill?: number;
+  prompts?: number;
 }
 
 export const MEMORY_CATEGORIES = [
@@ -85,6 +103,7 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
   const adapters = lora ? loraSpecs(config, lora, true) : { adapters: [], grads: [], moments: [] };
   const full = o.fullFineTune ? fullGradSpecs(layout) : { grads: [], moments: [] };
   const g = o.generation;
+  const gen = g ? generationSpecs(layout, g, lora) : null;
   const bytes: Record<MemoryCategory, number> = {
     weights: specBytes(weightSpecs(layout)) + specBytes(modelSpecs(config)),
     adapters: specBytes(adapters.adapters),
@@ -98,11 +117,10 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
     batchInputs: specBytes(ws.inputs),
     // Every batch holds at most MAX_DISPATCHES_PER_BATCH dispatches: one arena (see chain.ts).
     uniforms: UNIFORM_ARENA_BYTES,
-    kvCache: g ? specBytes(kvCacheSpecs(layout, { batchSize: g.batch, capacity: g.capacity })) : 0,
-    generationWorkspace: g ? generationWorkspaceBytes(config, g.batch, g.prefill ?? g.capacity, lora) : 0,
+    kvCache: gen ? specBytes(gen.caches) : 0,
+    generationWorkspace: gen ? gen.workspaceBytes : 0,
   };
-  const all = [...weightSpecs(layout), ...Object.values(ws).flat(), ...adapters.adapters, ...full.grads];
-  if (g) all.push(...kvCacheSpecs(layout, { batchSize: g.batch, capacity: g.capacity }), ...stepWorkspaceSpecs(config, g.batch, g.prefill ?? g.capacity, lora));
+  const all = [...weightSpecs(layout), ...Object.values(ws).flat(), ...adapters.adapters, ...full.grads, ...(gen ? [...gen.caches, ...gen.workspaces] : [])];
   const largestTensor = all.reduce((best, t) => {
     const b = specBytes([t]);
     return b > best.bytes ? { name: t.name, bytes: b } : best;
@@ -113,16 +131,155 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
   return { bytes, training, generation, total: training + bytes.kvCache + bytes.generationWorkspace, lmHeadChunk, largestTensor };
 }
 
-/** The prefill's workspace is released when the first decode step allocates its own; the pool reuses same-size buffers. */
-function generationWorkspaceBytes(config: ModelConfig, batch: number, prefill: number, lora: Parameters<typeof stepWorkspaceSpecs>[3]): number {
+/**
+ * What a generation allocates: its cache(s), and the peak of its per-append workspaces.
+ * In place (prompts = batch): the prefill's workspace is released when the first decode step
+ * allocates its own, and the pool reuses same-size buffers. Shared (prompts < batch): a
+ * [prompts, prefill] cache and its prefill workspace, then the [batch, capacity] cache the rows
+ * decode in and its [batch, 1] step workspace, all held until the generation ends.
+ */
+function generationSpecs(layout: WeightLayout, g: GenerationShape, lora: Parameters<typeof stepWorkspaceSpecs>[3]) {
+  const config = layout.config;
+  const prefill = g.prefill ?? g.capacity;
+  const prompts = g.prompts ?? g.batch;
+  const caches = kvCacheSpecs(layout, { batchSize: g.batch, capacity: g.capacity });
+  if (prompts < g.batch) {
+    caches.push(...kvCacheSpecs(layout, { batchSize: prompts, capacity: prefill }));
+    const workspaces = [...stepWorkspaceSpecs(config, prompts, prefill, lora), ...stepWorkspaceSpecs(config, g.batch, 1, lora)];
+    return { caches, workspaces, workspaceBytes: specBytes(workspaces) };
+  }
   const pool = new PoolModel();
-  const first = stepWorkspaceSpecs(config, batch, prefill, lora);
+  const first = stepWorkspaceSpecs(config, g.batch, prefill, lora);
   pool.acquire(first);
   if (prefill !== 1) {
     pool.release(first);
-    pool.acquire(stepWorkspaceSpecs(config, batch, 1, lora));
+    pool.acquire(stepWorkspaceSpecs(config, g.batch, 1, lora));
   }
-  return pool.peak;
+  return { caches, workspaces: first, workspaceBytes: pool.peak };
+}
+
+// ---- the batch of a generation ---------------------------------------------------------------
+
+/**
+ * How generateSamples groups the rows of `prompts` prompts × `samplesPerPrompt` samples into
+ * batches of at most `batchSize` rows: whole prompts (all their samples) per batch when
+ * batchSize ≥ samplesPerPrompt, else batchSize samples of one prompt. `rows`: rows per batch;
+ * `prefillRows`: prompts prefilled per batch (shared by their samples when < rows).
+ */
+export function generationBatchLayout(batchSize: number, samplesPerPrompt: number, prompts = Infinity): { rows: number; prefillRows: number } {
+  const n = samplesPerPrompt;
+  if (n === 1) {
+    const rows = Math.min(batchSize, prompts);
+    return { rows, prefillRows: rows };
+  }
+  if (batchSize >= n) {
+    const per = Math.min(Math.floor(batchSize / n), prompts);
+    return { rows: per * n, prefillRows: per };
+  }
+  return { rows: batchSize, prefillRows: 1 };
+}
+
+export interface GenerationBatchOptions {
+  weightDType: DType;
+  /** LoRA rank of the adapter generation runs with; 0 or omitted: none. */
+  loraRank?: number;
+  targets?: readonly LoraTarget[];
+  /** The device's maxStorageBufferBindingSize (default 128 MiB); it also splits the embedding. */
+  maxBindingBytes?: number;
+  /** The device's maxBufferSize (default: maxBindingBytes). */
+  maxBufferBytes?: number;
+  /**
+   * GPU bytes the generation may use in all (weights, adapter, caches, workspaces: the plan's
+   * `generation` figure); null: unknown, only the buffer limits and maxRows bound the batch.
+   */
+  memoryBytes: number | null;
+  /** Tokens of the longest prompt. */
+  promptTokens: number;
+  maxNewTokens: number;
+  /** Default 1. */
+  samplesPerPrompt?: number;
+  /** At most this many rows (default 16). */
+  maxRows?: number;
+}
+
+export interface GenerationBatchPlan {
+  /** The batchSize to pass to generateSamples: rows decoded together. */
+  batchSize: number;
+  /** Prompts prefilled per batch. */
+  prefillRows: number;
+  /** The plan of that batch (its `generation` figure is what was checked against memoryBytes). */
+  plan: MemoryPlan;
+  /** What stopped it from growing: maxRows, the memory budget, or a buffer limit. */
+  limitedBy: 'maxRows' | 'memory' | 'buffer limit';
+}
+
+export const DEFAULT_MAX_GENERATION_ROWS = 16;
+
+/** The generation shape of a batch of `rows` rows (see generationBatchLayout) for the planner. */
+export function generationShape(rows: number, o: Pick<GenerationBatchOptions, 'promptTokens' | 'maxNewTokens' | 'samplesPerPrompt'>): GenerationShape {
+  const l = generationBatchLayout(rows, o.samplesPerPrompt ?? 1);
+  return { batch: l.rows, capacity: o.promptTokens + o.maxNewTokens - 1, prefill: o.promptTokens, prompts: l.prefillRows };
+}
+
+/**
+ * The largest batch (rows decoded together) whose generation plan fits `memoryBytes` and whose
+ * largest tensor fits the buffer limits; throws, saying what does not fit, when one row does not.
+ */
+export function planGenerationBatch(config: ModelConfig, o: GenerationBatchOptions): GenerationBatchPlan {
+  const n = o.samplesPerPrompt ?? 1;
+  const maxRows = o.maxRows ?? DEFAULT_MAX_GENERATION_ROWS;
+  const check = (name: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) throw new Error(`planGenerationBatch: ${name} ${v} must be an integer ≥ ${min}`);
+  };
+  check('promptTokens', o.promptTokens, 1);
+  check('maxNewTokens', o.maxNewTokens, 1);
+  check('samplesPerPrompt', n, 1);
+  check('maxRows', maxRows, 1);
+  const bindingBytes = o.maxBindingBytes ?? DEFAULT_BINDING_BYTES;
+  const bufferLimit = Math.min(bindingBytes, o.maxBufferBytes ?? bindingBytes);
+  const planFor = (rows: number) =>
+    planMemory(config, {
+      batch: 1,
+      seq: 1,
+      weightDType: o.weightDType,
+      maxBindingBytes: bindingBytes,
+      ...(o.loraRank ? { loraRank: o.loraRank } : {}),
+      ...(o.targets ? { targets: o.targets } : {}),
+      generation: generationShape(rows, o),
+    });
+  const why = (plan: MemoryPlan): 'memory' | 'buffer limit' | null =>
+    plan.largestTensor.bytes > bufferLimit ? 'buffer limit' : o.memoryBytes !== null && plan.generation > o.memoryBytes ? 'memory' : null;
+  // The batch sizes generateSamples can form (ascending); bytes and the largest tensor grow with
+  // rows, so the largest that fits is found by bisection.
+  const sizes = [...new Set(Array.from({ length: maxRows }, (_, r) => generationBatchLayout(r + 1, n).rows))].sort((a, b) => a - b);
+  const verdict = new Map<number, { plan: MemoryPlan; problem: 'memory' | 'buffer limit' | null }>();
+  const at = (k: number) => {
+    let v = verdict.get(k);
+    if (!v) {
+      const plan = planFor(sizes[k]!);
+      verdict.set(k, (v = { plan, problem: why(plan) }));
+    }
+    return v;
+  };
+  let lo = -1; // largest index known to fit
+  let hi = sizes.length; // smallest index known not to fit
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (at(mid).problem) hi = mid;
+    else lo = mid;
+  }
+  if (lo >= 0) {
+    const rows = sizes[lo]!;
+    const limitedBy = hi < sizes.length ? at(hi).problem! : 'maxRows';
+    return { batchSize: rows, prefillRows: generationBatchLayout(rows, n).prefillRows, plan: at(lo).plan, limitedBy };
+  }
+  const one = planFor(1);
+  const what = `generation of one row (${o.promptTokens} prompt + ${o.maxNewTokens} new tokens)`;
+  throw new Error(
+    why(one) === 'buffer limit'
+      ? `${what}: ${one.largestTensor.name} (${formatBytes(one.largestTensor.bytes)}) exceeds this device's buffer limit of ${formatBytes(bufferLimit)}; generate fewer tokens`
+      : `${what} needs ${formatBytes(one.generation)}, more than the ${formatBytes(o.memoryBytes!)} available; generate fewer tokens or use a smaller model`,
+  );
 }
 
 /** "1.23 GiB"-style figure for reports. */
