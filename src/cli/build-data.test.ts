@@ -1,11 +1,10 @@
 // `fuse-studio build-data` as a child process (through vite-node on src/cli/main.ts, so the test
 // needs no build) against the scripted local sources and reward model of data/test-fusion.ts.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REWARD_MODEL_EXAMPLE } from '../data/local-reward';
 import { rewardStats } from '../data/score';
@@ -13,9 +12,8 @@ import { EXPECTED, FIXTURE_PROMPTS, SAMPLES_PER_SOURCE, startFixtureServers, tag
 import { writeTinyRewardModel } from '../data/test-reward-model';
 import { writeDemoModel } from '../model/demo-node';
 import { referenceReward } from '../model/reference';
+import { runCli, type CliRun } from './testing/run-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
 const KEY = 'sk-cli-SECRET-0123456789abcdef';
 const N_RESPONSES = FIXTURE_PROMPTS.length * 2 * SAMPLES_PER_SOURCE;
 const N_JUDGED = FIXTURE_PROMPTS.filter((p) => p.domain !== 'other').length * 2 * SAMPLES_PER_SOURCE;
@@ -35,34 +33,17 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** Starts `fuse-studio <args>`; `onStart` may watch or kill it. Resolves when it exits (`limitMs`, 20 s by default, at most). */
-function cli(args: string[], onStart?: (child: ChildProcess) => void, limitMs = 20_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VITE_NODE, 'src/cli/main.ts', '--', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, FUSE_TEST_KEY: KEY, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-    onStart?.(child);
+function cli(args: string[], onStart?: (child: ChildProcess) => void, limitMs = 20_000): Promise<CliRun> {
+  return runCli(args, {
+    env: { FUSE_TEST_KEY: KEY },
+    timeoutMs: limitMs,
+    onStart: (child) => {
+      children.add(child);
+      child.on('close', () => children.delete(child));
+      onStart?.(child);
+    },
   });
 }
 

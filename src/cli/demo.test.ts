@@ -4,21 +4,18 @@
 // tokens per source, one step per stage): the 128k-vocab demo models cost ~1 s a token and
 // ~10-20 s a training step on an idle SwiftShader (the time limits allow for a busy machine).
 // The full pipeline's checks are in src/serve/fusion-serve.test.ts.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../model/config';
 import { loadPeftAdapter } from '../train/peft-node';
 import { UsageError } from './commands/args';
 import { DEMO_PROMPTS } from './commands/demo';
 import { runCommand } from './program';
+import { runCli, type CliRun } from './testing/run-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
 /** `fuse-studio demo ARGV` parsed as the CLI does, run in this process. */
 const demoCommand = (argv: string[]) => runCommand(['demo', ...argv]);
 
@@ -30,20 +27,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VITE_NODE, 'src/cli/main.ts', '--', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function cli(args: string[], timeoutMs: number): Promise<CliRun> {
+  return runCli(args, { timeoutMs });
 }
 
 describe('fuse-studio demo', () => {

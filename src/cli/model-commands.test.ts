@@ -2,11 +2,9 @@
 // so no build is needed), checked against the library in this process: the demo model (with the
 // Llama 3.2 tokenizer) and a random tiny f32 model written as a folder without tokenizer files,
 // with a PEFT adapter folder, whose float64 reference gives exact expectations.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
 import { testContext } from '../engine/testing/gpu';
@@ -27,35 +25,17 @@ import { expectedTensors, releaseWeights, type ModelWeights } from '../model/wei
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { fromHostLora } from '../train/peft';
 import { savePeftAdapter } from '../train/peft-node';
+import { runCli, type CliRun } from './testing/run-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
 const DATE = '26 Jul 2024';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VITE_NODE, 'src/cli/main.ts', '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli(args, { timeoutMs: 60_000 });
 }
 
 /** The one JSON value a --json run prints. */
-function json(r: Run): unknown {
+function json(r: CliRun): unknown {
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout);
 }

@@ -3,27 +3,19 @@
 // (data/test-reward-model.ts), given as a Hub repo id served by a local Hub-style HTTP server and
 // as a folder; every printed reward checked against the float64 reference on token ids made
 // independently of the command's code path.
-import { spawn } from 'node:child_process';
 import { readFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REWARD_MODEL_EXAMPLE } from '../data/local-reward';
 import { writeTinyRewardModel, type TinyRewardModel } from '../data/test-reward-model';
 import { writeDemoModel } from '../model/demo-node';
 import { referenceReward } from '../model/reference';
+import { runCli, type CliRun } from './testing/run-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/dist/cli.mjs');
 const DATE = '26 Jul 2024';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let dir = '';
 let rmModel: TinyRewardModel;
@@ -31,21 +23,8 @@ let server: Server;
 let endpoint = '';
 const requested: string[] = [];
 
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, HF_ENDPOINT: endpoint, FUSE_STUDIO_CACHE: join(dir, 'cache'), HF_TOKEN: '' };
-    const child = spawn(process.execPath, [VITE_NODE, 'src/cli/main.ts', '--', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCli(args, { env: { HF_ENDPOINT: endpoint, FUSE_STUDIO_CACHE: join(dir, 'cache'), HF_TOKEN: '' } });
 }
 
 /** float64 reward of one unpadded sequence. */
