@@ -66,7 +66,7 @@ describe('judge and reward model against a real local server', () => {
     const input = { messages: [{ role: 'user' as const, content: 'Capital of France? {response}' }], response: 'Paris.', reference: 'Paris' };
     const msgs = buildJudgeMessages({}, input);
     expect(msgs[0]!.content).toContain('Capital of France? {response}'); // braces in the texts are not expanded
-    expect(msgs[0]!.content).toContain('[Reference answer]\nParis');
+    expect(msgs[0]!.content).toContain('[Start of reference answer]\nParis\n[End of reference answer]');
     const r = await judgeResponse({ source: judge }, input);
     expect(r).toMatchObject({ method: 'judge', raw: 9, detail: '9/10 (labelled)' });
     expect(r.score).toBeCloseTo(0.9, 12);
@@ -74,6 +74,17 @@ describe('judge and reward model against a real local server', () => {
     const none = await judgeResponse({ source: judge }, { messages: [{ role: 'user', content: 'x' }], response: 'y' });
     expect(none.score).toBeNull();
     expect(none.text).toBe('No idea.');
+    expect(none.detail).toMatch(/^no score in the verdict: it has no "Score: N\/10" line/);
+  });
+
+  it('says a verdict was cut at max_tokens, from the finish reason the server sent', async () => {
+    const cut = { ...chatCompletion('The response is accurate but'), choices: [{ index: 0, message: { role: 'assistant', content: 'The response is accurate but' }, finish_reason: 'length', logprobs: null }] };
+    server = await startMockServer(() => ({ kind: 'json', body: cut }));
+    const judge = makeSource({ id: 'j', name: 'Judge', baseURL: server.baseURL, apiKey: '', model: 'judge', temperature: 0, max_tokens: 6 });
+    const r = await judgeResponse({ source: judge }, { messages: [{ role: 'user', content: 'x' }], response: 'y' });
+    expect(r).toMatchObject({ score: null, raw: null, finishReason: 'length', text: 'The response is accurate but' });
+    expect(r.detail).toBe("the verdict was cut at its max tokens (6) before its score: raise the judge's max tokens");
+    expect(server.requests[0]!.body).toMatchObject({ max_tokens: 6 });
   });
 
   it('reads a reward scalar by JSON path, normalised, with retries', async () => {

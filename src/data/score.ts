@@ -1,6 +1,8 @@
 // Scoring responses (FUSION.md §2). Three scorers, each normalised to [0, 1]:
-//   - a judge: an OpenAI-compatible chat model given a rubric; its verdict text is parsed
-//     robustly ("Score: 8/10", "[[8]]", "**8**", "8.5 out of 10", {"score": 8}, …);
+//   - a judge: an OpenAI-compatible chat model given a rubric (DEFAULT_RUBRIC asks for "Score: N/10"
+//     first); its verdict text is read robustly ("Score: 8/10", "[[8]]", "**8**", "8.5 out of 10",
+//     {"score": 8}, a number at the end, after any <think> block), and when no score can be read
+//     the verdict is kept with the reason (readJudgeVerdict);
 //   - a reward model behind an HTTP endpoint returning a scalar (e.g. ArmoRM served by vLLM's
 //     /pooling or any custom server): the scalar is found by a configurable JSON path;
 //   - a local reward model (a *ForSequenceClassification checkpoint such as
@@ -34,6 +36,8 @@ export interface ScoreResult {
   detail: string;
   /** The judge's full verdict (judge only). */
   text?: string;
+  /** Why the judge's reply ended ('stop', 'length': cut at max_tokens); judge only. */
+  finishReason?: string | null;
   /** Reward models: how raw became score. */
   normalize?: AppliedNormalization;
 }
@@ -42,7 +46,7 @@ export interface ScoreResult {
 // Judge
 
 export interface JudgeConfig {
-  /** The judge endpoint + model; temperature 0 is advisable. */
+  /** The judge endpoint + model; temperature 0 is advisable. Its max_tokens bounds the verdict. */
   source: Source;
   /** Template with {question}, {response} and optionally {reference}. Defaults to DEFAULT_RUBRIC. */
   rubric?: string;
@@ -51,7 +55,47 @@ export interface JudgeConfig {
   scaleMax?: number;
 }
 
-export const DEFAULT_RUBRIC = `You are an impartial judge. Evaluate the quality of the AI assistant's response to the user's request below. Consider helpfulness, correctness, relevance, depth and clarity; penalise factual errors, unsafe content and needless verbosity.{reference_block}
+/**
+ * Tokens a judge may write by default (the studio's judge setting). The default rubric asks for the
+ * score on the first line, so a verdict needs about 50; the rest is room for a model that reasons
+ * before it scores.
+ */
+export const DEFAULT_JUDGE_MAX_TOKENS = 512;
+
+/**
+ * The default rubric, written for small chat models as well as large ones:
+ * - the score comes first, on its own line, in one fixed form ("Score: N/10"): a small model keeps
+ *   to a form it is given for the start of its reply better than one it must remember after a
+ *   paragraph of reasoning, and a verdict cut short by max_tokens still has its score;
+ * - the request and the response are fenced by start/end markers, so a response that itself
+ *   holds "Score: …" or instructions reads as the thing judged;
+ * - a whole number from 1 to 10 with anchors at the ends and in between, so the judge uses the
+ *   scale the same way across prompts (and the DPO gap window in points means something).
+ * The parser (readJudgeVerdict) also reads the other forms judges write ([[N]], N/10, **N**,
+ * {"score": N}, a number at the end), after any <think> block.
+ */
+export const DEFAULT_RUBRIC = `You are an impartial judge. Rate the quality of the AI assistant's response to the user's request below.
+
+Judge helpfulness, correctness, relevance, depth and clarity. Penalise factual errors, unsafe content and needless verbosity. Do not let the length or style of the response sway you.{reference_block}
+
+[Start of user request]
+{question}
+[End of user request]
+
+[Start of assistant response]
+{response}
+[End of assistant response]
+
+Scale: 1 = useless, wrong or harmful; 4 = partly helpful, with clear errors or gaps; 7 = helpful and correct, with minor flaws; 10 = excellent, nothing to improve.
+
+Reply in exactly this format, the Score line first:
+Score: N/10
+Reason: one or two sentences.
+where N is a whole number from 1 to 10.`;
+
+/** The rubric DEFAULT_RUBRIC replaced (a stored copy of it is the old default, not a user's edit). */
+export const PREVIOUS_DEFAULT_RUBRICS: readonly string[] = [
+  `You are an impartial judge. Evaluate the quality of the AI assistant's response to the user's request below. Consider helpfulness, correctness, relevance, depth and clarity; penalise factual errors, unsafe content and needless verbosity.{reference_block}
 
 [User request]
 {question}
@@ -59,7 +103,8 @@ export const DEFAULT_RUBRIC = `You are an impartial judge. Evaluate the quality 
 [Assistant response]
 {response}
 
-First explain your evaluation briefly, then give a final rating from 1 to 10 on the last line, exactly in the form "Score: X/10".`;
+First explain your evaluation briefly, then give a final rating from 1 to 10 on the last line, exactly in the form "Score: X/10".`,
+];
 
 export interface JudgeInput {
   /** The conversation up to the response (its last user turn is the question). */
@@ -80,7 +125,9 @@ export function buildJudgeMessages(cfg: Pick<JudgeConfig, 'rubric'>, input: Judg
     question: renderConversation(input.messages),
     response: input.response,
     reference: input.reference ?? '',
-    reference_block: input.reference ? `\n\nA reference answer is given; use it to check correctness.\n\n[Reference answer]\n${input.reference}` : '',
+    reference_block: input.reference
+      ? `\n\nA reference answer is given; use it to check correctness.\n\n[Start of reference answer]\n${input.reference}\n[End of reference answer]`
+      : '',
   };
   // One pass, so braces inside the substituted texts are never expanded again.
   const content = tpl.replace(/\{(question|response|reference|reference_block)\}/g, (_m, k: string) => vars[k]!);
@@ -92,11 +139,16 @@ export interface ParsedScore {
   /** The scale's top as the text said it ("/5", "out of 100"), else the configured one. */
   outOf: number;
   /** Which pattern read it. */
-  pattern: 'json' | 'brackets' | 'labelled' | 'fraction' | 'bold' | 'bare';
+  pattern: 'json' | 'brackets' | 'tag' | 'labelled' | 'fraction' | 'bold' | 'phrase' | 'bare' | 'trailing';
 }
+
+/** A verdict as read: its score, or why none could be read (in words for the user). */
+export type VerdictReading = { parsed: ParsedScore; why?: undefined } | { parsed: null; why: string };
 
 const NUM = String.raw`([-+]?\d+(?:\.\d+)?)`;
 const OUT_OF = String.raw`(?:\s*(?:/|out\s+of|of)\s*(\d+(?:\.\d+)?))?`;
+const LABEL = String.raw`\b(?:final\s+|overall\s+)?(?:score|rating|grade|verdict|mark)\b`;
+const NUMBER_WORDS: Record<string, number> = { zero: 0, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10 };
 
 function lastMatch(re: RegExp, text: string): RegExpExecArray | null {
   let last: RegExpExecArray | null = null;
@@ -135,35 +187,102 @@ function jsonScore(text: string): number | null {
 }
 
 /**
- * Reads the judge's score from its verdict. Patterns, first that matches wins, the last
- * occurrence of it counts (judges reason first and conclude at the end):
- * JSON field → [[8]] → "Score/Rating/Grade: 8(/10)" → "8/10", "8.5 out of 10" → **8** → a bare number.
- * Returns null when none matches or the value falls outside [scaleMin, outOf].
+ * The verdict without its reasoning: a <think>…</think> block (reasoning models; a score in it is
+ * a draft) is dropped, and so is an unclosed one (the reply ended while the model was thinking).
  */
-export function parseJudgeScore(text: string, scaleMax = 10, scaleMin = 0): ParsedScore | null {
-  const t = text.replace(/\r/g, '');
-  const ok = (value: number, outOf: number, pattern: ParsedScore['pattern']): ParsedScore | null => {
-    if (!Number.isFinite(value) || !(outOf > 0)) return null;
+function withoutThinking(text: string): { text: string; unclosed: boolean } {
+  let t = text.replace(/\r/g, '').replace(/<(think|thinking|reasoning)>[\s\S]*?<\/\1>/gi, '');
+  const open = /<(think|thinking|reasoning)>/i.exec(t);
+  if (open) t = t.slice(0, open.index);
+  return { text: t, unclosed: open !== null };
+}
+
+/** Markdown emphasis, headings and code marks out ("**Score**: 7" → "Score: 7"); number words after a label as digits. */
+function plain(text: string): string {
+  return text
+    .replace(/[*#`]+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])/g, '')
+    .replace(new RegExp(String.raw`(${LABEL}[^\S\n]*(?:is|of|:|=|-)?[^\S\n]*)(${Object.keys(NUMBER_WORDS).join('|')})\b`, 'gi'), (_m, head: string, w: string) => `${head}${NUMBER_WORDS[w.toLowerCase()]}`);
+}
+
+/**
+ * Reads the judge's score from its verdict, or says why none could be read. Patterns, first that
+ * matches wins, the last occurrence of it counts (judges reason first and conclude at the end):
+ * JSON field → [[8]] → <score>8</score> → "Score/Rating/Grade(:) 8(/10)" (Markdown emphasis
+ * ignored, the number may be on the next line) → "8/10", "8.5 out of 10" → **8** → "I would give it
+ * a 7" → the whole verdict a number → a number ending the verdict. A <think> block is skipped.
+ * A score outside [scaleMin, outOf] is not read (why says so). `finishReason` and `maxTokens` let
+ * the reason name a verdict cut short.
+ */
+export function readJudgeVerdict(
+  text: string,
+  opts: { scaleMax?: number; scaleMin?: number; finishReason?: string | null; maxTokens?: number } = {},
+): VerdictReading {
+  const scaleMax = opts.scaleMax ?? 10;
+  const scaleMin = opts.scaleMin ?? 0;
+  const cut = opts.finishReason === 'length';
+  const atMax = `at its max tokens${opts.maxTokens ? ` (${opts.maxTokens})` : ''}`;
+  const judged = (value: number, outOf: number, pattern: ParsedScore['pattern']): VerdictReading => {
     const min = outOf === scaleMax ? scaleMin : 0;
-    if (value < Math.min(min, 0) || value > outOf) return null;
-    return { value, outOf, pattern };
+    if (!Number.isFinite(value) || !(outOf > 0) || value < Math.min(min, 0) || value > outOf)
+      return { parsed: null, why: `the verdict gives ${value}${outOf === scaleMax ? '' : `/${outOf}`}, outside the scale ${scaleMin === 0 ? 1 : scaleMin}–${scaleMax}` };
+    return { parsed: { value, outOf, pattern } };
   };
+  if (text.trim() === '')
+    return {
+      parsed: null,
+      why: cut
+        ? `the verdict was cut ${atMax} before any text: raise the judge's max tokens`
+        : `the verdict is empty${text.length > 0 ? ` (${text.length} whitespace character(s))` : ''}: the judge model wrote nothing (a model this small or untrained cannot judge; use a chat model, or a reward model)`,
+    };
+  const { text: t, unclosed } = withoutThinking(text);
+  if (t.trim() === '')
+    return { parsed: null, why: `the verdict ended inside its reasoning (<think>)${cut ? `, cut ${atMax}` : ''}, before a score: raise the judge's max tokens, or turn its thinking off` };
+
   const j = jsonScore(t);
-  if (j !== null) return ok(j, scaleMax, 'json');
+  if (j !== null) return judged(j, scaleMax, 'json');
   const br = lastMatch(new RegExp(String.raw`\[\[\s*${NUM}\s*(?:/\s*(\d+(?:\.\d+)?))?\s*\]\]`, 'g'), t);
-  if (br) return ok(Number(br[1]), br[2] ? Number(br[2]) : scaleMax, 'brackets');
+  if (br) return judged(Number(br[1]), br[2] ? Number(br[2]) : scaleMax, 'brackets');
+  const tag = lastMatch(new RegExp(String.raw`<(score|rating|grade)>\s*${NUM}\s*(?:/\s*(\d+(?:\.\d+)?))?\s*</\1>`, 'gi'), t);
+  if (tag) return judged(Number(tag[2]), tag[3] ? Number(tag[3]) : scaleMax, 'tag');
+  const p = plain(t);
   const lab = lastMatch(
-    new RegExp(String.raw`\b(?:final\s+)?(?:score|rating|grade|verdict)\b[^\S\n]*(?:is|of|:|=|-)?[^\S\n]*[*_\[(]*[^\S\n]*${NUM}[*_\])]*${OUT_OF}`, 'gi'),
-    t,
+    new RegExp(
+      String.raw`${LABEL}[^\S\n]*(?:\(\s*\d+\s*(?:-|–|to)\s*\d+\s*\))?[^\S\n]*(?:is|of|:|=|-|–|—)?[^\S\n]*\n?[^\S\n]*[\[(]*[^\S\n]*${NUM}[\])]*${OUT_OF}`,
+      'gi',
+    ),
+    p,
   );
-  if (lab) return ok(Number(lab[1]), lab[2] ? Number(lab[2]) : scaleMax, 'labelled');
-  const frac = lastMatch(new RegExp(String.raw`${NUM}\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)`, 'gi'), t);
-  if (frac) return ok(Number(frac[1]), Number(frac[2]), 'fraction');
+  if (lab) return judged(Number(lab[1]), lab[2] ? Number(lab[2]) : scaleMax, 'labelled');
+  const frac = lastMatch(new RegExp(String.raw`${NUM}\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?)`, 'gi'), p);
+  if (frac) return judged(Number(frac[1]), Number(frac[2]), 'fraction');
   const bold = lastMatch(new RegExp(String.raw`\*\*\s*${NUM}\s*\*\*`, 'g'), t);
-  if (bold) return ok(Number(bold[1]), scaleMax, 'bold');
-  const bare = /^\s*[-+]?\d+(?:\.\d+)?\s*\.?\s*$/.exec(t);
-  if (bare) return ok(Number(t.trim().replace(/\.$/, '')), scaleMax, 'bare');
-  return null;
+  if (bold) return judged(Number(bold[1]), scaleMax, 'bold');
+  const phrase = lastMatch(
+    new RegExp(
+      String.raw`\b(?:rate|rated|give|giving|gave|award|assign|grade)\b(?:\s+(?:it|this|that|the|response|answer|reply|assistant|assistant's|a|an|overall|solid|score|rating|of|as|at|with|an?))*\s+${NUM}${OUT_OF}(?![\d.]*\d)`,
+      'gi',
+    ),
+    p,
+  );
+  if (phrase) return judged(Number(phrase[1]), phrase[2] ? Number(phrase[2]) : scaleMax, 'phrase');
+  const bare = /^\s*([-+]?\d+(?:\.\d+)?)\s*\.?\s*$/.exec(p);
+  if (bare) return judged(Number(bare[1]), scaleMax, 'bare');
+  // A number standing alone at the end (after a line break, a colon, a bracket or a sentence),
+  // not one ending a sentence ("… it names 3.").
+  const trailing = /(?:^|\n|[:\]][^\S\n]*|[.!?—–][^\S\n]+)([-+]?\d+(?:\.\d+)?)[^\S\n]*[.!]?\s*$/.exec(p);
+  if (trailing) return judged(Number(trailing[1]), scaleMax, 'trailing');
+
+  if (unclosed) return { parsed: null, why: `the verdict ended inside its reasoning (<think>)${cut ? `, cut ${atMax}` : ''}, before a score: raise the judge's max tokens, or turn its thinking off` };
+  if (cut) return { parsed: null, why: `the verdict was cut ${atMax} before its score: raise the judge's max tokens` };
+  return {
+    parsed: null,
+    why: 'no score in the verdict: it has no "Score: N/10" line (nor N/10, [[N]], {"score": N} or a number at its end), so the judge model did not follow the rubric (a model this small or untrained cannot; use a larger chat model, or a reward model)',
+  };
+}
+
+/** The score of a verdict, or null when none can be read (readJudgeVerdict says why). */
+export function parseJudgeScore(text: string, scaleMax = 10, scaleMin = 0): ParsedScore | null {
+  return readJudgeVerdict(text, { scaleMax, scaleMin }).parsed;
 }
 
 /** Maps a parsed score to [0, 1]: (v − min) / (outOf − min), min = scaleMin on the configured scale. */
@@ -180,21 +299,17 @@ export interface ScoreCallOptions extends Omit<AttemptOptions, 'secrets' | 'labe
   rewardModel?: RewardBatcher;
 }
 
-/** Asks the judge to rate one response. A verdict with no readable score gives score null. */
+/** Asks the judge to rate one response. A verdict with no readable score gives score null, and `detail` says why. */
 export async function judgeResponse(cfg: JudgeConfig, input: JudgeInput, opts: ScoreCallOptions = {}): Promise<ScoreResult> {
   const scaleMax = cfg.scaleMax ?? 10;
   // Scores are v / scaleMax by default ("8/10" → 0.8); set scaleMin for (v − min) / (max − min).
   const scaleMin = cfg.scaleMin ?? 0;
   const r = await chatComplete(cfg.source, buildJudgeMessages(cfg, input), opts);
-  const parsed = parseJudgeScore(r.content, scaleMax, scaleMin);
-  if (!parsed) return { score: null, raw: null, method: 'judge', detail: 'no score found in the judge verdict', text: r.content };
-  return {
-    score: normalizeJudgeScore(parsed, scaleMax, scaleMin),
-    raw: parsed.value,
-    method: 'judge',
-    detail: `${parsed.value}/${parsed.outOf} (${parsed.pattern})`,
-    text: r.content,
-  };
+  const reading = readJudgeVerdict(r.content, { scaleMax, scaleMin, finishReason: r.finishReason, maxTokens: cfg.source.max_tokens });
+  const base = { method: 'judge' as const, text: r.content, finishReason: r.finishReason };
+  if (!reading.parsed) return { ...base, score: null, raw: null, detail: reading.why };
+  const parsed = reading.parsed;
+  return { ...base, score: normalizeJudgeScore(parsed, scaleMax, scaleMin), raw: parsed.value, detail: `${parsed.value}/${parsed.outOf} (${parsed.pattern})` };
 }
 
 // ---------------------------------------------------------------------------------------------
