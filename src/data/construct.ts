@@ -89,6 +89,17 @@ export interface GapRange {
  */
 export const DEFAULT_REWARD_GAP: Readonly<GapRange> = { min: 0.1, max: 1.0, unit: 'std' };
 
+/**
+ * The default window of a rubric judge (score = its points / the scale's top, 1–10 by default):
+ * chosen and rejected differ by 1 to 3 points of 10. The paper's [0.01, 0.1] is in ArmoRM's units;
+ * on a judge's 10-point scale it keeps only gaps of exactly one point (0.1), since the judge moves
+ * in whole points, so most pairs a judge tells apart were dropped. Read as the paper's window is
+ * meant (docs/DATA.md): the lower bound drops ties (a gap under one point is no preference: the
+ * judge's smallest step), the upper drops pairs so far apart that one answer is broken or off topic
+ * (over 3 points of 10). Chosen, not measured: no judge's spread was measured for it.
+ */
+export const DEFAULT_JUDGE_GAP: Readonly<GapRange> = { min: 0.1, max: 0.3, unit: 'score' };
+
 export interface ConstructSettings {
   /** Seed of the instruction SFT/DPO split. */
   seed: number | string;
@@ -195,6 +206,8 @@ export type SftReason =
   | 'no_responses'
   | 'errors_only'
   | 'unscored'
+  | 'judge_failed'
+  | 'verdict_unreadable'
   | 'unjudged'
   | 'no_correct'
   | 'all_failed'
@@ -206,6 +219,8 @@ export type DpoReason =
   | 'no_responses'
   | 'errors_only'
   | 'unscored'
+  | 'judge_failed'
+  | 'verdict_unreadable'
   | 'unjudged'
   | 'sft_split'
   | 'sft_only_domain'
@@ -399,13 +414,29 @@ function checkGap(gap: number | null, w: AppliedGapWindow | null): DpoReason | u
 type Windows = Record<GapDomain, AppliedGapWindow | null>;
 const comparesOf = (windows: Windows, domain: Domain): 'score' | 'raw' => (domain === 'other' ? 'score' : (windows[domain]?.compares ?? 'score'));
 
+/**
+ * Why responses have no score, the most telling cause first: the judge answered but no score could
+ * be read from its verdict; the judge's request failed; or nothing scored them ('unscored': no
+ * judge or reward model covers the domain).
+ */
+function unscoredReason(cands: readonly Cand[]): 'verdict_unreadable' | 'judge_failed' | 'unscored' {
+  const unscored = cands.filter((c) => c.value === null);
+  if (unscored.some((c) => c.s?.judge?.method === 'judge' && c.s.judge.raw === null)) return 'verdict_unreadable';
+  if (unscored.some((c) => c.s?.judgeError !== undefined)) return 'judge_failed';
+  return 'unscored';
+}
+
 /** One source's pair (or why not, with the gap a window refused). */
 function sourcePair(domain: Domain, cands: readonly Cand[], windows: Windows): { pair?: PairPick; reason?: DpoReason; gap?: number | null } {
   const compares = comparesOf(windows, domain);
   if (domain === 'instruction') {
     const scored = cands.filter((c) => c.value !== null);
-    if (scored.length === 0) return { reason: 'unscored' };
-    if (scored.length < 2) return { reason: 'single_response' };
+    if (scored.length === 0) return { reason: unscoredReason(cands) };
+    if (scored.length < 2) {
+      // Two or more responses, but fewer than two scores: the cause is what left them unscored.
+      const why = cands.length < 2 ? 'single_response' : unscoredReason(cands);
+      return { reason: why === 'unscored' ? 'missing_score' : why };
+    }
     const chosen = best(scored)!;
     const rejected = worst(scored)!;
     const gap = gapOf(chosen, rejected, compares);
@@ -420,12 +451,23 @@ function sourcePair(domain: Domain, cands: readonly Cand[], windows: Windows): {
   const chosen = best(good)!;
   const rejected = worst(bad)!;
   const gap = gapOf(chosen, rejected, compares);
-  const reason = checkGap(gap, domain === 'math' ? windows.math : windows.code);
+  let reason = checkGap(gap, domain === 'math' ? windows.math : windows.code);
+  // A score the window needs is missing: say why it is (the judge's verdict, its request).
+  if (reason === 'missing_score' && unscoredReason([chosen, rejected]) !== 'unscored') reason = unscoredReason([chosen, rejected]);
   return reason ? { reason, gap } : { pair: { chosen, rejected, gap } };
 }
 
 /** Prompt-level reason when no source gave a pair: the most telling source reason. */
-const DPO_REASON_PRIORITY: readonly DpoReason[] = ['gap_too_large', 'gap_too_small', 'missing_score', 'single_response', 'unscored', 'unjudged'];
+const DPO_REASON_PRIORITY: readonly DpoReason[] = [
+  'gap_too_large',
+  'gap_too_small',
+  'verdict_unreadable',
+  'judge_failed',
+  'missing_score',
+  'single_response',
+  'unscored',
+  'unjudged',
+];
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -531,7 +573,7 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
     else if (availability) sftReason = availability;
     else if (p.domain === 'instruction') {
       sftPick = best(usable.filter((c) => c.value !== null));
-      if (!sftPick) sftReason = 'unscored';
+      if (!sftPick) sftReason = unscoredReason(usable);
     } else if (p.domain === 'other') {
       sftPick = best(usable);
     } else {

@@ -13,6 +13,7 @@ import { makeSource, type Source } from './sources';
 import { MemoryRunStore, type RunStore } from './store';
 import { CollectDB, DexieRunStore } from './store-dexie';
 import { JsonlRunStore } from './store-jsonl';
+import { chatCompletion, startMockServer } from './test-server';
 import { EXPECTED, FIXTURE_PROMPTS, SAMPLES_PER_SOURCE, startFixtureServers, tagOf, type FixtureServers } from './test-fusion';
 
 const KEY = 'sk-pipeline-SECRET-0123456789abcdef';
@@ -54,8 +55,11 @@ function judge(): JudgeSpec {
   return { type: 'judge', judge: { source: makeSource({ id: 'judge', name: 'Judge', baseURL: servers.judge.baseURL, apiKey: KEY, model: 'judge', temperature: 0, retry: FAST }) }, concurrency: 3 };
 }
 
+/** The paper's window [0.01, 0.1], which the fixture judge's scores (tenths of a point) are laid out for. */
+const PAPER_WINDOWS = { instructionGap: { min: 0.01, max: 0.1 }, mathGap: { min: 0.01, max: 0.1 } };
+
 function options(store: RunStore, extra: Partial<PipelineOptions> = {}): PipelineOptions {
-  return { prompts, sources: sources(), judge: judge(), sandbox, store, seed: 3, ...extra };
+  return { prompts, sources: sources(), judge: judge(), sandbox, store, seed: 3, construct: PAPER_WINDOWS, ...extra };
 }
 
 const tagsOfSft = (text: string) => parseSftJsonl(text).records.map((r) => (r.kind === 'sft-messages' ? tagOf(r.messages.at(-1)!.content) : undefined));
@@ -253,7 +257,8 @@ describe('runPipeline end to end against local sources and a judge', () => {
     const broken: JudgeSpec = { type: 'judge', judge: { source: makeSource({ id: 'judge', name: 'Judge', baseURL: 'http://127.0.0.1:9/v1', apiKey: KEY, model: 'other-judge', retry: { ...FAST, maxAttempts: 1 } }) } };
     const failed = await runPipeline(options(store, { judge: broken, prompts: prompts.filter((p) => p.id === 'm1') }));
     expect(failed.score).toMatchObject({ failed: 4, scored: 0 });
-    expect(failed.warnings.join('\n')).toMatch(/could not be fully scored/);
+    expect(failed.warnings.join('\n')).toMatch(/the judge's request failed for 4 of 4 response\(s\): Judge: connection failed/);
+    expect(failed.construct!.report.prompts[0]).toMatchObject({ promptId: 'm1', dpo: { kept: false, reason: 'judge_failed' } });
     const rec = (await store.listScores()).find((s) => s.promptId === 'm1' && s.sourceId === 'A' && s.sampleIndex === 0)!;
     expect(rec).toMatchObject({ correct: true, score: null, error: expect.stringMatching(/^judge: .*connection/) });
     expect(rec.error).not.toContain('SECRET');
@@ -263,7 +268,7 @@ describe('runPipeline end to end against local sources and a judge', () => {
 
   it('without a judge: math/code by verdict only (no gap window), instruction dropped with a warning; eval split', async () => {
     const store = new MemoryRunStore();
-    const res = await runPipeline(options(store, { judge: undefined, evalFraction: 0.2 }));
+    const res = await runPipeline(options(store, { judge: undefined, construct: undefined, evalFraction: 0.2 }));
     expect(res.warnings.join('\n')).toMatch(/no judge: the 4 instruction prompt/);
     expect(res.prompts).toMatchObject({ total: 10, train: 8, eval: 2 });
     expect(res.score).toMatchObject({ judgeCalls: 0 });
@@ -279,6 +284,38 @@ describe('runPipeline end to end against local sources and a judge', () => {
     const evalPrompts = (await store.readArtifact(ARTIFACTS.evalPrompts))!.trim().split('\n').map((l) => JSON.parse(l).id);
     expect(new Set(evalPrompts)).toEqual(evalIds);
     expect(parseSftJsonl((await store.readArtifact(ARTIFACTS.sftEval))!).records).toHaveLength(res.evalConstruct!.sft.length);
+  });
+
+  it("a judge's default window is 1 to 3 points of 10; unreadable verdicts and failed requests are named as the cause of the drops", async () => {
+    const instruction = prompts.filter((p) => p.domain === 'instruction');
+    const n = instruction.length * 2 * SAMPLES_PER_SOURCE;
+    // Default settings: the judge window applies (the fixture's tenths of points mostly fall outside it).
+    const store = new MemoryRunStore();
+    const res = await runPipeline(options(store, { prompts: instruction, construct: undefined }));
+    expect(res.construct!.report.settings.instructionGap).toEqual({ min: 0.1, max: 0.3, unit: 'score' });
+    expect(res.construct!.report.gapWindows.instruction).toMatchObject({ compares: 'score', bounds: { min: 0.1, max: 0.3 } });
+    for (const row of res.construct!.dpo) expect(row.gap!).toBeGreaterThanOrEqual(0.1 - 1e-9);
+
+    // A judge that writes only whitespace (the random demo model at temperature 0 does).
+    const blank = await startMockServer(() => ({ kind: 'json', body: chatCompletion('\n\n\n\n') }));
+    try {
+      const spec: JudgeSpec = { type: 'judge', judge: { source: makeSource({ id: 'judge', name: 'Blank', baseURL: blank.baseURL, apiKey: '', model: 'blank', temperature: 0, retry: FAST }) } };
+      const s2 = new MemoryRunStore();
+      const r2 = await runPipeline(options(s2, { prompts: instruction, judge: spec, construct: undefined }));
+      expect(r2.score).toMatchObject({ failed: n, scored: 0 });
+      expect(r2.warnings.join('\n')).toContain(
+        `the judge answered ${n} of ${n} response(s) without a readable score: the verdict is empty (4 whitespace character(s)): the judge model wrote nothing`,
+      );
+      expect(r2.warnings.join('\n')).not.toMatch(/could not be fully scored/);
+      for (const p of r2.construct!.report.prompts) expect(p.split === 'sft' ? p.sft.reason : p.dpo.reason).toBe('verdict_unreadable');
+      // The verdict and the reason are stored with each score, and counted in the report.
+      const rec = (await s2.listScores())[0]!;
+      expect(rec).toMatchObject({ score: null, judge: { method: 'judge', raw: null, verdict: '\n\n\n\n', detail: expect.stringMatching(/^the verdict is empty/) } });
+      const report = JSON.parse((await s2.readArtifact(ARTIFACTS.report))!) as { scoring: unknown };
+      expect(report.scoring).toMatchObject({ judged: n, scored: 0, unreadable: [{ count: n, why: expect.stringMatching(/^the verdict is empty/), example: '\n\n\n\n' }], failed: [] });
+    } finally {
+      await blank.close();
+    }
   });
 
   it('runs over an IndexedDB store (Dexie) the same way', async () => {

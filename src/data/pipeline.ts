@@ -21,6 +21,10 @@
 // so a new mapping asks the reward model nothing. With the run-fitted mapping the DPO gap windows
 // default to DEFAULT_REWARD_GAP, in units of the run's standard deviation of raw rewards
 // (construct.ts, docs/DATA.md).
+// A rubric judge's gap windows default to DEFAULT_JUDGE_GAP (1 to 3 points of 10). A response the
+// judge answered without a readable score keeps the verdict and why (readJudgeVerdict); one whose
+// judge request failed keeps the error (`judgeError`): the build names the cause of each drop
+// (`verdict_unreadable`, `judge_failed`) and the report counts them (`scoring`), with warnings.
 // Without a judge, math and code pairs are ranked by the verdict alone, so the math score-gap
 // window is switched off (it cannot be evaluated) unless the settings set one; instruction
 // prompts then cannot be scored and are dropped (`unscored`), which `warnings` says.
@@ -32,6 +36,7 @@
 import { runCollection, type CollectResult, type SourceProgress } from './collect';
 import {
   buildDatasets,
+  DEFAULT_JUDGE_GAP,
   DEFAULT_REWARD_GAP,
   dpoRowsToRecords,
   scoredResponses,
@@ -273,13 +278,68 @@ async function scoreResponse(r: ResponseRecord, p: Prompt, scorer: string, ctx: 
       if (s.score === null) errors.push(`${s.method}: ${s.detail}`);
     } catch (e) {
       if (signal?.aborted || (e instanceof SourceError && e.kind === 'aborted')) throw e;
-      errors.push(`${ctx.judge.type}: ${e instanceof Error ? e.message : String(e)}`);
+      const message = e instanceof Error ? e.message : String(e);
+      rec.judgeError = clipText(message, 1000);
+      errors.push(`${ctx.judge.type}: ${message}`);
     }
   }
   rec.detail = details.join('; ');
   if (errors.length > 0) rec.error = errors.join('; ');
   rec.createdAt = new Date().toISOString();
   return { rec, judgeCalls };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Why responses have no score
+
+/** What the judge or reward model made of the run's responses (report.json `scoring`). */
+export interface ScoringSummary {
+  /** Responses it was to score. */
+  judged: number;
+  /** With a score. */
+  scored: number;
+  /** Answered, but no score could be read from the verdict: per reason, with one verdict. */
+  unreadable: { why: string; count: number; example: string }[];
+  /** Not answered: the request failed after its retries (per error message). */
+  failed: { error: string; count: number }[];
+}
+
+const EXAMPLE_LIMIT = 200;
+
+export function summarizeScoring(records: readonly ScoreRecord[]): ScoringSummary {
+  const out: ScoringSummary = { judged: records.length, scored: 0, unreadable: [], failed: [] };
+  for (const s of records) {
+    if (s.judgeError !== undefined) {
+      const e = out.failed.find((f) => f.error === s.judgeError);
+      if (e) e.count++;
+      else out.failed.push({ error: s.judgeError, count: 1 });
+    } else if (s.judge?.method === 'judge' && s.judge.raw === null) {
+      const u = out.unreadable.find((f) => f.why === s.judge!.detail);
+      if (u) u.count++;
+      else out.unreadable.push({ why: s.judge.detail, count: 1, example: clipText(s.judge.verdict ?? '', EXAMPLE_LIMIT) });
+    } else if (s.judge && s.judge.raw !== null) out.scored++;
+  }
+  out.unreadable.sort((a, b) => b.count - a.count);
+  out.failed.sort((a, b) => b.count - a.count);
+  return out;
+}
+
+/** The warnings a summary gives: the real cause of responses left without a score. */
+export function scoringWarnings(s: ScoringSummary, who = 'the judge'): string[] {
+  const out: string[] = [];
+  const total = (xs: readonly { count: number }[]) => xs.reduce((a, x) => a + x.count, 0);
+  const more = (n: number) => (n > 1 ? `; ${n - 1} other reason(s) in the report` : '');
+  const unreadable = total(s.unreadable);
+  if (unreadable > 0) {
+    const top = s.unreadable[0]!;
+    out.push(
+      `${who} answered ${unreadable} of ${s.judged} response(s) without a readable score: ${top.why} (${top.count}×, e.g. ${JSON.stringify(clipText(top.example, 80))}${more(s.unreadable.length)}); those responses give no SFT row or DPO pair`,
+    );
+  }
+  const failed = total(s.failed);
+  if (failed > 0)
+    out.push(`${who}'s request failed for ${failed} of ${s.judged} response(s): ${s.failed[0]!.error}${more(s.failed.length)}; a re-run asks again`);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,7 +551,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   emitScore();
   result.score = { ...progress };
   if (signal?.aborted) return stopped('score');
-  if (progress.failed > 0) warnings.push(`${progress.failed} response(s) could not be fully scored (kept with their error; a re-run scores them again)`);
 
   // --- construct
   result.phase = 'construct';
@@ -518,6 +577,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
     current = [...byKey.values()];
   }
+  const scoring = ctx.judgeId ? summarizeScoring(current.filter((s) => s.scorer.split('+').includes(ctx.judgeId!))) : null;
+  if (scoring) warnings.push(...scoringWarnings(scoring, opts.judge?.type === 'judge' ? 'the judge' : 'the reward model'));
+  const otherFailures = current.filter((s) => s.error && s.judgeError === undefined && !(s.judge?.method === 'judge' && s.judge.raw === null)).length;
+  if (otherFailures > 0) warnings.push(`${otherFailures} response(s) could not be fully scored (kept with their error; a re-run scores them again)`);
   const scores = new Map(current.map((s) => [s.key, s]));
   const errors = (await store.listErrors()).filter(inRun);
   const judgeCoversMath = !!opts.judge && judgeDomains.has('math');
@@ -527,6 +590,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     seed,
     sourceOrder: opts.sources.map((s) => s.id),
     ...(fitted ? { instructionGap: { ...DEFAULT_REWARD_GAP }, mathGap: { ...DEFAULT_REWARD_GAP } } : {}),
+    ...(opts.judge?.type === 'judge' ? { instructionGap: { ...DEFAULT_JUDGE_GAP }, mathGap: { ...DEFAULT_JUDGE_GAP } } : {}),
     ...(judgeCoversMath ? {} : { mathGap: null }),
     ...(rewards?.stats ? { rewardStd: rewards.stats.std } : {}),
     ...opts.construct,
@@ -575,6 +639,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       })),
     },
     score: { ...progress },
+    ...(scoring ? { scoring } : {}),
     ...(rewards ? { rewards: { ...rewards, gapWindows: train.report.gapWindows } } : {}),
     counts: train.report.counts,
     byDomain: train.report.byDomain,

@@ -79,7 +79,12 @@ export interface Score {
   passed?: boolean;
   detail?: string;
   /** The judge's or reward model's own number (gap windows in 'raw' or 'std' units compare it). */
-  judge?: { raw: number | null };
+  judge?: { raw: number | null; method?: 'judge' | 'reward' };
+  /**
+   * The judge or reward model could not be asked (its request failed after the retries): why. A
+   * judge that answered without a readable score has `judge` with raw null instead.
+   */
+  judgeError?: string;
 }
 
 /** A stored Score. The latest record of a key counts. */

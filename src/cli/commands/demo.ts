@@ -77,7 +77,9 @@ export const DEMO_TRAINING = { rank: 8, sftLr: 1e-2, dpoLr: 5e-3, batchSize: 2 }
 const REASONS: Record<SftReason | DpoReason, string> = {
   no_responses: 'no responses were collected',
   errors_only: 'every request failed',
-  unscored: 'no response has a score',
+  unscored: 'no response has a score (no judge or reward model scores this domain)',
+  judge_failed: "the judge's requests failed",
+  verdict_unreadable: "no score could be read from the judge's verdicts",
   unjudged: 'no verdict (no gold answer, tests or sandbox)',
   no_correct: 'no response matched the gold answer',
   no_incorrect: 'every response was correct, so there is nothing to reject',
