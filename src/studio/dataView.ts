@@ -54,7 +54,9 @@ export const REASON_TEXT: Record<string, string> = {
   kept: 'kept',
   no_responses: 'no responses',
   errors_only: 'only failed requests',
-  unscored: 'no score (no judge?)',
+  unscored: 'no score: no judge or reward model scores it (choose one on the Sources page)',
+  judge_failed: 'the judge’s requests failed',
+  verdict_unreadable: 'no score could be read from the judge’s verdicts',
   unjudged: 'no verdict (no gold answer / tests / sandbox)',
   no_correct: 'no correct answer',
   no_incorrect: 'no incorrect answer',
@@ -155,7 +157,15 @@ export function verdictLine(s: ScoreRecord | undefined): string {
   if (s.correct !== undefined) parts.push(s.correct ? 'correct' : 'incorrect');
   if (s.passed !== undefined) parts.push(s.passed ? 'tests passed' : 'tests failed');
   if (s.code && s.passed === undefined) parts.push(`code: ${s.code.status}`);
-  if (s.error) parts.push(`scoring error: ${s.error}`);
+  const unreadable = s.judge?.method === 'judge' && s.judge.raw === null;
+  if (unreadable) parts.push(`no score read from the judge’s verdict: ${s.judge!.detail}`);
+  else if (s.judgeError !== undefined) parts.push(`the ${s.judge?.method === 'reward' ? 'reward model' : 'judge'} request failed: ${s.judgeError}`);
+  // Other failures (the sandbox): the stored error says which.
+  const other = s.error
+    ?.split('; ')
+    .filter((e) => !(unreadable && e.startsWith('judge: ')) && !(s.judgeError !== undefined && /^(judge|reward|local-reward): /.test(e)))
+    .join('; ');
+  if (other) parts.push(`scoring error: ${other}`);
   return parts.length ? parts.join(' · ') : 'no score';
 }
 

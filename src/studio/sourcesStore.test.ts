@@ -18,6 +18,9 @@ describe('source entries', () => {
     const e = { ...newSourceEntry(endpointPreset('vllm'), 'id1'), model: 'm1', seed: undefined, requestsPerMinute: undefined };
     const s = toPipelineSource(e);
     expect(s.id).toBe('id1:m1');
+    // A request may take DEFAULT_REQUEST_TIMEOUT_S unless the source says otherwise.
+    expect(s.retry).toEqual({ timeoutMs: 120_000 });
+    expect(toPipelineSource({ ...e, retry: { timeoutMs: 5000 } }).retry).toEqual({ timeoutMs: 5000 });
     expect('seed' in s || 'requestsPerMinute' in s || 'presetId' in s || 'enabled' in s).toBe(false);
     expect(toPipelineSource({ ...e, model: 'm2' }).id).toBe('id1:m2');
     expect(pipelineSources([e, { ...e, id: 'id2', enabled: false }, { ...e, id: 'id3', model: '' }]).map((x) => x.id)).toEqual(['id1:m1']);
@@ -47,12 +50,16 @@ describe('buildJudgeSpec', () => {
     if (spec?.type !== 'judge') return;
     expect(spec.judge.source).toMatchObject({ id: 'j:judge-model', temperature: 0, n: 1 });
     expect(spec.judge.rubric).toBeUndefined();
+    // Its own token budget and timeout, not the source's collection settings.
+    expect(spec.judge.source).toMatchObject({ max_tokens: 512, retry: { timeoutMs: 120_000 } });
+    const short = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'j', maxTokens: 64, timeoutSeconds: 30 }, [{ ...e, max_tokens: 6 }]);
+    expect(short?.type === 'judge' && short.judge.source).toMatchObject({ max_tokens: 64, retry: { timeoutMs: 30_000 } });
     const custom = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'judge', sourceId: 'j', rubric: 'Rate {response}' }, [e]);
     expect(custom?.type === 'judge' && custom.judge.rubric).toBe('Rate {response}');
   });
   it('a reward endpoint maps its rewards by a sigmoid fitted to the run unless told otherwise', () => {
     const spec = buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'reward', reward: { ...DEFAULT_JUDGE.reward, model: 'rm' } }, []);
-    expect(spec).toMatchObject({ type: 'reward', reward: { normalize: { kind: 'run' } } });
+    expect(spec).toMatchObject({ type: 'reward', reward: { normalize: { kind: 'run' }, retry: { timeoutMs: 120_000 } } });
   });
   it('a local reward model: its Hub repo, URL or folder, fitted to the run; none without a model', () => {
     expect(buildJudgeSpec({ ...DEFAULT_JUDGE, kind: 'local-reward' }, [])).toBeUndefined();

@@ -16,7 +16,19 @@ import {
   type EndpointPreset,
   type Source,
 } from '../data/sources';
-import { DEFAULT_RUBRIC, type JudgeSpec, type RewardModelRunner, type RewardNormalization } from '../data/score';
+import {
+  DEFAULT_JUDGE_MAX_TOKENS,
+  DEFAULT_RUBRIC,
+  judgeClient,
+  PREVIOUS_DEFAULT_RUBRICS,
+  RewardBatcher,
+  rewardNormalizationOf,
+  scoreWith,
+  type JudgeInput,
+  type JudgeSpec,
+  type RewardModelRunner,
+  type RewardNormalization,
+} from '../data/score';
 import type { LoadProgress } from '../model/load';
 import { callback, engine, errorMessage } from './engine';
 import { studioDb, type SourceEntry } from './studioDb';
@@ -28,12 +40,20 @@ export type { SourceEntry } from './studioDb';
 // Pure helpers (unit-tested)
 
 /**
+ * How long one request may take before it is abandoned (and retried) in the studio, by default:
+ * long enough for a slow local server to write a long answer, short enough that a request that
+ * will never finish (a prompt far too long for the server) does not hold the run for long. Each
+ * source (and the judge) sets its own.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_S = 120;
+
+/**
  * The pipeline's Source for an entry. Its id joins the entry's id and the model, so changing
  * the model of an entry starts new items instead of mixing two models' responses under one id.
  */
 export function toPipelineSource(e: SourceEntry): Source {
   const { presetId: _p, enabled: _e, createdAt: _c, id, ...rest } = e;
-  const src: Source = { ...rest, id: `${id}:${e.model}` };
+  const src: Source = { ...rest, id: `${id}:${e.model}`, retry: { timeoutMs: DEFAULT_REQUEST_TIMEOUT_S * 1000, ...e.retry } };
   if (src.seed === undefined || !Number.isFinite(src.seed)) delete src.seed;
   if (src.requestsPerMinute === undefined || !(src.requestsPerMinute > 0)) delete src.requestsPerMinute;
   if (src.repetition_penalty === undefined || !(src.repetition_penalty > 0)) delete src.repetition_penalty;
@@ -100,6 +120,10 @@ export interface JudgeSettings {
   /** Entry id of the judge source (kind 'judge'). */
   sourceId: string;
   rubric: string;
+  /** Tokens the judge may write (kind 'judge'): its own, not the source's collection setting. */
+  maxTokens: number;
+  /** Seconds one judge or reward request may take (kinds 'judge' and 'reward'). */
+  timeoutSeconds: number;
   concurrency: number;
   reward: {
     baseURL: string;
@@ -121,6 +145,8 @@ export const DEFAULT_JUDGE: JudgeSettings = {
   kind: 'none',
   sourceId: '',
   rubric: DEFAULT_RUBRIC,
+  maxTokens: DEFAULT_JUDGE_MAX_TOKENS,
+  timeoutSeconds: DEFAULT_REQUEST_TIMEOUT_S,
   concurrency: 4,
   // Rewards mapped to [0, 1] by a sigmoid fitted to the run (docs/DATA.md): no fixed mapping suits every reward model.
   reward: { baseURL: 'http://127.0.0.1:8000', apiKey: '', model: '', path: '/pooling', scorePath: 'data.0.data.0', normalize: 'run', min: 0, max: 1, center: 0, scale: 1 },
@@ -132,8 +158,9 @@ export function buildJudgeSpec(j: JudgeSettings, entries: readonly SourceEntry[]
   if (j.kind === 'judge') {
     const e = entries.find((x) => x.id === j.sourceId);
     if (!e || !e.model) return undefined;
-    // The judge reads, it does not sample: temperature 0, one answer.
-    const source: Source = { ...toPipelineSource(e), temperature: 0, n: 1 };
+    // The judge reads, it does not sample: temperature 0, one answer, its own token budget and timeout.
+    const base = toPipelineSource(e);
+    const source: Source = { ...base, temperature: 0, n: 1, max_tokens: Math.max(1, j.maxTokens), retry: { ...base.retry, timeoutMs: Math.max(1, j.timeoutSeconds) * 1000 } };
     return {
       type: 'judge',
       judge: { source, ...(j.rubric.trim() && j.rubric !== DEFAULT_RUBRIC ? { rubric: j.rubric } : {}) },
@@ -151,7 +178,15 @@ export function buildJudgeSpec(j: JudgeSettings, entries: readonly SourceEntry[]
           : { kind: r.normalize };
     return {
       type: 'reward',
-      reward: { baseURL: r.baseURL, apiKey: r.apiKey, model: r.model, path: r.path || '/pooling', scorePath: r.scorePath, normalize },
+      reward: {
+        baseURL: r.baseURL,
+        apiKey: r.apiKey,
+        model: r.model,
+        path: r.path || '/pooling',
+        scorePath: r.scorePath,
+        normalize,
+        retry: { timeoutMs: Math.max(1, j.timeoutSeconds) * 1000 },
+      },
       concurrency: Math.max(1, j.concurrency),
     };
   }
@@ -162,6 +197,31 @@ export function buildJudgeSpec(j: JudgeSettings, entries: readonly SourceEntry[]
   }
   return undefined;
 }
+
+/** What "Test judge" sends: one question and a correct, plain answer (a good judge scores it high). */
+export const JUDGE_TEST_SAMPLE: JudgeInput = {
+  messages: [{ role: 'user', content: 'What is the boiling point of water at sea level, in degrees Celsius?' }],
+  response: 'Water boils at 100 °C at sea level, under standard atmospheric pressure (1 atm).',
+};
+
+/** A "Test judge" result: the raw verdict (or reward) and what was read from it. */
+export type JudgeTestState =
+  | { state: 'testing' }
+  | {
+      state: 'done';
+      method: 'judge' | 'reward';
+      /** The judge's reply as it came (judge only). */
+      verdict: string | null;
+      finishReason: string | null;
+      /** The score read, in [0, 1] (judge), or null. */
+      score: number | null;
+      /** The judge's points or the reward model's raw reward, or null when none could be read. */
+      raw: number | null;
+      /** How the score was read, or why none was. */
+      detail: string;
+      latencyMs: number;
+    }
+  | { state: 'error'; message: string };
 
 /** The worker's reward model as the pipeline's runner (rewards computed in the worker, batch by batch). */
 export const workerRewardRunner: RewardModelRunner = {
@@ -206,6 +266,10 @@ interface SourcesStore {
   refreshRewardModel(): Promise<void>;
   /** The worker holds the judge's reward model, loading it when it is a Hub repo or URL (for a run). */
   ensureRewardModel(): Promise<void>;
+  /** The last "Test judge" (null before one, or after the judge settings changed). */
+  judgeTest: JudgeTestState | null;
+  /** Sends JUDGE_TEST_SAMPLE to the judge and keeps its raw verdict and the score read (or why none). */
+  testJudge(): Promise<void>;
 }
 
 const JUDGE_KEY = 'judge';
@@ -237,6 +301,7 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
     models: {},
     error: null,
     rewardModel: { state: 'idle' },
+    judgeTest: null,
 
     load() {
       loading ??= (async () => {
@@ -251,6 +316,8 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
             reward: { ...DEFAULT_JUDGE.reward, ...stored.reward },
             localReward: { ...DEFAULT_JUDGE.localReward, ...stored.localReward },
           };
+          // A stored copy of an earlier default rubric is the default, not an edit: use today's.
+          if (PREVIOUS_DEFAULT_RUBRICS.includes(judge.rubric)) judge.rubric = DEFAULT_RUBRIC;
           set({ entries, judge, loaded: true });
         } catch (err) {
           loading = null;
@@ -331,7 +398,7 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
     setJudge(patch) {
       const cur = get().judge;
       const judge: JudgeSettings = { ...cur, ...patch, reward: { ...cur.reward, ...patch.reward }, localReward: { ...cur.localReward, ...patch.localReward } };
-      set({ judge });
+      set({ judge, judgeTest: null });
       studioDb()
         .settings.put({ key: JUDGE_KEY, value: judge })
         .catch((err: unknown) => set({ error: `Could not save the judge: ${err instanceof Error ? err.message : String(err)}` }));
@@ -363,6 +430,56 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
       if (get().rewardModel.state === 'loading') return;
       const summary = await engine().rewardModel();
       set({ rewardModel: summary ? { state: 'ready', summary } : { state: 'idle' } });
+    },
+
+    async testJudge() {
+      await get().load();
+      const settings = get().judge;
+      const spec = buildJudgeSpec(settings, get().entries);
+      if (!spec) {
+        const what =
+          settings.kind === 'none'
+            ? 'Choose a judge first.'
+            : settings.kind === 'judge'
+              ? 'Choose the judge source (one with a model) first.'
+              : settings.kind === 'reward'
+                ? 'Give the reward endpoint its base URL, model and score path first.'
+                : 'Give the reward model (a Hub repo id or URL) first.';
+        set({ judgeTest: { state: 'error', message: what } });
+        return;
+      }
+      set({ judgeTest: { state: 'testing' } });
+      const t0 = performance.now();
+      let result: JudgeTestState;
+      try {
+        if (spec.type === 'local-reward') await get().ensureRewardModel();
+        const client = judgeClient(spec);
+        // One attempt: the test should say at once what a run would meet.
+        const r = await scoreWith(spec, JUDGE_TEST_SAMPLE, {
+          ...(client ? { client } : {}),
+          policy: { maxAttempts: 1 },
+          ...(spec.type === 'local-reward' ? { rewardModel: new RewardBatcher(workerRewardRunner, 1) } : {}),
+        });
+        // A run-fitted reward's [0, 1] score needs the whole run's rewards: one sample has only its raw reward.
+        const fitted = rewardNormalizationOf(spec)?.kind === 'run';
+        result = {
+          state: 'done',
+          method: r.method,
+          verdict: r.text ?? null,
+          finishReason: r.finishReason ?? null,
+          score: fitted ? null : r.score,
+          raw: r.raw,
+          detail: fitted ? 'its raw reward; a run maps rewards to [0, 1] by a sigmoid fitted to all of the run’s rewards' : r.detail,
+          latencyMs: Math.round(performance.now() - t0),
+        };
+      } catch (err) {
+        const where = spec.type === 'judge' ? spec.judge.source : spec.type === 'reward' ? { baseURL: spec.reward.baseURL, apiKey: spec.reward.apiKey } : null;
+        const msg = where ? classifyError(err, [where.apiKey]).message : errorMessage(err);
+        const reachable = where && /connection failed|failed to fetch/i.test(msg) ? await probeReachable(where.baseURL) : null;
+        result = { state: 'error', message: where ? redact(explainConnectionError(msg, where.baseURL, reachable), [where.apiKey]) : msg };
+      }
+      // Only if the settings did not change meanwhile (setJudge clears the test).
+      if (get().judgeTest?.state === 'testing') set({ judgeTest: result });
     },
 
     async ensureRewardModel() {

@@ -3,6 +3,7 @@ import { ARTIFACTS } from '../../data/pipeline';
 import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
 import { Markdown } from '../components/Markdown';
 import { ProgressBar } from '../components/fields';
+import { RawText } from '../components/RawText';
 import { runPrompts, useDataStore, type ImportEntry } from '../dataStore';
 import {
   EMPTY_MAPPING,
@@ -654,12 +655,20 @@ function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; 
       ) : (
         !r.error && <Markdown text={text} className="response-body" />
       )}
-      {r.score?.judge?.verdict && (
-        <details>
-          <summary>Judge’s verdict</summary>
-          <Markdown text={r.score.judge.verdict} className="verdict-body" />
-        </details>
-      )}
+      {r.score?.judge?.verdict !== undefined &&
+        (r.score.judge.raw === null ? (
+          // No score was read: the reply exactly as it came, and why (open, so the cause is in view).
+          <details open>
+            <summary>Judge’s verdict: no score read</summary>
+            <p className="hint">{r.score.judge.detail}.</p>
+            <RawText text={r.score.judge.verdict} label="Judge’s verdict, as it came" />
+          </details>
+        ) : (
+          <details>
+            <summary>Judge’s verdict</summary>
+            <Markdown text={r.score.judge.verdict} className="verdict-body" />
+          </details>
+        ))}
       {r.score?.code?.error && (
         <details>
           <summary>Test output</summary>

@@ -2,7 +2,8 @@ import { useEffect, useId } from 'react';
 import { DEFAULT_RUBRIC } from '../../data/score';
 import { ENDPOINT_PRESETS, PAPER_SOURCE_MODELS, RESPONSES_PER_PROMPT, SAMPLING_PRESETS, endpointPreset, samplingPresetForModel } from '../../data/sources';
 import { NumberField, SecretField } from '../components/fields';
-import { sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
+import { RawText } from '../components/RawText';
+import { DEFAULT_REQUEST_TIMEOUT_S, JUDGE_TEST_SAMPLE, sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
 
 /** The Sources page: the OpenAI-compatible models asked for responses, and the optional judge. */
 export function SourcesPage() {
@@ -171,6 +172,13 @@ function SourceCard({ entry: e, index }: { entry: SourceEntry; index: number }) 
         <NumberField label="Responses per prompt" value={e.n} min={1} max={64} integer onChange={(v) => patch({ n: v ?? 1 })} />
         <NumberField label="Concurrency" value={e.concurrency} min={1} max={64} integer hint="requests in flight" onChange={(v) => patch({ concurrency: v ?? 1 })} />
         <NumberField label="Rate limit (requests/min)" value={e.requestsPerMinute} min={1} optional hint="blank: unlimited" onChange={(v) => patch({ requestsPerMinute: v })} />
+        <NumberField
+          label="Request timeout (s)"
+          value={(e.retry?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_S * 1000) / 1000}
+          min={1}
+          hint="a request still unanswered then is abandoned and retried"
+          onChange={(v) => patch({ retry: { ...e.retry, timeoutMs: (v ?? DEFAULT_REQUEST_TIMEOUT_S) * 1000 } })}
+        />
       </div>
       <div className="presets" role="group" aria-label="Responses per prompt in the paper">
         {(
@@ -248,6 +256,15 @@ function JudgeCard() {
             </select>
           </label>
           <NumberField label="Judge concurrency" value={judge.concurrency} min={1} max={64} integer onChange={(v) => setJudge({ concurrency: v ?? 1 })} />
+          <NumberField
+            label="Judge max tokens"
+            value={judge.maxTokens}
+            min={1}
+            integer
+            hint="the verdict's length (the source's own max tokens is for collection)"
+            onChange={(v) => setJudge({ maxTokens: v ?? 1 })}
+          />
+          <NumberField label="Judge timeout (s)" value={judge.timeoutSeconds} min={1} hint="per request" onChange={(v) => setJudge({ timeoutSeconds: v ?? 1 })} />
           <label className="field field--full">
             <span>Rubric ({'{question}'}, {'{response}'}, {'{reference_block}'} are filled in)</span>
             <textarea rows={6} value={judge.rubric} onChange={(e) => setJudge({ rubric: e.target.value })} spellCheck={false} />
@@ -261,6 +278,16 @@ function JudgeCard() {
       )}
       {judge.kind === 'reward' && (
         <div className="form-grid">
+          {entries.length > 0 && (
+            <div className="presets field--full" role="group" aria-label="Reward endpoint from a source">
+              <span className="muted">Use a source’s server (e.g. fuse-studio serve’s /pooling):</span>
+              {entries.map((e) => (
+                <button key={e.id} type="button" className="chip chip--small" onClick={() => setReward({ baseURL: e.baseURL, apiKey: e.apiKey, model: e.model })} disabled={!e.baseURL || !e.model}>
+                  {e.name}
+                </button>
+              ))}
+            </div>
+          )}
           <label className="field field--wide">
             <span>Reward base URL</span>
             <input type="url" value={r.baseURL} onChange={(e) => setReward({ baseURL: e.target.value.trim() })} spellCheck={false} />
@@ -300,10 +327,56 @@ function JudgeCard() {
             </>
           )}
           <NumberField label="Reward concurrency" value={judge.concurrency} min={1} max={64} integer onChange={(v) => setJudge({ concurrency: v ?? 1 })} />
+          <NumberField label="Reward timeout (s)" value={judge.timeoutSeconds} min={1} hint="per request" onChange={(v) => setJudge({ timeoutSeconds: v ?? 1 })} />
         </div>
       )}
       {judge.kind === 'local-reward' && <LocalRewardPanel />}
+      {judge.kind !== 'none' && <JudgeTestPanel />}
     </section>
+  );
+}
+
+/** "Test judge": one sample to the judge, its raw verdict shown as it came and the score read (or why none). */
+function JudgeTestPanel() {
+  const t = useSourcesStore((s) => s.judgeTest);
+  const testJudge = useSourcesStore((s) => s.testJudge);
+  const kind = useSourcesStore((s) => s.judge.kind);
+  const what = kind === 'judge' ? 'judge' : 'reward model';
+  return (
+    <div className="judge-test">
+      <div className="actions">
+        <button type="button" className="button button--secondary" onClick={() => void testJudge()} disabled={t?.state === 'testing'}>
+          Test {what}
+        </button>
+        <span className="muted">
+          Sends one question with a correct answer: “{JUDGE_TEST_SAMPLE.messages[0]!.content}” → “{JUDGE_TEST_SAMPLE.response}”
+        </span>
+      </div>
+      <div role="status" aria-live="polite" aria-label="Judge test">
+        {t?.state === 'testing' && <p className="notice">Asking the {what}…</p>}
+        {t?.state === 'error' && <p className="notice notice--error">{t.message}</p>}
+        {t?.state === 'done' && (
+          <div className={t.raw === null ? 'notice notice--error' : 'notice notice--ok'}>
+            <p data-testid="judge-test-result">
+              {t.raw === null
+                ? `No score read: ${t.detail}.`
+                : t.method === 'judge'
+                  ? `Score read: ${t.raw}/10 (${t.detail}) → ${t.score?.toFixed(2)} on [0, 1].`
+                  : `Reward: ${t.raw}${t.score !== null ? ` → ${t.score.toFixed(2)} on [0, 1]` : ` (${t.detail})`}.`}{' '}
+              <span className="muted">
+                {t.latencyMs} ms{t.finishReason ? ` · finish reason: ${t.finishReason}` : ''}
+              </span>
+            </p>
+            {t.verdict !== null && (
+              <>
+                <p className="hint">The judge’s reply, exactly as it came:</p>
+                <RawText text={t.verdict} label="Raw verdict" />
+              </>
+            )}
+          </div>
+        )}
+      </div>
+    </div>
   );
 }
 
