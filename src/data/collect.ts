@@ -7,26 +7,39 @@
 // retry policy (sources.ts) are written as error records (status, message), never dropped; a
 // re-run retries them unless `retryFailed: false`.
 //
+// Local sources (a model on this GPU: local-source.ts) run one model at a time, in the order
+// given, while the remote sources' requests go on beside them; their items land in the same store.
+//
 // Where records live is the store's business (ResponseStore, store.ts): a JSONL run folder in
 // Node (store-jsonl.ts), IndexedDB in the browser (store-dexie.ts), memory in tests.
 
-import { promptMessages, type Prompt } from './prompts';
+import { collectLocalSource, isLocalSource, type LocalCollectOptions, type LocalSource, type LocalSourceProgress } from './local-source';
+import { DOMAINS, promptMessages, type Prompt } from './prompts';
 import { chatComplete, createClient, DEFAULT_RETRY_POLICY, RateLimiter, redact, SourceError, type RetryPolicy, type Source } from './sources';
 import type { ResponseStore } from './store';
 import { responseKey, type ResponseRecord } from './types';
 
-/** What collection needs of a prompt: its id and the turns it is asked as. */
-export type CollectPrompt = Pick<Prompt, 'id' | 'text' | 'system'>;
+/** What collection needs of a prompt: its id and the turns it is asked as (and its domain, for per-domain n). */
+export type CollectPrompt = Pick<Prompt, 'id' | 'text' | 'system'> & Partial<Pick<Prompt, 'domain'>>;
+
+/** A remote endpoint (sources.ts) or a model on this GPU (local-source.ts). */
+export type CollectSource = Source | LocalSource;
 
 export interface CollectItem {
   key: string;
-  source: Source;
+  source: CollectSource;
   prompt: CollectPrompt;
   sampleIndex: number;
 }
 
+/** Responses a source gives to a prompt: its per-domain count for the prompt's domain, else n. */
+export function samplesFor(source: Pick<CollectSource, 'n' | 'nByDomain'>, prompt: CollectPrompt): number {
+  const byDomain = prompt.domain !== undefined ? source.nByDomain?.[prompt.domain] : undefined;
+  return byDomain ?? source.n;
+}
+
 /** Every item of a job, per source, prompt-major. Throws on duplicate source or prompt ids. */
-export function planCollection(sources: readonly Source[], prompts: readonly CollectPrompt[]): CollectItem[] {
+export function planCollection(sources: readonly CollectSource[], prompts: readonly CollectPrompt[]): CollectItem[] {
   const dup = (ids: string[], what: string) => {
     const seen = new Set<string>();
     for (const id of ids) {
@@ -45,8 +58,12 @@ export function planCollection(sources: readonly Source[], prompts: readonly Col
   const items: CollectItem[] = [];
   for (const source of sources) {
     if (!Number.isInteger(source.n) || source.n < 1) throw new Error(`source "${source.name}": n must be a positive integer`);
+    for (const d of DOMAINS) {
+      const v = source.nByDomain?.[d];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new Error(`source "${source.name}": n for ${d} must be an integer ≥ 0`);
+    }
     for (const prompt of prompts)
-      for (let i = 0; i < source.n; i++) items.push({ key: responseKey(source.id, prompt.id, i), source, prompt, sampleIndex: i });
+      for (let i = 0; i < samplesFor(source, prompt); i++) items.push({ key: responseKey(source.id, prompt.id, i), source, prompt, sampleIndex: i });
   }
   return items;
 }
@@ -74,12 +91,19 @@ export interface SourceProgress {
   /** Seconds until every pending item is done at that rate; null before the first response. */
   etaSeconds: number | null;
   elapsedMs: number;
+  /**
+   * Local sources only: the model's state, tokens/s, the GPU pool before and after it
+   * (local-source.ts). For them ratePerMinute and etaSeconds follow the recent items rate.
+   */
+  local?: LocalSourceProgress;
 }
 
 export interface CollectOptions {
-  sources: readonly Source[];
+  sources: readonly CollectSource[];
   prompts: readonly CollectPrompt[];
   store: ResponseStore;
+  /** How local sources are loaded (required when there are any). */
+  local?: LocalCollectOptions;
   signal?: AbortSignal;
   /** Called whenever a count changes. */
   onProgress?: (progress: SourceProgress[]) => void;
@@ -96,13 +120,17 @@ export interface CollectResult {
   collected: number;
   failed: number;
   skipped: number;
-  /** Items neither stored nor failed (only when cancelled). */
+  /** Items neither stored nor failed (when cancelled, or of a skipped source). */
   pending: number;
+  /** Local sources that could not run here, and why (their items stay pending). */
+  skippedSources: { sourceId: string; name: string; reason: string }[];
 }
 
 /** Runs (or resumes) a collection job. Resolves once every worker has stopped. */
 export async function runCollection(opts: CollectOptions): Promise<CollectResult> {
   const items = planCollection(opts.sources, opts.prompts);
+  const firstLocal = opts.sources.find(isLocalSource);
+  if (firstLocal && !opts.local) throw new Error(`source "${firstLocal.name}" is a local model, but no local model runner was given to load it`);
   const retryFailed = opts.retryFailed ?? true;
   const failedBefore = new Set(retryFailed ? [] : (await opts.store.listErrors()).map((e) => e.key));
   const start = Date.now();
@@ -132,6 +160,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
       ratePerMinute: 0,
       etaSeconds: null,
       elapsedMs: 0,
+      ...(isLocalSource(s) ? { local: { state: 'waiting', generated: 0, tokens: 0, tokensPerSecond: 0, itemsPerSecond: 0 } as LocalSourceProgress } : {}),
     });
     queues.set(s.id, []);
   }
@@ -152,13 +181,14 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     const now = Date.now();
     return [...progress.values()].map((p) => {
       const elapsedMs = now - start;
-      const ratePerMinute = p.collected > 0 ? (p.collected / Math.max(elapsedMs, 1)) * 60_000 : 0;
+      const ratePerMinute = p.local ? p.local.itemsPerSecond * 60 : p.collected > 0 ? (p.collected / Math.max(elapsedMs, 1)) * 60_000 : 0;
       const pending = p.total - p.done - p.failed;
       return {
         ...p,
+        ...(p.local ? { local: { ...p.local, ...(p.local.gpu ? { gpu: { ...p.local.gpu } } : {}) } } : {}),
         elapsedMs,
         ratePerMinute,
-        etaSeconds: pending === 0 ? 0 : ratePerMinute > 0 ? (pending / ratePerMinute) * 60 : null,
+        etaSeconds: pending === 0 ? 0 : p.local?.state === 'skipped' ? null : ratePerMinute > 0 ? (pending / ratePerMinute) * 60 : null,
       };
     });
   };
@@ -249,10 +279,38 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     }
   };
 
-  const running: Promise<void>[] = [];
+  // Local sources: one model at a time, in order, beside the remote workers.
+  const localChain = async () => {
+    for (const source of opts.sources) {
+      if (!isLocalSource(source)) continue;
+      const p = progress.get(source.id)!;
+      if (stop.signal.aborted) return;
+      try {
+        await collectLocalSource({
+          source,
+          items: queues.get(source.id)!,
+          local: opts.local!,
+          store: opts.store,
+          signal: stop.signal,
+          counts: p,
+          progress: p.local!,
+          putError: (item, message) =>
+            opts.store.putError({ key: item.key, sourceId: source.id, promptId: item.prompt.id, sampleIndex: item.sampleIndex, kind: 'config', message, attempts: 1, createdAt: new Date().toISOString() }),
+          emit,
+        });
+      } catch (e) {
+        // The store threw (or a bug): stop the job, report after the workers have settled.
+        storeFailure ??= e;
+        stop.abort();
+        return;
+      }
+    }
+  };
+
+  const running: Promise<void>[] = [localChain()];
   for (const source of opts.sources) {
     const queue = queues.get(source.id)!;
-    if (queue.length === 0) continue;
+    if (queue.length === 0 || isLocalSource(source)) continue;
     const limiter = new RateLimiter(source.requestsPerMinute);
     const policy = { ...DEFAULT_RETRY_POLICY, ...source.retry, ...opts.retryPolicy };
     const client = createClient(source, policy.timeoutMs);
@@ -274,5 +332,6 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     failed: sum((p) => p.failed),
     skipped: sum((p) => p.skipped),
     pending,
+    skippedSources: sources.filter((p) => p.local?.state === 'skipped').map((p) => ({ sourceId: p.sourceId, name: p.name, reason: p.local!.skipReason ?? 'skipped' })),
   };
 }

@@ -1,5 +1,8 @@
 // The JSON a user writes to configure a fusion run, checked with zod:
 //   sources  [{"name","baseURL","apiKey","model","temperature","top_p","max_tokens","n","concurrency",…}]
+//            or a model on this GPU: {"name","local":true,"model":DIR|URL|REPO|PRESET,"n","temperature",
+//            "top_p","repetition_penalty","max_tokens","seed"} (local-source.ts); "n" may be per
+//            domain: {"instruction": 5, "code": 8} (a domain left out takes the default, 5)
 //   judge    {"baseURL","apiKey","model",…}  (a chat judge), {"type":"reward","baseURL",…} (a reward
 //            model behind HTTP) or {"type":"local-reward","model":DIR|URL|REPO} (run by the engine);
 //            each may set "gapWindow" {"min","max","unit"}: the DPO gap window in its own units
@@ -14,7 +17,9 @@ import { DOMAINS, type Domain } from './prompts';
 import { formatZodError } from './records';
 import type { GapRange } from './construct';
 import type { JudgeSpec } from './score';
-import { makeSource, type RetryPolicy, type Source } from './sources';
+import type { CollectSource } from './collect';
+import { makeLocalSource, type LocalSource } from './local-source';
+import { makeSource, type RetryPolicy } from './sources';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -34,6 +39,14 @@ const retryFields = {
   maxAttempts: posInt.optional(),
 };
 
+/** Responses per prompt: one count, or one per domain (0: none for that domain). */
+const nField = z.union([
+  posInt,
+  z
+    .object({ instruction: z.number().int().min(0).optional(), math: z.number().int().min(0).optional(), code: z.number().int().min(0).optional(), other: z.number().int().min(0).optional() })
+    .strict(),
+]);
+
 const sourceSchema = z
   .object({
     name: nonEmpty,
@@ -45,7 +58,7 @@ const sourceSchema = z
     temperature: z.number().min(0).max(2).optional(),
     top_p: z.number().gt(0).max(1).optional(),
     max_tokens: posInt.optional(),
-    n: posInt.optional(),
+    n: nField.optional(),
     concurrency: posInt.optional(),
     seed: z.number().int().optional(),
     repetition_penalty: z.number().positive().optional(),
@@ -57,18 +70,25 @@ const sourceSchema = z
   })
   .strict();
 
-const sourcesSchema = z
-  .array(sourceSchema)
-  .min(1, 'list at least one source')
-  .superRefine((list, ctx) => {
-    const seen = new Map<string, number>();
-    list.forEach((s, i) => {
-      const id = s.id ?? s.name;
-      const first = seen.get(id);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, s.id ? 'id' : 'name'], message: `"${id}" is already used by source [${first}]` });
-      else seen.set(id, i);
-    });
-  });
+/** A model on this GPU (local-source.ts); sampling left out takes its family's preset. */
+const localSourceSchema = z
+  .object({
+    name: nonEmpty,
+    id: nonEmpty.optional(),
+    local: z.literal(true),
+    /** A folder, an http(s) URL, a Hub repo id or a preset alias. */
+    model: nonEmpty,
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().gt(0).max(1).optional(),
+    repetition_penalty: z.number().positive().optional(),
+    max_tokens: posInt.optional(),
+    n: nField.optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+
+/** An entry that says "local" at all is read as a local source (so `"local": false` is named as wrong). */
+const isLocalEntry = (v: unknown) => typeof v === 'object' && v !== null && 'local' in v;
 
 const domainsField = z.array(z.enum(DOMAINS as [Domain, ...Domain[]])).optional();
 
@@ -148,7 +168,7 @@ const localRewardJudgeSchema = z
   })
   .strict();
 
-export type SourceConfigJson = z.input<typeof sourceSchema>;
+export type SourceConfigJson = z.input<typeof sourceSchema> | z.input<typeof localSourceSchema>;
 export type JudgeConfigJson = z.input<typeof chatJudgeSchema> | z.input<typeof rewardJudgeSchema> | z.input<typeof localRewardJudgeSchema>;
 
 /** A parsed judge.json: the spec, the domains it scores, and its DPO gap window if it sets one. */
@@ -202,22 +222,52 @@ function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** sources.json → Sources. Throws ConfigError naming the file and field. */
-export function parseSourcesConfig(value: unknown, ctx: ConfigContext): Source[] {
-  const parsed = sourcesSchema.safeParse(value);
-  if (!parsed.success) fail(ctx.file, parsed.error);
-  return parsed.data.map((s, i) => {
-    const { timeoutMs: _t, maxAttempts: _m, apiKey, id, ...rest } = s;
-    const retry = retryOf(s);
-    return makeSource({
-      ...defined(rest),
-      baseURL: s.baseURL,
-      model: s.model,
-      id: id ?? s.name,
-      apiKey: resolveSecret(apiKey, ctx, `[${i}].apiKey`),
-      ...(retry ? { retry } : {}),
-    });
+/** A count or a per-domain object → n and nByDomain. */
+function countsOf(n: z.infer<typeof nField> | undefined): { n?: number; nByDomain?: LocalSource['nByDomain'] } {
+  if (n === undefined) return {};
+  if (typeof n === 'number') return { n };
+  return { nByDomain: defined(n) };
+}
+
+/** sources.json → Sources (remote endpoints and local models). Throws ConfigError naming the file and field. */
+export function parseSourcesConfig(value: unknown, ctx: ConfigContext): CollectSource[] {
+  const list = z.array(z.unknown()).min(1, 'list at least one source').safeParse(value);
+  if (!list.success) fail(ctx.file, list.error);
+  const out: CollectSource[] = [];
+  const seen = new Map<string, number>();
+  list.data.forEach((entry, i) => {
+    // Each entry by its own schema, its errors under its index.
+    const at = (error: z.ZodError): never => fail(ctx.file, { issues: error.issues.map((x) => ({ ...x, path: [i, ...x.path] })) } as z.ZodError);
+    if (isLocalEntry(entry)) {
+      const parsed = localSourceSchema.safeParse(entry);
+      if (!parsed.success) at(parsed.error);
+      const { id, n, ...rest } = parsed.data!;
+      out.push(makeLocalSource({ ...defined(rest), local: true, model: rest.model, id: id ?? rest.name, ...countsOf(n) }));
+    } else {
+      const parsed = sourceSchema.safeParse(entry);
+      if (!parsed.success) at(parsed.error);
+      const s = parsed.data!;
+      const { timeoutMs: _t, maxAttempts: _m, apiKey, id, n, ...rest } = s;
+      const retry = retryOf(s);
+      out.push(
+        makeSource({
+          ...defined(rest),
+          ...countsOf(n),
+          baseURL: s.baseURL,
+          model: s.model,
+          id: id ?? s.name,
+          apiKey: resolveSecret(apiKey, ctx, `[${i}].apiKey`),
+          ...(retry ? { retry } : {}),
+        }),
+      );
+    }
+    const src = out[i]!;
+    const first = seen.get(src.id);
+    const raw = entry as { id?: unknown };
+    if (first !== undefined) throw new ConfigError(`${ctx.file}: [${i}].${raw.id !== undefined ? 'id' : 'name'}: "${src.id}" is already used by source [${first}]`);
+    seen.set(src.id, i);
   });
+  return out;
 }
 
 /** judge.json → the run's scorer. Throws ConfigError naming the file and field. */

@@ -33,7 +33,8 @@
 // same job again over the same store continues where it stopped. Storage is the store's
 // business (store.ts): the Node CLI passes a JSONL run folder, the studio an IndexedDB run.
 
-import { runCollection, type CollectResult, type SourceProgress } from './collect';
+import { runCollection, type CollectResult, type CollectSource, type SourceProgress } from './collect';
+import { isLocalSource, type LocalCollectOptions } from './local-source';
 import {
   buildDatasets,
   DEFAULT_JUDGE_GAP,
@@ -67,7 +68,7 @@ import {
   type RewardModelRunner,
   type RewardStats,
 } from './score';
-import { RateLimiter, sanitizeSource, SourceError, type RetryPolicy, type Source } from './sources';
+import { RateLimiter, sanitizeSource, SourceError, type RetryPolicy } from './sources';
 import type { RunStore } from './store';
 import type { ResponseRecord, ScoreRecord } from './types';
 import { detectTestLanguage, verifyCode } from './verify-code';
@@ -79,7 +80,10 @@ import { verifyMath } from './verify-math';
 export interface PipelineOptions {
   /** The prompts (prompts.ts imports them); ids must be unique. */
   prompts: readonly Prompt[];
-  sources: readonly Source[];
+  /** Remote endpoints (sources.ts) and models on this GPU (local-source.ts), in one run. */
+  sources: readonly CollectSource[];
+  /** How local sources are loaded (the host's runner); required when there are any. */
+  local?: LocalCollectOptions;
   /** Judge or reward model; without one, only math/code verdicts and "other" prompts give rows. */
   judge?: JudgeSpec;
   /** The loaded reward model of a 'local-reward' judge (the host loads it: local-reward.ts). */
@@ -385,6 +389,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   }
   if (opts.prompts.length === 0) throw new Error('no prompts');
   if (opts.sources.length === 0) throw new Error('no sources');
+  const firstLocal = opts.sources.find(isLocalSource);
+  if (firstLocal && !opts.local) throw new Error(`source "${firstLocal.name}" is a local model, but no local model runner was given to load it`);
   const evalFraction = opts.evalFraction ?? 0;
   if (!(evalFraction >= 0 && evalFraction < 1)) throw new RangeError(`evalFraction must be in [0, 1), got ${evalFraction}`);
   const split = evalFraction > 0 ? splitEval(opts.prompts, { fraction: evalFraction, seed }) : { train: [...opts.prompts], eval: [] as Prompt[] };
@@ -426,7 +432,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     ARTIFACTS.run,
     JSON.stringify(
       {
-        sources: opts.sources.map(sanitizeSource),
+        sources: opts.sources.map((s) => (isLocalSource(s) ? s : sanitizeSource(s))),
         judge: opts.judge ? sanitizeJudgeSpec(opts.judge) : null,
         judgeDomains: [...judgeDomains],
         evalFraction,
@@ -447,6 +453,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     sources: opts.sources,
     prompts: opts.prompts,
     store,
+    ...(opts.local ? { local: opts.local } : {}),
     ...(signal ? { signal } : {}),
     onProgress: (sources) => emit({ phase: 'collect', sources }),
     ...(opts.retryFailed !== undefined ? { retryFailed: opts.retryFailed } : {}),
@@ -455,6 +462,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   result.collect = collect;
   if (collect.cancelled || signal?.aborted) return stopped('collect');
   if (collect.failed > 0) warnings.push(`${collect.failed} request(s) failed after retries (errors are in the run; a re-run tries them again)`);
+  for (const s of collect.skippedSources) warnings.push(`source "${s.name}" was skipped: ${s.reason}`);
 
   // --- score
   result.phase = 'score';
@@ -627,7 +635,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       collected: collect.collected,
       skipped: collect.skipped,
       failed: collect.failed,
-      sources: collect.sources.map(({ sourceId, name, total, done, failed, retries, promptTokens, completionTokens }) => ({
+      sources: collect.sources.map(({ sourceId, name, total, done, failed, retries, promptTokens, completionTokens, local }) => ({
         sourceId,
         name,
         total,
@@ -636,7 +644,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         retries,
         promptTokens,
         completionTokens,
+        ...(local ? { local } : {}),
       })),
+      ...(collect.skippedSources.length ? { skippedSources: collect.skippedSources } : {}),
     },
     score: { ...progress },
     ...(scoring ? { scoring } : {}),

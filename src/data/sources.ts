@@ -12,6 +12,7 @@
 
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type { Domain } from './prompts';
 import type { ChatMessage } from './records';
 
 /** An OpenAI-compatible endpoint + model + the sampling it is asked with. */
@@ -33,6 +34,8 @@ export interface Source {
   seed?: number;
   /** Responses per prompt (one request each; the API's own `n` is not used, many servers reject it). */
   n: number;
+  /** Responses per prompt of a domain, where it differs from `n` (0: none for that domain). */
+  nByDomain?: Partial<Record<Domain, number>>;
   /** Requests in flight at once for this source. */
   concurrency: number;
   /** Requests per minute, spaced evenly; unlimited when absent. */

@@ -172,9 +172,18 @@ export function planTensors(config: ModelConfig, headers: SafetensorsHeader[], i
   return { tensors, totalBytes };
 }
 
-/** Load config, tokenizer files and weights from `source`; weights go straight to the GPU. */
-export async function loadModel(ctx: GpuContext, source: ModelSource, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { signal, onProgress } = opts;
+/** What a model folder says about itself, read before any weight: enough to plan and tokenize. */
+export interface ModelMeta {
+  config: ModelConfig;
+  tokenizerFiles: TokenizerFiles | null;
+  generationConfig: Record<string, unknown> | null;
+  /** The files read, in order. */
+  files: LoadedFile[];
+}
+
+/** config.json (+ generation_config.json) and the tokenizer files, no weights. */
+export async function readModelMeta(source: ModelSource, opts: { signal?: AbortSignal } = {}): Promise<ModelMeta> {
+  const { signal } = opts;
   const files: LoadedFile[] = [];
   const readJsonFile = async <T>(name: string): Promise<T> => {
     const value = await source.json<T>(name, { signal });
@@ -202,6 +211,13 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
     }
     tokenizerFiles = { tokenizerJson, tokenizerConfig, chatTemplate };
   }
+  return { config, tokenizerFiles, generationConfig, files };
+}
+
+/** Load config, tokenizer files and weights from `source`; weights go straight to the GPU. */
+export async function loadModel(ctx: GpuContext, source: ModelSource, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const { signal, onProgress } = opts;
+  const { config, tokenizerFiles, generationConfig, files } = await readModelMeta(source, { signal });
 
   const { files: weightNames, index, indexBytes } = await weightFiles(source, config, signal);
   if (index) files.push({ name: INDEX_FILE, bytes: indexBytes });
