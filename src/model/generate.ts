@@ -133,6 +133,39 @@ interface Row {
   sample: number;
 }
 
+/**
+ * Prompt positions a cancellable prefill appends per submit. With a signal, a prompt longer than
+ * this is prefilled in chunks, the GPU waited for after each, so a cancel takes effect within one
+ * chunk instead of after the whole prompt (a long prompt on a slow GPU takes minutes, and the
+ * server behind a cancelled request is busy until it ends). Shorter prompts, and every prompt
+ * without a signal, are appended whole: their arithmetic is unchanged.
+ */
+export const PREFILL_CHUNK = 256;
+
+/** Appends [B, Tp] prompt positions to an empty cache; false when the signal stopped it between chunks. */
+async function prefillPrompts(model: DecoderModel, cache: KvCache, x: { ids: Int32Array; mask: Int32Array }, Tp: number, lora: GenerateOptions['lora'], signal: AbortSignal | undefined): Promise<boolean> {
+  if (!signal || Tp <= PREFILL_CHUNK) {
+    appendTokens(model, cache, { ids: x.ids, mask: x.mask, tokens: Tp }, { lora });
+    return true;
+  }
+  const B = cache.batchSize;
+  for (let t0 = 0; t0 < Tp; t0 += PREFILL_CHUNK) {
+    const n = Math.min(PREFILL_CHUNK, Tp - t0);
+    const ids = new Int32Array(B * n);
+    const mask = new Int32Array(B * n);
+    for (let b = 0; b < B; b++) {
+      ids.set(x.ids.subarray(b * Tp + t0, b * Tp + t0 + n), b * n);
+      mask.set(x.mask.subarray(b * Tp + t0, b * Tp + t0 + n), b * n);
+    }
+    appendTokens(model, cache, { ids, mask, tokens: n }, { lora });
+    if (t0 + n < Tp) {
+      await model.ctx.flush();
+      if (signal.aborted) return false;
+    }
+  }
+  return true;
+}
+
 /** Draw samplesPerPrompt continuations of each prompt, batched with a shared prefill; see the file comment. */
 export async function generateSamples(model: DecoderModel, o: GenerateSamplesOptions, onToken?: OnSampleToken): Promise<GenerateResult[][]> {
   const V = model.config.vocabSize;
@@ -237,6 +270,11 @@ function padPrompts(prompts: readonly (readonly number[])[], slots: number, Tp: 
   return { ids, mask };
 }
 
+/** Rows stopped by the signal before their first token. */
+function abortRows(rows: readonly Row[], results: GenerateResult[][]): void {
+  for (const r of rows) results[r.prompt]![r.sample]!.finishReason = 'aborted';
+}
+
 /** Prefill and decode one batch of rows (at most cache.batchSize; spare rows idle). */
 async function decodeBatch(model: DecoderModel, o: GenerateSamplesOptions, rows: readonly Row[], s: BatchState): Promise<void> {
   const { cache, prefill, Tp, sampling, results } = s;
@@ -263,7 +301,7 @@ async function decodeBatch(model: DecoderModel, o: GenerateSamplesOptions, rows:
       resetKvCache(prefill);
       s.state.prefilled = '';
       const x = padPrompts(distinct, prefill.batchSize, Tp);
-      appendTokens(model, prefill, { ids: x.ids, mask: x.mask, tokens: Tp }, { lora });
+      if (!(await prefillPrompts(model, prefill, x, Tp, lora, o.signal))) return abortRows(rows, results);
       s.state.prefilled = key;
     }
     copyKvRows(model, prefill, cache, Array.from({ length: B }, (_, b) => rowSlot[b] ?? 0));
@@ -273,7 +311,7 @@ async function decodeBatch(model: DecoderModel, o: GenerateSamplesOptions, rows:
       B,
       Tp,
     );
-    appendTokens(model, cache, { ids: x.ids, mask: x.mask, tokens: Tp }, { lora });
+    if (!(await prefillPrompts(model, cache, x, Tp, lora, o.signal))) return abortRows(rows, results);
   }
 
   const samplers = rows.map((r) => createSampler({ ...sampling, seed: s.seedOf(r) }));
