@@ -223,9 +223,27 @@ export type JudgeTestState =
     }
   | { state: 'error'; message: string };
 
-/** The worker's reward model as the pipeline's runner (rewards computed in the worker, batch by batch). */
+let scoringJobs = 0;
+
+/**
+ * The worker's reward model as the pipeline's runner (rewards computed in the worker, batch by
+ * batch). A cancelled call (its signal) is stopped in the worker too, not only abandoned here.
+ */
 export const workerRewardRunner: RewardModelRunner = {
-  score: (conversations) => engine().scoreConversations(conversations.map((c) => c.map((m) => ({ role: m.role, content: m.content })))),
+  async score(conversations, signal) {
+    signal?.throwIfAborted();
+    const jobId = ++scoringJobs;
+    const onAbort = () => void engine().cancelScoring(jobId);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await engine().scoreConversations(
+        conversations.map((c) => c.map((m) => ({ role: m.role, content: m.content }))),
+        jobId,
+      );
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  },
 };
 
 export type RewardModelState =

@@ -37,6 +37,8 @@ interface Held {
 
 let held: Held | null = null;
 let loading: AbortController | null = null;
+/** Scoring calls in flight, by the page's job id, so the page can cancel one (cancelScoring). */
+const scoring = new Map<number, AbortController>();
 
 function release(): void {
   if (!held) return;
@@ -110,10 +112,24 @@ export const rewardService = {
     return held?.summary ?? null;
   },
 
-  /** Raw rewards of whole conversations (each ending in the assistant's answer), in order. */
-  async scoreConversations(conversations: ChatMessage[][]): Promise<number[]> {
+  /**
+   * Raw rewards of whole conversations (each ending in the assistant's answer), in order. `jobId`
+   * names the call for cancelScoring: a cancelled call stops between the engine's sub-batches.
+   */
+  async scoreConversations(conversations: ChatMessage[][], jobId?: number): Promise<number[]> {
     if (!held) throw new Error('No reward model is loaded: load one on the Sources page (Judge: a local reward model).');
-    return held.runner.score(conversations);
+    const stop = new AbortController();
+    if (jobId !== undefined) scoring.set(jobId, stop);
+    try {
+      return await held.runner.score(conversations, stop.signal);
+    } finally {
+      if (jobId !== undefined) scoring.delete(jobId);
+    }
+  },
+
+  /** Stops a scoring call (the page's pipeline was cancelled). */
+  cancelScoring(jobId: number): void {
+    scoring.get(jobId)?.abort();
   },
 
   releaseRewardModel(): void {
