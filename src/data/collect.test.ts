@@ -57,6 +57,38 @@ describe('planCollection', () => {
 });
 
 describe('runCollection against a real local server', () => {
+  it('reports the requests in flight with their start and attempt, every second while one is slow', async () => {
+    let first = true;
+    const s = await serve((r) => {
+      const q = lastUser(r);
+      if (q === 'question 1' && first) {
+        first = false;
+        return { kind: 'json', status: 503, body: { error: { message: 'busy' } } };
+      }
+      return { kind: 'json', delayMs: q === 'question 1' ? 2600 : 5, body: chatCompletion(`answer to ${q}`) };
+    });
+    const snapshots: { at: number; p: SourceProgress }[] = [];
+    const t0 = Date.now();
+    const res = await runCollection({
+      sources: [src(s.baseURL, 'a', { n: 1, concurrency: 2, retry: { ...FAST, timeoutMs: 5000 } })],
+      prompts: prompts(3),
+      store: new MemoryRunStore(),
+      onProgress: (p) => snapshots.push({ at: Date.now(), p: p[0]! }),
+    });
+    expect(res).toMatchObject({ collected: 3, failed: 0 });
+    // While the slow one waits, it is listed (retried once, so attempt 2), with when it was first sent.
+    const waiting = snapshots.filter((x) => x.p.done === 2 && x.p.requests.length === 1);
+    expect(waiting.length).toBeGreaterThanOrEqual(2); // heartbeats: nothing else changes meanwhile
+    const req = waiting.at(-1)!.p.requests[0]!;
+    expect(req).toMatchObject({ promptId: 'p1', sampleIndex: 0, attempt: 2 });
+    expect(req.startedAt).toBeGreaterThanOrEqual(t0);
+    expect(waiting.at(-1)!.at - req.startedAt).toBeGreaterThan(1500);
+    // The rate decays while it waits, so the ETA of the last response grows.
+    const etas = waiting.map((x) => x.p.etaSeconds!);
+    expect(etas.at(-1)!).toBeGreaterThan(etas[0]!);
+    expect(snapshots.at(-1)!.p).toMatchObject({ inFlight: 0, requests: [], etaSeconds: 0 });
+  });
+
   it('collects every item once or records it failed, with retries, under concurrency', async () => {
     const attempts = new Map<string, number>();
     const successes = new Map<string, number>();

@@ -15,6 +15,7 @@
 
 import { collectLocalSource, isLocalSource, type LocalCollectOptions, type LocalSource, type LocalSourceProgress } from './local-source';
 import { DOMAINS, promptMessages, type Prompt } from './prompts';
+import { DecayingRate } from './rate';
 import { chatComplete, createClient, DEFAULT_RETRY_POLICY, RateLimiter, redact, SourceError, type RetryPolicy, type Source } from './sources';
 import type { ResponseStore } from './store';
 import { responseKey, type ResponseRecord } from './types';
@@ -82,11 +83,13 @@ export interface SourceProgress {
   /** Items recorded as failed (in this run, or earlier ones not retried). */
   failed: number;
   inFlight: number;
+  /** The requests in flight now, oldest first (remote sources): what the run is waiting for, and since when. */
+  requests: InFlightRequest[];
   /** Retries made in this run (429s, 5xx, timeouts…). */
   retries: number;
   promptTokens: number;
   completionTokens: number;
-  /** Responses per minute in this run. */
+  /** Responses per minute in this run: the recent pace (an exponentially weighted rate, rate.ts). */
   ratePerMinute: number;
   /** Seconds until every pending item is done at that rate; null before the first response. */
   etaSeconds: number | null;
@@ -97,6 +100,19 @@ export interface SourceProgress {
    */
   local?: LocalSourceProgress;
 }
+
+/** One request in flight. */
+export interface InFlightRequest {
+  promptId: string;
+  sampleIndex: number;
+  /** When it was first sent (ms since the epoch); its retries keep it. */
+  startedAt: number;
+  /** 1 for the first attempt, 2 once retried… */
+  attempt: number;
+}
+
+/** Progress is reported at least this often while requests are in flight, so ages and ETAs stay current. */
+const HEARTBEAT_MS = 1000;
 
 export interface CollectOptions {
   sources: readonly CollectSource[];
@@ -154,6 +170,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
       collected: 0,
       failed: 0,
       inFlight: 0,
+      requests: [],
       retries: 0,
       promptTokens: 0,
       completionTokens: 0,
@@ -177,14 +194,16 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     }
   }
 
+  const rates = new Map(opts.sources.map((s) => [s.id, new DecayingRate(start)]));
   const snapshot = (): SourceProgress[] => {
     const now = Date.now();
     return [...progress.values()].map((p) => {
       const elapsedMs = now - start;
-      const ratePerMinute = p.local ? p.local.itemsPerSecond * 60 : p.collected > 0 ? (p.collected / Math.max(elapsedMs, 1)) * 60_000 : 0;
+      const ratePerMinute = p.local ? p.local.itemsPerSecond * 60 : rates.get(p.sourceId)!.perMinute(now);
       const pending = p.total - p.done - p.failed;
       return {
         ...p,
+        requests: p.requests.map((r) => ({ ...r })),
         ...(p.local ? { local: { ...p.local, ...(p.local.gpu ? { gpu: { ...p.local.gpu } } : {}) } } : {}),
         elapsedMs,
         ratePerMinute,
@@ -205,6 +224,8 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
       if (inFlightKeys.has(item.key)) continue; // cannot happen with unique keys; belt and braces
       inFlightKeys.add(item.key);
       p.inFlight++;
+      const request: InFlightRequest = { promptId: item.prompt.id, sampleIndex: item.sampleIndex, startedAt: Date.now(), attempt: 1 };
+      p.requests.push(request);
       emit();
       try {
         const r = await chatComplete(source, promptMessages(item.prompt), {
@@ -215,6 +236,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
           policy: opts.retryPolicy,
           onRetry: () => {
             p.retries++;
+            request.attempt++;
             emit();
           },
         });
@@ -238,6 +260,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
         // Not under the signal: a response that arrived is kept even if cancel comes now.
         if (await opts.store.put(rec)) {
           p.collected++;
+          rates.get(source.id)!.add();
           p.done++;
           if (r.usage) {
             p.promptTokens += r.usage.prompt_tokens;
@@ -273,6 +296,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
         }
       } finally {
         p.inFlight--;
+        p.requests.splice(p.requests.indexOf(request), 1);
         inFlightKeys.delete(item.key);
         emit();
       }
@@ -317,7 +341,13 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     const n = Math.max(1, Math.min(source.concurrency || 1, queue.length));
     for (let i = 0; i < n; i++) running.push(worker(source, queue, limiter, client));
   }
-  await Promise.all(running);
+  // A heartbeat while requests are in flight: their ages grow and the ETA follows (rate.ts).
+  const heartbeat = setInterval(() => [...progress.values()].some((p) => p.inFlight > 0) && emit(), HEARTBEAT_MS);
+  try {
+    await Promise.all(running);
+  } finally {
+    clearInterval(heartbeat);
+  }
   opts.signal?.removeEventListener('abort', onOuterAbort);
   if (storeFailure) throw storeFailure;
 
