@@ -10,6 +10,7 @@ import type { AdapterSummary } from '../gpu/context';
 import { BrowserModelCache, type BrowserCacheKind, type CachedModel } from '../io/opfs';
 import type { Progress } from '../io/progress';
 import type { LoadProgress } from '../model/load';
+import type { ChatMessage } from '../tokenizer';
 import { presetById, presetSpec } from '../model/presets';
 import { HF_ENDPOINT } from '../model/source';
 import type { DeviceLimits } from './planAdvice';
@@ -19,7 +20,9 @@ import type { LoadEvent, ModelChoice, ModelSummary } from './worker/model-servic
 export type { ModelChoice, ModelSummary };
 export { countParams } from './worker/model-service';
 
-export const MAX_NEW_TOKENS = 16;
+/** Try it: a short sampled reply, the same every time for the same conversation (fixed seed). */
+export const MAX_NEW_TOKENS = 64;
+export const TRY_SAMPLING = { temperature: 0.7, topP: 0.95, seed: 0 } as const;
 
 /** What plans are checked against; memoryGiB as typed ('' when the user has not said). */
 export interface PlanSettings {
@@ -83,10 +86,23 @@ export interface CacheState {
   error: string | null;
 }
 
+export interface TryTurn {
+  user: string;
+  assistant: string;
+}
+
+/** The Model page's Try-it chat: the model's own chat template, the base model, no adapter. */
 export interface GenerationState {
   running: boolean;
+  /** Finished turns, sent again as the conversation. */
+  turns: TryTurn[];
+  /** The message being answered (while running) and the reply so far (or the last reply). */
+  prompt: string;
   text: string;
   tokens: number;
+  /** The last prompt as the model read it: the conversation through its chat template, special tokens shown. */
+  templated: string | null;
+  promptTokens: number;
   error: string | null;
 }
 
@@ -109,11 +125,15 @@ interface ModelStore {
   cancel(): void;
   refreshCache(): Promise<void>;
   freeCached(id: string): Promise<void>;
+  /** Sends `prompt` as the next user turn of the Try-it chat and streams the reply. */
   generate(prompt: string): Promise<void>;
+  stopGeneration(): void;
+  newChat(): void;
 }
 
-const idleGeneration: GenerationState = { running: false, text: '', tokens: 0, error: null };
+const idleGeneration: GenerationState = { running: false, turns: [], prompt: '', text: '', tokens: 0, templated: null, promptTokens: 0, error: null };
 let generationId = 0;
+let currentTry: string | null = null;
 
 export const useModelStore = create<ModelStore>()((set, get) => ({
   load: { kind: 'idle' },
@@ -212,21 +232,42 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
   },
 
   async generate(prompt) {
-    if (get().generation.running || !get().model || get().load.kind === 'loading') return;
+    const text = prompt.trim();
+    if (!text || get().generation.running || !get().model || get().load.kind === 'loading') return;
     if (!get().model!.hasTokenizer) {
       set({ generation: { ...idleGeneration, error: 'This model has no tokenizer.json, so it cannot turn text into tokens.' } });
       return;
     }
-    set({ generation: { running: true, text: '', tokens: 0, error: null } });
+    const { turns } = get().generation;
+    const messages: ChatMessage[] = [...turns.flatMap((t): ChatMessage[] => [{ role: 'user', content: t.user }, { role: 'assistant', content: t.assistant }]), { role: 'user', content: text }];
+    const id = `try-${++generationId}`;
+    currentTry = id;
+    set({ generation: { ...get().generation, running: true, prompt: text, text: '', tokens: 0, error: null } });
     try {
+      // Through the model's chat template, as the Compare page asks: the worker encodes the
+      // conversation with the generation prompt and decodes the reply without special tokens.
       const reply = await engine().chat(
-        { id: `try-${++generationId}`, messages: [], rawPrompt: prompt, adapter: null, maxNewTokens: MAX_NEW_TOKENS, sampling: { temperature: 0 } },
-        callback((text: string, tokens: number) => set({ generation: { running: true, text, tokens, error: null } })),
+        { id, messages, adapter: null, maxNewTokens: MAX_NEW_TOKENS, sampling: { ...TRY_SAMPLING } },
+        callback((partial: string, tokens: number) => {
+          if (get().generation.running) set((s) => ({ generation: { ...s.generation, text: partial, tokens } }));
+        }),
       );
-      set({ generation: { running: false, text: reply.text, tokens: reply.tokens, error: null } });
+      set((s) => ({
+        generation: { ...s.generation, running: false, turns: [...s.generation.turns, { user: text, assistant: reply.text }], prompt: '', text: reply.text, tokens: reply.tokens, templated: reply.templated ?? null, promptTokens: reply.promptTokens },
+      }));
     } catch (e) {
       set((s) => ({ generation: { ...s.generation, running: false, error: message(e) } }));
+    } finally {
+      if (currentTry === id) currentTry = null;
     }
+  },
+
+  stopGeneration() {
+    if (currentTry) void engine().stopChat(currentTry);
+  },
+
+  newChat() {
+    if (!get().generation.running) set({ generation: idleGeneration });
   },
 }));
 

@@ -6,7 +6,8 @@ import { formatBytes } from '../../model/memory-plan';
 import { HF_ENDPOINT } from '../../model/source';
 import { planVerdict } from '../planAdvice';
 import { filesFromDataTransfer } from '../../model/source-browser';
-import { deviceLimits, MAX_NEW_TOKENS, useModelStore, type ModelSummary } from '../modelStore';
+import { deviceLimits, MAX_NEW_TOKENS, TRY_SAMPLING, useModelStore, type ModelSummary } from '../modelStore';
+import { Markdown } from '../components/Markdown';
 import { PlanSettingsPanel, PresetPanel } from './ModelPresets';
 
 type DirectoryPicker = (opts?: { mode?: 'read' }) => Promise<FileSystemDirectoryHandle>;
@@ -325,35 +326,71 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
 function TryIt({ model }: { model: ModelSummary }) {
   const generation = useModelStore((s) => s.generation);
   const run = useModelStore((s) => s.generate);
-  const [prompt, setPrompt] = useState('Once upon a time');
+  const stop = useModelStore((s) => s.stopGeneration);
+  const newChat = useModelStore((s) => s.newChat);
+  const [prompt, setPrompt] = useState('Write one sentence about the sea.');
   const submit = (e: FormEvent) => {
     e.preventDefault();
     void run(prompt);
+    setPrompt('');
   };
+  const g = generation;
+  const shown = g.running ? [...g.turns, { user: g.prompt, assistant: g.text }] : g.turns;
+  const demo = model.modelKey === 'demo';
   return (
     <section className="card" aria-labelledby="try-title">
       <h2 id="try-title">Try it</h2>
+      <p className="hint">
+        A chat with the loaded model through its own chat template (the base model, no adapter): sampled at temperature {TRY_SAMPLING.temperature}, top-p{' '}
+        {TRY_SAMPLING.topP}, seed {TRY_SAMPLING.seed}, at most {MAX_NEW_TOKENS} new tokens. {demo && 'The demo model is random: expect noise.'}
+      </p>
+      {shown.length > 0 && (
+        <ol className="chat-log" aria-label="Conversation">
+          {shown.map((t, k) => {
+            const last = k === shown.length - 1;
+            return (
+              <li key={k}>
+                <p className="chat-user">
+                  <strong>You:</strong> {t.user}
+                </p>
+                <div className="chat-model" data-testid={last ? 'generated' : undefined} aria-live={last ? 'polite' : undefined}>
+                  {t.assistant ? <Markdown text={t.assistant} /> : <span className="muted">{g.running && last ? '…' : '(an empty reply)'}</span>}
+                </div>
+              </li>
+            );
+          })}
+        </ol>
+      )}
       <form onSubmit={submit} className="try-form">
         <label className="field">
-          <span>Prompt</span>
-          <input type="text" value={prompt} onChange={(e) => setPrompt(e.target.value)} />
+          <span>Message</span>
+          <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </label>
-        <button type="submit" className="button" disabled={generation.running || !model.hasTokenizer}>
-          Generate
-        </button>
+        <div className="actions">
+          <button type="submit" className="button" disabled={g.running || !model.hasTokenizer || !prompt.trim()}>
+            Send
+          </button>
+          <button type="button" className="button button--secondary" disabled={!g.running} onClick={stop}>
+            Stop
+          </button>
+          <button type="button" className="button button--secondary" disabled={g.running || g.turns.length === 0} onClick={newChat}>
+            New chat
+          </button>
+        </div>
       </form>
-      <p className="hint">
-        Greedy, at most {MAX_NEW_TOKENS} new tokens. {!model.hasTokenizer && 'This model has no tokenizer, so it cannot generate text.'}
+      {!model.hasTokenizer && <p className="hint">This model has no tokenizer, so it cannot generate text.</p>}
+      <p className="hint" data-testid="generation-status" role="status">
+        {g.running ? `Generating… ${g.tokens} tokens` : g.tokens ? `${g.tokens} tokens generated. The prompt, through the chat template, was ${g.promptTokens} tokens.` : ''}
       </p>
-      <output className="generated" aria-label="Generated text" aria-live="polite" data-testid="generated">
-        {generation.text}
-      </output>
-      <p className="hint" data-testid="generation-status">
-        {generation.running ? `Generating… ${generation.tokens} tokens` : generation.tokens ? `${generation.tokens} tokens generated.` : ''}
-      </p>
-      {generation.error && (
+      {g.templated !== null && !g.running && (
+        <details className="templated">
+          <summary>The prompt as the model read it</summary>
+          <pre data-testid="templated-prompt">{g.templated}</pre>
+        </details>
+      )}
+      {g.error && (
         <p role="alert" className="notice notice--error">
-          {generation.error}
+          {g.error}
         </p>
       )}
     </section>

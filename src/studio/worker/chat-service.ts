@@ -11,8 +11,6 @@ import { installAdapter, requireSession, type Session } from './session';
 
 export interface ChatRequest {
   messages: ChatMessage[];
-  /** Set: continue this text as it is (no chat template); `messages` is ignored. */
-  rawPrompt?: string;
   /** null: the base model; else the name of a trained or imported adapter. */
   adapter: string | null;
   maxNewTokens: number;
@@ -28,6 +26,8 @@ export interface ChatReply {
   text: string;
   tokens: number;
   promptTokens: number;
+  /** The prompt as the model read it (the conversation through its chat template), special tokens shown. */
+  templated: string;
   finishReason: FinishReason;
   ms: number;
 }
@@ -50,7 +50,9 @@ async function runChat(req: ChatRequest, onText: TextCallback): Promise<ChatRepl
   if (!tok) throw new Error('This model has no tokenizer.json, so it cannot turn text into tokens.');
   const controller = running.get(req.id)!;
   const lora = req.adapter === null ? null : await adapterOnGpu(s, req.adapter);
-  const promptIds = req.rawPrompt !== undefined ? tok.encode(req.rawPrompt) : tok.chatTemplate ? tok.encodeChat(req.messages, { addGenerationPrompt: true }).ids : tok.encode(req.messages.map((m) => m.content).join('\n'));
+  // The model's chat template with the assistant's header at the end (what it was tuned to answer);
+  // a model without one (a base model) continues the turns' text.
+  const promptIds = tok.chatTemplate ? tok.encodeChat(req.messages, { addGenerationPrompt: true }).ids : tok.encode(req.messages.map((m) => m.content).join('\n'));
   const eosTokenIds = [...new Set([...tok.eosTokenIds, ...s.loaded.config.eosTokenIds])];
   const room = s.loaded.config.maxPositionEmbeddings - promptIds.length;
   if (room < 1) throw new Error(`The conversation is ${promptIds.length} tokens; the model's context is ${s.loaded.config.maxPositionEmbeddings}.`);
@@ -75,7 +77,7 @@ async function runChat(req: ChatRequest, onText: TextCallback): Promise<ChatRepl
   // Awaited: callbacks travel on their own port, so an update sent without waiting could reach
   // the page after the reply and overwrite the final state.
   await onText(text, ids.length);
-  return { text, tokens: result.ids.length, promptTokens: promptIds.length, finishReason: result.finishReason, ms: performance.now() - started };
+  return { text, tokens: result.ids.length, promptTokens: promptIds.length, templated: tok.decode(promptIds, { skipSpecialTokens: false }), finishReason: result.finishReason, ms: performance.now() - started };
 }
 
 /**
