@@ -1,4 +1,5 @@
-import { useEffect, useMemo, useState, type FormEvent, type MouseEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
+import type { Override } from '../../data/construct';
 import { ARTIFACTS } from '../../data/pipeline';
 import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
 import { Markdown } from '../components/Markdown';
@@ -333,7 +334,15 @@ function ReportCard() {
   const report = useDataStore((s) => s.report);
   const files = useDataStore((s) => s.files);
   const rows = useMemo(() => (report ? reportRows(report) : []), [report]);
-  if (!report) return null;
+  if (!report)
+    return (
+      <section className="card" aria-labelledby="report-title">
+        <h2 id="report-title">3. The sets</h2>
+        <p className="muted" data-testid="sets-not-built">
+          Not built yet: run the pipeline above; the SFT and DPO sets, and why each prompt gave a row or not, show here.
+        </p>
+      </section>
+    );
   const sftKept = report.counts['sft.kept'] ?? 0;
   const dpoKept = report.counts['dpo.kept'] ?? 0;
   const artifactRows = new Map(report.artifacts.map((a) => [a.name, a]));
@@ -493,7 +502,7 @@ function BrowseCard() {
           </button>
         </div>
       )}
-      {current && <PromptDetail prompt={current} running={running} />}
+      {current && <PromptDetail key={current.id} prompt={current} running={running} />}
     </section>
   );
 }
@@ -504,7 +513,6 @@ function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean })
   const doc = useDataStore((s) => s.doc)!;
   const browse = useDataStore((s) => s.browse);
   const report = useDataStore((s) => s.report);
-  const addOverride = useDataStore((s) => s.addOverride);
   const removeOverride = useDataStore((s) => s.removeOverride);
   const run = useDataStore((s) => s.run);
   const entries = useSourcesStore((s) => s.entries);
@@ -517,8 +525,17 @@ function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean })
   const outcome = promptOutcome(pr);
   const mine = doc.overrides.map((o, k) => ({ o, k })).filter(({ o }) => ('promptId' in o ? o.promptId === prompt.id : 'rowId' in o ? o.rowId.slice(4) === prompt.id : columns.some((c) => c.responses.some((r) => r.key === o.responseId))));
 
+  // Opened from the table above: bring it on screen, and focus it so the keyboard continues there.
+  const ref = useRef<HTMLElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    el.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    el.focus({ preventScroll: true });
+  }, [prompt.id]);
+
   return (
-    <article className="prompt-detail" aria-label="Selected prompt">
+    <article className="prompt-detail" aria-label="Selected prompt" ref={ref} tabIndex={-1} data-testid="prompt-detail">
       <h3>Prompt ({prompt.domain})</h3>
       {prompt.system && <p className="muted">System: {prompt.system}</p>}
       <div className="prompt-text">
@@ -529,15 +546,9 @@ function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean })
         SFT: <span data-testid="sft-outcome">{outcome.sft}</span> · DPO: <span data-testid="dpo-outcome">{outcome.dpo}</span>
       </p>
       <div className="actions" role="group" aria-label="Exclude">
-        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-row', rowId: `sft:${prompt.id}` })}>
-          Exclude SFT row
-        </button>
-        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-row', rowId: `dpo:${prompt.id}` })}>
-          Exclude DPO row
-        </button>
-        <button type="button" className="chip" onClick={() => void addOverride({ op: 'exclude-prompt', promptId: prompt.id })}>
-          Exclude prompt
-        </button>
+        <OverrideToggle override={{ op: 'exclude-row', rowId: `sft:${prompt.id}` }}>Exclude SFT row</OverrideToggle>
+        <OverrideToggle override={{ op: 'exclude-row', rowId: `dpo:${prompt.id}` }}>Exclude DPO row</OverrideToggle>
+        <OverrideToggle override={{ op: 'exclude-prompt', promptId: prompt.id }}>Exclude prompt</OverrideToggle>
       </div>
       {mine.length > 0 && (
         <div className="overrides">
@@ -610,8 +621,30 @@ function responseLabel(key: string): string {
   }
 }
 
-function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; picked: string[] }) {
+/** Field order does not matter: an override read from a bundle may list them differently. */
+const overrideKey = (o: Override) => JSON.stringify(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+
+/** A hand choice as a toggle button: pressed while the override is in the run (a click undoes it). */
+function OverrideToggle({ override, small = false, children }: { override: Override; small?: boolean; children: string }) {
+  const overrides = useDataStore((s) => s.doc?.overrides ?? []);
   const addOverride = useDataStore((s) => s.addOverride);
+  const removeOverride = useDataStore((s) => s.removeOverride);
+  const index = overrides.findIndex((o) => overrideKey(o) === overrideKey(override));
+  const pressed = index >= 0;
+  return (
+    <button
+      type="button"
+      className={small ? 'chip chip--small' : 'chip'}
+      aria-pressed={pressed}
+      onClick={() => void (pressed ? removeOverride(index) : addOverride(override))}
+      title={pressed ? 'Chosen by hand: click to undo (then rebuild the sets)' : 'Rebuild the sets to apply'}
+    >
+      {children}
+    </button>
+  );
+}
+
+function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; picked: string[] }) {
   const editResponse = useDataStore((s) => s.editResponse);
   const [editing, setEditing] = useState<string | null>(null);
   const label = `${r.sourceName} sample ${r.sampleIndex + 1}`;
@@ -685,22 +718,22 @@ function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; 
               Undo edit
             </button>
           )}
-          <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'sft', promptId: prompt.id, responseId: r.key })}>
+          <OverrideToggle small override={{ op: 'sft', promptId: prompt.id, responseId: r.key }}>
             Use for SFT
-          </button>
+          </OverrideToggle>
           {prompt.domain !== 'other' && (
             <>
-              <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'chosen', promptId: prompt.id, responseId: r.key })}>
+              <OverrideToggle small override={{ op: 'chosen', promptId: prompt.id, responseId: r.key }}>
                 Chosen
-              </button>
-              <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'rejected', promptId: prompt.id, responseId: r.key })}>
+              </OverrideToggle>
+              <OverrideToggle small override={{ op: 'rejected', promptId: prompt.id, responseId: r.key }}>
                 Rejected
-              </button>
+              </OverrideToggle>
             </>
           )}
-          <button type="button" className="chip chip--small" onClick={() => void addOverride({ op: 'exclude-response', responseId: r.key })}>
+          <OverrideToggle small override={{ op: 'exclude-response', responseId: r.key }}>
             Exclude
-          </button>
+          </OverrideToggle>
         </div>
       )}
     </div>
