@@ -138,7 +138,7 @@ async function addDatasets(page: Page): Promise<void> {
 test('compare base and an imported adapter, vote blind, export the adapter and a keyless bundle', async ({ page }) => {
   test.setTimeout(240_000);
   const errors = watchErrors(page);
-  await page.goto('/');
+  await page.goto('/model');
   await page.getByRole('button', { name: 'Load demo model' }).click();
   await expect(page.getByRole('region', { name: 'Model card' })).toBeVisible({ timeout: 90_000 });
 

@@ -78,7 +78,7 @@ test('the whole flow: model, source, data, SFT, DPO, compare, export', async ({ 
   const nav = page.getByRole('navigation', { name: 'Studio' });
 
   // ---- Model
-  await page.goto('/');
+  await page.goto('/model');
   await page.getByRole('button', { name: 'Load demo model' }).click();
   await expect(page.getByRole('region', { name: 'Model card' })).toBeVisible({ timeout: 120_000 });
 

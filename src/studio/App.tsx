@@ -1,33 +1,39 @@
-import { useEffect, useState, type MouseEvent } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { ComponentType } from 'react';
+import { NextStep, StudioNav, useFlowSync } from './components/StepBar';
 import { ComparePage } from './pages/ComparePage';
 import { DataPage } from './pages/DataPage';
+import { EvaluatePage } from './pages/EvaluatePage';
 import { ExportPage } from './pages/ExportPage';
 import { GpuStatusPage } from './pages/GpuStatusPage';
+import { HomePage } from './pages/HomePage';
 import { ModelPage } from './pages/ModelPage';
 import { SourcesPage } from './pages/SourcesPage';
 import { TrainPage } from './pages/TrainPage';
 
-// The pages in the order a user walks them (model → sources → data → train → compare → export),
-// routed by path: vite preview and any static host with an SPA fallback serve index.html for each.
-const ROUTES: readonly { path: string; label: string; page: ComponentType }[] = [
-  { path: '/', label: 'Model', page: ModelPage },
-  { path: '/sources', label: 'Sources', page: SourcesPage },
-  { path: '/data', label: 'Data', page: DataPage },
-  { path: '/train', label: 'Train', page: TrainPage },
-  { path: '/compare', label: 'Compare', page: ComparePage },
-  { path: '/export', label: 'Export', page: ExportPage },
-  { path: '/gpu', label: 'GPU status', page: GpuStatusPage },
-];
-type RoutePath = string;
+// The pages, routed by path: vite preview and any static host with an SPA fallback serve
+// index.html for each. The navigation (components/StepBar.tsx) lists them in the recipe's order.
+const ROUTES: Record<string, ComponentType> = {
+  '/': HomePage,
+  '/model': ModelPage,
+  '/sources': SourcesPage,
+  '/data': DataPage,
+  '/train': TrainPage,
+  '/evaluate': EvaluatePage,
+  '/compare': ComparePage,
+  '/export': ExportPage,
+  '/gpu': GpuStatusPage,
+};
 
-function currentRoute(): RoutePath {
+function currentRoute(): string {
   const path = window.location.pathname.replace(/\/+$/, '') || '/';
-  return ROUTES.some((r) => r.path === path) ? path : '/';
+  return path in ROUTES ? path : '/';
 }
 
 export function App() {
-  const [route, setRoute] = useState<RoutePath>(currentRoute);
+  const [route, setRoute] = useState(currentRoute);
+  const first = useRef(true);
+  useFlowSync();
 
   useEffect(() => {
     const onPop = () => setRoute(currentRoute());
@@ -35,39 +41,27 @@ export function App() {
     return () => window.removeEventListener('popstate', onPop);
   }, []);
 
-  const navigate = (e: MouseEvent<HTMLAnchorElement>, path: RoutePath) => {
-    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-    e.preventDefault();
-    if (path !== route) window.history.pushState(null, '', path);
-    setRoute(path);
+  // After an in-app move, focus the new page (screen readers start there); not on first load.
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
     document.getElementById('main')?.focus();
-  };
+    window.scrollTo(0, 0);
+  }, [route]);
 
+  const Page = ROUTES[route]!;
   return (
     <>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <header className="topbar">
-        <span className="brand">Fuse Studio</span>
-        <nav aria-label="Studio">
-          <ul>
-            {ROUTES.map((r) => (
-              <li key={r.path}>
-                <a href={r.path} aria-current={route === r.path ? 'page' : undefined} onClick={(e) => navigate(e, r.path)}>
-                  {r.label}
-                </a>
-              </li>
-            ))}
-          </ul>
-        </nav>
-      </header>
-      {(() => {
-        const Page = ROUTES.find((r) => r.path === route)!.page;
-        return <Page />;
-      })()}
+      <StudioNav route={route} />
+      <NextStep route={route} />
+      <Page />
       <footer className="footer">
-        <p>Fine-tune small Llama models in your browser, with handwritten WebGPU kernels.</p>
+        <p>Fine-tune small language models in your browser, with handwritten WebGPU kernels.</p>
       </footer>
     </>
   );

@@ -10,7 +10,7 @@ export interface Series {
   color: string;
 }
 
-// Tick labels are 11 px: about 6.6 px per character of digits; the rotated title takes 18 px.
+// Tick labels are 11 px: about 6.6 px per character of digits; the rotated title takes ~24 px.
 const TICK_FONT = 11;
 const CHAR_PX = 6.6;
 const HEIGHT = 210;
@@ -50,7 +50,7 @@ export function MetricChart({
     points.map((m) => m.step ?? 0),
     { integer: true },
   );
-  const yWidth = Math.ceil(y.widest * CHAR_PX) + 28;
+  const yWidth = Math.ceil(y.widest * CHAR_PX) + 34;
   return (
     <figure className="train-chart" aria-label={`${title} chart`}>
       <figcaption>
@@ -63,7 +63,7 @@ export function MetricChart({
         )}
       </figcaption>
       {points.length ? (
-        <LineChart responsive style={{ width: '100%', height: HEIGHT }} data={points} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+        <LineChart responsive style={{ width: '100%', height: HEIGHT }} data={points} margin={{ top: 10, right: 16, bottom: 4, left: 2 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" />
           <XAxis
             dataKey="step"
@@ -82,9 +82,8 @@ export function MetricChart({
             ticks={y.ticks}
             tickFormatter={y.format}
             interval={0}
-            allowDataOverflow
             tick={{ fontSize: TICK_FONT }}
-            label={{ value: yTitle, angle: -90, position: 'insideLeft', offset: 4, fontSize: TICK_FONT + 1, fill: 'var(--muted)', style: { textAnchor: 'middle' } }}
+            label={{ value: yTitle, angle: -90, position: 'insideLeft', offset: 12, fontSize: TICK_FONT + 1, fill: 'var(--muted)', style: { textAnchor: 'middle' } }}
           />
           <Tooltip formatter={(v) => (typeof v === 'number' ? format(v) : String(v))} labelFormatter={(l) => `step ${String(l)}`} />
           {series.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} />}
