@@ -68,6 +68,7 @@ import {
   type RewardModelRunner,
   type RewardStats,
 } from './score';
+import { DecayingRate } from './rate';
 import { RateLimiter, sanitizeSource, SourceError, type RetryPolicy } from './sources';
 import type { RunStore } from './store';
 import type { ResponseRecord, ScoreRecord } from './types';
@@ -138,6 +139,8 @@ export interface ScoreProgress {
   /** Scorings that did not finish in this run (kept with `error`; tried again on a re-run). */
   failed: number;
   inFlight: number;
+  /** The responses being scored now, oldest first: what scoring waits for, and since when. */
+  requests: ScoringRequest[];
   /** Judge / reward calls made in this run. */
   judgeCalls: number;
   /** Responses with no scorer (the "other" domain, empty responses): never scored. */
@@ -145,6 +148,15 @@ export interface ScoreProgress {
   ratePerMinute: number;
   etaSeconds: number | null;
   elapsedMs: number;
+}
+
+/** One response being scored. */
+export interface ScoringRequest {
+  promptId: string;
+  sourceId: string;
+  sampleIndex: number;
+  /** When its scoring began (ms since the epoch). */
+  startedAt: number;
 }
 
 export interface ArtifactInfo {
@@ -479,6 +491,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     scored: 0,
     failed: 0,
     inFlight: 0,
+    requests: [],
     judgeCalls: 0,
     unscorable: 0,
     ratePerMinute: 0,
@@ -500,16 +513,19 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     } else todo.push({ r, p, scorer });
   }
   const t0 = Date.now();
+  // The recent pace (rate.ts): an ETA that grows while a response takes long, not the average since the start.
+  const rate = new DecayingRate(t0);
   const emitScore = () => {
-    const elapsedMs = Date.now() - t0;
+    const now = Date.now();
     const settled = progress.scored + progress.failed;
-    progress.elapsedMs = elapsedMs;
-    progress.ratePerMinute = settled > 0 ? (settled / Math.max(elapsedMs, 1)) * 60_000 : 0;
-    const pending = todo.length - settled;
-    progress.etaSeconds = pending === 0 ? 0 : progress.ratePerMinute > 0 ? (pending / progress.ratePerMinute) * 60 : null;
-    emit({ phase: 'score', score: { ...progress } });
+    progress.elapsedMs = now - t0;
+    progress.ratePerMinute = rate.perMinute(now);
+    progress.etaSeconds = rate.etaSeconds(todo.length - settled, now);
+    emit({ phase: 'score', score: { ...progress, requests: progress.requests.map((r) => ({ ...r })) } });
   };
   emitScore();
+  // A heartbeat while responses are being scored: their ages grow and the ETA follows.
+  const heartbeat = setInterval(() => progress.inFlight > 0 && emitScore(), 1000);
   let storeFailure: unknown = null;
   const stopScoring = new AbortController();
   const onAbort = () => stopScoring.abort();
@@ -520,6 +536,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     todo,
     async (item, sig) => {
       progress.inFlight++;
+      const request: ScoringRequest = { promptId: item.r.promptId, sourceId: item.r.sourceId, sampleIndex: item.r.sampleIndex, startedAt: Date.now() };
+      progress.requests.push(request);
       emitScore();
       try {
         const { rec, judgeCalls } = await scoreResponse(item.r, item.p, item.scorer, ctx, sig);
@@ -527,6 +545,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         return rec;
       } finally {
         progress.inFlight--;
+        progress.requests.splice(progress.requests.indexOf(request), 1);
       }
     },
     {
@@ -545,6 +564,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
           progress.scored++;
           progress.done++;
         }
+        rate.add();
         emitScore();
       },
       onError: (_item, e) => {
@@ -553,7 +573,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         stopScoring.abort();
       },
     },
-  );
+  ).finally(() => clearInterval(heartbeat));
   signal?.removeEventListener('abort', onAbort);
   if (storeFailure) throw storeFailure;
   emitScore();

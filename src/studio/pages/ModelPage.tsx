@@ -8,6 +8,7 @@ import { planVerdict } from '../planAdvice';
 import { filesFromDataTransfer } from '../../model/source-browser';
 import { deviceLimits, MAX_NEW_TOKENS, TRY_SAMPLING, useModelStore, type ModelSummary } from '../modelStore';
 import { Markdown } from '../components/Markdown';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { PlanSettingsPanel, PresetPanel } from './ModelPresets';
 
 type DirectoryPicker = (opts?: { mode?: 'read' }) => Promise<FileSystemDirectoryHandle>;
@@ -399,6 +400,7 @@ function TryIt({ model }: { model: ModelSummary }) {
 
 function CachePanel() {
   const cache = useModelStore((s) => s.cache);
+  const model = useModelStore((s) => s.model);
   const free = useModelStore((s) => s.freeCached);
   return (
     <section className="card" aria-labelledby="cache-title">
@@ -416,9 +418,20 @@ function CachePanel() {
             <li key={m.id}>
               <code>{m.id}</code>
               <span className="num">{formatBytes(m.bytes)}</span>
-              <button type="button" className="button button--secondary" onClick={() => void free(m.id)} aria-label={`Free ${m.id}`}>
+              <ConfirmButton
+                aria-label={`Free ${m.id}`}
+                title={`Free ${m.id} from the cache?`}
+                body={
+                  <p>
+                    Its {formatBytes(m.bytes)} of downloaded files are deleted from this browser. Loading it again downloads them again
+                    {model?.cacheId === m.id ? '; the loaded copy on the GPU stays usable until you load another model' : ''}.
+                  </p>
+                }
+                confirmLabel="Free"
+                onConfirm={() => free(m.id)}
+              >
                 Free
-              </button>
+              </ConfirmButton>
             </li>
           ))}
         </ul>
