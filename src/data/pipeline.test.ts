@@ -118,6 +118,11 @@ describe('runPipeline end to end against local sources and a judge', () => {
     // Every phase reported progress, in order.
     const phases = [...new Set(events.map((e) => e.phase))];
     expect(phases).toEqual(['prompts', 'collect', 'score', 'construct', 'export']);
+    // Scoring says which responses it is waiting for, and since when; none once it ends.
+    const scoring = events.flatMap((e) => (e.phase === 'score' ? [e.score] : []));
+    const busy = scoring.find((x) => x.requests.length > 0)!;
+    expect(busy.requests[0]).toMatchObject({ promptId: expect.any(String), sourceId: expect.stringMatching(/^[AB]$/), startedAt: expect.any(Number) });
+    expect(scoring.at(-1)).toMatchObject({ inFlight: 0, requests: [], etaSeconds: 0 });
     const lastCollect = events.filter((e) => e.phase === 'collect').at(-1)!;
     expect(lastCollect.phase === 'collect' && lastCollect.sources.map((s) => [s.name, s.done, s.total])).toEqual([
       ['Source A', 20, 20],
