@@ -1,7 +1,9 @@
 // Nothing is destroyed silently (issue 18): a model load that fails keeps the model loaded before,
-// usable, and leaves no empty cache entry. Real Chromium, real WebGPU on SwiftShader, a real model
-// server on 127.0.0.1 answering as a failing Hub would (404, a gated repo's 401 without CORS, a
-// bad config, a truncated file, a download too slow to wait for).
+// usable, and leaves no empty cache entry (a real model server on 127.0.0.1 answering as a failing
+// Hub would: 404, a gated repo's 401 without CORS, a bad config, a truncated file, a download too
+// slow to wait for); a new SFT run never overwrites an adapter, even an imported one, and DPO's
+// name says what it continues; deleting asks first; a bundle that imports in part says what it
+// skipped. Real Chromium, real WebGPU on SwiftShader.
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -9,7 +11,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
+import { parseModelConfig, type ModelConfig } from '../src/model/config';
+import { demoConfigJson } from '../src/model/demo';
 import { writeDemoModel } from '../src/model/demo-node';
+import { LORA_TARGETS, targetDims } from '../src/model/lora';
+import { exportPeftAdapter } from '../src/train/peft';
+import { buildBundle, zipFiles } from '../src/studio/bundle';
 import { screenshot, watchErrors } from './helpers';
 
 let server: Server;
@@ -101,6 +108,7 @@ async function demoStillWorks(page: Page): Promise<void> {
   const card = page.getByRole('region', { name: 'Model card' });
   await expect(card).toContainText('built-in demo model');
   const tryIt = page.getByRole('region', { name: 'Try it' });
+  await tryIt.getByLabel(/^(Message|Prompt)/).fill('Say something.');
   await tryIt.getByRole('button', { name: /^(Generate|Send)$/ }).click();
   await expect(tryIt.getByTestId('generation-status')).toContainText(/\d+ tokens generated\./, { timeout: 90_000 });
 }
@@ -153,5 +161,155 @@ test('a failed model load keeps the loaded model usable and leaves no empty cach
   await expect(cache).not.toContainText('badconfig');
   await expect(cache).not.toContainText('truncated');
   await expect(cache).not.toContainText(/\b0 B\b/);
+  expect(errors).toEqual([]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Adapters
+
+/** A random rank-4 LoRA adapter in PEFT files, for the demo model (or one shaped for `config`). */
+function peftAdapter(seed: number, config: ModelConfig = parseModelConfig(JSON.parse(demoConfigJson()))): Map<string, Uint8Array> {
+  let s = seed;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5);
+  const layers = Array.from({ length: config.numLayers }, () =>
+    Object.fromEntries(
+      LORA_TARGETS.map((t) => {
+        const [inF, outF] = targetDims(config, t);
+        return [t, { a: Float32Array.from({ length: 4 * inF }, rand), b: Float32Array.from({ length: outF * 4 }, rand) }];
+      }),
+    ),
+  );
+  return exportPeftAdapter({ rank: 4, alpha: 8, targets: [...LORA_TARGETS], layers }, { baseModel: 'fuse-studio/demo-model' });
+}
+
+const SFT_JSONL = [
+  { messages: [{ role: 'user', content: 'Say hi.' }, { role: 'assistant', content: 'Hi there!' }] },
+  { messages: [{ role: 'user', content: 'Name a colour.' }, { role: 'assistant', content: 'Blue.' }] },
+]
+  .map((r) => JSON.stringify(r))
+  .join('\n');
+
+async function go(page: Page, name: string): Promise<void> {
+  // In-app navigation: a reload would drop the model from the worker.
+  await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name, exact: true }).click();
+  await expect(page.getByRole('heading', { level: 1, name })).toBeVisible();
+}
+
+async function setNumber(page: Page, label: RegExp, value: number): Promise<void> {
+  const input = page.getByLabel(label);
+  await input.fill(String(value));
+  await expect(input).toHaveValue(String(value));
+}
+
+/** One SFT step on the tiny file; resolves when the run has completed. */
+async function trainSftOnce(page: Page): Promise<void> {
+  await page.getByLabel('1. SFT').check();
+  await page.getByLabel('A JSONL file').check();
+  await page.getByLabel('SFT JSONL file').setInputFiles({ name: 'tiny-sft.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(SFT_JSONL) });
+  await setNumber(page, /^Max steps/, 1);
+  await setNumber(page, /^Micro-batch size/, 1);
+  await setNumber(page, /^Gradient accumulation steps/, 1);
+  await setNumber(page, /^Max length/, 32);
+  await page.getByRole('button', { name: 'Start SFT training' }).click();
+  await expect(page.getByTestId('run-card').getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 240_000 });
+}
+
+test('a new SFT run never overwrites an adapter; DPO names what it continues; removing asks first; a partial bundle import says what it skipped', async ({ page }) => {
+  test.setTimeout(600_000);
+  const errors = watchErrors(page);
+  await modelPage(page);
+  await page.getByRole('button', { name: 'Load demo model' }).click();
+  await expect(page.getByRole('region', { name: 'Model card' })).toContainText('built-in demo model', { timeout: 90_000 });
+
+  // An adapter imported under the name "sft" (as a bundle or a colleague's upload would bring it).
+  await go(page, 'Export');
+  const importCard = page.getByRole('region', { name: 'Import a PEFT adapter' });
+  await importCard.getByLabel('Adapter name').fill('sft');
+  const imported = peftAdapter(1);
+  await importCard.getByLabel('Adapter files').setInputFiles([...imported].map(([name, bytes]) => ({ name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) })));
+  await importCard.getByRole('button', { name: 'Import adapter' }).click();
+  await expect(importCard.getByTestId('notice-import-adapter')).toContainText('Imported adapter "sft"');
+  // Importing again under the same name is refused, not a silent replacement.
+  await importCard.getByLabel('Adapter files').setInputFiles([...peftAdapter(2)].map(([name, bytes]) => ({ name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) })));
+  await importCard.getByRole('button', { name: 'Import adapter' }).click();
+  await expect(importCard.getByRole('alert')).toContainText('An adapter named "sft" is already stored for this model');
+
+  // Two SFT runs: each saves a new adapter; the imported "sft" stays as it was.
+  await go(page, 'Train');
+  await page.getByLabel('1. SFT').check();
+  await expect(page.getByTestId('save-as')).toContainText('it is saved as “sft-2”');
+  await trainSftOnce(page);
+  await expect(page.getByText('Saved the adapter “sft-2”')).toBeVisible();
+  await expect(page.getByTestId('save-as')).toContainText('it is saved as “sft-3”');
+  await trainSftOnce(page);
+  await expect(page.getByText('Saved the adapter “sft-3”')).toBeVisible();
+  const adapters = page.getByRole('list', { name: 'Adapters' });
+  await expect(adapters.getByRole('listitem')).toHaveCount(3);
+  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft\b/ }).first()).toContainText('imported');
+  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-2\b/ })).toContainText('SFT, 1 of 1 steps');
+  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-3\b/ })).toContainText('SFT, 1 of 1 steps');
+
+  // DPO continues the newest SFT adapter by default, and its name says so; another can be picked.
+  await page.getByLabel('2. DPO').check();
+  await expect(page.getByLabel('DPO continues')).toHaveValue('sft-3');
+  await expect(page.getByTestId('save-as')).toContainText('Continues the “sft-3” adapter');
+  await expect(page.getByTestId('save-as')).toContainText('saved as “sft-3+dpo”');
+  await page.getByLabel('DPO continues').selectOption('sft-2');
+  await expect(page.getByTestId('save-as')).toContainText('saved as “sft-2+dpo”');
+  await screenshot(page, 'train-versioned-adapters.png');
+
+  // Discarding a run asks first; Cancel keeps it.
+  await page.getByRole('button', { name: 'Discard run' }).click();
+  const discard = page.getByRole('dialog', { name: /Discard this SFT run\?/ });
+  await expect(discard).toBeVisible();
+  await expect(discard).toContainText('The adapter it saved (“sft-3”) stays.');
+  await discard.getByRole('button', { name: 'Cancel' }).click();
+  await expect(discard).toBeHidden();
+  await expect(page.getByTestId('run-card')).toBeVisible();
+
+  // Removing an adapter asks first, naming what continues it.
+  await go(page, 'Export');
+  const table = page.getByRole('table', { name: 'Stored adapters' });
+  await table.getByRole('button', { name: 'Remove sft-2' }).click();
+  const remove = page.getByRole('dialog', { name: 'Remove the adapter “sft-2”?' });
+  await expect(remove).toContainText('download its PEFT zip first');
+  await screenshot(page, 'export-remove-confirm.png');
+  await remove.getByRole('button', { name: 'Cancel' }).click();
+  await expect(table.getByRole('row').filter({ hasText: 'sft-2' })).toHaveCount(1);
+  await table.getByRole('button', { name: 'Remove sft-2' }).click();
+  await remove.getByRole('button', { name: 'Remove adapter' }).click();
+  await expect(table.getByRole('row').filter({ hasText: 'sft-2' })).toHaveCount(0);
+  await expect(table).toContainText('sft-3');
+
+  // A bundle with an adapter that fits, one that clashes by name, and one that does not fit this model.
+  const wrongShape = parseModelConfig(JSON.parse(demoConfigJson()));
+  wrongShape.hiddenSize *= 2;
+  const asFiles = (m: Map<string, Uint8Array>) => Object.fromEntries(m);
+  const bundle = zipFiles(
+    buildBundle({
+      model: null,
+      sources: [],
+      settings: [],
+      dataRun: null,
+      adapters: [
+        { name: 'sft', note: 'SFT, 3 of 3 steps', createdAt: '', files: asFiles(peftAdapter(3)), parent: null, kind: 'sft' },
+        { name: 'sft+dpo', note: 'DPO (ln-dpo) continuing "sft"', createdAt: '', files: asFiles(peftAdapter(4)), parent: 'sft', kind: 'dpo' },
+        { name: 'wide', note: 'imported', createdAt: '', files: asFiles(peftAdapter(5, wrongShape)) },
+      ],
+    }),
+  );
+  await page.getByLabel('Bundle file').setInputFiles({ name: 'partial.zip', mimeType: 'application/zip', buffer: Buffer.from(bundle) });
+  await page.getByRole('button', { name: 'Import bundle' }).click();
+  const notice = page.getByTestId('notice-bundle');
+  await expect(notice).toContainText('Imported partial.zip: 2 adapter(s).');
+  // Not "sft-2": the run that saved the adapter removed above still names it.
+  await expect(notice).toContainText('adapter "sft" was stored as "sft-4"');
+  await expect(notice).toContainText('adapter "sft+dpo" was stored as "sft-4+dpo"');
+  await expect(notice).toContainText('Skipped: adapter "wide" not imported: it does not fit the loaded model');
+  await expect(notice).toHaveClass(/notice--warn/);
+  await expect(notice).toHaveAttribute('role', 'alert');
+  // The child keeps pointing at its own parent, under its new name.
+  await expect(table.getByRole('row').filter({ hasText: 'sft-4+dpo' }).getByTestId('lineage')).toHaveText(/continues “sft-4”$/);
+  await screenshot(page, 'export-partial-bundle.png');
   expect(errors).toEqual([]);
 });

@@ -92,6 +92,10 @@ test.describe('Model page', () => {
     expect(requests.filter((r) => r.includes('safetensors') && r.startsWith('GET'))).toHaveLength(1);
 
     await entry.getByRole('button', { name: /^Free / }).click();
+    // Freeing asks first, saying what is deleted.
+    const dialog = page.getByRole('dialog', { name: /^Free .* from the cache\?$/ });
+    await expect(dialog).toContainText('downloaded files are deleted from this browser');
+    await dialog.getByRole('button', { name: 'Free', exact: true }).click();
     await expect(page.getByRole('region', { name: 'Cached models' })).toContainText('No models cached.');
     expect(errors).toEqual([]);
   });

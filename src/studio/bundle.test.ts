@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildBundle, BundleError, keepLocalSecrets, mergeImportedSources, parseBundle, peftFilesFromUpload, sanitizeSourceEntry, unzipFiles, zipFiles, type BundleInput } from './bundle';
+import { adapterImportName, adapterImportOrder, buildBundle, BundleError, keepLocalSecrets, mergeImportedSources, parseBundle, peftFilesFromUpload, sanitizeSourceEntry, unzipFiles, zipFiles, type BundleInput } from './bundle';
 import type { SourceEntry } from './studioDb';
 
 const KEY = 'sk-or-v1-0123456789abcdef-SECRET';
@@ -140,5 +140,26 @@ describe('adapter upload', () => {
     expect([...fromZip.get('adapter_model.safetensors')!]).toEqual([9]);
     expect(() => peftFilesFromUpload([{ name: 'notes.txt', bytes: bytes('x') }])).toThrow(/no adapter_config\.json/);
     expect(() => peftFilesFromUpload([{ name: 'a.zip', bytes: zip }, { name: 'adapter_config.json', bytes: cfg }])).toThrow(/more than once/);
+  });
+
+  it('carries what each adapter continues, and imports a parent before its child under the parent’s new name', () => {
+    const peft = { 'adapter_config.json': bytes('{}'), 'adapter_model.safetensors': bytes('x') };
+    const adapters = [
+      { name: 'sft+dpo', note: 'DPO', createdAt: '', files: peft, parent: 'sft', kind: 'dpo' },
+      { name: 'sft', note: 'SFT', createdAt: '', files: peft, parent: null, kind: 'sft' },
+      { name: 'mine', note: 'imported', createdAt: '', files: peft, parent: null },
+    ];
+    const back = parseBundle(buildBundle(input({ adapters }))).adapters;
+    expect(back.map((a) => [a.name, a.parent, a.kind])).toEqual([
+      ['sft+dpo', 'sft', 'dpo'],
+      ['sft', null, 'sft'],
+      ['mine', null, undefined],
+    ]);
+    expect(adapterImportOrder(back).map((a) => a.name)).toEqual(['sft', 'sft+dpo', 'mine']);
+    // "sft" is taken here, so it came in as "sft-2": its child follows.
+    const dpo = back.find((a) => a.name === 'sft+dpo')!;
+    expect(adapterImportName(dpo, new Map([['sft', 'sft-2']]))).toBe('sft-2+dpo');
+    expect(adapterImportName(dpo, new Map([['sft', 'sft']]))).toBe('sft+dpo');
+    expect(adapterImportName(back[2]!, new Map())).toBe('mine');
   });
 });

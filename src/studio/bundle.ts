@@ -39,6 +39,10 @@ export interface BundleAdapter {
   name: string;
   note: string;
   createdAt: string;
+  /** The adapter it continues (by name, in the same project), or null. */
+  parent?: string | null;
+  /** How it was made: 'sft', 'dpo', 'imported'. */
+  kind?: string;
   /** The PEFT files by name. */
   files: Record<string, Uint8Array>;
 }
@@ -73,7 +77,7 @@ export interface ProjectJson {
   /** The Train page's settings per stage ({sft, dpo}), or null. */
   training: unknown;
   dataRun: { runId: string; doc: unknown; artifacts: string[] } | null;
-  adapters: { name: string; note: string; createdAt: string }[];
+  adapters: { name: string; note: string; createdAt: string; parent?: string | null; kind?: string }[];
 }
 
 export interface ParsedBundle {
@@ -148,7 +152,7 @@ export function buildBundle(input: BundleInput): Map<string, Uint8Array> {
       if (!bytes) throw new BundleError(`adapter "${a.name}" has no ${f}`);
       files.set(`adapters/${a.name}/${f}`, bytes);
     }
-    adapters.push({ name: a.name, note: a.note, createdAt: a.createdAt });
+    adapters.push({ name: a.name, note: a.note, createdAt: a.createdAt, parent: a.parent ?? null, ...(a.kind ? { kind: a.kind } : {}) });
   }
   const project: ProjectJson = {
     format: BUNDLE_FORMAT,
@@ -207,7 +211,8 @@ export function parseBundle(files: ReadonlyMap<string, Uint8Array>): ParsedBundl
       if (!b) throw new BundleError(`adapters/${a.name}/${f} is listed in ${PROJECT_FILE} but missing`);
       out[f] = b;
     }
-    adapters.push({ name: a.name, note: a.note ?? '', createdAt: a.createdAt ?? '', files: out });
+    const parent = typeof a.parent === 'string' && NAME_RE.test(a.parent) ? a.parent : null;
+    adapters.push({ name: a.name, note: a.note ?? '', createdAt: a.createdAt ?? '', files: out, parent, ...(typeof a.kind === 'string' ? { kind: a.kind } : {}) });
   }
   // Whatever the file says, keys are not taken from a bundle.
   project.sources = (project.sources ?? []).map((s) => sanitizeSourceEntry(s));
@@ -296,4 +301,33 @@ export function keepLocalSecrets(imported: unknown, local: unknown): unknown {
     return out;
   }
   return imported;
+}
+
+/**
+ * The order to import a bundle's adapters in (an adapter after the one it continues) and, once
+ * the ones before it are stored (`stored`: bundled name → name stored under), the name to ask
+ * for: a child named after its parent follows the parent's new name.
+ */
+export function adapterImportOrder(adapters: readonly BundleAdapter[]): BundleAdapter[] {
+  const byName = new Map(adapters.map((a) => [a.name, a]));
+  const out: BundleAdapter[] = [];
+  const seen = new Set<string>();
+  const visit = (a: BundleAdapter, path: Set<string>) => {
+    if (seen.has(a.name) || path.has(a.name)) return;
+    path.add(a.name);
+    const p = a.parent ? byName.get(a.parent) : undefined;
+    if (p) visit(p, path);
+    seen.add(a.name);
+    out.push(a);
+  };
+  for (const a of adapters) visit(a, new Set());
+  return out;
+}
+
+/** The name to import `a` under, given how its parent was stored (bundled name → stored name). */
+export function adapterImportName(a: BundleAdapter, stored: ReadonlyMap<string, string>): string {
+  const p = a.parent;
+  const now = p ? stored.get(p) : undefined;
+  if (p && now && now !== p && a.name.startsWith(`${p}+`)) return `${now}${a.name.slice(p.length)}`;
+  return a.name;
 }

@@ -14,8 +14,8 @@ export const BASE = '__base__';
 
 export function modelLabel(key: string): string {
   if (key === BASE) return 'Base';
-  if (key === 'sft') return 'SFT';
-  if (key === 'sft+dpo') return 'SFT+DPO';
+  // The Train page's names read as the recipe's stages: sft → SFT, sft-2+dpo → SFT-2+DPO.
+  if (/^(sft|dpo)(-\d+)?(\+dpo(-\d+)?)?$/.test(key)) return key.toUpperCase();
   return key;
 }
 
@@ -148,7 +148,8 @@ export const useCompareStore = create<CompareStore>()((set, get) => ({
       // New adapters are selected; removed ones dropped.
       const selected = changedModel ? [BASE, ...names] : [...get().selected.filter((k) => k === BASE || names.includes(k)), ...names.filter((n) => !known.has(n))];
       const b = get().blind;
-      const second = names.includes(b.second) ? b.second : (names.find((n) => n === 'sft+dpo') ?? names[0] ?? '');
+      // By default the newest DPO adapter (the end of the recipe) against the base model.
+      const second = names.includes(b.second) ? b.second : (adapters.filter((a) => a.kind === 'dpo').at(-1)?.name ?? names.at(-1) ?? '');
       const first = b.first === BASE || names.includes(b.first) ? b.first : BASE;
       const votes = loadVotes(storage() ?? { getItem: () => null }, model.modelKey);
       set({

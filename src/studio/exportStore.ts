@@ -9,7 +9,19 @@ import { parseDpoJsonl, parseSftJsonl } from '../data/records';
 import { DexieRunStore } from '../data/store-dexie';
 import { checkBaseModelName, hubRepoOf, resolveBaseModelName } from '../train/base-model';
 import { buildRecipe, type RecipeDpoStage, type RecipeStage } from '../train/recipe';
-import { buildBundle, BundleError, keepLocalSecrets, mergeImportedSources, parseBundle, peftFilesFromUpload, unzipFiles, zipFiles, type BundleAdapter } from './bundle';
+import {
+  adapterImportName,
+  adapterImportOrder,
+  buildBundle,
+  BundleError,
+  keepLocalSecrets,
+  mergeImportedSources,
+  parseBundle,
+  peftFilesFromUpload,
+  unzipFiles,
+  zipFiles,
+  type BundleAdapter,
+} from './bundle';
 import { DATA_RUN_KEY, activeDataRunId } from './dataStore';
 import { callback, engine, errorMessage } from './engine';
 import { useModelStore, type ModelSummary } from './modelStore';
@@ -22,7 +34,8 @@ import type { MergeEvent } from './worker/export-service';
 export type ExportAction = 'adapter' | 'merged' | 'datasets' | 'recipe' | 'bundle' | 'import-adapter' | 'import-bundle';
 
 export interface ExportNotice {
-  kind: 'ok' | 'error';
+  /** 'warn': done in part (what was skipped, and why, is in the text). */
+  kind: 'ok' | 'warn' | 'error';
   text: string;
   /** Which part of the page it belongs to. */
   area: 'adapters' | 'import-adapter' | 'data' | 'bundle';
@@ -142,12 +155,12 @@ export function recipeHyperFromTrain(raw: unknown): { sftHyper: Partial<RecipeSt
 
 export const useExportStore = create<ExportStore>()((set, get) => {
   /** Runs one action at a time, reporting its error in `area`. */
-  const act = async (action: ExportAction, area: ExportNotice['area'], detail: string, fn: () => Promise<string | void>) => {
+  const act = async (action: ExportAction, area: ExportNotice['area'], detail: string, fn: () => Promise<string | { warn: string } | void>) => {
     if (get().busy) return;
     set({ busy: { action, detail }, notice: null });
     try {
       const ok = await fn();
-      set({ notice: ok ? { kind: 'ok', text: ok, area } : null });
+      set({ notice: !ok ? null : typeof ok === 'string' ? { kind: 'ok', text: ok, area } : { kind: 'warn', text: ok.warn, area } });
     } catch (e) {
       set({ notice: { kind: 'error', text: errorMessage(e), area } });
     } finally {
@@ -259,7 +272,14 @@ export const useExportStore = create<ExportStore>()((set, get) => {
         const adapters: BundleAdapter[] = [];
         if (m) {
           for (const a of await engine().listAdapters()) {
-            adapters.push({ name: a.name, note: a.note, createdAt: a.createdAt, files: await engine().adapterFiles(a.name, checkBaseModelName(get().baseModel, 'The base model name')) });
+            adapters.push({
+              name: a.name,
+              note: a.note,
+              createdAt: a.createdAt,
+              parent: a.parentGone ? null : a.parent,
+              kind: a.kind,
+              files: await engine().adapterFiles(a.name, checkBaseModelName(get().baseModel, 'The base model name')),
+            });
           }
         }
         const files = buildBundle({
@@ -291,7 +311,9 @@ export const useExportStore = create<ExportStore>()((set, get) => {
         }
         await get().refresh();
         const shape = r.info ? ` (rank ${r.info.rank}, alpha ${r.info.alpha}, ${r.info.targets.length} target modules)` : '';
-        return `Imported adapter "${n}"${shape}${r.baseModel ? `, trained on ${r.baseModel}` : ''}.${r.notes.length ? ` ${r.notes.join(' ')}` : ''}`;
+        const text = `Imported adapter "${r.name}"${shape}${r.baseModel ? `, trained on ${r.baseModel}` : ''}.${r.notes.length ? ` ${r.notes.join(' ')}` : ''}`;
+        // The importer's notes say what it left out or changed: not a plain success.
+        return r.notes.length ? { warn: text } : text;
       });
     },
 
@@ -338,26 +360,39 @@ export const useExportStore = create<ExportStore>()((set, get) => {
           done.push(`${Object.keys(datasets).length} dataset file(s)`);
         }
 
-        // Adapters: checked against the loaded model.
+        // Adapters: checked against the loaded model; never over a stored one (a clash gets the
+        // next free name, an identical copy is not stored twice), each after the one it continues.
         const skipped: string[] = [];
+        const notes: string[] = [];
         if (adapters.length) {
           const m = loadedModel();
           if (!m) skipped.push(`${adapters.length} adapter(s) not imported: load the base model${project.model ? ` (${project.model.source})` : ''} first, then import the bundle again`);
           else {
+            const stored = new Map<string, { name: string; id: string }>();
             let n = 0;
-            for (const a of adapters) {
+            for (const a of adapterImportOrder(adapters)) {
+              const want = adapterImportName(a, new Map([...stored].map(([k, v]) => [k, v.name])));
+              const parent = a.parent ? (stored.get(a.parent) ?? { name: a.parent, id: '' }) : null;
               try {
-                await engine().importAdapter(a.name, a.files, a.note || 'from a project bundle');
+                const r = await engine().importAdapter(want, a.files, a.note || 'from a project bundle', { ifExists: 'rename', parent });
+                stored.set(a.name, { name: r.name, id: r.id });
                 n++;
+                if (r.duplicate) notes.push(`adapter "${r.name}" was already here (identical), so no second copy was stored`);
+                else if (r.name !== a.name) notes.push(`adapter "${a.name}" was stored as "${r.name}" (this browser already has a different "${want}")`);
               } catch (e) {
-                skipped.push(`adapter "${a.name}" does not fit the loaded model: ${errorMessage(e)}`);
+                skipped.push(`adapter "${a.name}" not imported: it does not fit the loaded model (${errorMessage(e)})`);
               }
             }
             if (n) done.push(`${n} adapter(s)`);
           }
         }
         await get().refresh();
-        return `Imported ${file.name}: ${done.length ? done.join(', ') : 'nothing to restore'}.${skipped.length ? ` ${skipped.join('; ')}.` : ''}${project.dataRun || project.training ? ' Reload the page to see the imported data run and training settings on the Data and Train pages.' : ''}`;
+        const text =
+          `Imported ${file.name}: ${done.length ? done.join(', ') : 'nothing to restore'}.` +
+          `${notes.length ? ` Note: ${notes.join('; ')}.` : ''}` +
+          `${skipped.length ? ` Skipped: ${skipped.join('; ')}.` : ''}` +
+          `${project.dataRun || project.training ? ' Reload the page to see the imported data run and training settings on the Data and Train pages.' : ''}`;
+        return skipped.length ? { warn: text } : text;
       });
     },
 

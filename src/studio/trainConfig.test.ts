@@ -11,9 +11,12 @@ import {
   etaSeconds,
   formatDuration,
   formatMetric,
+  freeAdapterName,
   historyUpTo,
   parseDataset,
+  resolveDpoInit,
   restoreSettings,
+  runAdapterName,
   sha256Hex,
   stepLogs,
 } from './trainConfig';
@@ -116,5 +119,33 @@ describe('Train page helpers', () => {
     expect(formatMetric(2e-4)).toBe('2.00e-4');
     expect(formatMetric(11.8557)).toBe('11.86');
     expect(formatMetric(Number.NaN)).toBe('—');
+  });
+
+  it('names a run’s adapter so that none is overwritten and DPO says what it continues', () => {
+    const a = (name: string, parent: string | null = null) => ({ name, parent });
+    expect(runAdapterName('sft', null, [])).toBe('sft');
+    expect(runAdapterName('sft', null, [a('sft')])).toBe('sft-2');
+    expect(runAdapterName('sft', null, [a('sft'), a('sft-2')])).toBe('sft-3');
+    expect(runAdapterName('dpo', 'sft', [a('sft')])).toBe('sft+dpo');
+    expect(runAdapterName('dpo', 'sft-2', [a('sft'), a('sft-2'), a('sft+dpo', 'sft')])).toBe('sft-2+dpo');
+    expect(runAdapterName('dpo', 'sft', [a('sft'), a('sft+dpo', 'sft')])).toBe('sft+dpo-2');
+    expect(runAdapterName('dpo', null, [])).toBe('dpo');
+    // "sft" was deleted but "sft+dpo" still names it: a new SFT adapter does not take its name.
+    expect(runAdapterName('sft', null, [a('sft+dpo', 'sft')])).toBe('sft-2');
+    expect(freeAdapterName('imported', [a('imported'), a('imported-2')])).toBe('imported-3');
+  });
+
+  it('DPO continues the chosen adapter, else the newest SFT one', () => {
+    const list = [
+      { name: 'sft', kind: 'sft' },
+      { name: 'mine', kind: 'imported' },
+      { name: 'sft-2', kind: 'sft' },
+      { name: 'sft-2+dpo', kind: 'dpo' },
+    ];
+    expect(resolveDpoInit(undefined, list)?.name).toBe('sft-2');
+    expect(resolveDpoInit('mine', list)?.name).toBe('mine');
+    expect(resolveDpoInit(null, list)).toBeNull();
+    expect(resolveDpoInit('deleted', list)?.name).toBe('sft-2');
+    expect(resolveDpoInit(undefined, [{ name: 'mine', kind: 'imported' }])).toBeNull();
   });
 });

@@ -100,6 +100,11 @@ export function changedSettings(stage: Stage, s: TrainSettings): (keyof TrainSet
 export interface StartRequest {
   runId: string;
   stage: Stage;
+  /**
+   * DPO: the adapter to continue (its shape, and the reference policy), or null for a fresh one;
+   * left out: the newest SFT adapter, if any.
+   */
+  init?: string | null;
   /** JSONL of TRL (or ShareGPT / pre-tokenized) records of the stage. */
   datasetText: string;
   /** Where the data came from ("Data page SFT set", a file name). */
@@ -129,6 +134,8 @@ export interface TrainRunSummary {
   dateString: string;
   /** The adapter the run started from ('sft' for DPO continuing SFT), or null (fresh). */
   init: string | null;
+  /** The stored id of that adapter (what the saved adapter records as its parent). */
+  initId?: string | null;
   step: number;
   totalSteps: number;
   /** Sequence length the batches are padded to. */
@@ -152,8 +159,62 @@ export type TrainEvent =
 
 /** Where the Train page keeps its settings per stage (the project bundle carries them too). */
 export const TRAIN_SETTINGS_KEY = 'fuse-studio.trainSettings';
+/** Where it keeps the stage last chosen (SFT or DPO), so a reload comes back to it. */
+export const TRAIN_STAGE_KEY = 'fuse-studio.trainStage';
 
+/**
+ * The adapter a DPO run continues: the one chosen (null: none, a fresh adapter), or, when none
+ * was chosen or the chosen one is gone, the newest SFT adapter (null when there is none).
+ */
+export function resolveDpoInit<T extends { name: string; kind: string }>(choice: string | null | undefined, adapters: readonly T[]): T | null {
+  if (choice === null) return null;
+  return (choice !== undefined ? adapters.find((a) => a.name === choice) : undefined) ?? adapters.filter((a) => a.kind === 'sft').at(-1) ?? null;
+}
+
+/** The first adapter of each stage is named so; later ones are numbered (sft-2, sft+dpo-2…). */
 export const ADAPTER_NAME: Record<Stage, string> = { sft: 'sft', dpo: 'sft+dpo' };
+
+/** What naming needs to know of a stored adapter. */
+export interface AdapterNameInfo {
+  name: string;
+  /** The adapter it continues, by name (null: fresh or imported without one). */
+  parent: string | null;
+}
+
+/**
+ * `base` when free, else base-2, base-3…: never a stored adapter's name, and never a name a
+ * stored adapter says it continues (so "sft+dpo" cannot come to point at a newer, different "sft").
+ */
+export function freeAdapterName(base: string, adapters: readonly AdapterNameInfo[]): string {
+  const taken = new Set(adapters.flatMap((a) => (a.parent ? [a.name, a.parent] : [a.name])));
+  if (!taken.has(base)) return base;
+  for (let k = 2; ; k++) if (!taken.has(`${base}-${k}`)) return `${base}-${k}`;
+}
+
+/** What a training run says about adapter names: the one it saved, the one it continued. */
+export interface RunNames {
+  modelKey: string;
+  adapterName: string | null;
+  init: string | null;
+}
+
+/**
+ * The names a new adapter of `modelKey` must not take: the stored adapters' (and what they
+ * continue), and the names its training runs say they saved or continued, so no record comes to
+ * mean a different adapter.
+ */
+export function takenNames(adapters: readonly AdapterNameInfo[], runs: readonly RunNames[], modelKey: string): AdapterNameInfo[] {
+  const fromRuns = runs.filter((r) => r.modelKey === modelKey && r.adapterName).map((r) => ({ name: r.adapterName!, parent: r.init }));
+  return [...adapters, ...fromRuns];
+}
+
+/**
+ * The name a finished run's adapter gets: SFT "sft" (then "sft-2"…); DPO says what it continues,
+ * "<init>+dpo" ("sft-2+dpo" continuing "sft-2"), or "dpo" when it starts fresh.
+ */
+export function runAdapterName(stage: Stage, init: string | null, adapters: readonly AdapterNameInfo[]): string {
+  return freeAdapterName(stage === 'sft' ? ADAPTER_NAME.sft : init ? `${init}+dpo` : 'dpo', adapters);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers

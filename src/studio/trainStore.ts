@@ -15,8 +15,10 @@ import {
   isLive,
   newRunId,
   parseDataset,
+  resolveDpoInit,
   restoreSettings,
   TRAIN_SETTINGS_KEY,
+  TRAIN_STAGE_KEY,
   type DpoLoss,
   type Stage,
   type TrainEvent,
@@ -50,6 +52,8 @@ export interface RunView {
 
 interface TrainStore {
   stage: Stage;
+  /** DPO: the adapter to continue (null: a fresh one; undefined: the newest SFT adapter). */
+  dpoInit: string | null | undefined;
   settings: Record<Stage, TrainSettings>;
   dataset: Record<Stage, DatasetChoice>;
   dataSets: DataSets;
@@ -61,6 +65,7 @@ interface TrainStore {
   error: string | null;
 
   setStage(stage: Stage): void;
+  setDpoInit(name: string | null): void;
   setSetting<K extends keyof TrainSettings>(key: K, value: TrainSettings[K]): void;
   setDpoLoss(loss: DpoLoss): void;
   resetSettings(): void;
@@ -94,6 +99,14 @@ function saveSettings(settings: Record<Stage, TrainSettings>): Record<Stage, Tra
     // storage full or off: the settings last for this tab
   }
   return settings;
+}
+
+function loadStage(): Stage {
+  try {
+    return localStorage.getItem(TRAIN_STAGE_KEY) === 'dpo' ? 'dpo' : 'sft';
+  } catch {
+    return 'sft';
+  }
 }
 
 const emptyChoice = (): DatasetChoice => ({ source: 'data', fileName: null, fileText: null, records: null, problem: null });
@@ -168,7 +181,8 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
   };
 
   return {
-    stage: 'sft',
+    stage: typeof localStorage === 'undefined' ? 'sft' : loadStage(),
+    dpoInit: undefined,
     settings: typeof localStorage === 'undefined' ? { sft: defaultSettings('sft'), dpo: defaultSettings('dpo') } : loadSettings(),
     dataset: { sft: emptyChoice(), dpo: emptyChoice() },
     dataSets: { sft: null, dpo: null },
@@ -180,6 +194,15 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
 
     setStage(stage) {
       set({ stage });
+      try {
+        localStorage.setItem(TRAIN_STAGE_KEY, stage);
+      } catch {
+        // storage off: the stage lasts for this tab
+      }
+    },
+
+    setDpoInit(name) {
+      set({ dpoInit: name });
     },
 
     setSetting(key, value) {
@@ -289,7 +312,9 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
         updatedAt: new Date().toISOString(),
       };
       const previous = get().current;
-      await follow(placeholder, [], () => engine().startTraining({ runId, stage, datasetText: text, datasetLabel: label, settings: settings[stage] }, callback(onEvent)));
+      // DPO continues what the page shows (checked again in the worker).
+      const init = stage === 'dpo' ? (resolveDpoInit(get().dpoInit, get().adapters)?.name ?? null) : null;
+      await follow(placeholder, [], () => engine().startTraining({ runId, stage, init, datasetText: text, datasetLabel: label, settings: settings[stage] }, callback(onEvent)));
       // A start that failed before the run existed: show the previous run again.
       if (get().current?.run.runId === runId && !get().runs.some((r) => r.runId === runId)) set({ current: previous });
     },

@@ -1,5 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { tally } from '../blindAb';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { Lineage } from '../components/Lineage';
 import { NumberField } from '../components/fields';
 import { Markdown } from '../components/Markdown';
 import { BASE, modelLabel, tokensPerSecond, useCompareStore, type Answer } from '../compareStore';
@@ -128,6 +130,7 @@ function SideBySide() {
               <input type="checkbox" checked={selected.includes(k)} disabled={running} onChange={() => toggle(k)} />
               {modelLabel(k)}
               {info && <span className="muted"> (rank {info.rank}{info.note ? `, ${info.note}` : ''})</span>}
+              {info?.parentGone && <Lineage adapter={info} />}
             </label>
           );
         })}
@@ -282,9 +285,15 @@ function BlindPanel() {
         <button type="button" className="button button--secondary" aria-pressed={blind.revealed} onClick={() => reveal(!blind.revealed)} disabled={!blind.votes.length && !blind.revealed}>
           {blind.revealed ? 'Hide tally' : 'Reveal tally'}
         </button>
-        <button type="button" className="button button--secondary" disabled={!blind.votes.length} onClick={resetTally}>
+        <ConfirmButton
+          disabled={!blind.votes.length}
+          title="Reset the blind A/B tally?"
+          body={<p>The {blind.votes.length} vote{blind.votes.length === 1 ? '' : 's'} recorded for this model in this browser are deleted.</p>}
+          confirmLabel="Reset tally"
+          onConfirm={resetTally}
+        >
           Reset tally
-        </button>
+        </ConfirmButton>
         <span className="muted" data-testid="vote-count">
           {blind.votes.length} vote{blind.votes.length === 1 ? '' : 's'}
         </span>

@@ -2,6 +2,9 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { baseModelStatus, useExportStore, type ExportNotice } from '../exportStore';
 import { useModelStore } from '../modelStore';
 import { modelLabel } from '../compareStore';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { Lineage } from '../components/Lineage';
+import type { AdapterInfo } from '../worker/adapter-store';
 
 /** The Export page: take adapters, merged models, datasets, recipes and whole projects out — and bring them in. */
 export function ExportPage() {
@@ -34,8 +37,8 @@ export function ExportPage() {
 function Notice({ area }: { area: ExportNotice['area'] }) {
   const notice = useExportStore((s) => s.notice);
   if (!notice || notice.area !== area) return null;
-  return notice.kind === 'error' ? (
-    <p role="alert" className="notice notice--error" data-testid={`notice-${area}`}>
+  return notice.kind !== 'ok' ? (
+    <p role="alert" className={`notice notice--${notice.kind}`} data-testid={`notice-${area}`}>
       {notice.text}
     </p>
   ) : (
@@ -104,6 +107,7 @@ function AdaptersPanel() {
                       <td className="num">{a.alpha}</td>
                       <td>
                         {a.note} <span className="muted">{new Date(a.createdAt).toLocaleString()}</span>
+                        <Lineage adapter={a} />
                       </td>
                       <td>
                         <div className="actions export-actions">
@@ -118,9 +122,16 @@ function AdaptersPanel() {
                               Merged model to a folder…
                             </button>
                           )}
-                          <button type="button" className="button button--secondary" disabled={Boolean(busy)} onClick={() => void remove(a.name)} aria-label={`Remove ${a.name}`}>
+                          <ConfirmButton
+                            disabled={Boolean(busy)}
+                            aria-label={`Remove ${a.name}`}
+                            title={`Remove the adapter “${a.name}”?`}
+                            body={<RemoveAdapterBody name={a.name} adapters={adapters} />}
+                            confirmLabel="Remove adapter"
+                            onConfirm={() => remove(a.name)}
+                          >
                             Remove
-                          </button>
+                          </ConfirmButton>
                         </div>
                       </td>
                     </tr>
@@ -140,6 +151,21 @@ function AdaptersPanel() {
   );
 }
 
+function RemoveAdapterBody({ name, adapters }: { name: string; adapters: readonly AdapterInfo[] }) {
+  const children = adapters.filter((a) => a.parent === name && !a.parentGone);
+  return (
+    <>
+      <p>Its files are deleted from this browser; download its PEFT zip first to keep a copy.</p>
+      {children.length > 0 && (
+        <p>
+          {children.map((c) => `“${c.name}”`).join(', ')} continue{children.length === 1 ? 's' : ''} it: {children.length === 1 ? 'it stays' : 'they stay'}, shown as
+          continuing an adapter that is no longer stored.
+        </p>
+      )}
+    </>
+  );
+}
+
 function ImportAdapterPanel() {
   const model = useModelStore((s) => s.model);
   const busy = useExportStore((s) => s.busy);
@@ -150,7 +176,7 @@ function ImportAdapterPanel() {
   const submit = (e: FormEvent) => {
     e.preventDefault();
     void importAdapter(name, files).then(() => {
-      if (useExportStore.getState().notice?.kind === 'ok') {
+      if (useExportStore.getState().notice?.kind !== 'error') {
         setFiles([]);
         if (input.current) input.current.value = '';
       }

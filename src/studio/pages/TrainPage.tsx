@@ -4,16 +4,20 @@ import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
 import type { Metrics } from '../../train/trainer';
 import { NumberField, ProgressBar } from '../components/fields';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { Lineage } from '../components/Lineage';
 import { MetricChart } from '../components/MetricChart';
 import { useModelStore } from '../modelStore';
 import {
-  ADAPTER_NAME,
   DEFAULT_SOURCES,
   defaultSettings,
   formatDuration,
   formatMetric,
   isLive,
+  resolveDpoInit,
+  runAdapterName,
   stepLogs,
+  takenNames,
   type DpoLoss,
   type RunStatus,
   type Stage,
@@ -72,11 +76,18 @@ function SetupCard() {
   const stage = useTrainStore((s) => s.stage);
   const setStage = useTrainStore((s) => s.setStage);
   const adapters = useTrainStore((s) => s.adapters);
+  const dpoInit = useTrainStore((s) => s.dpoInit);
+  const setDpoInit = useTrainStore((s) => s.setDpoInit);
   const activeRunId = useTrainStore((s) => s.activeRunId);
   const dataset = useTrainStore((s) => s.dataset[s.stage]);
   const start = useTrainStore((s) => s.start);
-  const hasSft = adapters.some((a) => a.name === ADAPTER_NAME.sft);
+  const init = resolveDpoInit(dpoInit, adapters);
   const ready = dataset.source === 'file' ? dataset.fileText !== null && !dataset.problem : true;
+  const initId = useId();
+  // The name the run's adapter will get: a new one, never an existing adapter's.
+  const runs = useTrainStore((s) => s.runs);
+  const modelKey = useModelStore((s) => s.model?.modelKey ?? '');
+  const saveAs = runAdapterName(stage, stage === 'dpo' ? (init?.name ?? null) : null, takenNames(adapters, runs, modelKey));
 
   return (
     <section className="card" aria-labelledby="setup-title">
@@ -90,15 +101,30 @@ function SetupCard() {
           </label>
         ))}
       </fieldset>
-      <p className="hint">
+      {stage === 'dpo' && (
+        <div className="field">
+          <label htmlFor={initId}>
+            <span>DPO continues</span>
+          </label>
+          <select id={initId} value={init?.name ?? ''} onChange={(e) => setDpoInit(e.target.value || null)}>
+            {adapters.map((a) => (
+              <option key={a.name} value={a.name}>
+                {a.name} — {a.note}
+              </option>
+            ))}
+            <option value="">nothing: a fresh adapter, the base model as reference</option>
+          </select>
+        </div>
+      )}
+      <p className="hint" data-testid="save-as">
         {stage === 'sft'
-          ? `Trains a fresh LoRA adapter on chat examples; it is saved as “${ADAPTER_NAME.sft}”.`
-          : hasSft
-            ? `Continues the “${ADAPTER_NAME.sft}” adapter (its rank and targets), with it as the reference policy; the result is saved as “${ADAPTER_NAME.dpo}”.`
-            : `There is no “${ADAPTER_NAME.sft}” adapter yet: DPO will start from a fresh adapter with the base model as reference. Train SFT first to follow the recipe.`}
+          ? `Trains a fresh LoRA adapter on chat examples; it is saved as “${saveAs}”${adapters.length ? ', next to the adapters already here (none is replaced)' : ''}.`
+          : init
+            ? `Continues the “${init.name}” adapter (its rank and targets), with it as the reference policy; the result is saved as “${saveAs}”.`
+            : `DPO starts from a fresh adapter with the base model as reference; the result is saved as “${saveAs}”.${adapters.some((a) => a.kind === 'sft') ? '' : ' Train SFT first to follow the recipe.'}`}
       </p>
       <DatasetPicker />
-      <SettingsForm continuing={stage === 'dpo' && hasSft} />
+      <SettingsForm continuing={stage === 'dpo' && init !== null} continues={init?.name ?? ''} />
       <div className="actions">
         <button type="button" className="button" disabled={activeRunId !== null || !ready} onClick={() => void start()}>
           Start {STAGE_LABEL[stage]} training
@@ -181,7 +207,7 @@ const NUMBER_FIELDS: { key: keyof TrainSettings; label: string; integer?: boolea
 
 const showDefault = (v: TrainSettings[keyof TrainSettings]) => (Array.isArray(v) ? (v.length === LORA_TARGETS.length ? 'all 7' : v.join(', ')) : String(v));
 
-function SettingsForm({ continuing }: { continuing: boolean }) {
+function SettingsForm({ continuing, continues }: { continuing: boolean; continues: string }) {
   const stage = useTrainStore((s) => s.stage);
   const settings = useTrainStore((s) => s.settings[s.stage]);
   const setSetting = useTrainStore((s) => s.setSetting);
@@ -233,7 +259,7 @@ function SettingsForm({ continuing }: { continuing: boolean }) {
         ))}
       </div>
       {continuing ? (
-        <p className="hint">LoRA rank, alpha and targets come from the “{ADAPTER_NAME.sft}” adapter this stage continues.</p>
+        <p className="hint">LoRA rank, alpha and targets come from the “{continues}” adapter this stage continues.</p>
       ) : (
         <fieldset className="train-targets">
           <legend>LoRA targets</legend>
@@ -391,9 +417,19 @@ function RunCard({ modelKey }: { modelKey: string | null }) {
           </button>
         )}
         {!live && (
-          <button type="button" className="button button--secondary" onClick={() => void discard(run.runId)}>
+          <ConfirmButton
+            title={`Discard this ${STAGE_LABEL[run.stage]} run?`}
+            body={
+              <p>
+                Its record, its metrics and its {run.checkpoints.length} checkpoint{run.checkpoints.length === 1 ? '' : 's'} are deleted
+                {canResume(run) ? ', so it can no longer be resumed' : ''}. The adapter it saved{run.adapterName ? ` (“${run.adapterName}”)` : ''} stays.
+              </p>
+            }
+            confirmLabel="Discard run"
+            onConfirm={() => discard(run.runId)}
+          >
             Discard run
-          </button>
+          </ConfirmButton>
         )}
       </div>
       <Charts view={current} />
@@ -606,6 +642,7 @@ function AdaptersCard() {
               <span className="train-adapter-name">{a.name}</span> <span className="muted">r {a.rank}, alpha {a.alpha}</span>
               <Small>
                 {a.note} · {new Date(a.createdAt).toLocaleString()}
+                {a.parentGone && <Lineage adapter={a} />}
               </Small>
             </li>
           ))}

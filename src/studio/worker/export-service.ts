@@ -4,14 +4,20 @@
 // elsewhere (checked against the loaded model, then stored like a trained one).
 
 import { mergeAdapter, type FolderSink } from '../../train/merge';
-import { exportPeftAdapter, importPeftAdapter } from '../../train/peft';
-import { listAdapters, loadAdapter, saveAdapter, type AdapterInfo } from './adapter-store';
+import { exportPeftAdapter, importPeftAdapter, type HostAdapter } from '../../train/peft';
+import { listAdapters, loadAdapter, namesInUse, saveAdapter, type AdapterInfo } from './adapter-store';
+import { trainRuns } from './train-runs';
 import { zipSink } from './zip-sink';
-import { afterGenerations } from './chat-service';
+import { freeAdapterName } from '../trainConfig';
 import { requireSession, type Session } from './session';
 
 export interface ImportedAdapter {
+  /** The name it was stored under (the one asked for, or the next free one). */
+  name: string;
+  id: string;
   info: AdapterInfo | undefined;
+  /** An identical adapter of that name was already stored: nothing was added. */
+  duplicate?: boolean;
   /** base_model_name_or_path of the imported files, or null. */
   baseModel: string | null;
   /** What the importer accepted but wants the user to know. */
@@ -32,24 +38,49 @@ async function hostAdapter(s: Session, name: string) {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 
+const sameArray = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
+
+/** Same shape and the same numbers in every matrix. */
+function sameAdapter(a: HostAdapter, b: HostAdapter): boolean {
+  if (a.rank !== b.rank || a.alpha !== b.alpha || a.targets.join() !== b.targets.join() || a.layers.length !== b.layers.length) return false;
+  return a.layers.every((layer, i) =>
+    a.targets.every((t) => {
+      const x = layer[t];
+      const y = b.layers[i]![t];
+      return (!x && !y) || (!!x && !!y && sameArray(x.a, y.a) && sameArray(x.b, y.b));
+    }),
+  );
+}
+
 export const exportService = {
   /**
-   * Stores a PEFT adapter (its files by name) for the loaded model under `name`, replacing one of
-   * that name. Throws the importer's message (PeftError) when the files do not fit the model.
+   * Stores a PEFT adapter (its files by name) for the loaded model under `name`. A stored adapter
+   * of that name is never replaced: the import is refused (`ifExists` 'refuse', the default), or
+   * stored under the next free name ('rename'; the reply's `name` says which). Throws the
+   * importer's message (PeftError) when the files do not fit the model.
    */
-  async importAdapter(name: string, files: Record<string, Uint8Array>, note = 'imported'): Promise<ImportedAdapter> {
+  async importAdapter(
+    name: string,
+    files: Record<string, Uint8Array>,
+    note = 'imported',
+    opts: { ifExists?: 'refuse' | 'rename'; parent?: { name: string; id: string } | null } = {},
+  ): Promise<ImportedAdapter> {
     const s = requireSession();
     if (!NAME_RE.test(name)) throw new Error(`Adapter name "${name}": use letters, digits and . _ + - (start with a letter or digit).`);
     const result = importPeftAdapter(new Map(Object.entries(files)), s.loaded.config);
-    await saveAdapter(s.modelKey, name, result.adapter, note);
-    // An older adapter of this name on the GPU is stale now: the next chat loads the new one
-    // (freed once the generations queued before this import are done).
-    await afterGenerations(async () => {
-      s.adapters.get(name)?.gpu.release();
-      s.adapters.delete(name);
-    });
-    const info = (await listAdapters(s.modelKey)).find((a) => a.name === name);
-    return { info, baseModel: result.baseModel, notes: result.notes };
+    const stored = await listAdapters(s.modelKey);
+    let as = name;
+    const same = stored.find((a) => a.name === name);
+    if (same) {
+      if (opts.ifExists !== 'rename') throw new Error(`An adapter named "${name}" is already stored for this model: type another name, or remove that one first (Adapters, above).`);
+      // The very same adapter (a bundle imported twice): keep the one stored, add no copy.
+      const host = await loadAdapter(s.modelKey, name, s.loaded.config);
+      if (host && sameAdapter(host, result.adapter)) return { name, id: same.id, info: same, baseModel: result.baseModel, notes: result.notes, duplicate: true };
+      as = freeAdapterName(name, await namesInUse(s.modelKey, await trainRuns.list()));
+    }
+    const id = await saveAdapter(s.modelKey, as, result.adapter, note, { kind: 'imported', parent: opts.parent ?? null });
+    const info = (await listAdapters(s.modelKey)).find((a) => a.name === as);
+    return { name: as, id, info, baseModel: result.baseModel, notes: result.notes };
   },
 
   /**

@@ -9,11 +9,13 @@
 // with the stored dataset and the chat-template date fixed at start), so the next losses are the
 // ones the run would have produced (src/train/resume.test.ts proves the trainer side).
 //
-// When a stage ends (completed, or stopped by the user) its adapter is saved as 'sft' or 'sft+dpo'
-// through adapter-store.ts and installed in the session for chat. DPO continues 'sft' when it
-// exists, and the reference policy is that adapter as loaded (reference 'initial': FuseChat's
-// π_ref = SFT). A NaN/Inf step stops the run with the tensors named; the adapter and optimizer
-// state stay those of the last good step, which is kept as the run's newest checkpoint.
+// When a stage ends (completed, or stopped by the user) its adapter is saved under a new name
+// ('sft', then 'sft-2'…; DPO '<what it continues>+dpo') through adapter-store.ts, never over an
+// existing one, and installed in the session for chat. DPO continues the adapter the page picks
+// (the newest SFT one by default), and the reference policy is that adapter as loaded (reference
+// 'initial': FuseChat's π_ref = SFT). A NaN/Inf step stops the run with the tensors named; the
+// adapter and optimizer state stay those of the last good step, which is kept as the run's newest
+// checkpoint.
 
 import type { DpoRecord, SftRecord } from '../../data/records';
 import { createLoraAdapters, type LoraAdapters } from '../../model/lora';
@@ -24,12 +26,12 @@ import { TrainingControl } from '../../train/control';
 import { createAdaptersFromHost, readHostAdapter, type HostAdapter } from '../../train/peft';
 import { Trainer, type Hyperparams, type Metrics, type TrainerState } from '../../train/trainer';
 import {
-  ADAPTER_NAME,
   chatDateString,
   describeLineErrors,
   etaSeconds,
   isLive,
   parseDataset,
+  runAdapterName,
   sha256Hex,
   type RunStatus,
   type StartRequest,
@@ -37,7 +39,7 @@ import {
   type TrainRunSummary,
   type TrainSettings,
 } from '../trainConfig';
-import { listAdapters, loadAdapter, saveAdapter } from './adapter-store';
+import { listAdapters, loadAdapter, namesInUse, saveAdapter } from './adapter-store';
 import { afterGenerations } from './chat-service';
 import { installAdapter, message, requireSession, type Session } from './session';
 import { summaryOf, trainRuns, type TrainRunRow } from './train-runs';
@@ -218,10 +220,12 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
         });
       } else {
         const host = await readHostAdapter(s.ctx, lora);
-        const name = ADAPTER_NAME[row.stage];
+        // A new name, never an existing adapter's (trained or imported): nothing is overwritten.
+        const name = runAdapterName(row.stage, row.init, await namesInUse(s.modelKey, await trainRuns.list()));
         const what = row.stage === 'sft' ? 'SFT' : row.init ? `DPO (${st.loss}) continuing "${row.init}"` : `DPO (${st.loss}) from the base model`;
         const note = `${what}, ${t.globalStep} of ${t.totalSteps} steps${result.status === 'stopped' ? ' (stopped)' : ''}, on ${row.datasetLabel}`;
-        await saveAdapter(s.modelKey, name, host, note);
+        const parent = row.init ? { name: row.init, id: row.initId ?? '' } : null;
+        await saveAdapter(s.modelKey, name, host, note, { kind: row.stage, parent });
         // Replacing an adapter frees its GPU copy: not under a generation using it.
         await afterGenerations(async () => {
           installAdapter(s, name, host);
@@ -250,15 +254,17 @@ export const trainService = {
     const s = requireSession();
     let settings = { ...req.settings, loraTargets: [...req.settings.loraTargets] };
     let init: string | null = null;
-    if (req.stage === 'dpo') {
-      // DPO continues the SFT adapter (and it is the reference): its shape wins.
-      const sft = (await listAdapters(s.modelKey)).some((a) => a.name === ADAPTER_NAME.sft) || s.adapters.has(ADAPTER_NAME.sft);
-      if (sft) {
-        const host = await hostAdapter(s, ADAPTER_NAME.sft);
-        if (host) {
-          init = ADAPTER_NAME.sft;
-          settings = { ...settings, loraRank: host.rank, loraAlpha: host.alpha, loraTargets: [...host.targets] };
-        }
+    let initId: string | null = null;
+    if (req.stage === 'dpo' && req.init !== null) {
+      // DPO continues an adapter (the newest SFT one unless told) and it is the reference: its shape wins.
+      const stored = await listAdapters(s.modelKey);
+      const from = req.init === undefined ? stored.filter((a) => a.kind === 'sft').at(-1) : stored.find((a) => a.name === req.init);
+      if (req.init !== undefined && !from) throw new Error(`There is no adapter "${req.init}" to continue: pick another one, or start DPO from the base model.`);
+      const host = from ? await hostAdapter(s, from.name) : null;
+      if (from && host) {
+        init = from.name;
+        initId = from.id;
+        settings = { ...settings, loraRank: host.rank, loraAlpha: host.alpha, loraTargets: [...host.targets] };
       }
     }
     const now = new Date();
@@ -276,6 +282,7 @@ export const trainService = {
       truncated: 0,
       dateString: chatDateString(now),
       init,
+      initId,
       step: 0,
       totalSteps: 0,
       seqLen: 0,
