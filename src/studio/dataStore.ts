@@ -25,7 +25,10 @@ import type { RunStore } from '../data/store';
 import { DexieRunStore } from '../data/store-dexie';
 import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 import type { ConstructReport } from '../data/construct';
+import { estimatePromptTokens, findLongPrompts, type LengthLimit, type LongPrompt } from '../data/prompt-length';
 import { mergePrompts } from './dataView';
+import { engine } from './engine';
+import { useModelStore } from './modelStore';
 import { buildJudgeSpec, pipelineSources, useSourcesStore, workerRewardRunner } from './sourcesStore';
 import { studioDb } from './studioDb';
 
@@ -75,7 +78,49 @@ export interface DataRunDoc {
   edits: Record<string, string>;
   status: RunStatus;
   useSandbox: boolean;
+  /** Prompts longer than this many tokens are warned about before collection (the run's budget). */
+  promptTokenLimit?: number;
+  /** Leave the prompts over a limit (promptLimits) out of the run. */
+  skipLongPrompts?: boolean;
   createdAt: string;
+}
+
+/**
+ * The long-prompt limit by default: FuseChat-3.0 trained at 2048 tokens, so the rest of a longer
+ * prompt would be cut in training anyway; and such a prompt is slow to answer and to score.
+ */
+export const DEFAULT_PROMPT_TOKEN_LIMIT = 2048;
+
+/** Token counts of the run's prompts: by the loaded model's tokenizer (exact), else estimated. */
+export interface PromptLengths {
+  counts: Record<string, number>;
+  exact: boolean;
+}
+
+/**
+ * The lengths the run's prompts should stay under: the run's budget, the loaded model's context,
+ * and the local reward model's (when it is the judge and loaded).
+ */
+export function promptLimits(doc: Pick<DataRunDoc, 'promptTokenLimit'> | null): LengthLimit[] {
+  const budget = doc?.promptTokenLimit ?? DEFAULT_PROMPT_TOKEN_LIMIT;
+  const out: LengthLimit[] = [{ tokens: budget, what: `the long-prompt limit (${budget.toLocaleString('en-US')} tokens: slow to answer and to score)`, hard: false }];
+  const model = useModelStore.getState().model;
+  if (model) {
+    const n = model.config.maxPositionEmbeddings;
+    out.push({ tokens: n, what: `the context of the loaded model (${n.toLocaleString('en-US')} tokens)`, hard: true });
+  }
+  const sources = useSourcesStore.getState();
+  if (sources.judge.kind === 'local-reward' && sources.rewardModel.state === 'ready') {
+    const n = sources.rewardModel.summary.config.maxPositionEmbeddings;
+    out.push({ tokens: n, what: `the context of the reward model (${n.toLocaleString('en-US')} tokens)`, hard: true });
+  }
+  return out;
+}
+
+/** The run's prompts over a limit (empty until their lengths are measured). */
+export function longPromptsOf(doc: DataRunDoc | null, lengths: PromptLengths | null): LongPrompt[] {
+  if (!doc || !lengths) return [];
+  return findLongPrompts(runPrompts(doc), (id) => lengths.counts[id] ?? 0, promptLimits(doc));
 }
 
 export interface RunReport {
@@ -118,7 +163,13 @@ interface DataStore {
   report: RunReport | null;
   /** Object URLs of the run's downloadable artifacts, by name. */
   files: Record<string, { url: string; bytes: number }>;
+  /** The prompts' token counts (measurePrompts). */
+  lengths: PromptLengths | null;
   load(): Promise<void>;
+  /** Counts the prompts' tokens with the loaded model's tokenizer, or estimates them without one. */
+  measurePrompts(): Promise<void>;
+  setPromptTokenLimit(tokens: number): Promise<void>;
+  setSkipLongPrompts(on: boolean): Promise<void>;
   importFile(file: File, req: ImportRequest): Promise<void>;
   importHf(req: ImportRequest & { dataset: string; config: string; split: string; length: number; token?: string }): Promise<void>;
   removeImport(id: string): Promise<void>;
@@ -202,6 +253,7 @@ export const useDataStore = create<DataStore>((set, get) => {
       createdAt: new Date().toISOString(),
     };
     await save({ ...doc, imports: [...doc.imports, full] });
+    void get().measurePrompts();
   };
 
   return {
@@ -213,6 +265,7 @@ export const useDataStore = create<DataStore>((set, get) => {
     browse: EMPTY_BROWSE,
     report: null,
     files: {},
+    lengths: null,
 
     load() {
       loading ??= (async () => {
@@ -226,7 +279,7 @@ export const useDataStore = create<DataStore>((set, get) => {
           const doc = (row?.doc as DataRunDoc | undefined) ?? freshDoc(runId);
           set({ doc, loaded: true });
           if (!row) await save(doc);
-          await Promise.all([useSourcesStore.getState().load(), get().refresh()]);
+          await Promise.all([useSourcesStore.getState().load(), get().refresh(), get().measurePrompts()]);
         } catch (e) {
           loading = null;
           set({ loaded: true, job: { ...IDLE_JOB, error: `Could not open the run: ${message(e)}` } });
@@ -272,10 +325,34 @@ export const useDataStore = create<DataStore>((set, get) => {
     async removeImport(id) {
       const doc = get().doc;
       if (doc) await save({ ...doc, imports: doc.imports.filter((i) => i.id !== id) });
+      void get().measurePrompts();
     },
 
     async setUseSandbox(on) {
       await patchDoc({ useSandbox: on });
+    },
+
+    async measurePrompts() {
+      const prompts = runPrompts(get().doc);
+      let exact: number[] | null = null;
+      if (useModelStore.getState().model) {
+        try {
+          exact = await engine().countPromptTokens(prompts.map((p) => ({ text: p.text, ...(p.system ? { system: p.system } : {}) })));
+        } catch {
+          exact = null; // the worker is busy or gone: estimate
+        }
+      }
+      const counts: Record<string, number> = {};
+      prompts.forEach((p, k) => (counts[p.id] = exact ? exact[k]! : estimatePromptTokens(p)));
+      set({ lengths: { counts, exact: exact !== null } });
+    },
+
+    async setPromptTokenLimit(tokens) {
+      await patchDoc({ promptTokenLimit: tokens });
+    },
+
+    async setSkipLongPrompts(on) {
+      await patchDoc({ skipLongPrompts: on });
     },
 
     async run(opts = {}) {
@@ -284,8 +361,13 @@ export const useDataStore = create<DataStore>((set, get) => {
       if (!doc || get().job.running) return;
       const sourcesState = useSourcesStore.getState();
       const sources = pipelineSources(sourcesState.entries);
-      const prompts = runPrompts(doc);
-      if (prompts.length === 0) return set({ job: { ...IDLE_JOB, error: 'Import some prompts first.' } });
+      if (doc.skipLongPrompts && !get().lengths) await get().measurePrompts();
+      const long = doc.skipLongPrompts ? new Set(longPromptsOf(doc, get().lengths).map((l) => l.id)) : new Set<string>();
+      const prompts = runPrompts(doc).filter((p) => !long.has(p.id));
+      if (prompts.length === 0)
+        return set({
+          job: { ...IDLE_JOB, error: long.size > 0 ? 'Every prompt is over a length limit and left out: raise the long-prompt limit, or include the long prompts.' : 'Import some prompts first.' },
+        });
       if (sources.length === 0) return set({ job: { ...IDLE_JOB, error: 'Add and enable a complete source on the Sources page first.' } });
       const judge = buildJudgeSpec(sourcesState.judge, sourcesState.entries);
       if (doc.useSandbox) sandbox ??= new BrowserSandbox();

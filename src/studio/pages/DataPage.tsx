@@ -3,9 +3,10 @@ import type { Override } from '../../data/construct';
 import { ARTIFACTS } from '../../data/pipeline';
 import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
 import { Markdown } from '../components/Markdown';
-import { ProgressBar } from '../components/fields';
+import { NumberField, ProgressBar } from '../components/fields';
 import { RawText } from '../components/RawText';
-import { runPrompts, useDataStore, type ImportEntry } from '../dataStore';
+import { DEFAULT_PROMPT_TOKEN_LIMIT, longPromptsOf, runPrompts, useDataStore, type ImportEntry } from '../dataStore';
+import { useModelStore } from '../modelStore';
 import {
   EMPTY_MAPPING,
   formatCount,
@@ -258,6 +259,7 @@ function RunCard() {
         browser sandbox (JavaScript in a locked-down worker; Python with Pyodide)
       </label>
       {hasCode && !doc.useSandbox && <p className="hint">Without the sandbox, code prompts give no rows.</p>}
+      <LongPrompts running={job.running} />
       <div className="actions">
         <button type="button" className="button" onClick={() => void run()} disabled={job.running || sources.length === 0 || prompts.length === 0}>
           {interrupted ? 'Resume run' : doc.status === 'done' ? 'Run again' : 'Run pipeline'}
@@ -298,13 +300,29 @@ function RunCard() {
               {p.retries > 0 && ` · ${p.retries} retries`}
             </ProgressBar>
           ))}
+          {job.running && (
+            <InFlight
+              label="Requests in flight"
+              items={job.collect.flatMap((p) => p.requests.map((r) => ({ ...r, key: `${p.sourceId}|${r.promptId}|${r.sampleIndex}`, source: p.name })))}
+              prompts={prompts}
+            />
+          )}
         </div>
       )}
       {job.score && job.score.total > 0 && (
-        <ProgressBar label="Scoring" value={job.score.done} max={job.score.total}>
-          {job.score.failed > 0 && `${job.score.failed} failed · `}
-          {job.score.judgeCalls} judge call(s) · {job.score.ratePerMinute.toFixed(1)}/min · ETA {formatSeconds(job.score.etaSeconds)}
-        </ProgressBar>
+        <>
+          <ProgressBar label="Scoring" value={job.score.done} max={job.score.total}>
+            {job.score.failed > 0 && `${job.score.failed} failed · `}
+            {job.score.judgeCalls} judge call(s) · {job.score.ratePerMinute.toFixed(1)}/min · ETA {formatSeconds(job.score.etaSeconds)}
+          </ProgressBar>
+          {job.running && job.phase === 'score' && (
+            <InFlight
+              label="Responses being scored"
+              items={job.score.requests.map((r) => ({ ...r, key: `${r.sourceId}|${r.promptId}|${r.sampleIndex}`, attempt: 1, source: null }))}
+              prompts={prompts}
+            />
+          )}
+        </>
       )}
       {job.warnings.length > 0 && (
         <ul className="warnings" aria-label="Warnings">
@@ -316,6 +334,103 @@ function RunCard() {
         </ul>
       )}
     </section>
+  );
+}
+
+/**
+ * The prompts too long for the run, said before collection (prompt-length.ts): counted by the
+ * loaded model's tokenizer, or estimated without one; the limit is the user's; they can be left out.
+ */
+function LongPrompts({ running }: { running: boolean }) {
+  const doc = useDataStore((s) => s.doc)!;
+  const lengths = useDataStore((s) => s.lengths);
+  const measure = useDataStore((s) => s.measurePrompts);
+  const setLimit = useDataStore((s) => s.setPromptTokenLimit);
+  const setSkip = useDataStore((s) => s.setSkipLongPrompts);
+  const modelKey = useModelStore((s) => s.model?.modelKey ?? null);
+  const rewardReady = useSourcesStore((s) => s.rewardModel.state === 'ready');
+  useEffect(() => {
+    void measure(); // the loaded model's tokenizer counts them exactly
+  }, [measure, modelKey]);
+  void rewardReady; // re-render when the reward model's context becomes known
+  const long = longPromptsOf(doc, lengths);
+  const approx = lengths?.exact ? '' : '≈';
+  return (
+    <div className="long-prompts">
+      <div className="form-grid form-grid--numbers">
+        <NumberField
+          label="Long-prompt limit (tokens)"
+          value={doc.promptTokenLimit ?? DEFAULT_PROMPT_TOKEN_LIMIT}
+          min={1}
+          integer
+          hint="longer prompts are flagged before collection"
+          onChange={(v) => v !== undefined && void setLimit(v)}
+        />
+      </div>
+      {long.length > 0 && (
+        <div className="notice notice--warn" role="alert" aria-label="Long prompts">
+          <p>
+            <strong>
+              {long.length} prompt(s) {long.length === 1 ? 'is' : 'are'} too long for this run
+            </strong>{' '}
+            ({lengths?.exact ? 'counted by the loaded model’s tokenizer' : 'estimated from their size; load a model to count them exactly'}). Each takes long to
+            answer (a local server may need minutes) and every judge or reward call reads it again.
+          </p>
+          <ul>
+            {long.slice(0, 5).map((l) => (
+              <li key={l.id}>
+                Prompt <code>{l.id}</code>: {approx}
+                {formatCount(l.tokens)} tokens, over {l.over.what}
+                {l.over.hard ? ': it cannot be answered or scored whole' : ''}.
+              </li>
+            ))}
+          </ul>
+          {long.length > 5 && <p>…and {long.length - 5} more.</p>}
+          <label className="inline-check">
+            <input type="checkbox" checked={!!doc.skipLongPrompts} onChange={(e) => void setSkip(e.target.checked)} disabled={running} /> Leave them out of this run
+          </label>
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** What the run is waiting for, and since when (the age grows with each progress heartbeat). */
+function InFlight({
+  label,
+  items,
+  prompts,
+}: {
+  label: string;
+  items: { key: string; promptId: string; sampleIndex: number; startedAt: number; attempt: number; source: string | null }[];
+  prompts: readonly Prompt[];
+}) {
+  // A clock of its own: the ages grow every second even when no progress event comes.
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  if (items.length === 0) return null;
+  const byId = new Map(prompts.map((p) => [p.id, p]));
+  const shown = [...items].sort((a, b) => a.startedAt - b.startedAt).slice(0, 6);
+  return (
+    <div className="in-flight" aria-label={label}>
+      <p className="hint">{label}:</p>
+      <ul>
+        {shown.map((r) => {
+          const text = byId.get(r.promptId)?.text ?? '';
+          return (
+            <li key={r.key} data-testid="in-flight">
+              {r.source && <>{r.source}: </>}prompt <code>{r.promptId}</code> “{text.length > 60 ? `${text.slice(0, 60)}…` : text}” ({formatCount(text.length)} characters), sample{' '}
+              {r.sampleIndex + 1} — <span data-testid="in-flight-age">{formatSeconds(Math.max(0, (now - r.startedAt) / 1000))}</span>
+              {r.attempt > 1 && `, attempt ${r.attempt}`}
+            </li>
+          );
+        })}
+      </ul>
+      {items.length > shown.length && <p className="hint">…and {items.length - shown.length} more.</p>}
+    </div>
   );
 }
 

@@ -7,6 +7,7 @@ import { exportService } from './export-service';
 import { modelService } from './model-service';
 import { rewardService } from './reward-service';
 import { requireSession } from './session';
+import { tokenService } from './token-service';
 import { trainService } from './train-service';
 
 export const engineApi = {
@@ -15,6 +16,7 @@ export const engineApi = {
   ...trainService,
   ...exportService,
   ...rewardService,
+  ...tokenService,
 
   /** Adapters stored for the loaded model. */
   listAdapters() {
