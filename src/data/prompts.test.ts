@@ -92,6 +92,29 @@ describe('JSONL and JSON prompts', () => {
     expect(() => importPromptRows([{ a: 1 }])).toThrow(/no prompt column/);
   });
 
+  it('says which column is missing, lists the columns there are, and suggests the prompt’s', () => {
+    const rows = [
+      { uid: 'q1', body: 'How many legs does a spider have? Answer in one word.', tag: 'bio' },
+      { uid: 'q2', body: 'Name the largest planet of the solar system.', tag: 'astro' },
+    ];
+    const err = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e as PromptImportError;
+      }
+      throw new Error('no error');
+    };
+    const none = err(() => importPromptRows(rows));
+    expect(none.column).toEqual({ field: 'prompt', columns: ['uid', 'body', 'tag'], suggestion: 'body' });
+    expect(none.message).toContain('"body" holds the longest texts');
+    expect(none.message).not.toContain('mapping.prompt');
+    const wrong = err(() => importPromptRows(rows, { mapping: { prompt: 'text_body' } }));
+    expect(wrong.column).toEqual({ field: 'prompt', given: 'text_body', columns: ['uid', 'body', 'tag'] });
+    expect(wrong.message).toBe('column "text_body" (prompt) not found: the columns are uid, body, tag');
+    expect(err(() => importPromptRows(rows, { mapping: { prompt: 'body', gold: 'answer' } })).column).toMatchObject({ field: 'gold', given: 'answer' });
+  });
+
   it('reports a duplicate explicit id for different prompts', () => {
     const r = importPromptRows([
       { id: 'a', prompt: 'one' },
@@ -198,7 +221,7 @@ describe('Parquet prompts', () => {
 
     const viaFile = await importPromptsFile('t.parquet', buf, { mapping: { id: 'uid', domain: 'kind' } });
     expect(viaFile.prompts.map((p) => p.origin?.source)).toEqual(['t.parquet', 't.parquet']);
-    await expect(importPromptsParquet(buf, { mapping: { prompt: 'nope' } })).rejects.toThrow(/column "nope" not found/);
+    await expect(importPromptsParquet(buf, { mapping: { prompt: 'nope' } })).rejects.toThrow(/column "nope" \(prompt\) not found: the columns are uid, problem/);
     await expect(importPromptsParquet(new TextEncoder().encode('not parquet at all'))).rejects.toThrow(PromptImportError);
   });
 
@@ -291,7 +314,17 @@ describe('Hugging Face datasets-server rows', () => {
         failNext--;
         return send(503, { error: 'busy' });
       }
+      if (url.pathname === '/splits') {
+        if (url.searchParams.get('dataset') !== 'org/prefs') return send(404, { error: 'The dataset does not exist, or is not accessible without authentication.' });
+        return send(200, {
+          splits: ['train_prefs', 'test_prefs', 'train_sft', 'test_sft'].map((split) => ({ dataset: 'org/prefs', config: 'default', split })),
+          pending: [],
+          failed: [],
+        });
+      }
       if (url.pathname !== '/rows') return send(404, { error: 'not found' });
+      if (url.searchParams.get('dataset') === 'org/prefs' && (url.searchParams.get('config') !== 'default' || !url.searchParams.get('split')?.endsWith('_prefs'))) return send(404, { error: 'Not found.' });
+      if (url.searchParams.get('dataset') === 'org/missing') return send(404, { error: 'Not found.' });
       if (url.searchParams.get('dataset') === 'org/gated' && req.headers.authorization !== 'Bearer hf_secret') {
         return send(401, { error: 'The dataset does not exist, or is not accessible without authentication.' });
       }
@@ -371,4 +404,16 @@ describe('Hugging Face datasets-server rows', () => {
     expect(r.prompts[0]).toEqual({ id: 'r0', text: 'Prompt number 0', domain: 'instruction', origin: { source: 'hf:org/data/default/train', row: 1 } });
     expect(r.errors).toEqual([{ row: 6, message: 'cell "instruction" was truncated by the server' }]);
   });
+
+  it('names the splits a dataset has when the one asked for is not among them', async () => {
+    const e = await importPromptsFromHf({ dataset: 'org/prefs', split: 'train', baseUrl, retries: 0 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(HfRowsError);
+    expect((e as HfRowsError).message).toBe('org/prefs has no split "train": its splits are train_prefs, test_prefs, train_sft, test_sft. Choose one of them');
+    expect((e as HfRowsError).splits?.map((x) => x.split)).toEqual(['train_prefs', 'test_prefs', 'train_sft', 'test_sft']);
+    const c = await importPromptsFromHf({ dataset: 'org/prefs', config: 'en', split: 'train_prefs', baseUrl, retries: 0 }).catch((x: unknown) => x);
+    expect((c as Error).message).toBe('org/prefs has no config "en": its configs are default. Choose one of them');
+    const none = await importPromptsFromHf({ dataset: 'org/missing', baseUrl, retries: 0 }).catch((x: unknown) => x);
+    expect((none as Error).message).toMatch(/^there is no dataset "org\/missing" that this request may see: check the id \(owner\/name\), or paste an access token/);
+  });
 });
+

@@ -96,9 +96,27 @@ export interface PromptImportResult {
   rows: number;
 }
 
+/** A mapped column the input does not have, or no column for the prompt (PromptImportError.column). */
+export interface ColumnProblem {
+  field: keyof ColumnMapping;
+  /** The column name asked for and not found; undefined when none was given or detected. */
+  given?: string;
+  /** The input's columns. */
+  columns: string[];
+  /** The column that most looks like the field's (for the prompt: the longest texts), if one does. */
+  suggestion?: string;
+}
+
 /** A problem with a whole input (unreadable file, missing column): nothing could be imported. */
 export class PromptImportError extends Error {
   override name = 'PromptImportError';
+  constructor(
+    message: string,
+    /** Set when the problem is a column: which field, and the columns there are. */
+    readonly column?: ColumnProblem,
+  ) {
+    super(message);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,6 +297,38 @@ function describeColumns(columns: ReadonlySet<string>): string {
   return list.length > 0 ? list.slice(0, 20).join(', ') : '(none)';
 }
 
+/** The column whose cells are the longest texts on average (a prompt's), over the first rows. */
+function likelyPromptColumn(rows: readonly RawRow[], columns: ReadonlySet<string>): string | undefined {
+  const sums = new Map<string, { chars: number; n: number }>();
+  for (const r of rows.slice(0, 50)) {
+    if (!isRecord(r.value)) continue;
+    for (const [k, v] of Object.entries(r.value)) {
+      if (!columns.has(k) || typeof v !== 'string') continue;
+      const t = sums.get(k) ?? { chars: 0, n: 0 };
+      t.chars += v.length;
+      t.n++;
+      sums.set(k, t);
+    }
+  }
+  let best: string | undefined;
+  let bestMean = 8; // shorter texts are labels or ids, not prompts
+  for (const [k, t] of sums) if (t.chars / t.n > bestMean) [best, bestMean] = [k, t.chars / t.n];
+  return best;
+}
+
+function noPromptColumn(columns: ReadonlySet<string>, rows: readonly RawRow[] = []): PromptImportError {
+  const suggestion = likelyPromptColumn(rows, columns);
+  return new PromptImportError(
+    `no prompt column: none of the columns (${describeColumns(columns)}) has a name the importer knows (${DEFAULT_COLUMNS.prompt.join(', ')})` +
+      `${suggestion ? `; "${suggestion}" holds the longest texts` : ''}. Rename the prompt's column to "prompt", or choose it as the prompt column`,
+    { field: 'prompt', columns: [...columns], ...(suggestion ? { suggestion } : {}) },
+  );
+}
+
+function missingColumn(field: keyof ColumnMapping, name: string, columns: ReadonlySet<string>): PromptImportError {
+  return new PromptImportError(`column "${name}" (${field}) not found: the columns are ${describeColumns(columns)}`, { field, given: name, columns: [...columns] });
+}
+
 /**
  * The shared row → prompt step. `columns` is the known column set (CSV header, Parquet schema);
  * for JSON rows it is the union of the rows' keys. A mapped column that no row has is a
@@ -287,16 +337,14 @@ function describeColumns(columns: ReadonlySet<string>): string {
 export function rowsToPrompts(rows: readonly RawRow[], opts: PromptImportOptions = {}, columns?: ReadonlySet<string>): PromptImportResult {
   const known = columns ?? new Set(rows.flatMap((r) => (isRecord(r.value) ? Object.keys(r.value) : [])));
   const cols = resolveColumns(opts.mapping, known);
-  if (cols.prompt === undefined) {
-    throw new PromptImportError(`no prompt column: set mapping.prompt (columns: ${describeColumns(known)})`);
-  }
   for (const key of Object.keys(cols) as (keyof ColumnMapping)[]) {
     const name = cols[key];
     const given = opts.mapping?.[key];
     if (name !== undefined && given !== undefined && given !== null && known.size > 0 && !known.has(name) && !known.has(name.split('.')[0])) {
-      throw new PromptImportError(`column "${name}" (${key}) not found (columns: ${describeColumns(known)})`);
+      throw missingColumn(key, name, known);
     }
   }
+  if (cols.prompt === undefined) throw noPromptColumn(known, rows);
   const defaultDomain = opts.domain ?? 'instruction';
   const requireVerifier = opts.requireVerifier ?? true;
   const dedupe = opts.dedupe ?? true;
@@ -594,8 +642,11 @@ export async function importPromptsParquet(data: ArrayBuffer | Uint8Array | Asyn
   const cols = resolveColumns(opts.mapping, columnSet);
   const wanted = [...new Set(Object.values(cols).filter((c): c is string => c !== undefined).map((c) => (columnSet.has(c) ? c : c.split('.')[0])))];
   const missing = wanted.filter((c) => !columnSet.has(c));
-  if (missing.length > 0) throw new PromptImportError(`column "${missing[0]}" not found (columns: ${describeColumns(columnSet)})`);
-  if (cols.prompt === undefined) throw new PromptImportError(`no prompt column: set mapping.prompt (columns: ${describeColumns(columnSet)})`);
+  if (missing.length > 0) {
+    const field = (Object.keys(cols) as (keyof ColumnMapping)[]).find((k) => cols[k] !== undefined && (cols[k] === missing[0] || cols[k]!.split('.')[0] === missing[0])) ?? 'prompt';
+    throw missingColumn(field, missing[0]!, columnSet);
+  }
+  if (cols.prompt === undefined) throw noPromptColumn(columnSet);
   const objects = await parquetReadObjects({ file, metadata, columns: wanted, ...(opts.compressors ? { compressors: opts.compressors } : {}) });
   return rowsToPrompts(
     objects.map((value, k) => ({ row: k + 1, value })),
@@ -688,9 +739,58 @@ export class HfRowsError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    /** The dataset's real configs and splits, when the one asked for is not among them. */
+    readonly splits?: readonly HfSplit[],
   ) {
     super(message);
   }
+}
+
+/** One config/split of a Hub dataset, as datasets-server lists them. */
+export interface HfSplit {
+  config: string;
+  split: string;
+}
+
+const hfSplitsSchema = z.object({ splits: z.array(z.object({ config: z.string(), split: z.string() })) });
+
+/** The configs and splits of a Hub dataset (datasets-server `/splits`). */
+export async function fetchHfSplits(opts: Pick<HfRowsOptions, 'dataset' | 'token' | 'baseUrl' | 'fetch' | 'signal'>): Promise<HfSplit[]> {
+  const base = (opts.baseUrl ?? HF_DATASETS_SERVER).replace(/\/+$/, '');
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const url = `${base}/splits?${new URLSearchParams({ dataset: opts.dataset })}`;
+  const res = await doFetch(url, { headers: { accept: 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) }, signal: opts.signal });
+  if (!res.ok) throw new HfRowsError(`datasets-server ${res.status} for the splits of ${opts.dataset}`, res.status);
+  const parsed = hfSplitsSchema.safeParse(await res.json());
+  if (!parsed.success) throw new HfRowsError(`unexpected /splits response: ${formatZodError(parsed.error)}`);
+  return parsed.data.splits.map(({ config, split }) => ({ config, split }));
+}
+
+/**
+ * Why /rows found nothing for a config/split: the dataset's real splits (then the error names
+ * them), or no dataset this request may see. Null when the split exists after all.
+ */
+async function explainMissingSplit(opts: HfRowsOptions, cause: HfRowsError): Promise<HfRowsError | null> {
+  const config = opts.config ?? 'default';
+  const split = opts.split ?? 'train';
+  let splits: HfSplit[];
+  try {
+    splits = await fetchHfSplits(opts);
+  } catch (e) {
+    if (e instanceof HfRowsError && (e.status === 404 || e.status === 401 || e.status === 403))
+      return new HfRowsError(
+        `there is no dataset "${opts.dataset}" that this request may see: check the id (owner/name)${opts.token ? ', and that your token has access to it' : ', or paste an access token if it is gated or private'}`,
+        e.status,
+      );
+    return null;
+  }
+  if (splits.some((x) => x.config === config && x.split === split)) return null;
+  const list = (xs: readonly string[]) => [...new Set(xs)].join(', ');
+  const configs = splits.map((x) => x.config);
+  if (splits.length > 0 && !configs.includes(config))
+    return new HfRowsError(`${opts.dataset} has no config "${config}": its configs are ${list(configs)}. Choose one of them`, cause.status, splits);
+  const here = splits.filter((x) => x.config === config).map((x) => x.split);
+  return new HfRowsError(`${opts.dataset} has no split "${split}"${config !== 'default' ? ` in config "${config}"` : ''}: its splits are ${list(here)}. Choose one of them`, cause.status, splits);
 }
 
 const hfRowsPageSchema = z.object({
@@ -792,7 +892,14 @@ export async function fetchHfRows(opts: HfRowsOptions): Promise<HfRowsResult> {
 
 /** Prompts from a Hub dataset; row = row_idx + 1; `source` defaults to "hf:<dataset>/<config>/<split>". */
 export async function importPromptsFromHf(opts: HfRowsOptions & PromptImportOptions): Promise<PromptImportResult> {
-  const fetched = await fetchHfRows(opts);
+  let fetched: HfRowsResult;
+  try {
+    fetched = await fetchHfRows(opts);
+  } catch (e) {
+    // A wrong split or config is a 404 (or 422) from /rows: say which ones the dataset has.
+    if (e instanceof HfRowsError && (e.status === 404 || e.status === 422 || e.status === 400)) throw (await explainMissingSplit(opts, e)) ?? e;
+    throw e;
+  }
   const source = opts.source ?? `hf:${opts.dataset}/${opts.config ?? 'default'}/${opts.split ?? 'train'}`;
   const columns = new Set(fetched.features.map((f) => f.name));
   return rowsToPrompts(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RUBRIC } from '../data/score';
 import { endpointPreset } from '../data/sources';
-import { buildJudgeSpec, DEFAULT_JUDGE, explainConnectionError, newSourceEntry, pipelineSources, sourceProblem, toPipelineSource } from './sourcesStore';
+import { baseUrlProblem, buildJudgeSpec, DEFAULT_JUDGE, explainConnectionError, newSourceEntry, pipelineSources, sourceProblem, toPipelineSource } from './sourcesStore';
 
 describe('source entries', () => {
   it('a preset entry has the endpoint URL and the paper default sampling, and a unique name', () => {
@@ -71,3 +71,29 @@ describe('buildJudgeSpec', () => {
     expect(spec).toMatchObject({ type: 'reward', reward: { model: 'armo', path: '/pooling', normalize: { kind: 'minmax', min: -2, max: 2 } } });
   });
 });
+
+describe('baseUrlProblem', () => {
+  it('names a malformed base URL and says how to write it, before any request', () => {
+    expect(baseUrlProblem('http://127.0.0.1:8000/v1')).toBeNull();
+    expect(baseUrlProblem('https://openrouter.ai/api/v1/')).toBeNull();
+    expect(baseUrlProblem('')).toMatch(/^needs a base URL, e\.g\. http:\/\/127\.0\.0\.1:8000\/v1$/);
+    expect(baseUrlProblem('127.0.0.1:8000/v1')).toBe('the base URL “127.0.0.1:8000/v1” has no http:// or https:// at the start: write http://127.0.0.1:8000/v1');
+    expect(baseUrlProblem('localhost:8000/v1')).toContain('write http://localhost:8000/v1');
+    expect(baseUrlProblem('http:/127.0.0.1:8000/v1')).toContain('write http://127.0.0.1:8000/v1');
+    expect(baseUrlProblem('htp://127.0.0.1/v1')).toContain('starts with “htp://”');
+    expect(baseUrlProblem('http://127.0.0.1:80000/v1')).toContain('is not a valid URL: check the host name and the port');
+    expect(baseUrlProblem('http://127.0.0.1:8000/v1 ')).toBeNull();
+    expect(baseUrlProblem('http://127.0.0.1 :8000/v1')).toContain('has a space in it');
+    expect(baseUrlProblem('http://127.0.0.1:8000/v1/chat/completions')).toBe(
+      'the base URL ends in /chat/completions: give the address before it (http://127.0.0.1:8000/v1); the studio adds /chat/completions itself',
+    );
+    expect(baseUrlProblem('http://127.0.0.1:8000/v1?key=1')).toContain('?query');
+  });
+
+  it('makes the source not ready, with the reason', () => {
+    const e = { ...newSourceEntry(undefined, 'x'), model: 'm', baseURL: '127.0.0.1:8000/v1' };
+    expect(sourceProblem(e)).toContain('has no http:// or https://');
+    expect(pipelineSources([e])).toEqual([]);
+  });
+});
+

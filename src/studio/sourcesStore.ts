@@ -70,10 +70,40 @@ export function newSourceEntry(preset: EndpointPreset | undefined, id: string, e
   return { ...rest, id, name, n: RESPONSES_PER_PROMPT.instruction, presetId: preset?.id ?? 'custom', enabled: true, createdAt: new Date().toISOString() };
 }
 
+/**
+ * What is wrong with a base URL as typed, or null. A malformed one is named here, before any
+ * request: sent as it is, the browser would resolve it against the studio's own address (or
+ * refuse it) and the failure would read as a network or CORS problem.
+ */
+export function baseUrlProblem(text: string): string | null {
+  const t = text.trim();
+  const example = 'e.g. http://127.0.0.1:8000/v1';
+  if (!t) return `needs a base URL, ${example}`;
+  if (/\s/.test(t)) return `the base URL “${t}” has a space in it`;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(t)?.[1];
+  if (!scheme) {
+    const secure = /^https/i.test(t);
+    return `the base URL “${t}” has no http:// or https:// at the start: write ${secure ? 'https' : 'http'}://${t.replace(/^https?:?\/*/i, '').replace(/^\/+/, '')}`;
+  }
+  if (!/^https?$/i.test(scheme)) return `the base URL “${t}” starts with “${scheme}://”: it must start with http:// or https://`;
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    return `the base URL “${t}” is not a valid URL: check the host name and the port (1–65535)`;
+  }
+  if (!u.hostname) return `the base URL “${t}” has no host name, ${example}`;
+  if (u.search || u.hash) return `the base URL “${t}” has a ${u.search ? '?query' : '#fragment'}: remove it, ${example}`;
+  const endpoint = /\/(chat\/completions|completions|models|embeddings)\/?$/.exec(u.pathname)?.[1];
+  if (endpoint) return `the base URL ends in /${endpoint}: give the address before it (${t.slice(0, t.lastIndexOf(`/${endpoint}`))}); the studio adds /${endpoint} itself`;
+  return null;
+}
+
 /** What is wrong with an entry before it can be used ('' when nothing). */
 export function sourceProblem(e: SourceEntry): string {
   if (!e.name.trim()) return 'needs a name';
-  if (!/^https?:\/\/[^\s/]+/i.test(e.baseURL.trim())) return 'needs an http(s) base URL';
+  const url = baseUrlProblem(e.baseURL);
+  if (url) return url;
   if (!e.model.trim()) return 'needs a model';
   if (!(Number.isInteger(e.n) && e.n >= 1)) return 'responses per prompt must be a whole number ≥ 1';
   if (!(Number.isInteger(e.concurrency) && e.concurrency >= 1)) return 'concurrency must be a whole number ≥ 1';
@@ -375,6 +405,8 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
     async test(id) {
       const e = get().entries.find((x) => x.id === id);
       if (!e) return;
+      const bad = baseUrlProblem(e.baseURL);
+      if (bad) return set((s) => ({ tests: { ...s.tests, [id]: { state: 'error', message: `Not sent: ${bad}.` } } }));
       set((s) => ({ tests: { ...s.tests, [id]: { state: 'testing' } } }));
       let result: TestState;
       try {
@@ -399,6 +431,8 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
     async listModels(id) {
       const e = get().entries.find((x) => x.id === id);
       if (!e) return;
+      const bad = baseUrlProblem(e.baseURL);
+      if (bad) return set((s) => ({ models: { ...s.models, [id]: { state: 'error', message: `Not sent: ${bad}.` } } }));
       set((s) => ({ models: { ...s.models, [id]: { state: 'loading' } } }));
       let result: ModelList;
       try {
@@ -466,6 +500,9 @@ export const useSourcesStore = create<SourcesStore>((set, get) => {
         set({ judgeTest: { state: 'error', message: what } });
         return;
       }
+      const judgeUrl = spec.type === 'judge' ? spec.judge.source.baseURL : spec.type === 'reward' ? spec.reward.baseURL : null;
+      const badUrl = judgeUrl === null ? null : baseUrlProblem(judgeUrl);
+      if (badUrl) return set({ judgeTest: { state: 'error', message: `Not sent: ${spec.type === 'judge' ? 'the judge source’s' : 'the reward endpoint’s'} ${badUrl.replace(/^the /, '')}.` } });
       set({ judgeTest: { state: 'testing' } });
       const t0 = performance.now();
       let result: JudgeTestState;

@@ -1,9 +1,10 @@
 import { useEffect, useId } from 'react';
 import { DEFAULT_RUBRIC } from '../../data/score';
 import { ENDPOINT_PRESETS, PAPER_SOURCE_MODELS, RESPONSES_PER_PROMPT, SAMPLING_PRESETS, endpointPreset, samplingPresetForModel } from '../../data/sources';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { NumberField, SecretField } from '../components/fields';
 import { RawText } from '../components/RawText';
-import { DEFAULT_REQUEST_TIMEOUT_S, JUDGE_TEST_SAMPLE, sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
+import { baseUrlProblem, DEFAULT_REQUEST_TIMEOUT_S, JUDGE_TEST_SAMPLE, sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
 
 /** The Sources page: the OpenAI-compatible models asked for responses, and the optional judge. */
 export function SourcesPage() {
@@ -69,6 +70,8 @@ function SourceCard({ entry: e, index }: { entry: SourceEntry; index: number }) 
   const listId = useId();
   const preset = endpointPreset(e.presetId);
   const problem = sourceProblem(e);
+  const urlProblem = baseUrlProblem(e.baseURL);
+  const isJudge = useSourcesStore((s) => s.judge.kind === 'judge' && s.judge.sourceId === e.id);
   const patch = (p: Partial<SourceEntry>) => update(e.id, p);
   const suggested = e.model ? samplingPresetForModel(e.model) : null;
 
@@ -90,7 +93,15 @@ function SourceCard({ entry: e, index }: { entry: SourceEntry; index: number }) 
         </label>
         <label className="field field--wide">
           <span>Base URL</span>
-          <input type="url" value={e.baseURL} onChange={(ev) => patch({ baseURL: ev.target.value.trim() })} spellCheck={false} autoComplete="off" />
+          <input
+            type="url"
+            value={e.baseURL}
+            onChange={(ev) => patch({ baseURL: ev.target.value.trim() })}
+            spellCheck={false}
+            autoComplete="off"
+            aria-invalid={urlProblem ? true : undefined}
+          />
+          {urlProblem && <small className="field-hint error-text">{urlProblem[0]!.toUpperCase() + urlProblem.slice(1)}.</small>}
         </label>
         <SecretField label="API key" value={e.apiKey} onChange={(v) => patch({ apiKey: v.trim() })} placeholder={preset?.needsKey === false ? 'not needed' : 'sk-…'} />
         <div className="field field--wide">
@@ -199,9 +210,23 @@ function SourceCard({ entry: e, index }: { entry: SourceEntry; index: number }) 
         <button type="button" className="button" onClick={() => void test(e.id)} disabled={testState?.state === 'testing' || !e.model || !e.baseURL}>
           Test connection
         </button>
-        <button type="button" className="button button--secondary" onClick={() => void remove(e.id)}>
+        <ConfirmButton
+          aria-label={`Remove ${e.name || 'this source'}`}
+          title={`Remove the source “${e.name || 'Unnamed source'}”?`}
+          body={
+            <>
+              <p>
+                Its settings{e.apiKey ? ' and its API key' : ''} are deleted from this browser{e.apiKey ? ': to use it again you will need to paste the key again' : ''}.
+                The responses it already gave stay in the data run, but it is not asked again.
+              </p>
+              {isJudge && <p>It is also the judge: the judge will need another source.</p>}
+            </>
+          }
+          confirmLabel="Remove source"
+          onConfirm={() => remove(e.id)}
+        >
           Remove
-        </button>
+        </ConfirmButton>
         {problem && <span className="muted">Not ready: {problem}.</span>}
       </div>
       <div role="status" aria-live="polite" aria-label={`Connection test of ${e.name}`}>
