@@ -164,7 +164,12 @@ export const DEMO_MODEL_OPTIONS = {
 
 export const BUILD_DATA_OPTIONS = {
   prompts: { type: 'string', value: 'FILE', required: true, help: '.jsonl/.json/.csv/.tsv/.parquet with prompt, domain, gold, tests columns' },
-  sources: { type: 'string', value: 'sources.json', required: true, help: 'the source models: [{"name","baseURL","apiKey","model","temperature","top_p","max_tokens","n","concurrency"}…]' },
+  sources: {
+    type: 'string',
+    value: 'sources.json',
+    required: true,
+    help: 'the source models: [{"name","baseURL","apiKey","model","temperature","top_p","max_tokens","n","concurrency"}…], or models on this GPU: {"name","local":true,"model":DIR|URL|REPO|PRESET,"n","max_tokens",…}',
+  },
   judge: {
     type: 'string',
     value: 'judge.json',
@@ -175,6 +180,12 @@ export const BUILD_DATA_OPTIONS = {
   'eval-fraction': { type: 'string', value: 'F', help: 'share of the prompts held out for evaluation (default 0)' },
   seed: { type: 'string', value: 'S', help: 'seed of the eval split and of sampling (default 0)' },
   'code-timeout': { type: 'string', value: 'MS', help: 'time limit of one code test run' },
+  'gpu-memory': {
+    type: 'string',
+    value: 'GIB',
+    help: 'GPU memory local sources may use (GiB): a model whose generation plan needs more is skipped, and batches are sized to fit (default: unknown, only buffer limits are checked)',
+  },
+  'date-string': { type: 'string', value: 'DATE', help: 'the date Llama 3.x chat templates show to local sources and a local reward model, e.g. "26 Jul 2024" (default: today)' },
   quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
 } as const satisfies OptionSpecs;
 
@@ -342,7 +353,8 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
       'The FuseChat-3.0 data recipe: ask every source for n responses per prompt, score them (judge or reward ' +
       'model; math answers and code tests verified), build the SFT and DPO sets and write them to DIR (sft.jsonl, ' +
       'dpo.jsonl, fusechat_*.jsonl, report.json; responses.jsonl and scores.jsonl keep the run, so --resume ' +
-      'continues a stopped one without asking again). An apiKey "$NAME" is read from the environment variable NAME.',
+      'continues a stopped one without asking again). An apiKey "$NAME" is read from the environment variable NAME. ' +
+      'Local sources ({"local": true, "model": …}) generate on this GPU one model at a time, beside the remote ones.',
     options: BUILD_DATA_OPTIONS,
     run: async (p) => (await import('./commands/build-data')).run(p),
   }),
@@ -350,8 +362,9 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
     name: 'demo',
     summary: 'the whole FuseChat-3.0 recipe offline on demo models',
     description:
-      'The whole FuseChat-3.0 recipe offline on demo models: two demo models served as sources, a third as the ' +
-      'reward model (POST /pooling), built-in instruction, math (gold answers) and code (tests) prompts through ' +
+      'The whole FuseChat-3.0 recipe offline on demo models, every one on this GPU: two demo models of different ' +
+      'families (Llama-3 and Qwen3 architectures) as local sources, a demo LlamaForSequenceClassification as the ' +
+      'local reward model, built-in instruction, math (gold answers) and code (tests) prompts through ' +
       "build-data's pipeline into DIR, then LoRA SFT and LN-DPO of the target (DIR/adapter-sft, DIR/adapter-dpo) " +
       'and its greedy answers before and after. A few minutes on a CPU WebGPU.',
     options: DEMO_OPTIONS,

@@ -1,9 +1,10 @@
 // `fuse-studio demo` end to end as a child process (vite-node on src/cli/main.ts, as the other CLI
-// tests): demo models written and served, the data pipeline through /pooling, SFT then DPO on the
-// target, before/after answers. Tiny settings (two instruction prompts, two samples of two
-// tokens per source, one step per stage): the 128k-vocab demo models cost ~1 s a token and
-// ~10-20 s a training step on an idle SwiftShader (the time limits allow for a busy machine).
-// The full pipeline's checks are in src/serve/fusion-serve.test.ts.
+// tests): demo models written (Llama-3 and Qwen3 sources, a Llama reward head), the data pipeline
+// with both sources and the reward model on this GPU, SFT then DPO on the target, before/after
+// answers. Tiny settings (two instruction prompts, two samples of two tokens per source, one step
+// per stage): the 128k/152k-vocab demo models cost ~0.2 s a sampled token and ~10-20 s a training
+// step on an idle SwiftShader (the time limits allow for a busy machine). Local sources in depth:
+// src/data/local-source.test.ts and src/cli/build-data-local.test.ts.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,17 +46,30 @@ describe('fuse-studio demo', () => {
     expect(report.counts).toMatchObject({ prompts: 2, responses: 2 * 2 * 2 });
     const lines = async (f: string) => (await readFile(join(out, f), 'utf8')).split('\n').filter((l) => l.trim()).length;
     expect(await lines('responses.jsonl')).toBe(8);
-    expect(await lines('scores.jsonl')).toBe(8);
+    // Each response scored once; its score rewritten once the run's mapping was fitted (the latest record of a key counts).
+    const scoreKeys = (await readFile(join(out, 'scores.jsonl'), 'utf8')).split('\n').filter((l) => l.trim()).map((l) => (JSON.parse(l) as { key: string }).key);
+    expect(new Set(scoreKeys).size).toBe(8);
     const nSft = report.counts['sft.kept'] ?? 0;
     const nDpo = report.counts['dpo.kept'] ?? 0;
     expect(await lines('sft.jsonl')).toBe(nSft);
     expect(await lines('dpo.jsonl')).toBe(nDpo);
     // The progress lines, the summary and the reasons.
-    expect(r.stderr).toMatch(/serve {4}demo-a at http:\/\/127\.0\.0\.1:\d+\/v1/);
-    expect(r.stderr).toMatch(/requests: demo-a 4 chat \/ 0 pooling, demo-b 4 chat \/ 0 pooling, demo-reward 0 chat \/ 8 pooling/);
+    expect(r.stderr).toMatch(/collect {2}llama-demo {2}4\/4 \(100%\) {2}[\d.]+ tok\/s, batch 4 /);
+    expect(r.stderr).toMatch(/collect {2}qwen3-demo {2}4\/4 \(100%\) {2}[\d.]+ tok\/s, batch 4 /);
     expect(r.stdout).toMatch(/demo data: done/);
+    expect(r.stdout).toMatch(/local {6}llama-demo: 4 generated, 8 tokens .*; GPU pool 0 B → [\d.]+ MiB loaded → 0 B released/);
+    expect(r.stdout).toMatch(/local {6}qwen3-demo: 4 generated, 8 tokens .*; GPU pool 0 B → [\d.]+ MiB loaded → 0 B released/);
     expect(r.stdout).toMatch(/why:\n {2}instruction 2 prompt\(s\)/);
-    expect(r.stdout).toMatch(/timings: models \d+s, serve \d+s, data /);
+    expect(r.stdout).toMatch(/timings: models \d+s, data \d+s, /);
+    // Two families, each with its paper preset; every response scored by the local reward model.
+    const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { sources: { name: string; local: boolean }[]; judge: { type: string } };
+    expect(run.sources.map((s) => [s.name, s.local])).toEqual([['llama-demo', true], ['qwen3-demo', true]]);
+    expect(run.judge.type).toBe('local-reward');
+    const collected = (report as unknown as { collect: { sources: { local: { sampling: object; gpu: { baselineBytes: number; afterBytes: number } } }[] } }).collect.sources;
+    expect(collected.map((s) => s.local.sampling)).toEqual([{ temperature: 0.8, top_p: 0.95, repetition_penalty: 1 }, { temperature: 0.7, top_p: 0.8, repetition_penalty: 1.05 }]);
+    for (const s of collected) expect(s.local.gpu.afterBytes).toBe(s.local.gpu.baselineBytes);
+    const scored = (await readFile(join(out, 'scores.jsonl'), 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { judge: { method: string; raw: number } });
+    expect(scored.every((x) => x.judge.method === 'reward' && Number.isFinite(x.judge.raw))).toBe(true);
 
     // Two instruction prompts split 4:6 give one SFT-side and one DPO-side prompt.
     const config = parseModelConfig(JSON.parse(await readFile(join(out, 'models/target/config.json'), 'utf8')));

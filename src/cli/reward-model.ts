@@ -1,7 +1,7 @@
 // A reward model for the CLI (`reward`, and build-data's local-reward judge): --model as a folder,
 // URL or Hub repo; a causal LM is refused from its config.json, before any weight is read. Loading
 // it is model.ts's loadModelForCli, as for every model command.
-import { engineRewardRunner, expectRewardConfig, RewardModelError } from '../data/local-reward';
+import { engineRewardRunner, expectRewardConfig, RewardModelError, type RewardTokenOptions } from '../data/local-reward';
 import type { RewardModelRunner } from '../data/score';
 import { parseModelConfig } from '../model/config';
 import type { ModelSource } from '../model/source';
@@ -15,15 +15,38 @@ export async function openRewardModelSource(spec: string): Promise<ModelSource> 
   return source;
 }
 
-/** A local reward model as build-data's judge: checked, loaded onto the GPU, as the pipeline's runner. */
-export async function loadRewardRunner(spec: string): Promise<{ runner: RewardModelRunner; release(): void }> {
+/**
+ * A local reward model as build-data's judge: checked now (a *ForSequenceClassification with a
+ * tokenizer; nothing loaded), loaded onto the GPU when it first scores, so local sources generate
+ * before it takes any GPU memory.
+ */
+export async function loadRewardRunner(spec: string, o: RewardTokenOptions = {}): Promise<{ runner: RewardModelRunner; load(): Promise<void>; release(): void }> {
   const source = await openRewardModelSource(spec);
   if (!(await hasTokenizer(source))) throw new RewardModelError(`${source.description} has no tokenizer.json: a reward model that judges responses reads them as text`);
-  const m = await loadModelForCli(source);
-  try {
-    return { runner: engineRewardRunner({ model: m.model, tokenizer: m.tokenizer, description: source.description }), release: m.release };
-  } catch (e) {
-    m.release();
-    throw e;
-  }
+  let loading: Promise<{ runner: RewardModelRunner; release(): void }> | null = null;
+  const load = async () => {
+    const m = await loadModelForCli(source);
+    try {
+      return { runner: engineRewardRunner({ model: m.model, tokenizer: m.tokenizer, description: source.description }, o), release: m.release };
+    } catch (e) {
+      m.release();
+      throw e;
+    }
+  };
+  return {
+    runner: {
+      async score(conversations, signal) {
+        loading ??= load();
+        return (await loading).runner.score(conversations, signal);
+      },
+    },
+    /** Loads it now (build-data: when scoring begins, so a load failure stops the run there). */
+    async load() {
+      loading ??= load();
+      await loading;
+    },
+    release() {
+      void loading?.then((m) => m.release(), () => {});
+    },
+  };
 }

@@ -89,6 +89,11 @@ export interface PipelineOptions {
   judge?: JudgeSpec;
   /** The loaded reward model of a 'local-reward' judge (the host loads it: local-reward.ts). */
   rewardModel?: RewardModelRunner;
+  /**
+   * Called once when the score phase begins and something is to be scored: a host loads its local
+   * reward model here, after the local sources have released the GPU (an error stops the run).
+   */
+  beforeScoring?: () => Promise<void>;
   /** Domains the judge scores (default instruction, math, code; "other" is never scored). */
   judgeDomains?: readonly Domain[];
   /** Runs code prompts' tests; without one, code responses are unjudged (and dropped). */
@@ -512,6 +517,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       progress.skipped++;
     } else todo.push({ r, p, scorer });
   }
+  if (todo.length > 0) await opts.beforeScoring?.();
   const t0 = Date.now();
   // The recent pace (rate.ts): an ETA that grows while a response takes long, not the average since the start.
   const rate = new DecayingRate(t0);

@@ -19,7 +19,8 @@ import { loadModel } from './load';
 import { localFolderSource } from './source-node';
 import { createDecoderModel } from './decoder';
 import { hostWeightsFromNames } from './random';
-import { referenceForward } from './reference';
+import { referenceForward, referenceReward } from './reference';
+import { scoreRewards } from './reward';
 import { argmax } from './sampling';
 import { generate } from './generate';
 
@@ -321,6 +322,52 @@ describe('demo models of the other families', () => {
         }
         const got = await generate(model, { promptIds: prompt, maxNewTokens: 3, sampling: { temperature: 0 } });
         expect(got.ids).toEqual(want.slice(0, got.ids.length));
+      } finally {
+        model.release();
+        releaseWeights(loaded.weights);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('demo reward models (head: sequence-classification)', () => {
+  it('qwen3: Qwen3ForSequenceClassification with num_labels 1 and Qwen\'s pad token, score.weight instead of lm_head, no generation config', async () => {
+    const files = generateDemoModel(null, { family: 'qwen3', head: 'sequence-classification', vocabSize: 512 });
+    expect([...files.keys()].sort()).toEqual(['config.json', 'model.safetensors']);
+    expect(json(files, 'config.json')).toMatchObject({ architectures: ['Qwen3ForSequenceClassification'], id2label: { '0': 'LABEL_0' }, pad_token_id: 151643 });
+    const config = parseModelConfig(json(files, 'config.json'));
+    expect(config).toMatchObject({ family: 'qwen3', head: 'sequence-classification', numLabels: 1, qkNorm: true });
+    const header = await readSafetensorsHeader(memorySource('model.safetensors', files.get('model.safetensors')!));
+    expectTensorsMatch(config, [header], 'BF16');
+    expect(header.tensors.get('score.weight')!.shape).toEqual([1, 64]);
+  });
+
+  it('llama: a LlamaForSequenceClassification folder with the Llama 3.2 tokenizer whose rewards equal the float64 reference', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fuse-demo-reward-'));
+    try {
+      await writeDemoModel(dir, { head: 'sequence-classification', seed: 3 });
+      expect((await readdir(dir)).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+      const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+      expect(raw).toMatchObject({ architectures: ['LlamaForSequenceClassification'], id2label: { '0': 'LABEL_0' }, pad_token_id: 128004 });
+      const ctx = await testContext();
+      const loaded = await loadModel(ctx, localFolderSource(dir));
+      const { config } = loaded;
+      expect(config).toMatchObject({ head: 'sequence-classification', numLabels: 1 });
+      const model = createDecoderModel(ctx, loaded.weights);
+      try {
+        const files = new Map([['model.safetensors', new Uint8Array(await readFile(join(dir, 'model.safetensors')))]]);
+        const header = await readSafetensorsHeader(memorySource('model.safetensors', files.get('model.safetensors')!));
+        expectTensorsMatch(config, [header], 'BF16');
+        expect(header.tensors.has('lm_head.weight')).toBe(false);
+        const host = hostWeightsFromNames(config, 'bf16', (name) => Float64Array.from(floats(files, header, name)));
+        const tok = loadTokenizer(loaded.tokenizerFiles!);
+        const seqs = ['The capital of France is Paris.', 'Paris.'].map((a) => tok.encodeChat([{ role: 'user', content: 'Capital of France?' }, { role: 'assistant', content: a }], { dateString: '26 Jul 2024' }).ids);
+        const got = await scoreRewards(model, seqs);
+        const want = seqs.map((ids) => referenceReward(host, { batchSize: 1, seqLen: ids.length, ids, mask: new Array<number>(ids.length).fill(1) })[0]!);
+        for (let i = 0; i < 2; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(want[i]!)));
+        expect(got[0]).not.toBeCloseTo(got[1]!, 6);
       } finally {
         model.release();
         releaseWeights(loaded.weights);

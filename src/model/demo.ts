@@ -17,7 +17,7 @@
 import { f32ToF16Bits } from '../gpu/dtype';
 import { llama32TokenizerConfig, LLAMA3_VOCAB_SIZE, toLlama32TokenizerJson } from '../tokenizer/llama3';
 import { qwenTokenizerFiles, type Qwen3TokenizerSource } from '../tokenizer/qwen';
-import type { FamilyName } from './families';
+import { FAMILIES, type FamilyName, type ModelHead } from './families';
 import { parseModelConfig } from './config';
 import { writeSafetensors, type SafetensorsDType } from './safetensors';
 import { expectedTensors } from './weights';
@@ -31,6 +31,12 @@ export interface DemoModelOptions {
    * MistralForCausalLM config over the Llama 3 tokenizer.
    */
   family?: FamilyName;
+  /**
+   * 'causal-lm' (default) or 'sequence-classification': a reward model (*ForSequenceClassification,
+   * num_labels 1, pad_token_id the tokenizer's padding token, score.weight instead of lm_head; no
+   * generation_config.json), as Skywork-Reward-V2 ships.
+   */
+  head?: ModelHead;
   /** Default 0x5eed. */
   seed?: number;
   hiddenSize?: number; // 64
@@ -58,6 +64,7 @@ export interface DemoModelOptions {
 
 export const DEMO_MODEL_DEFAULTS = {
   family: 'llama' as FamilyName,
+  head: 'causal-lm' as ModelHead,
   seed: 0x5eed,
   hiddenSize: 64,
   numLayers: 2,
@@ -92,6 +99,7 @@ function resolve(o: DemoModelOptions): Resolved {
   const familyDefaults = family === 'qwen2' || family === 'qwen3' ? { vocabSize: QWEN_VOCAB, ropeScaling: false, maxPositionEmbeddings: family === 'qwen3' ? 40960 : 32768 } : family === 'mistral' ? { ropeScaling: false, maxPositionEmbeddings: 32768 } : {};
   const r = { ...DEMO_MODEL_DEFAULTS, ...familyDefaults, ...stripUndefined(o) } as Resolved;
   if (!['llama', 'mistral', 'qwen2', 'qwen3'].includes(r.family)) throw new RangeError(`demo model: family must be llama, mistral, qwen2 or qwen3, got ${r.family}`);
+  if (r.head !== 'causal-lm' && r.head !== 'sequence-classification') throw new RangeError(`demo model: head must be causal-lm or sequence-classification, got ${String(r.head)}`);
   if (r.family !== 'llama' && r.ropeScaling) throw new RangeError(`demo model: llama3 rope scaling is a Llama 3 setting, not ${r.family}'s`);
   r.headDim = o.headDim ?? r.hiddenSize / r.numHeads;
   for (const k of ['hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'vocabSize', 'shards', 'maxPositionEmbeddings'] as const)
@@ -138,9 +146,23 @@ const f = (x: number) => new PyFloat(x);
 const TORCH_DTYPE: Record<DemoDType, string> = { bf16: 'bfloat16', f16: 'float16', f32: 'float32' };
 const ST_DTYPE: Record<DemoDType, SafetensorsDType> = { bf16: 'BF16', f16: 'F16', f32: 'F32' };
 
+/** Llama 3.2's <|finetune_right_pad_id|> and Qwen's <|endoftext|>: the reward heads' padding tokens. */
+const PAD = { llama: 128004, qwen: 151643 };
+
 /** config.json as transformers writes it for these options (an object; PyFloat marks floats). */
 function configObject(r: Resolved): Record<string, unknown> {
-  if (r.family !== 'llama') return otherFamilyConfig(r);
+  const c = r.family === 'llama' ? llamaConfig(r) : otherFamilyConfig(r);
+  c.architectures = [FAMILIES[r.family].architectures[r.head]];
+  if (r.head === 'sequence-classification') {
+    // transformers' num_labels = 1: one id2label entry.
+    c.id2label = { '0': 'LABEL_0' };
+    c.label2id = { LABEL_0: 0 };
+    c.pad_token_id = isQwen(r) ? PAD.qwen : PAD.llama;
+  }
+  return c;
+}
+
+function llamaConfig(r: Resolved): Record<string, unknown> {
   const rope = { factor: f(32), high_freq_factor: f(4), low_freq_factor: f(1), original_max_position_embeddings: 8192, rope_type: 'llama3' };
   const c: Record<string, unknown> = {
     architectures: ['LlamaForCausalLM'],
@@ -387,7 +409,8 @@ export function generateDemoModel(tokenizer: DemoTokenizerSource | Qwen3Tokenize
   const enc = new TextEncoder();
   const files = new Map<string, Uint8Array>();
   files.set('config.json', enc.encode(pyJson(configObject(r)) + '\n'));
-  files.set('generation_config.json', enc.encode(pyJson(generationConfig(r, qwenFiles?.eosTokenIds ?? [QWEN_EOS, QWEN_BOS])) + '\n'));
+  if (r.head === 'causal-lm')
+    files.set('generation_config.json', enc.encode(pyJson(generationConfig(r, qwenFiles?.eosTokenIds ?? [QWEN_EOS, QWEN_BOS])) + '\n'));
 
   const tensors = demoTensors(r);
   const metadata = { format: 'pt' };

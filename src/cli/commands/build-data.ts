@@ -9,7 +9,9 @@ import { ARTIFACTS, runPipeline, type PipelineEvent, type PipelineResult, type S
 import { importPromptsFile, PromptImportError, type Prompt } from '../../data/prompts';
 import { NodeSandbox } from '../../data/sandbox-node';
 import type { SourceProgress } from '../../data/collect';
+import { isLocalSource, type LocalSourceProgress } from '../../data/local-source';
 import { JsonlRunStore } from '../../data/store-jsonl';
+import { formatBytes } from '../../model/memory-plan';
 import type { BUILD_DATA_OPTIONS } from '../commands';
 import { numberOption, UsageError, type Parsed } from './args';
 
@@ -58,13 +60,41 @@ export function formatDuration(seconds: number | null): string {
 
 const pct = (a: number, b: number) => (b > 0 ? `${Math.floor((100 * a) / b)}%` : '100%');
 
+/** A local source's state in words, for its progress line. */
+function localState(l: LocalSourceProgress): string {
+  if (l.state === 'waiting') return 'waiting for the GPU';
+  if (l.state === 'loading') return `loading ${l.model ?? ''}`.trim();
+  const batch = l.batchSize !== undefined ? `, batch ${l.batchSize}` : '';
+  return `${l.tokensPerSecond.toFixed(1)} tok/s${batch}`;
+}
+
 export function formatSourceProgress(p: SourceProgress, nameWidth = 0): string {
-  const extra = [p.failed ? `${p.failed} failed` : '', p.retries ? `${p.retries} retries` : '', p.skipped ? `${p.skipped} from earlier runs` : '']
+  const head = `collect  ${p.name.padEnd(nameWidth)}  `;
+  if (p.local?.state === 'skipped') return `${head}skipped: ${p.local.skipReason ?? ''}`;
+  const extra = [
+    p.failed ? `${p.failed} failed` : '',
+    p.retries ? `${p.retries} retries` : '',
+    p.skipped ? `${p.skipped} from earlier runs` : '',
+    p.local && p.local.state !== 'waiting' && p.local.state !== 'loading' ? `${p.local.generated} generated` : '',
+  ]
     .filter(Boolean)
     .join(', ');
   return (
-    `collect  ${p.name.padEnd(nameWidth)}  ${p.done}/${p.total} (${pct(p.done, p.total)})  ` +
-    `${p.ratePerMinute.toFixed(1)}/min  ETA ${formatDuration(p.etaSeconds)}${extra ? `  [${extra}]` : ''}`
+    `${head}${p.done}/${p.total} (${pct(p.done, p.total)})  ` +
+    `${p.local ? `${localState(p.local)}  ` : ''}${p.ratePerMinute.toFixed(1)}/min  ETA ${formatDuration(p.etaSeconds)}${extra ? `  [${extra}]` : ''}`
+  );
+}
+
+/** A local source's line of the summary: what it generated, how fast, and the GPU pool around it. */
+export function formatLocalSummary(p: SourceProgress): string | null {
+  const l = p.local;
+  if (!l) return null;
+  if (l.state === 'skipped') return `skipped    ${p.name}: ${l.skipReason ?? ''}`;
+  if (!l.gpu) return `local      ${p.name}: nothing to generate`;
+  const g = l.gpu;
+  return (
+    `local      ${p.name}: ${l.generated} generated, ${l.tokens} tokens in ${formatDuration(l.generateSeconds ?? null)} (${l.tokensPerSecond.toFixed(1)} tok/s, batch ${l.batchSize ?? '?'}; load ${formatDuration(l.loadSeconds ?? null)}); ` +
+    `GPU pool ${formatBytes(g.baselineBytes)} → ${formatBytes(g.loadedBytes)} loaded → ${formatBytes(g.afterBytes)} released`
   );
 }
 
@@ -100,11 +130,12 @@ export class ProgressPrinter {
       }
       case 'collect': {
         const width = Math.max(...e.sources.map((s) => s.name.length));
-        const completed = e.sources.filter((s) => s.done + s.failed === s.total && s.inFlight === 0 && !this.finished.has(`c:${s.sourceId}`));
+        const over = (s: SourceProgress) => (s.done + s.failed === s.total && s.inFlight === 0) || s.local?.state === 'skipped';
+        const completed = e.sources.filter((s) => over(s) && !this.finished.has(`c:${s.sourceId}`));
         if (phaseChanged || now - this.last >= this.intervalMs) {
           this.last = now;
           for (const s of e.sources) this.write(formatSourceProgress(s, width));
-          for (const s of e.sources) if (s.done + s.failed === s.total && s.inFlight === 0) this.finished.add(`c:${s.sourceId}`);
+          for (const s of e.sources) if (over(s)) this.finished.add(`c:${s.sourceId}`);
         } else {
           for (const s of completed) {
             this.finished.add(`c:${s.sourceId}`);
@@ -156,6 +187,10 @@ export function formatSummary(res: PipelineResult, out: string, command = 'build
   if (res.collect) {
     const c = res.collect;
     lines.push(`responses  ${c.collected + c.skipped} stored (${c.collected} new, ${c.skipped} from earlier runs), ${c.failed} failed${c.pending ? `, ${c.pending} pending` : ''}`);
+    for (const p of c.sources) {
+      const line = formatLocalSummary(p);
+      if (line) lines.push(line);
+    }
   }
   if (res.score) {
     const s = res.score;
@@ -186,6 +221,9 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
   const seedText = values.seed;
   const seed = seedText === undefined ? 0 : /^-?\d+$/.test(seedText) ? Number(seedText) : seedText;
   const codeTimeoutMs = numberOption('code-timeout', values['code-timeout']);
+  const gpuMemoryGiB = numberOption('gpu-memory', values['gpu-memory']);
+  if (gpuMemoryGiB !== undefined && !(gpuMemoryGiB > 0)) throw new UsageError(`--gpu-memory: must be a number of GiB above 0, got ${values['gpu-memory']}`);
+  const dateString = values['date-string'];
   const out = values.out!;
   const err = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -196,9 +234,14 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
 
   const hasRun = existsSync(join(out, ARTIFACTS.run)) || existsSync(join(out, JsonlRunStore.RESPONSES));
   if (hasRun && !values.resume) throw new UsageError(`${out} already holds a run: pass --resume to continue it, or choose another --out`);
-  // A local reward model: refused unless a *ForSequenceClassification, loaded onto the GPU before
-  // anything is asked (the engine is imported only for it).
-  const reward = judge?.spec.type === 'local-reward' ? await (await import('../reward-model')).loadRewardRunner(judge.spec.localReward.model) : undefined;
+  // A local reward model: refused unless a *ForSequenceClassification before anything is asked,
+  // loaded onto the GPU when scoring begins, after the local sources (the engine is imported only
+  // for local models).
+  const chat = dateString !== undefined ? { dateString } : {};
+  const reward = judge?.spec.type === 'local-reward' ? await (await import('../reward-model')).loadRewardRunner(judge.spec.localReward.model, chat) : undefined;
+  const localRunner = sources.some(isLocalSource)
+    ? new (await import('../local-runner')).NodeLocalRunner({ memoryBytes: gpuMemoryGiB !== undefined ? gpuMemoryGiB * 1024 ** 3 : null })
+    : undefined;
   // The judge's gap window, in its own units, for the pairs it ranks.
   const gap = judge?.gapWindow;
   const construct = gap ? { instructionGap: gap, ...(judge!.domains.includes('math') ? { mathGap: gap } : {}) } : undefined;
@@ -232,6 +275,12 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
       sources,
       ...(judge ? { judge: judge.spec, judgeDomains: judge.domains } : {}),
       ...(reward ? { rewardModel: reward.runner } : {}),
+      ...(localRunner ? { local: { runner: localRunner, ...chat } } : {}),
+      // The local sources are done: their GPU context goes before the reward model loads.
+      beforeScoring: async () => {
+        await localRunner?.close();
+        await reward?.load();
+      },
       ...(construct ? { construct } : {}),
       ...(sandbox ? { sandbox } : {}),
       ...(codeTimeoutMs !== undefined ? { codeTimeoutMs } : {}),
@@ -247,6 +296,7 @@ export async function run({ values }: Parsed<typeof BUILD_DATA_OPTIONS>): Promis
     await sandbox?.dispose();
     await store.close();
     reward?.release();
+    await localRunner?.close();
   }
   for (const w of res.warnings) err(`warning: ${w}`);
   console.log(formatSummary(res, out));

@@ -1,17 +1,19 @@
 // fuse-studio demo: the whole FuseChat-3.0 recipe offline, in one command, on demo models.
 //
-//   1. models     two differently-seeded demo models as the source models, a third as the reward
-//                 model, and the target (the default demo model), written under OUT/models/
-//   2. serve      the sources and the reward model behind `fuse-studio serve`'s OpenAI-compatible
-//                 API (startServer, in-process, 127.0.0.1 on free ports)
-//   3. data       runPipeline (what `build-data` runs) over a small built-in prompt set:
-//                 instruction prompts scored by the reward model through POST /pooling (the served
-//                 model's mean per-token log-probability of the response: a likelihood reward, weak
-//                 but real), math prompts checked against gold answers, code prompts run against
-//                 their tests in the Node sandbox (JavaScript; Python through Pyodide)
-//   4. train      LoRA SFT on sft.jsonl, then LN-DPO on dpo.jsonl continuing the SFT adapter, which
+//   1. models     two demo models of different families as the source models (a Llama-3 and a
+//                 Qwen3 architecture, each with its real tokenizer and chat template), a Llama-3
+//                 LlamaForSequenceClassification as the reward model, and the target (the default
+//                 demo model), written under OUT/models/
+//   2. data       runPipeline (what `build-data` runs) over a small built-in prompt set, every
+//                 model on this GPU: the sources generate one after the other (local sources:
+//                 batched, each model released before the next loads), then the reward model
+//                 scores the responses (its raw rewards mapped to [0, 1] by a sigmoid fitted to
+//                 the run, the DPO gap window in the run's reward spread), math prompts checked
+//                 against gold answers, code prompts run against their tests in the Node sandbox
+//                 (JavaScript; Python through Pyodide)
+//   3. train      LoRA SFT on sft.jsonl, then LN-DPO on dpo.jsonl continuing the SFT adapter, which
 //                 is also the DPO reference policy (`train sft` then `train dpo --adapter`)
-//   5. compare    greedy answers of the base target and of base + SFT+DPO adapter
+//   4. compare    greedy answers of the base target and of base + SFT+DPO adapter
 //
 // Random demo models write gibberish, so math and code rarely give rows (the report says why);
 // the demo trains on whatever the recipe kept and skips a stage whose set is empty. Progress and
@@ -19,17 +21,17 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DpoReason, PromptReport, SftReason } from '../../data/construct';
+import { makeLocalSource } from '../../data/local-source';
 import { ARTIFACTS, runPipeline, type PipelineResult } from '../../data/pipeline';
 import type { Domain, Prompt } from '../../data/prompts';
 import { NodeSandbox } from '../../data/sandbox-node';
 import type { JudgeSpec } from '../../data/score';
-import { makeSource, type Source } from '../../data/sources';
 import { JsonlRunStore } from '../../data/store-jsonl';
 import { writeDemoModel } from '../../model/demo-node';
 import { generate } from '../../model/generate';
-import { LLAMA3_VOCAB_SIZE } from '../../tokenizer/llama3';
-import { startServer, type RunningServer } from '../../serve/model-backend';
+import { NodeLocalRunner } from '../local-runner';
 import { loadModelForCli, openModelSource } from '../model';
+import { loadRewardRunner } from '../reward-model';
 import type { DEMO_OPTIONS } from '../commands';
 import { intOption, UsageError, type Parsed } from './args';
 import { formatDuration, formatSummary, ProgressPrinter } from './build-data';
@@ -40,8 +42,12 @@ export const DEMO_DEFAULTS = { out: 'fuse-demo', prompts: 4, samples: 2, maxToke
 /** The Llama 3.x "Today Date" every demo step uses, so runs repeat exactly. */
 export const DEMO_DATE = '26 Jul 2024';
 
-/** Demo model seeds of the two sources and the reward model (the target is the default demo model). */
-export const DEMO_MODEL_SEEDS = { a: 1, b: 2, judge: 3 } as const;
+/** The demo's source models (two families) and reward model; the target is the default demo model. */
+export const DEMO_MODELS = {
+  a: { name: 'llama-demo', family: 'llama', seed: 1 },
+  b: { name: 'qwen3-demo', family: 'qwen3', seed: 2 },
+  judge: { name: 'reward-demo', family: 'llama', seed: 3 },
+} as const;
 
 /**
  * The built-in prompts, in the order `--prompts N` takes them: two instruction prompts first (the
@@ -60,15 +66,6 @@ export const DEMO_PROMPTS: readonly Prompt[] = [
   { id: 'i5', domain: 'instruction', text: 'Describe a sunset in two sentences.' },
   { id: 'm3', domain: 'math', text: 'What is 100 divided by 8? Give the answer in \\boxed{}.', gold: '12.5' },
 ];
-
-/**
- * The reward model's scores (mean log-prob per token, ≤ 0) mapped to [0, 1] linearly over
- * −ln V ± 0.5 nats (−ln V: a uniform model). A random demo model is close to uniform: its scores
- * of the sources' responses sit within a few tenths of a nat of −ln V, and two samples of one
- * source differ by 0.01–0.15 nats per token; on this scale the recipe's instruction gap window
- * [0.01, 0.1] asks chosen and rejected to differ by 0.01 to 0.1 nat per token, so some pairs pass.
- */
-export const DEMO_REWARD_NORMALIZATION = { kind: 'minmax' as const, min: -Math.log(LLAMA3_VOCAB_SIZE) - 0.5, max: -Math.log(LLAMA3_VOCAB_SIZE) + 0.5 };
 
 /** Training settings of the demo: the recipe's stages with learning rates large enough for a few steps to show. */
 export const DEMO_TRAINING = { rank: 8, sftLr: 1e-2, dpoLr: 5e-3, batchSize: 2 };
@@ -149,44 +146,40 @@ export async function run({ values: v }: Parsed<typeof DEMO_OPTIONS>): Promise<n
 
   // ---- 1. models
   const models = { a: join(out, 'models', 'source-a'), b: join(out, 'models', 'source-b'), judge: join(out, 'models', 'reward'), target: join(out, 'models', 'target') };
-  err(`demo     writing the demo models to ${join(out, 'models')} (sources: seeds ${DEMO_MODEL_SEEDS.a} and ${DEMO_MODEL_SEEDS.b}; reward model: seed ${DEMO_MODEL_SEEDS.judge}; target: the default demo model)`);
-  await writeDemoModel(models.a, { seed: DEMO_MODEL_SEEDS.a });
-  await writeDemoModel(models.b, { seed: DEMO_MODEL_SEEDS.b });
-  await writeDemoModel(models.judge, { seed: DEMO_MODEL_SEEDS.judge });
+  const { a, b, judge } = DEMO_MODELS;
+  err(
+    `demo     writing the demo models to ${join(out, 'models')} (sources: a ${a.family} and a ${b.family} architecture, seeds ${a.seed} and ${b.seed}; ` +
+      `reward model: a ${judge.family} *ForSequenceClassification, seed ${judge.seed}; target: the default demo model)`,
+  );
+  await writeDemoModel(models.a, { family: a.family, seed: a.seed });
+  await writeDemoModel(models.b, { family: b.family, seed: b.seed });
+  await writeDemoModel(models.judge, { family: judge.family, seed: judge.seed, head: 'sequence-classification' });
   await writeDemoModel(models.target);
   phase('models');
 
-  // ---- 2. serve
+  // ---- 2. data: the sources on this GPU one after the other, then the reward model
   const prompts = DEMO_PROMPTS.slice(0, nPrompts);
-  const servers: RunningServer[] = [];
   let res: PipelineResult;
   const sandbox = prompts.some((p) => p.domain === 'code') ? new NodeSandbox() : undefined;
+  const runner = new NodeLocalRunner();
+  const reward = await loadRewardRunner(models.judge, { dateString: DEMO_DATE });
   try {
-    const serve = async (model: string, name: string) => {
-      const s = await startServer({ model, port: 0, modelName: name, dateString: DEMO_DATE, defaultMaxTokens: maxTokens });
-      servers.push(s);
-      err(`serve    ${name} at ${s.baseURL}`);
-      return s;
-    };
-    const [a, b, judge] = [await serve(models.a, 'demo-a'), await serve(models.b, 'demo-b'), await serve(models.judge, 'demo-reward')];
-    phase('serve');
-
-    // ---- 3. data
-    const source = (s: RunningServer): Source =>
-      makeSource({ id: s.modelId, name: s.modelId, baseURL: s.baseURL, apiKey: '', model: s.modelId, temperature: 0.8, top_p: 0.95, max_tokens: maxTokens, n: samples, concurrency: 1, seed });
-    const judgeSpec: JudgeSpec = {
-      type: 'reward',
-      // vLLM's route at the server root, as for a real reward model.
-      reward: { baseURL: `http://${judge.host}:${judge.port}`, apiKey: '', model: judge.modelId, path: '/pooling', scorePath: 'data.0.data.0', normalize: DEMO_REWARD_NORMALIZATION },
-      concurrency: 2,
-    };
+    // Sampling: the paper's preset of each source's family (Qwen T 0.7, top-p 0.8, repetition penalty 1.05; Llama T 0.8, top-p 0.95).
+    const source = (name: string, model: string) => makeLocalSource({ id: name, name, model, max_tokens: maxTokens, n: samples, seed });
+    const judgeSpec: JudgeSpec = { type: 'local-reward', localReward: { model: models.judge, normalize: { kind: 'run' } } };
     const store = await JsonlRunStore.open(out);
     const printer = new ProgressPrinter(err, process.stderr.isTTY ? 1000 : 5000);
     try {
       res = await runPipeline({
         prompts,
-        sources: [source(a), source(b)],
+        sources: [source(a.name, models.a), source(b.name, models.b)],
+        local: { runner, dateString: DEMO_DATE },
         judge: judgeSpec,
+        rewardModel: reward.runner,
+        beforeScoring: async () => {
+          await runner.close();
+          await reward.load();
+        },
         ...(sandbox ? { sandbox } : {}),
         store,
         seed,
@@ -195,11 +188,10 @@ export async function run({ values: v }: Parsed<typeof DEMO_OPTIONS>): Promise<n
     } finally {
       await store.close();
     }
-    const requests = servers.map((s) => `${s.modelId} ${s.stats().chat} chat / ${s.stats().pooling} pooling`).join(', ');
-    err(`serve    requests: ${requests}`);
   } finally {
     await sandbox?.dispose();
-    await Promise.all(servers.map((s) => s.close()));
+    reward.release();
+    await runner.close();
   }
   phase('data');
   for (const w of res.warnings) err(`warning: ${w}`);
