@@ -164,6 +164,21 @@ describe('runPipeline end to end against local sources and a judge', () => {
     expect(JSON.parse(await file(ARTIFACTS.run)).sources[0].apiKey).toBe('<redacted>');
   });
 
+  it('asks no source in notAsked, and still builds on what it had stored', async () => {
+    const store = new MemoryRunStore();
+    const before = servers.asked().length;
+    const first = await runPipeline(options(store, { notAsked: ['B'] }));
+    expect(first.collect).toMatchObject({ collected: N_RESPONSES / 2, failed: 0 });
+    expect(servers.asked().length - before).toBe(N_RESPONSES / 2);
+    expect(new Set((await store.list()).map((r) => r.sourceId))).toEqual(new Set(['A']));
+    // B answers now, A is left out: A's stored responses are scored and built on as before.
+    const second = await runPipeline(options(store, { notAsked: ['A'] }));
+    expect(servers.asked().length - before).toBe(N_RESPONSES);
+    expect(second.collect).toMatchObject({ collected: N_RESPONSES / 2 });
+    expect(second.construct!.report.counts.responses).toBe(N_RESPONSES);
+    checkSets(second, (await store.readArtifact(ARTIFACTS.sft))!, (await store.readArtifact(ARTIFACTS.dpo))!);
+  });
+
   it('resumes a run cancelled in collection, then in scoring, asking and scoring nothing twice', async () => {
     // The reference: one uninterrupted run.
     const refStore = new MemoryRunStore();

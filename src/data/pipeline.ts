@@ -119,6 +119,11 @@ export interface PipelineOptions {
   onProgress?: (event: PipelineEvent) => void;
   /** Retry items whose request failed in an earlier run (default true). */
   retryFailed?: boolean;
+  /**
+   * Ids of sources not asked in this run (a host found them unreachable): their stored responses
+   * are scored and built on as usual, but nothing new is requested from them.
+   */
+  notAsked?: readonly string[];
   /** Overrides every source's retry policy. */
   retryPolicy?: Partial<RetryPolicy>;
 }
@@ -466,8 +471,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   // --- collect
   result.phase = 'collect';
+  const notAsked = new Set(opts.notAsked ?? []);
   const collect = await runCollection({
-    sources: opts.sources,
+    sources: notAsked.size ? opts.sources.filter((s) => !notAsked.has(s.id)) : opts.sources,
     prompts: opts.prompts,
     store,
     ...(opts.local ? { local: opts.local } : {}),
