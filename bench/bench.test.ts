@@ -177,3 +177,18 @@ describe('decode and load benchmarks', () => {
     expect(byName.get('load.demo.http')!.unit).toBe('MB/s');
   }, 180_000);
 });
+
+describe('local-source collection benchmark', () => {
+  it('collects every item of the demo model on this GPU and reports items/min and tokens/s (< 60 s)', async () => {
+    const json = join(dir, 'collect-local.json');
+    const { code, stderr } = await runCli(['--only', 'collect-local', '--decode-tokens', '2', '--samples', '1', '--warmup', '0', '--json', json], 150_000);
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as Report;
+    validateReport(report);
+    expect(report.results.map((r) => [r.name, r.unit])).toEqual([
+      ['collect-local.demo', 'items/min'],
+      ['collect-local.demo.tokens', 'tokens/s'],
+    ]);
+    for (const r of report.results) expect(r.ours, r.name).toBeGreaterThan(0);
+  }, 180_000);
+});

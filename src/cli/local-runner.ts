@@ -15,6 +15,8 @@ import { checkPreset, openModelSource } from './model';
 export interface NodeLocalRunnerOptions {
   /** GPU bytes a generation may use in all; null or omitted: unknown (only buffer limits are checked). */
   memoryBytes?: number | null;
+  /** A context to load onto (kept open by close()); default: one of its own. */
+  context?: GpuContext;
 }
 
 export class NodeLocalRunner implements LocalModelRunner {
@@ -24,7 +26,7 @@ export class NodeLocalRunner implements LocalModelRunner {
   constructor(private readonly o: NodeLocalRunnerOptions = {}) {}
 
   context(): Promise<GpuContext> {
-    this.ctx ??= createNodeContext();
+    this.ctx ??= this.o.context ? Promise.resolve(this.o.context) : createNodeContext();
     return this.ctx;
   }
 
@@ -70,9 +72,9 @@ export class NodeLocalRunner implements LocalModelRunner {
     };
   }
 
-  /** Destroys the GPU context (every model must be released first). */
+  /** Destroys its own GPU context (every model must be released first). */
   async close(): Promise<void> {
-    if (this.ctx) (await this.ctx).destroy();
+    if (this.ctx && !this.o.context) (await this.ctx).destroy();
     this.ctx = null;
   }
 }
