@@ -47,9 +47,9 @@ const PROMPTS: CollectPrompt[] = [
 const local = (init: Partial<LocalSource> & { model: string }) => makeLocalSource({ max_tokens: 3, n: 2, seed: 7, ...init });
 
 /** Collects with the shared runner; progress events kept. */
-async function collect(sources: Parameters<typeof runCollection>[0]['sources'], store: MemoryRunStore, r: LocalModelRunner = runner, prompts = PROMPTS) {
+async function collect(sources: Parameters<typeof runCollection>[0]['sources'], store: MemoryRunStore, r: LocalModelRunner = runner, prompts = PROMPTS, maxRows?: number) {
   const events: SourceProgress[][] = [];
-  const res = await runCollection({ sources, prompts, store, local: { runner: r, dateString: DATE }, onProgress: (p) => events.push(p) });
+  const res = await runCollection({ sources, prompts, store, local: { runner: r, dateString: DATE, ...(maxRows ? { maxRows } : {}) }, onProgress: (p) => events.push(p) });
   return { res, events };
 }
 
@@ -59,7 +59,8 @@ describe('local sources', () => {
   it('batched collection equals each item generated alone with its seed (Llama, Qwen3 with its repetition penalty); the pool returns to its baseline after each model; a resumed run generates only what is missing, the same', async () => {
     const sources = [local({ id: 'llama', model: models.llama }), local({ id: 'qwen', model: models.qwen3, n: 3 })];
     const store = new MemoryRunStore();
-    const { res, events } = await collect(sources, store);
+    // At most 4 rows together: Llama's 6 rows in batches of 2 prompts × 2, Qwen's 9 in 3 of 1 × 3.
+    const { res, events } = await collect(sources, store, runner, PROMPTS, 4);
     expect(res).toMatchObject({ cancelled: false, collected: 3 * 2 + 3 * 3, failed: 0, pending: 0, skippedSources: [] });
     const ctx = await runner.context();
     for (const id of ['llama', 'qwen']) {
@@ -71,7 +72,7 @@ describe('local sources', () => {
       // Loaded, the pool held the weights; released and trimmed, exactly what it held before.
       expect(p.gpu!.loadedBytes).toBeGreaterThan(p.gpu!.baselineBytes + 10_000_000);
       expect(p.gpu!.afterBytes).toBe(p.gpu!.baselineBytes);
-      expect(p.batchSize).toBeGreaterThan(1);
+      expect(p.batchSize).toBe(id === 'llama' ? 4 : 3);
     }
     expect(ctx.pool.stats().liveBytes).toBe(0);
     // One model at a time: the Qwen source waited while the Llama one generated.

@@ -27,7 +27,7 @@ import type { ModelConfig } from '../model/config';
 import type { DecoderModel } from '../model/decoder';
 import { FAMILIES } from '../model/families';
 import { generateSamples, type GenerateResult } from '../model/generate';
-import { planGenerationBatch, type GenerationBatchPlan } from '../model/memory-plan';
+import { DEFAULT_MAX_GENERATION_ROWS, planGenerationBatch, type GenerationBatchPlan } from '../model/memory-plan';
 import { weightDTypeOf } from '../model/presets';
 import type { LoadedTokenizer } from '../tokenizer';
 import { promptMessages, type Domain, type Prompt } from './prompts';
@@ -114,7 +114,7 @@ export interface LocalCollectOptions {
   runner: LocalModelRunner;
   /** The date Llama 3.x templates show (default: today, as transformers). */
   dateString?: string;
-  /** Rows decoded together at most (default: planGenerationBatch's, 16). */
+  /** Rows decoded together at most (default 16, DEFAULT_MAX_GENERATION_ROWS; fewer where the plan needs). */
   maxRows?: number;
 }
 
@@ -312,7 +312,7 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
       promptTokens,
       maxNewTokens: source.max_tokens,
       samplesPerPrompt: n,
-      maxRows: Math.min(rows, local.maxRows ?? Infinity),
+      maxRows: Math.min(rows, local.maxRows ?? DEFAULT_MAX_GENERATION_ROWS),
     });
   const longest = Math.max(...[...idsOf.values()].map((ids) => ids.length));
   const widest = Math.max(...calls.keys());

@@ -1,7 +1,9 @@
 // The FuseChat-3.0 data recipe (shared/FUSION.md §1–2) as one resumable job over a RunStore:
 //
 //   prompts    split off the held-out eval prompts (seeded), keep the prompt list with the run
-//   collect    every source × prompt × n samples (collect.ts); stored responses are never asked again
+//   collect    every source × prompt × n samples (collect.ts): OpenAI-compatible endpoints, and models
+//              on this GPU one at a time (local-source.ts, through the host's LocalModelRunner);
+//              stored responses are never asked for or generated again
 //   score      each response by its domain (below); a response whose stored score was made by
 //              the same scorer is never scored again; failed scorings are tried again
 //   construct  SFT rows and DPO pairs by the recipe's rules, with the keep/drop report (construct.ts)
