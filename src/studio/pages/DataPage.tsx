@@ -5,7 +5,9 @@ import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
 import { Markdown } from '../components/Markdown';
 import { NumberField, ProgressBar } from '../components/fields';
 import { RawText } from '../components/RawText';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { DEFAULT_PROMPT_TOKEN_LIMIT, longPromptsOf, runPrompts, useDataStore, type ImportEntry } from '../dataStore';
+import { HF_EXAMPLE, importSummary, runPlanCounts } from '../importView';
 import { useModelStore } from '../modelStore';
 import {
   EMPTY_MAPPING,
@@ -142,8 +144,21 @@ function ImportCard() {
           <h3 id="hf-import-title">From a Hugging Face dataset</h3>
           <label className="field">
             <span>Dataset id</span>
-            <input type="text" value={hf.dataset} onChange={(e) => setHf({ ...hf, dataset: e.target.value })} placeholder="HuggingFaceH4/ultrafeedback_binarized" spellCheck={false} />
+            <input type="text" value={hf.dataset} onChange={(e) => setHf({ ...hf, dataset: e.target.value })} placeholder="owner/name" spellCheck={false} />
           </label>
+          <p className="hint">
+            For example{' '}
+            <button
+              type="button"
+              className="linklike"
+              onClick={() => setHf({ ...hf, dataset: HF_EXAMPLE.dataset, config: HF_EXAMPLE.config, split: HF_EXAMPLE.split })}
+              aria-label={`Use the example ${HF_EXAMPLE.dataset}, split ${HF_EXAMPLE.split}`}
+            >
+              {HF_EXAMPLE.dataset}
+            </button>
+            , split <code>{HF_EXAMPLE.split}</code> (UltraFeedback’s prompts, as FuseChat-3.0 used; it has no “train” split). A split that does not exist is
+            answered with the ones there are.
+          </p>
           <div className="form-grid form-grid--numbers">
             <label className="field">
               <span>Config</span>
@@ -169,7 +184,7 @@ function ImportCard() {
       </div>
       {importing && <p role="status">Importing…</p>}
       {importError && (
-        <p role="alert" className="notice notice--error">
+        <p role="alert" className="notice notice--error" data-testid="import-error">
           {importError}
         </p>
       )}
@@ -190,16 +205,30 @@ function ImportCard() {
 function ImportSummary({ imp }: { imp: ImportEntry }) {
   const remove = useDataStore((s) => s.removeImport);
   const running = useDataStore((s) => s.job.running);
+  const summary = importSummary({ rows: imp.rows, added: imp.prompts.length, errors: imp.errors, duplicates: imp.duplicates.length, skippedExisting: imp.skippedExisting });
   return (
     <div className="import-summary" role="group" aria-label={`Import ${imp.label}`}>
       <p>
-        <strong>{imp.label}</strong> · {imp.domain} · {imp.rows} row(s) read · <span data-testid="import-count">{imp.prompts.length} prompt(s)</span>
-        {imp.errors.length > 0 && ` · ${imp.errors.length} bad row(s)`}
-        {imp.duplicates.length > 0 && ` · ${imp.duplicates.length} duplicate(s)`}
-        {imp.skippedExisting > 0 && ` · ${imp.skippedExisting} already imported`}{' '}
-        <button type="button" className="chip chip--small" onClick={() => void remove(imp.id)} disabled={running} aria-label={`Remove import ${imp.label}`}>
+        <strong>{imp.label}</strong> · {imp.domain} · <span data-testid="import-count">{imp.prompts.length} prompt(s)</span>{' '}
+        <ConfirmButton
+          className="chip chip--small"
+          disabled={running}
+          aria-label={`Remove import ${imp.label}`}
+          title={`Remove the import “${imp.label}”?`}
+          body={
+            <p>
+              Its {imp.prompts.length} prompt(s) leave the run. Responses already collected for them stay stored but are not used; importing the same rows
+              again brings them back.
+            </p>
+          }
+          confirmLabel="Remove import"
+          onConfirm={() => remove(imp.id)}
+        >
           Remove
-        </button>
+        </ConfirmButton>
+      </p>
+      <p className={summary.partial ? 'notice notice--warn' : 'hint'} data-testid="import-summary">
+        {summary.text}
       </p>
       {imp.errors.length > 0 && (
         <ul className="bad-rows" aria-label={`Bad rows in ${imp.label}`}>
@@ -226,7 +255,7 @@ function RunCard() {
   const setUseSandbox = useDataStore((s) => s.setUseSandbox);
   const newRun = useDataStore((s) => s.newRun);
   const report = useDataStore((s) => s.report);
-  const storedCount = useDataStore((s) => s.browse.responses.length);
+  const browse = useDataStore((s) => s.browse);
   const entries = useSourcesStore((s) => s.entries);
   const judge = useSourcesStore((s) => s.judge);
   const sources = pipelineSources(entries);
@@ -234,14 +263,23 @@ function RunCard() {
   const prompts = runPrompts(doc);
   const hasCode = prompts.some((p) => p.domain === 'code');
   const interrupted = !job.running && (doc.status === 'running' || doc.status === 'stopped');
-  const total = sources.reduce((n, s) => n + s.n * prompts.length, 0);
+  // Every count over the same plan: source × prompt × its samples.
+  const lengths = useDataStore((s) => s.lengths);
+  const asked = useMemo(() => {
+    if (!doc.skipLongPrompts) return prompts;
+    const long = new Set(longPromptsOf(doc, lengths).map((l) => l.id));
+    return prompts.filter((p) => !long.has(p.id));
+  }, [doc, lengths, prompts]);
+  const plan = runPlanCounts(sources, asked, browse.responses.map((r) => r.key), browse.errors.map((e) => e.key));
 
   return (
     <section className="card" aria-labelledby="run-title">
       <h2 id="run-title">2. Collect, score, build</h2>
-      <p className="hint">
-        Run <code>{doc.runId}</code>: {prompts.length} prompt(s) × {sources.length} source(s) = {total} request(s)
-        {storedCount > 0 && `, ${storedCount} already stored`}. Judge:{' '}
+      <p className="hint" data-testid="run-plan">
+        Run <code>{doc.runId}</code>: {asked.length} prompt(s) × {sources.length} source(s) = {plan.planned} request(s)
+        {plan.stored > 0 && `, ${plan.stored} of them already answered`}
+        {plan.failed > 0 && `, ${plan.failed} failed before (asked again)`}
+        {plan.outside > 0 && ` (${plan.outside} more response(s) stored from sources or prompts no longer in the run, not used)`}. Judge:{' '}
         {judgeSpec
           ? judgeSpec.type === 'judge'
             ? `rubric judge ${judgeSpec.judge.source.model}`
@@ -270,9 +308,19 @@ function RunCard() {
           </button>
         )}
         {!job.running && (
-          <button type="button" className="button button--secondary" onClick={() => void newRun()}>
+          <ConfirmButton
+            title="Start a new data run?"
+            body={
+              <p>
+                The new run keeps the imported prompts and asks every source again. This run’s {browse.responses.length} response(s), scores, hand edits and sets
+                are no longer shown here (they stay in this browser’s storage, but the studio offers no way back to them): download its sets first to keep them.
+              </p>
+            }
+            confirmLabel="Start a new run"
+            onConfirm={newRun}
+          >
             Start a new run
-          </button>
+          </ConfirmButton>
         )}
         {report && !job.running && <span className="muted">Run again after editing to rebuild the sets: stored answers are reused.</span>}
       </div>
@@ -280,6 +328,31 @@ function RunCard() {
         <p className="notice notice--warn" role="status">
           This run was interrupted: resume it to continue where it stopped (stored responses are not requested again).
         </p>
+      )}
+      {job.skippedSources.length > 0 && (
+        <div className="notice notice--warn" role="alert" data-testid="skipped-sources">
+          <p>
+            {job.skippedSources.length === 1 ? 'One source was' : `${job.skippedSources.length} sources were`} not asked, because {job.skippedSources.length === 1 ? 'it' : 'they'}{' '}
+            failed the connection test (its stored responses still count):
+          </p>
+          <ul>
+            {job.skippedSources.map((x) => (
+              <li key={x.id}>
+                <strong>{x.name}</strong>: {x.reason}
+              </li>
+            ))}
+          </ul>
+          <p>
+            Fix {job.skippedSources.length === 1 ? 'it' : 'them'} on the{' '}
+            <a href="/sources" onClick={goToSources}>
+              Sources page
+            </a>
+            , or{' '}
+            <button type="button" className="chip" disabled={job.running} onClick={() => void run({ insist: job.skippedSources.map((x) => x.id) })}>
+              Run anyway with {job.skippedSources.map((x) => x.name).join(', ')}
+            </button>
+          </p>
+        </div>
       )}
       <div role="status" aria-live="polite" data-testid="run-status">
         {job.message && <p className="notice">{job.message}</p>}
@@ -422,7 +495,7 @@ function InFlight({
           const text = byId.get(r.promptId)?.text ?? '';
           return (
             <li key={r.key} data-testid="in-flight">
-              {r.source && <>{r.source}: </>}prompt <code>{r.promptId}</code> “{text.length > 60 ? `${text.slice(0, 60)}…` : text}” ({formatCount(text.length)} characters), sample{' '}
+              {r.source && <>{r.source}: </>}prompt <code>{r.promptId}</code> “{text.length > 60 ? `${text.slice(0, 60)}…` : text}” ({text.length.toLocaleString('en-US')} characters), sample{' '}
               {r.sampleIndex + 1} — <span data-testid="in-flight-age">{formatSeconds(Math.max(0, (now - r.startedAt) / 1000))}</span>
               {r.attempt > 1 && `, attempt ${r.attempt}`}
             </li>
@@ -466,7 +539,8 @@ function ReportCard() {
       <h2 id="report-title">3. The sets</h2>
       <p data-testid="set-counts">
         <strong>{sftKept}</strong> SFT row(s) and <strong>{dpoKept}</strong> DPO pair(s) from {report.counts.prompts ?? 0} prompt(s) and{' '}
-        {report.counts.responses ?? 0} response(s). Built {new Date(report.createdAt).toLocaleString()}.
+        {(report.counts.responses ?? 0) - (report.counts['responses.failed'] ?? 0)} response(s)
+        {report.counts['responses.failed'] ? ` (${report.counts['responses.failed']} more request(s) failed)` : ''}. Built {new Date(report.createdAt).toLocaleString()}.
       </p>
       <div className="table-wrap">
         <table aria-label="Kept and dropped by domain">
@@ -550,11 +624,25 @@ function BrowseCard() {
   const [page, setPage] = useState(0);
   const [selected, setSelected] = useState<string | null>(null);
   const reportBy = useMemo(() => new Map((report?.construct.prompts ?? []).map((r) => [r.promptId, r])), [report]);
-  const counts = useMemo(() => {
-    const m = new Map<string, number>();
-    for (const r of browse.responses) m.set(r.promptId, (m.get(r.promptId) ?? 0) + 1);
-    return m;
-  }, [browse.responses]);
+  const entries = useSourcesStore((s) => s.entries);
+  // Counted over the run as it is now (its prompts, its sources), as the sets are built.
+  const inRun = useMemo(() => {
+    const sourceIds = new Set(pipelineSources(entries).map((x) => x.id));
+    const promptIds = new Set(runPrompts(doc).map((p) => p.id));
+    const isIn = (r: { sourceId: string; promptId: string }) => sourceIds.has(r.sourceId) && promptIds.has(r.promptId);
+    const responses = browse.responses.filter(isIn);
+    const keys = new Set(responses.map((r) => r.key));
+    const perPrompt = new Map<string, number>();
+    for (const r of responses) perPrompt.set(r.promptId, (perPrompt.get(r.promptId) ?? 0) + 1);
+    return {
+      perPrompt,
+      responses: responses.length,
+      scores: browse.scores.filter((x) => keys.has(x.key)).length,
+      failed: browse.errors.filter((e) => isIn(e) && !keys.has(e.key)).length,
+      outside: browse.responses.length - responses.length,
+    };
+  }, [browse, entries, doc]);
+  const counts = inRun.perPrompt;
   if (prompts.length === 0) return null;
   const pages = Math.ceil(prompts.length / PAGE_SIZE);
   const shown = prompts.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
@@ -568,11 +656,12 @@ function BrowseCard() {
           Refresh
         </button>
         <span className="muted">
-          {browse.responses.length} response(s), {browse.scores.length} score(s), {browse.errors.length} failed request(s) stored.
+          {inRun.responses} response(s), {inRun.scores} score(s), {inRun.failed} failed request(s) in this run
+          {inRun.outside > 0 && ` (and ${inRun.outside} response(s) stored from sources or prompts no longer in it)`}.
         </span>
       </div>
       <div className="table-wrap">
-        <table aria-label="Prompts">
+        <table aria-label="Prompts" className="table--stack">
           <thead>
             <tr>
               <th scope="col">Prompt</th>
@@ -594,10 +683,16 @@ function BrowseCard() {
                       {clip(p.text, 90)}
                     </button>
                   </th>
-                  <td>{p.domain}</td>
-                  <td className="num">{counts.get(p.id) ?? 0}</td>
-                  <td className="why">{o.sft}</td>
-                  <td className="why">{o.dpo}</td>
+                  <td data-label="Domain">{p.domain}</td>
+                  <td className="num" data-label="Responses">
+                    {counts.get(p.id) ?? 0}
+                  </td>
+                  <td className="why" data-label="SFT">
+                    {o.sft}
+                  </td>
+                  <td className="why" data-label="DPO">
+                    {o.dpo}
+                  </td>
                 </tr>
               );
             })}
