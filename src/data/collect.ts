@@ -177,7 +177,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
       ratePerMinute: 0,
       etaSeconds: null,
       elapsedMs: 0,
-      ...(isLocalSource(s) ? { local: { state: 'waiting', generated: 0, tokens: 0, tokensPerSecond: 0, itemsPerSecond: 0 } as LocalSourceProgress } : {}),
+      ...(isLocalSource(s) ? { local: { state: 'waiting', generated: 0, tokens: 0, tokensPerSecond: 0 } as LocalSourceProgress } : {}),
     });
     queues.set(s.id, []);
   }
@@ -199,7 +199,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     const now = Date.now();
     return [...progress.values()].map((p) => {
       const elapsedMs = now - start;
-      const ratePerMinute = p.local ? p.local.itemsPerSecond * 60 : rates.get(p.sourceId)!.perMinute(now);
+      const ratePerMinute = rates.get(p.sourceId)!.perMinute(now);
       const pending = p.total - p.done - p.failed;
       return {
         ...p,
@@ -320,6 +320,12 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
           progress: p.local!,
           putError: (item, message) =>
             opts.store.putError({ key: item.key, sourceId: source.id, promptId: item.prompt.id, sampleIndex: item.sampleIndex, kind: 'config', message, attempts: 1, createdAt: new Date().toISOString() }),
+          // A local source's rate counts from when its model starts generating, not from the run's start.
+          itemRate: (at) => {
+            const r = new DecayingRate(at);
+            rates.set(source.id, r);
+            return r;
+          },
           emit,
         });
       } catch (e) {
@@ -349,6 +355,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
     clearInterval(heartbeat);
   }
   opts.signal?.removeEventListener('abort', onOuterAbort);
+  if (stop.signal.aborted) for (const p of progress.values()) if (p.local && p.local.state !== 'done' && p.local.state !== 'skipped') p.local.state = 'cancelled';
   if (storeFailure) throw storeFailure;
 
   const sources = snapshot();

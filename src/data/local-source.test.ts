@@ -11,10 +11,12 @@ import { FAMILIES } from '../model/families';
 import { writeDemoModel } from '../model/demo-node';
 import { generate } from '../model/generate';
 import { planCollection, runCollection, type CollectPrompt, type CollectResult, type SourceProgress } from './collect';
-import { DecayingRate, makeLocalSource, type LocalModelRunner, type LocalSource } from './local-source';
+import { makeLocalSource, type LocalModelRunner, type LocalSource } from './local-source';
 import { parseSourcesConfig } from './pipeline-config';
 import { promptMessages } from './prompts';
+import { IDBKeyRange, indexedDB } from 'fake-indexeddb';
 import { MemoryRunStore } from './store';
+import { CollectDB, DexieRunStore } from './store-dexie';
 import { startMockServer, chatCompletion, lastUser, type MockServer } from './test-server';
 import { writeTinyRewardModel } from './test-reward-model';
 
@@ -178,6 +180,35 @@ describe('local sources', () => {
     expect(err!.message).toMatch(/^the prompt is \d+ tokens; with max_tokens 2 that exceeds the model's max_position_embeddings 64$/);
   });
 
+  it('into the studio\'s IndexedDB store: cancelled after the first stored item (a reload), the model released; the next run generates only the rest', async () => {
+    const db = new CollectDB(`local-${Math.random()}`, { indexedDB, IDBKeyRange });
+    const store = new DexieRunStore('run', db);
+    const source = local({ id: 'llama', model: models.llama, n: 2, max_tokens: 2 });
+    const ctrl = new AbortController();
+    const first = await runCollection({
+      sources: [source],
+      prompts: PROMPTS,
+      store,
+      signal: ctrl.signal,
+      // One row a batch, so the cancel lands between items.
+      local: { runner, dateString: DATE, maxRows: 1 },
+      onProgress: (p) => {
+        if (p[0]!.collected >= 1) ctrl.abort();
+      },
+    });
+    expect(first.cancelled).toBe(true);
+    expect(first.sources[0]!.local!.state).toBe('cancelled');
+    expect(first.collected).toBeGreaterThanOrEqual(1);
+    expect(first.pending).toBe(6 - first.collected);
+    expect(first.sources[0]!.local!.gpu!.afterBytes).toBe(first.sources[0]!.local!.gpu!.baselineBytes);
+    expect((await runner.context()).pool.stats().liveBytes).toBe(0);
+    const second = await runCollection({ sources: [source], prompts: PROMPTS, store: new DexieRunStore('run', db), local: { runner, dateString: DATE } });
+    expect(second).toMatchObject({ cancelled: false, collected: 6 - first.collected, skipped: first.collected, pending: 0 });
+    expect(second.sources[0]!.local!.generated).toBe(6 - first.collected);
+    expect(await store.list()).toHaveLength(6);
+    db.close();
+  });
+
   it('sources.json: local entries beside remote ones, n per domain, sampling left to the family, errors naming the field', () => {
     const list = parseSourcesConfig(
       [
@@ -205,15 +236,5 @@ describe('local sources', () => {
     expect(err([{ ...ok, n: { chinese: 1 } }])).toMatch(/^sources\.json: \[0\]\.n/);
     expect(err([{ ...ok, top_p: 2 }])).toMatch(/^sources\.json: \[0\]\.top_p: /);
     expect(err([ok, { ...ok }])).toBe('sources.json: [1].name: "a" is already used by source [0]');
-  });
-
-  it('a decaying rate follows a change of pace', () => {
-    const r = new DecayingRate(1000);
-    r.start(0);
-    for (let t = 100; t <= 5000; t += 100) r.add(1, t); // 10/s
-    expect(r.perSecond()).toBeCloseTo(10, 6);
-    for (let t = 5500; t <= 10_000; t += 500) r.add(1, t); // then 2/s
-    expect(r.perSecond()).toBeLessThan(2.5); // 4.5 half-lives later, the old pace weighs ~4%
-    expect(r.perSecond()).toBeGreaterThan(1.9);
   });
 });

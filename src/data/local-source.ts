@@ -31,6 +31,7 @@ import { DEFAULT_MAX_GENERATION_ROWS, planGenerationBatch, type GenerationBatchP
 import { weightDTypeOf } from '../model/presets';
 import type { LoadedTokenizer } from '../tokenizer';
 import { promptMessages, type Domain, type Prompt } from './prompts';
+import { DecayingRate } from './rate';
 import type { ResponseStore } from './store';
 import type { ResponseRecord } from './types';
 
@@ -121,7 +122,8 @@ export interface LocalCollectOptions {
 // ---------------------------------------------------------------------------------------------
 // Progress
 
-export type LocalSourceState = 'waiting' | 'loading' | 'generating' | 'done' | 'skipped';
+/** 'cancelled': the collection was stopped before this source was done (its items pending). */
+export type LocalSourceState = 'waiting' | 'loading' | 'generating' | 'done' | 'skipped' | 'cancelled';
 
 /** A local source's progress, beside the counts every source has (collect.ts SourceProgress). */
 export interface LocalSourceProgress {
@@ -138,41 +140,12 @@ export interface LocalSourceProgress {
   generated: number;
   /** Tokens generated in this run. */
   tokens: number;
-  /** Recent tokens per second (a rate whose past halves every 20 s). */
+  /** Recent tokens per second (rate.ts: an exponentially weighted rate, τ 60 s). */
   tokensPerSecond: number;
-  /** Recent items per second, likewise; the ETA is the pending items at this rate. */
-  itemsPerSecond: number;
   loadSeconds?: number;
   generateSeconds?: number;
   /** The GPU pool's live bytes before the model loaded, with it loaded, and after it was released. */
   gpu?: { baselineBytes: number; loadedBytes: number; afterBytes: number };
-}
-
-/** A rate whose past counts fade with a half-life, so an ETA follows a change of pace. */
-export class DecayingRate {
-  private amount = 0;
-  private time = 0;
-  private last: number | null = null;
-  constructor(private readonly halfLifeMs = 20_000) {}
-
-  /** Starts the clock (time before it does not count). */
-  start(now: number): void {
-    this.last = now;
-  }
-
-  add(amount: number, now: number): void {
-    if (this.last === null) this.last = now;
-    const dt = Math.max(0, now - this.last);
-    const f = 0.5 ** (dt / this.halfLifeMs);
-    this.amount = this.amount * f + amount;
-    this.time = this.time * f + dt;
-    this.last = now;
-  }
-
-  /** Per second; 0 before any time has passed. */
-  perSecond(): number {
-    return this.time > 0 ? (this.amount / this.time) * 1000 : 0;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +170,8 @@ export interface LocalSourceJob {
   progress: LocalSourceProgress;
   /** Stores the error record of an item that cannot be generated (prompt too long, template error). */
   putError(item: LocalItem, message: string): Promise<void>;
+  /** The rate of stored items (its ETA), started when generation starts. */
+  itemRate(start: number): DecayingRate;
   /** Something moved. */
   emit(): void;
 }
@@ -337,11 +312,9 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
   p.loadSeconds = (Date.now() - t0) / 1000;
 
   // --- generate
-  const tokens = new DecayingRate();
-  const items = new DecayingRate();
   const t1 = Date.now();
-  tokens.start(t1);
-  items.start(t1);
+  const tokens = new DecayingRate(t1);
+  const items = job.itemRate(t1);
   p.state = 'generating';
   job.emit();
   let lastEmit = 0;
@@ -365,8 +338,6 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
         const item = entry.items[j]!;
         const now = Date.now();
         p.generated++;
-        items.add(1, now);
-        p.itemsPerSecond = items.perSecond();
         job.counts.inFlight--;
         const promptTokens = prompts[i]!.length;
         const rec: ResponseRecord = {
@@ -388,6 +359,7 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
         };
         try {
           if (await job.store.put(rec)) {
+            items.add(1, Date.now());
             job.counts.collected++;
             job.counts.done++;
             job.counts.promptTokens += promptTokens;
@@ -397,6 +369,7 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
           storeFailure ??= e;
           stop.abort();
         }
+        p.tokensPerSecond = tokens.perMinute(now) / 60;
         job.emit();
       };
       try {
@@ -419,7 +392,7 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
             tokens.add(1, now);
             if (now - lastEmit >= 250) {
               lastEmit = now;
-              p.tokensPerSecond = tokens.perSecond();
+              p.tokensPerSecond = tokens.perMinute(now) / 60;
               job.emit();
             }
           },
@@ -436,8 +409,7 @@ export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
     ctx.pool.trim();
     p.gpu = { baselineBytes, loadedBytes, afterBytes: ctx.pool.stats().liveBytes };
     p.generateSeconds = (Date.now() - t1) / 1000;
-    p.tokensPerSecond = tokens.perSecond();
-    p.itemsPerSecond = items.perSecond();
+    p.tokensPerSecond = tokens.perMinute() / 60;
   }
   if (storeFailure) throw storeFailure;
   if (failure && !signal.aborted) return skip(`generation with ${info.description} failed: ${message(failure)}`);

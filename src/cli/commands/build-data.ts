@@ -64,6 +64,7 @@ const pct = (a: number, b: number) => (b > 0 ? `${Math.floor((100 * a) / b)}%` :
 function localState(l: LocalSourceProgress): string {
   if (l.state === 'waiting') return 'waiting for the GPU';
   if (l.state === 'loading') return `loading ${l.model ?? ''}`.trim();
+  if (l.state === 'cancelled') return 'stopped';
   const batch = l.batchSize !== undefined ? `, batch ${l.batchSize}` : '';
   return `${l.tokensPerSecond.toFixed(1)} tok/s${batch}`;
 }
@@ -90,7 +91,7 @@ export function formatLocalSummary(p: SourceProgress): string | null {
   const l = p.local;
   if (!l) return null;
   if (l.state === 'skipped') return `skipped    ${p.name}: ${l.skipReason ?? ''}`;
-  if (!l.gpu) return `local      ${p.name}: nothing to generate`;
+  if (!l.gpu) return `local      ${p.name}: ${l.state === 'cancelled' ? 'stopped before it loaded' : 'nothing to generate'}`;
   const g = l.gpu;
   return (
     `local      ${p.name}: ${l.generated} generated, ${l.tokens} tokens in ${formatDuration(l.generateSeconds ?? null)} (${l.tokensPerSecond.toFixed(1)} tok/s, batch ${l.batchSize ?? '?'}; load ${formatDuration(l.loadSeconds ?? null)}); ` +
