@@ -310,7 +310,7 @@ export async function runCollection(opts: CollectOptions): Promise<CollectResult
       const p = progress.get(source.id)!;
       if (stop.signal.aborted) return;
       try {
-        await collectLocalSource({
+        await (opts.local!.collect ?? collectLocalSource)({
           source,
           items: queues.get(source.id)!,
           local: opts.local!,

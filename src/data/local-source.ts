@@ -112,7 +112,14 @@ export interface LocalModelRunner {
 
 /** Settings of local collection besides the runner. */
 export interface LocalCollectOptions {
-  runner: LocalModelRunner;
+  /** Required unless `collect` is given. */
+  runner?: LocalModelRunner;
+  /**
+   * Runs one source's job where its runner lives, in place of collectLocalSource here: the studio
+   * collects in its engine worker (the GPU's thread), which stores into the same run store and
+   * reports the job's counts and progress back.
+   */
+  collect?: (job: LocalSourceJob) => Promise<void>;
   /** The date Llama 3.x templates show (default: today, as transformers). */
   dateString?: string;
   /** Rows decoded together at most (default 16, DEFAULT_MAX_GENERATION_ROWS; fewer where the plan needs). */
@@ -188,6 +195,7 @@ const aborted = (signal: AbortSignal) => signal.aborted;
 export async function collectLocalSource(job: LocalSourceJob): Promise<void> {
   const { source, local, progress: p, signal } = job;
   const runner = local.runner;
+  if (!runner) throw new Error('local sources need a LocalModelRunner (local.runner)');
   const skip = (reason: string) => {
     p.state = 'skipped';
     p.skipReason = reason;

@@ -23,11 +23,13 @@ import {
 import { BrowserSandbox } from '../data/sandbox-browser';
 import type { RunStore } from '../data/store';
 import { DexieRunStore } from '../data/store-dexie';
+import { isLocalSource } from '../data/local-source';
 import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 import type { ConstructReport } from '../data/construct';
 import { estimatePromptTokens, findLongPrompts, type LengthLimit, type LongPrompt } from '../data/prompt-length';
 import { mergePrompts } from './dataView';
 import { engine } from './engine';
+import { pipelineLocalSources, useLocalSourcesStore, workerLocalCollect } from './localSources';
 import { useModelStore } from './modelStore';
 import { buildJudgeSpec, pipelineSources, useSourcesStore, workerRewardRunner } from './sourcesStore';
 import { studioDb } from './studioDb';
@@ -360,7 +362,8 @@ export const useDataStore = create<DataStore>((set, get) => {
       const doc = get().doc;
       if (!doc || get().job.running) return;
       const sourcesState = useSourcesStore.getState();
-      const sources = pipelineSources(sourcesState.entries);
+      // Remote endpoints, then the local models (run one at a time in the engine worker).
+      const sources = [...pipelineSources(sourcesState.entries), ...pipelineLocalSources(useLocalSourcesStore.getState().entries)];
       if (doc.skipLongPrompts && !get().lengths) await get().measurePrompts();
       const long = doc.skipLongPrompts ? new Set(longPromptsOf(doc, get().lengths).map((l) => l.id)) : new Set<string>();
       const prompts = runPrompts(doc).filter((p) => !long.has(p.id));
@@ -387,6 +390,7 @@ export const useDataStore = create<DataStore>((set, get) => {
           sources,
           ...(judge ? { judge } : {}),
           ...(judge?.type === 'local-reward' ? { rewardModel: workerRewardRunner } : {}),
+          ...(sources.some(isLocalSource) ? { local: workerLocalCollect(doc.runId) } : {}),
           ...(doc.useSandbox && sandbox ? { sandbox } : {}),
           store,
           overrides: doc.overrides,

@@ -23,6 +23,8 @@ import {
   type ResponseView,
 } from '../dataView';
 import { buildJudgeSpec, pipelineSources, useSourcesStore } from '../sourcesStore';
+import { pipelineLocalSources, useLocalSourcesStore } from '../localSources';
+import type { LocalSourceProgress } from '../../data/local-source';
 
 const PAGE_SIZE = 25;
 
@@ -257,8 +259,9 @@ function RunCard() {
   const report = useDataStore((s) => s.report);
   const browse = useDataStore((s) => s.browse);
   const entries = useSourcesStore((s) => s.entries);
+  const localEntries = useLocalSourcesStore((s) => s.entries);
   const judge = useSourcesStore((s) => s.judge);
-  const sources = pipelineSources(entries);
+  const sources = [...pipelineSources(entries), ...pipelineLocalSources(localEntries)];
   const judgeSpec = buildJudgeSpec(judge, entries);
   const prompts = runPrompts(doc);
   const hasCode = prompts.some((p) => p.domain === 'code');
@@ -371,6 +374,7 @@ function RunCard() {
               {formatCount(p.promptTokens + p.completionTokens)} tokens ({formatCount(p.completionTokens)} out) · {p.ratePerMinute.toFixed(1)}/min · ETA{' '}
               {formatSeconds(p.etaSeconds)}
               {p.retries > 0 && ` · ${p.retries} retries`}
+              {p.local && <LocalProgress p={p.local} />}
             </ProgressBar>
           ))}
           {job.running && (
@@ -625,9 +629,10 @@ function BrowseCard() {
   const [selected, setSelected] = useState<string | null>(null);
   const reportBy = useMemo(() => new Map((report?.construct.prompts ?? []).map((r) => [r.promptId, r])), [report]);
   const entries = useSourcesStore((s) => s.entries);
+  const localEntries = useLocalSourcesStore((s) => s.entries);
   // Counted over the run as it is now (its prompts, its sources), as the sets are built.
   const inRun = useMemo(() => {
-    const sourceIds = new Set(pipelineSources(entries).map((x) => x.id));
+    const sourceIds = new Set([...pipelineSources(entries), ...pipelineLocalSources(localEntries)].map((x) => x.id));
     const promptIds = new Set(runPrompts(doc).map((p) => p.id));
     const isIn = (r: { sourceId: string; promptId: string }) => sourceIds.has(r.sourceId) && promptIds.has(r.promptId);
     const responses = browse.responses.filter(isIn);
@@ -641,7 +646,7 @@ function BrowseCard() {
       failed: browse.errors.filter((e) => isIn(e) && !keys.has(e.key)).length,
       outside: browse.responses.length - responses.length,
     };
-  }, [browse, entries, doc]);
+  }, [browse, entries, localEntries, doc]);
   const counts = inRun.perPrompt;
   if (prompts.length === 0) return null;
   const pages = Math.ceil(prompts.length / PAGE_SIZE);
@@ -726,7 +731,8 @@ function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean })
   const removeOverride = useDataStore((s) => s.removeOverride);
   const run = useDataStore((s) => s.run);
   const entries = useSourcesStore((s) => s.entries);
-  const order = useMemo(() => pipelineSources(entries).map((s) => ({ id: s.id, name: s.name })), [entries]);
+  const localEntries = useLocalSourcesStore((s) => s.entries);
+  const order = useMemo(() => [...pipelineSources(entries), ...pipelineLocalSources(localEntries)].map((s) => ({ id: s.id, name: s.name })), [entries, localEntries]);
   const columns = useMemo(
     () => groupResponses(prompt.id, browse.responses, browse.scores, browse.errors, doc.edits, order),
     [prompt.id, browse, doc.edits, order],
@@ -947,5 +953,29 @@ function ResponseCard({ r, prompt, picked }: { r: ResponseView; prompt: Prompt; 
         </div>
       )}
     </div>
+  );
+}
+
+const STATE_WORDS: Record<LocalSourceProgress['state'], string> = {
+  waiting: 'waiting for the GPU',
+  loading: 'loading the model',
+  generating: 'generating',
+  done: 'done, released',
+  skipped: 'skipped',
+  cancelled: 'stopped',
+};
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** A local source's line: its state, the rows it generated in this run, tokens/s, and the GPU pool before, loaded and after. */
+function LocalProgress({ p }: { p: LocalSourceProgress }) {
+  return (
+    <span className="local-progress" data-testid="local-progress" data-state={p.state} data-generated={p.generated} {...(p.gpu ? { 'data-gpu-baseline': p.gpu.baselineBytes, 'data-gpu-after': p.gpu.afterBytes } : {})}>
+      {' · '}on this GPU: {STATE_WORDS[p.state]}
+      {p.skipReason && ` (${p.skipReason})`}
+      {` · ${p.generated} generated in this run · ${p.tokensPerSecond.toFixed(1)} tok/s`}
+      {p.batchSize !== undefined && ` · batch ${p.batchSize}`}
+      {p.gpu && ` · GPU pool ${mb(p.gpu.baselineBytes)} before, ${mb(p.gpu.loadedBytes)} loaded, ${mb(p.gpu.afterBytes)} after release`}
+    </span>
   );
 }

@@ -4,6 +4,7 @@ import { ENDPOINT_PRESETS, PAPER_SOURCE_MODELS, RESPONSES_PER_PROMPT, SAMPLING_P
 import { ConfirmButton } from '../components/ConfirmButton';
 import { NumberField, SecretField } from '../components/fields';
 import { RawText } from '../components/RawText';
+import { LocalSourcesPanel } from './LocalSourcesPanel';
 import { baseUrlProblem, DEFAULT_REQUEST_TIMEOUT_S, JUDGE_TEST_SAMPLE, sourceProblem, useSourcesStore, type JudgeSettings, type SourceEntry } from '../sourcesStore';
 
 /** The Sources page: the OpenAI-compatible models asked for responses, and the optional judge. */
@@ -34,6 +35,7 @@ export function SourcesPage() {
       {entries.map((e, k) => (
         <SourceCard key={e.id} entry={e} index={k} />
       ))}
+      <LocalSourcesPanel />
       <JudgeCard />
     </main>
   );

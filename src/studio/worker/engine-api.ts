@@ -4,6 +4,7 @@
 import { listAdapters, removeAdapter } from './adapter-store';
 import { afterGenerations, chatService } from './chat-service';
 import { exportService } from './export-service';
+import { localSourceService } from './local-source-service';
 import { modelService } from './model-service';
 import { rewardService } from './reward-service';
 import { requireSession } from './session';
@@ -16,6 +17,7 @@ export const engineApi = {
   ...trainService,
   ...exportService,
   ...rewardService,
+  ...localSourceService,
   ...tokenService,
 
   /** Adapters stored for the loaded model. */

@@ -1,0 +1,135 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test, type Page } from '@playwright/test';
+import { writeTinyRewardModel } from '../src/data/test-reward-model';
+import { writeDemoModel } from '../src/model/demo-node';
+import { isPlainName, startFileServer, type FileServer } from './file-server';
+import { screenshot, watchErrors } from './helpers';
+
+// Fusion with no API key, in the tab: two local sources of different architectures (generated
+// tiny Llama 3 and Qwen3 models with their real tokenizers and chat templates) generate in the
+// engine worker on WebGPU (SwiftShader), one model at a time, into the run's IndexedDB store; a
+// generated tiny reward model scores them. The tab is reloaded mid-collection; the resumed run
+// generates exactly the items not stored (none twice), and the GPU pool's live bytes are back at
+// their baseline after each source (shown in the progress line).
+
+const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
+const N = 2;
+const TOTAL = 2 * PROMPTS.length * N;
+
+let dir = '';
+let files: FileServer;
+
+test.beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-local-'));
+  await writeDemoModel(join(dir, 'llama'), { family: 'llama', seed: 11 });
+  await writeDemoModel(join(dir, 'qwen'), { family: 'qwen3', seed: 12 });
+  await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
+  files = await startFileServer((path) => {
+    const m = /^\/(llama|qwen|rm)\/(.+)$/.exec(path);
+    return m && isPlainName(m[2]!) ? readFile(join(dir, m[1]!, m[2]!)) : undefined;
+  });
+});
+
+test.afterAll(async () => {
+  await files?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The run's stored responses and scores, read from IndexedDB. */
+function readRun(page: Page) {
+  return page.evaluate(async () => {
+    const runId = localStorage.getItem('fuse-studio.dataRun');
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const r = indexedDB.open('fuse-studio-collect');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = <T,>(store: string) =>
+      new Promise<T[]>((resolve, reject) => {
+        const req = db.transaction(store, 'readonly').objectStore(store).index('runId').getAll(runId);
+        req.onsuccess = () => resolve(req.result as T[]);
+        req.onerror = () => reject(req.error);
+      });
+    const responses = await all<{ key: string; sourceName: string; servedModel: string; content: string }>('responses');
+    const scores = await all<{ key: string }>('scores');
+    db.close();
+    return { responses, scores };
+  });
+}
+
+/** Each local source's progress line: state, rows generated in this run, GPU pool before/after. */
+function localLines(page: Page) {
+  return page.getByTestId('local-progress').evaluateAll((els) =>
+    els.map((el) => ({
+      state: el.getAttribute('data-state'),
+      generated: Number(el.getAttribute('data-generated')),
+      baseline: el.getAttribute('data-gpu-baseline'),
+      after: el.getAttribute('data-gpu-after'),
+    })),
+  );
+}
+
+test('two local sources of different architectures collect in the tab across a reload, none generated twice, the GPU pool back at its baseline after each', async ({ page }) => {
+  test.setTimeout(300_000);
+  const errors = watchErrors(page);
+  await page.goto('/sources');
+  // Two local models by URL, each with n and few tokens.
+  for (const [name, path] of [['Llama', 'llama'], ['Qwen', 'qwen']] as const) {
+    await page.getByLabel('Hub repo or URL').fill(`${files.base}/${path}`);
+    await page.getByRole('button', { name: 'Add local model' }).click();
+    const card = page.getByRole('group', { name: new RegExp(`^Local source \\d: ${path}$`) });
+    await card.getByLabel('Name', { exact: true }).fill(name);
+    const named = page.getByRole('group', { name: new RegExp(`^Local source \\d: ${name}$`) });
+    await named.getByLabel('Responses per prompt (n)').fill(String(N));
+    await named.getByLabel('Max new tokens').fill('6');
+  }
+  // The judge: the local reward model.
+  await page.getByRole('radio', { name: /A local reward model/ }).check();
+  await page.getByLabel('Reward model: a Hub repo id or URL').fill(`${files.base}/rm`);
+  await page.getByRole('button', { name: 'Load reward model' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /Loaded .*reward model/ })).toBeVisible({ timeout: 60_000 });
+  await screenshot(page, 'sources-local-models.png');
+
+  await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+  const jsonl = PROMPTS.map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n';
+  await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'prompts.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(jsonl) });
+  await page.getByRole('button', { name: 'Import file' }).click();
+  await expect(page.getByTestId('run-plan')).toContainText(`${PROMPTS.length} prompt(s) × 2 source(s) = ${TOTAL} request(s)`);
+  await page.getByRole('button', { name: 'Run pipeline' }).click();
+
+  // The first source done and released; reload while the second one loads or generates.
+  await expect(page.getByTestId('local-progress').first()).toHaveAttribute('data-state', 'done', { timeout: 120_000 });
+  const first = (await localLines(page))[0]!;
+  expect(first.generated).toBe(PROMPTS.length * N);
+  expect(first.after).toBe(first.baseline);
+  await page.reload();
+  const before = await readRun(page);
+  const storedBefore = before.responses.length;
+  expect(storedBefore).toBeGreaterThanOrEqual(PROMPTS.length * N);
+  expect(storedBefore).toBeLessThan(TOTAL);
+
+  // Resume: only the items not stored are generated.
+  await page.getByRole('button', { name: 'Resume run' }).click();
+  await expect(page.getByTestId('set-counts')).toContainText(`and ${TOTAL} response(s)`, { timeout: 180_000 });
+  const lines = await localLines(page);
+  expect(lines.map((l) => l.state)).toEqual(['done', 'done']);
+  // The first source had nothing left (not loaded again); the second generated exactly the rest.
+  expect(lines[0]!.generated).toBe(0);
+  expect(lines[0]!.baseline).toBeNull();
+  expect(lines[1]!.generated).toBe(TOTAL - storedBefore);
+  expect(lines[1]!.after).toBe(lines[1]!.baseline);
+  await screenshot(page, 'data-local-sources.png');
+
+  const after = await readRun(page);
+  expect(after.responses).toHaveLength(TOTAL);
+  expect(new Set(after.responses.map((r) => r.key)).size).toBe(TOTAL);
+  // Stored before the reload stays as it was (not generated again).
+  const was = new Map(before.responses.map((r) => [r.key, r.content]));
+  for (const r of after.responses) if (was.has(r.key)) expect(r.content).toBe(was.get(r.key));
+  expect(new Set(after.responses.map((r) => r.sourceName))).toEqual(new Set(['Llama', 'Qwen']));
+  // Every answer scored by the local reward model.
+  expect(after.scores).toHaveLength(TOTAL);
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,133 @@
+// Local sources on the page: the Sources page's "local models" (a preset alias, a Hub repo or a
+// URL, each with its n and sampling; kept in this browser's localStorage: no keys, nothing
+// secret), what the pipeline takes of them (data/local-source.ts LocalSource), and the bridge
+// that runs each one's collection in the engine worker (worker/local-source-service.ts), where
+// the GPU is, copying the worker's counts and progress into the page's collection as they move.
+
+import { create } from 'zustand';
+import { persist } from 'zustand/middleware';
+import { LOCAL_SOURCE_DEFAULTS, makeLocalSource, type LocalCollectOptions, type LocalSource, type LocalSourceJob } from '../data/local-source';
+import type { DecayingRate } from '../data/rate';
+import { RESPONSES_PER_PROMPT } from '../data/sources';
+import { callback, engine } from './engine';
+import type { LocalCollectUpdate } from './worker/local-source-service';
+
+export interface LocalSourceEntry {
+  id: string;
+  name: string;
+  /** A preset alias, a Hub repo id (org/name, hf://org/name@revision) or an http(s) URL of a model folder. */
+  model: string;
+  n: number;
+  max_tokens: number;
+  /** Unset: the family's preset, read from the model's config when it loads. */
+  temperature?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  enabled: boolean;
+}
+
+/** The default new tokens per answer in the tab (a local model answers slowly on a small GPU). */
+export const STUDIO_LOCAL_MAX_TOKENS = 512;
+
+/** What is wrong with an entry, or ''. */
+export function localSourceProblem(e: LocalSourceEntry): string {
+  if (!e.name.trim()) return 'Give the source a name.';
+  if (!e.model.trim()) return 'Choose a preset, or type a Hub repo (org/name) or the URL of a model folder.';
+  if (!(Number.isInteger(e.n) && e.n >= 1)) return 'Responses per prompt (n) must be a whole number, 1 or more.';
+  if (!(Number.isInteger(e.max_tokens) && e.max_tokens >= 1)) return 'Max new tokens must be a whole number, 1 or more.';
+  return '';
+}
+
+/** The pipeline's LocalSource for an entry: its id joins the entry's id and the model, as remote sources'. */
+export function toLocalSource(e: LocalSourceEntry): LocalSource {
+  return makeLocalSource({
+    id: `local-${e.id}:${e.model.trim()}`,
+    name: e.name.trim(),
+    model: e.model.trim(),
+    n: e.n,
+    max_tokens: e.max_tokens,
+    seed: LOCAL_SOURCE_DEFAULTS.seed,
+    ...(e.temperature !== undefined ? { temperature: e.temperature } : {}),
+    ...(e.top_p !== undefined ? { top_p: e.top_p } : {}),
+    ...(e.repetition_penalty !== undefined ? { repetition_penalty: e.repetition_penalty } : {}),
+  });
+}
+
+/** The enabled, complete local sources as the pipeline takes them. */
+export function pipelineLocalSources(entries: readonly LocalSourceEntry[]): LocalSource[] {
+  return entries.filter((e) => e.enabled && localSourceProblem(e) === '').map(toLocalSource);
+}
+
+interface LocalSourcesState {
+  entries: LocalSourceEntry[];
+  add(init: { model: string; name?: string }): void;
+  update(id: string, patch: Partial<LocalSourceEntry>): void;
+  remove(id: string): void;
+}
+
+export const useLocalSourcesStore = create<LocalSourcesState>()(
+  persist(
+    (set, get) => ({
+      entries: [],
+      add(init) {
+        const names = get().entries.map((e) => e.name);
+        const base = init.name?.trim() || init.model.trim().replace(/^hf:\/\//, '').replace(/@.*$/, '').split('/').pop() || 'Local model';
+        let name = base;
+        for (let k = 2; names.includes(name); k++) name = `${base} ${k}`;
+        const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+        set({ entries: [...get().entries, { id, name, model: init.model.trim(), n: RESPONSES_PER_PROMPT.instruction, max_tokens: STUDIO_LOCAL_MAX_TOKENS, enabled: true }] });
+      },
+      update(id, patch) {
+        set({ entries: get().entries.map((e) => (e.id === id ? { ...e, ...patch } : e)) });
+      },
+      remove(id) {
+        set({ entries: get().entries.filter((e) => e.id !== id) });
+      },
+    }),
+    { name: 'fuse-studio-local-sources' },
+  ),
+);
+
+let nextJob = 1;
+
+/**
+ * The pipeline's local options for a run stored under `runId`: each local source's job runs in
+ * the engine worker (collectLocal), which stores into the same IndexedDB run; its counts are added
+ * to what the page's collection counted before (items stored earlier), its progress copied over.
+ */
+export function workerLocalCollect(runId: string, o: { dateString?: string; maxRows?: number } = {}): LocalCollectOptions {
+  return {
+    ...o,
+    collect: async (job: LocalSourceJob) => {
+      const jobId = nextJob++;
+      const base = { ...job.counts };
+      let rate: DecayingRate | null = null;
+      const apply = (u: LocalCollectUpdate) => {
+        for (const k of ['done', 'collected', 'failed', 'promptTokens', 'completionTokens'] as const) job.counts[k] = base[k] + u.counts[k];
+        job.counts.inFlight = u.counts.inFlight;
+        Object.assign(job.progress, u.progress);
+        if (u.rateStart !== null) rate ??= job.itemRate(u.rateStart);
+        for (const t of u.storedAt) rate?.add(1, t);
+        job.emit();
+      };
+      const onAbort = () => void engine().cancelLocal(jobId);
+      job.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const final = await engine().collectLocal(
+          {
+            jobId,
+            runId,
+            source: job.source,
+            items: job.items.map((i) => ({ key: i.key, prompt: { id: i.prompt.id, text: i.prompt.text, ...(i.prompt.system !== undefined ? { system: i.prompt.system } : {}) }, sampleIndex: i.sampleIndex })),
+            ...(o.dateString !== undefined ? { dateString: o.dateString } : {}),
+            ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}),
+          },
+          callback(apply),
+        );
+        apply(final);
+      } finally {
+        job.signal.removeEventListener('abort', onAbort);
+      }
+    },
+  };
+}
