@@ -291,6 +291,9 @@ describe('math, code and other domains', () => {
     expect(counts['sft.kept']).toBe(7);
     expect(counts['dpo.kept']).toBe(2);
     expect(counts.responses).toBe(responses.length);
+    // Failed requests are counted among them, and said apart.
+    expect(counts['responses.failed']).toBe(responses.filter((r) => r.response.error).length);
+    expect(counts['responses.failed']).toBe(1);
   });
 
   it('"pair-to-dpo" puts a math/code prompt with a pair in DPO only', () => {

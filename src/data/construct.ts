@@ -252,8 +252,12 @@ export interface PromptReport {
   domain: Domain;
   /** Instruction prompts: the side of the 4:6 split. */
   split?: 'sft' | 'dpo';
+  /** Responses and failed requests (each failed item counts once). */
   responses: number;
+  /** Of those, not usable: failed, empty or excluded. */
   errors: number;
+  /** Of those, failed requests (no response text at all). */
+  failed?: number;
   sft: { kept: boolean; reason?: SftReason; responseId?: string; manual?: boolean };
   dpo: { kept: boolean; reason?: DpoReason; sourceId?: string; chosenId?: string; rejectedId?: string; gap?: number | null; manual?: boolean; sources: SourceOutcome[] };
 }
@@ -551,6 +555,7 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
       domain: p.domain,
       responses: cands.length,
       errors: cands.filter((c) => !c.usable).length,
+      failed: cands.filter((c) => c.r.error).length,
       sft: { kept: false },
       dpo: { kept: false, sources: [] },
     };
@@ -717,6 +722,8 @@ export function buildDatasets(input: ConstructInput): ConstructResult {
     const d = report.domain;
     bump(d, 'prompts');
     for (let k = 0; k < report.responses; k++) bump(d, 'responses');
+    // 'responses' counts failed requests too (they are in the report): say how many.
+    for (let k = 0; k < (report.failed ?? 0); k++) bump(d, 'responses.failed');
     if (report.split) bump(d, `split.${report.split}`);
     bump(d, report.sft.kept ? 'sft.kept' : `sft.dropped.${report.sft.reason}`);
     bump(d, report.dpo.kept ? 'dpo.kept' : `dpo.dropped.${report.dpo.reason}`);

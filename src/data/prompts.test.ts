@@ -113,6 +113,8 @@ describe('JSONL and JSON prompts', () => {
     expect(wrong.column).toEqual({ field: 'prompt', given: 'text_body', columns: ['uid', 'body', 'tag'] });
     expect(wrong.message).toBe('column "text_body" (prompt) not found: the columns are uid, body, tag');
     expect(err(() => importPromptRows(rows, { mapping: { prompt: 'body', gold: 'answer' } })).column).toMatchObject({ field: 'gold', given: 'answer' });
+    // An empty input is no rows, not a column problem.
+    expect(importPromptsJsonl('\n\n')).toEqual({ prompts: [], errors: [], duplicates: [], rows: 0 });
   });
 
   it('reports a duplicate explicit id for different prompts', () => {

@@ -344,7 +344,11 @@ export function rowsToPrompts(rows: readonly RawRow[], opts: PromptImportOptions
       throw missingColumn(key, name, known);
     }
   }
-  if (cols.prompt === undefined) throw noPromptColumn(known, rows);
+  if (cols.prompt === undefined) {
+    // Nothing at all (an empty file): no rows, for the caller to say so, rather than a column problem.
+    if (rows.length === 0 && known.size === 0) return { prompts: [], errors: [], duplicates: [], rows: 0 };
+    throw noPromptColumn(known, rows);
+  }
   const defaultDomain = opts.domain ?? 'instruction';
   const requireVerifier = opts.requireVerifier ?? true;
   const dedupe = opts.dedupe ?? true;

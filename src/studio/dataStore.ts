@@ -13,7 +13,6 @@ import type { SourceProgress } from '../data/collect';
 import {
   importPromptsFile,
   importPromptsFromHf,
-  PromptImportError,
   type ColumnMapping,
   type Domain,
   type DuplicateRow,
@@ -28,10 +27,11 @@ import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 import type { ConstructReport } from '../data/construct';
 import { estimatePromptTokens, findLongPrompts, type LengthLimit, type LongPrompt } from '../data/prompt-length';
 import { mergePrompts } from './dataView';
+import { emptyImportProblem, explainImportError, type ImportSource } from './importView';
 import { engine } from './engine';
 import { pipelineLocalSources, useLocalSourcesStore, workerLocalCollect } from './localSources';
 import { useModelStore } from './modelStore';
-import { buildJudgeSpec, pipelineSources, useSourcesStore, workerRewardRunner } from './sourcesStore';
+import { buildJudgeSpec, pipelineSources, toPipelineSource, useSourcesStore, workerRewardRunner } from './sourcesStore';
 import { studioDb } from './studioDb';
 
 export const DATA_RUN_KEY = 'fuse-studio.dataRun';
@@ -142,6 +142,16 @@ export interface JobState {
   message: string | null;
   error: string | null;
   warnings: string[];
+  /** Sources left out of this run because their connection test failed (the run can insist on them). */
+  skippedSources: SkippedSource[];
+}
+
+export interface SkippedSource {
+  /** The Sources page entry id. */
+  id: string;
+  name: string;
+  /** The connection test's message. */
+  reason: string;
 }
 
 export interface Browse {
@@ -176,7 +186,11 @@ interface DataStore {
   importHf(req: ImportRequest & { dataset: string; config: string; split: string; length: number; token?: string }): Promise<void>;
   removeImport(id: string): Promise<void>;
   setUseSandbox(on: boolean): Promise<void>;
-  run(opts?: { rebuild?: boolean }): Promise<void>;
+  /**
+   * Runs the pipeline. Sources that fail a connection test first are not asked (skippedSources),
+   * unless their ids are in `insist`; a rebuild asks no source at all.
+   */
+  run(opts?: { rebuild?: boolean; insist?: readonly string[] }): Promise<void>;
   cancel(): void;
   refresh(): Promise<void>;
   addOverride(o: Override): Promise<void>;
@@ -188,7 +202,22 @@ interface DataStore {
 /** The artifacts the Data page offers for download. */
 export const DOWNLOADABLE = [ARTIFACTS.sft, ARTIFACTS.dpo, ARTIFACTS.fusechatSft, ARTIFACTS.fusechatDpo, ARTIFACTS.report] as const;
 
-const IDLE_JOB: JobState = { running: false, phase: null, collect: [], score: null, message: null, error: null, warnings: [] };
+const IDLE_JOB: JobState = { running: false, phase: null, collect: [], score: null, message: null, error: null, warnings: [], skippedSources: [] };
+
+/**
+ * The enabled sources whose connection test fails (tested now unless passed in this tab), except
+ * `insist`: a dead host would otherwise be retried for every item of the run.
+ */
+async function failingSources(ids: readonly string[], insist: readonly string[]): Promise<SkippedSource[]> {
+  const store = useSourcesStore.getState();
+  const check = ids.filter((id) => !insist.includes(id));
+  await Promise.all(check.filter((id) => store.tests[id]?.state !== 'ok').map((id) => useSourcesStore.getState().test(id)));
+  const { tests, entries } = useSourcesStore.getState();
+  return check.flatMap((id) => {
+    const t = tests[id];
+    return t?.state === 'error' ? [{ id, name: entries.find((e) => e.id === id)?.name ?? id, reason: t.message }] : [];
+  });
+}
 const EMPTY_BROWSE: Browse = { responses: [], scores: [], errors: [] };
 
 /** Every prompt of the run, in import order. */
@@ -244,9 +273,15 @@ export const useDataStore = create<DataStore>((set, get) => {
     useSandbox: true,
     createdAt: new Date().toISOString(),
   });
-  const addImport = async (entry: Omit<ImportEntry, 'skippedExisting' | 'id' | 'createdAt'>) => {
+  /** Adds an import to the run; one that adds no prompt is refused with why (an error, not an entry). */
+  const addImport = async (src: ImportSource, entry: Omit<ImportEntry, 'skippedExisting' | 'id' | 'createdAt'>) => {
     const doc = get().doc!;
     const { added, skipped } = mergePrompts(runPrompts(doc), entry.prompts);
+    const problem = emptyImportProblem(src, { rows: entry.rows, added: added.length, errors: entry.errors, duplicates: entry.duplicates.length, skippedExisting: skipped });
+    if (problem) {
+      set({ importError: problem });
+      return;
+    }
     const full: ImportEntry = {
       ...entry,
       prompts: added,
@@ -295,9 +330,9 @@ export const useDataStore = create<DataStore>((set, get) => {
       try {
         const data = new Uint8Array(await file.arrayBuffer());
         const r = await importPromptsFile(file.name, data, { domain: req.domain, mapping: req.mapping });
-        await addImport({ label: file.name, kind: 'file', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows });
+        await addImport({ kind: 'file', name: file.name }, { label: file.name, kind: 'file', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows });
       } catch (e) {
-        set({ importError: e instanceof PromptImportError ? e.message : `Could not import ${file.name}: ${message(e)}` });
+        set({ importError: explainImportError({ kind: 'file', name: file.name }, e) });
       } finally {
         set({ importing: false });
       }
@@ -316,9 +351,12 @@ export const useDataStore = create<DataStore>((set, get) => {
           mapping: req.mapping,
         });
         const label = `${req.dataset} (${req.config || 'default'}/${req.split || 'train'})`;
-        await addImport({ label, kind: 'hf', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows });
+        await addImport(
+          { kind: 'hf', dataset: req.dataset, token: Boolean(req.token) },
+          { label, kind: 'hf', domain: req.domain, mapping: req.mapping, prompts: r.prompts, errors: r.errors, duplicates: r.duplicates, rows: r.rows },
+        );
       } catch (e) {
-        set({ importError: `Could not import ${req.dataset}: ${message(e)}` });
+        set({ importError: explainImportError({ kind: 'hf', dataset: req.dataset, token: Boolean(req.token) }, e) });
       } finally {
         set({ importing: false });
       }
@@ -376,7 +414,23 @@ export const useDataStore = create<DataStore>((set, get) => {
       if (doc.useSandbox) sandbox ??= new BrowserSandbox();
       controller = new AbortController();
       const signal = controller.signal;
-      set({ job: { ...IDLE_JOB, running: true, message: opts.rebuild ? 'Rebuilding the sets…' : 'Starting…' } });
+      set({ job: { ...IDLE_JOB, running: true, message: opts.rebuild ? 'Rebuilding the sets…' : 'Checking the sources…' } });
+      // A rebuild asks nobody; a run leaves out the sources that fail their connection test.
+      const entryIds = sourcesState.entries.filter((e) => e.enabled && sources.some((x) => x.id === toPipelineSource(e).id)).map((e) => e.id);
+      const skippedSources = opts.rebuild ? [] : await failingSources(entryIds, opts.insist ?? []);
+      const skippedIds = new Set(skippedSources.map((x) => toPipelineSource(useSourcesStore.getState().entries.find((e) => e.id === x.id)!).id));
+      const notAsked = opts.rebuild ? sources.map((x) => x.id) : [...skippedIds];
+      if (!opts.rebuild && skippedSources.length === sources.length) {
+        controller = null;
+        return set({
+          job: {
+            ...IDLE_JOB,
+            skippedSources,
+            error: `No source answered its connection test, so nothing was asked: ${skippedSources.map((x) => `“${x.name}”: ${x.reason}`).join(' ')} Fix them on the Sources page, or run anyway.`,
+          },
+        });
+      }
+      set({ job: { ...get().job, skippedSources, message: 'Starting…' } });
       await patchDoc({ status: 'running' });
       const store = new EditedRunStore(new DexieRunStore(doc.runId), doc.edits);
       try {
@@ -396,6 +450,7 @@ export const useDataStore = create<DataStore>((set, get) => {
           overrides: doc.overrides,
           signal,
           retryFailed: !opts.rebuild,
+          ...(notAsked.length ? { notAsked } : {}),
           onProgress: (e) => {
             const job = get().job;
             if (e.phase === 'collect' && Date.now() - lastRefresh > 1500) {
