@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { writeTinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
+import { downloadSize, formatDownload, presetById } from '../src/model/presets';
 import { isPlainName, startFileServer, type FileServer } from './file-server';
 import { screenshot, watchErrors } from './helpers';
 
@@ -17,6 +19,8 @@ import { screenshot, watchErrors } from './helpers';
 const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
 const N = 2;
 const TOTAL = 2 * PROMPTS.length * N;
+/** The recipe's bundled starter prompts. */
+const STARTER = JSON.parse(readFileSync('src/data/starter-prompts.json', 'utf8')) as unknown[];
 
 let dir = '';
 let files: FileServer;
@@ -131,5 +135,31 @@ test('two local sources of different architectures collect in the tab across a r
   expect(new Set(after.responses.map((r) => r.sourceName))).toEqual(new Set(['Llama', 'Qwen']));
   // Every answer scored by the local reward model.
   expect(after.scores).toHaveLength(TOTAL);
+  expect(errors).toEqual([]);
+});
+
+test('fusion with no API key: the plan (total download, answers to write) shows before it starts; one click sets up two local sources of different families, the local reward judge and the starter prompts', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/sources');
+  const ids = ['llama-3.2-1b', 'qwen3-0.6b', 'skywork-reward-v2-qwen3-0.6b', 'smollm2-135m'];
+  const total = ids.reduce((s, id) => s + downloadSize(presetById(id)!).bytes, 0);
+  await expect(page.getByTestId('nokey-plan')).toContainText(`Total download about ${formatDownload(total)}`);
+  await expect(page.getByTestId('nokey-plan')).toContainText(`The sources write ${STARTER.length * 2 * 2} answers`);
+  await page.getByRole('button', { name: 'Set up fusion with no API key' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Set up:' })).toContainText('load SmolLM2-135M-Instruct on the Model page');
+  const llama = page.getByRole('group', { name: 'Local source 1: Llama-3.2-1B-Instruct' });
+  const qwen = page.getByRole('group', { name: 'Local source 2: Qwen3-0.6B' });
+  await expect(llama.getByLabel('Model', { exact: true })).toHaveValue('llama-3.2-1b');
+  await expect(llama.getByLabel('Temperature')).toHaveValue('0.8');
+  await expect(qwen.getByLabel('Model', { exact: true })).toHaveValue('qwen3-0.6b');
+  await expect(qwen.getByLabel('Repetition penalty')).toHaveValue('1.05');
+  await expect(page.getByRole('radio', { name: /A local reward model/ })).toBeChecked();
+  await expect(page.getByLabel('Reward model: a Hub repo id or URL')).toHaveValue('skywork-reward-v2-qwen3-0.6b');
+  await screenshot(page, 'sources-no-key-recipe.png');
+  // Set up twice: nothing doubles.
+  await page.getByRole('button', { name: 'Set up fusion with no API key' }).click();
+  await expect(page.getByRole('group', { name: /^Local source \d/ })).toHaveCount(2);
+  await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+  await expect(page.getByTestId('run-plan')).toContainText(`${STARTER.length} prompt(s) × 2 source(s) = ${STARTER.length * 2 * 2} request(s)`);
   expect(errors).toEqual([]);
 });

@@ -60,7 +60,8 @@ export function pipelineLocalSources(entries: readonly LocalSourceEntry[]): Loca
 
 interface LocalSourcesState {
   entries: LocalSourceEntry[];
-  add(init: { model: string; name?: string }): void;
+  /** A new enabled entry; fields not given take the defaults (sampling unset: the family's preset). */
+  add(init: { model: string; name?: string } & Partial<Omit<LocalSourceEntry, 'id' | 'enabled' | 'model' | 'name'>>): void;
   update(id: string, patch: Partial<LocalSourceEntry>): void;
   remove(id: string): void;
 }
@@ -75,7 +76,7 @@ export const useLocalSourcesStore = create<LocalSourcesState>()(
         let name = base;
         for (let k = 2; names.includes(name); k++) name = `${base} ${k}`;
         const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-        set({ entries: [...get().entries, { id, name, model: init.model.trim(), n: RESPONSES_PER_PROMPT.instruction, max_tokens: STUDIO_LOCAL_MAX_TOKENS, enabled: true }] });
+        set({ entries: [...get().entries, { n: RESPONSES_PER_PROMPT.instruction, max_tokens: STUDIO_LOCAL_MAX_TOKENS, ...init, id, name, model: init.model.trim(), enabled: true }] });
       },
       update(id, patch) {
         set({ entries: get().entries.map((e) => (e.id === id ? { ...e, ...patch } : e)) });

@@ -6,57 +6,123 @@ import { downloadSize, formatDownload, formatParams, PRESETS } from '../../model
 import { ConfirmButton } from '../components/ConfirmButton';
 import { NumberField } from '../components/fields';
 import { localSourceProblem, useLocalSourcesStore, type LocalSourceEntry } from '../localSources';
+import { NO_KEY_RECIPE, planNoKeyRecipe, setUpNoKeyRecipe } from '../noKeyRecipe';
 
-const SOURCE_PRESETS = PRESETS.filter((p) => p.role === 'source');
+// Any causal LM preset can be a source (the targets too: a Llama 3.2 1B answers well for its size).
+const SOURCE_PRESETS = PRESETS.filter((p) => p.role !== 'reward');
 
 export function LocalSourcesPanel() {
   const entries = useLocalSourcesStore((s) => s.entries);
   const add = useLocalSourcesStore((s) => s.add);
-  const update = useLocalSourcesStore((s) => s.update);
   const [spec, setSpec] = useState('');
   const specId = useId();
 
   const addPreset = (id: string) => {
     const p = SOURCE_PRESETS.find((x) => x.id === id)!;
-    add({ model: p.id, name: p.name });
     // The family's sampling preset (the paper's), filled in so it shows and can be changed.
     const s = FAMILIES[p.family].sampling;
-    const added = useLocalSourcesStore.getState().entries.at(-1)!;
-    update(added.id, { temperature: s.temperature, top_p: s.topP, ...(s.repetitionPenalty !== undefined ? { repetition_penalty: s.repetitionPenalty } : {}) });
+    add({ model: p.id, name: p.name, temperature: s.temperature, top_p: s.topP, ...(s.repetitionPenalty !== undefined ? { repetition_penalty: s.repetitionPenalty } : {}) });
   };
 
   return (
-    <section className="card" aria-labelledby="local-add-title">
-      <h2 id="local-add-title">Add a local model</h2>
-      <p className="hint">
-        A model that answers on this GPU, in this tab: no key, no server. During collection each local model is downloaded (once, into the
-        model cache), generates all its answers, and is released before the next one. The model loaded on the Model page stays loaded beside it.
-      </p>
-      <div className="presets" role="group" aria-label="Local model presets">
-        {SOURCE_PRESETS.map((p) => (
-          <button key={p.id} type="button" className="chip" onClick={() => addPreset(p.id)} aria-label={`Add local ${p.name}`} title={downloadSize(p).basis}>
-            {p.name} · {formatParams(downloadSize(p).params)} · {formatDownload(downloadSize(p).bytes)}
+    <>
+      <NoKeyRecipeCard />
+      <section className="card" aria-labelledby="local-add-title">
+        <h2 id="local-add-title">Add a local model</h2>
+        <p className="hint">
+          A model that answers on this GPU, in this tab: no key, no server. During collection each local model is downloaded (once, into the
+          model cache), generates all its answers, and is released before the next one. The model loaded on the Model page stays loaded beside it.
+        </p>
+        <div className="presets" role="group" aria-label="Local model presets">
+          {SOURCE_PRESETS.map((p) => (
+            <button key={p.id} type="button" className="chip" onClick={() => addPreset(p.id)} aria-label={`Add local ${p.name}`} title={downloadSize(p).basis}>
+              {p.name} · {formatParams(downloadSize(p).params)} · {formatDownload(downloadSize(p).bytes)}
+            </button>
+          ))}
+        </div>
+        <form
+          className="row"
+          onSubmit={(ev) => {
+            ev.preventDefault();
+            if (!spec.trim()) return;
+            add({ model: spec });
+            setSpec('');
+          }}
+        >
+          <label htmlFor={specId}>Hub repo or URL</label>
+          <input id={specId} value={spec} onChange={(ev) => setSpec(ev.target.value)} placeholder="org/name, hf://org/name@revision or https://…/model/" />
+          <button type="submit" className="button" disabled={!spec.trim()}>
+            Add local model
           </button>
+        </form>
+        {entries.map((e, k) => (
+          <LocalSourceCard key={e.id} entry={e} index={k} />
         ))}
+      </section>
+    </>
+  );
+}
+
+const ROLE_WORDS = { source: 'source', reward: 'reward model (judge)', target: 'target (Model page)' } as const;
+
+/** The one-click recipe: what it downloads and generates, shown before it is set up. */
+function NoKeyRecipeCard() {
+  const plan = planNoKeyRecipe();
+  const [state, setState] = useState<{ kind: 'idle' | 'working' | 'done' } | { kind: 'error'; message: string }>({ kind: 'idle' });
+  const target = plan.models.find((m) => m.role === 'target')!.preset;
+  const setUp = async () => {
+    setState({ kind: 'working' });
+    try {
+      await setUpNoKeyRecipe();
+      setState({ kind: 'done' });
+    } catch (e) {
+      setState({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
+    }
+  };
+  return (
+    <section className="card" aria-labelledby="nokey-title">
+      <h2 id="nokey-title">Fusion with no API key</h2>
+      <p className="hint">
+        The whole recipe on this machine: {plan.prompts} starter prompts written for the project (instructions, math with a gold answer, JavaScript code with
+        tests), answered by local models of different families, scored by a local reward model, and a small target trained on the result.
+      </p>
+      <table className="table" aria-label="What the recipe downloads">
+        <thead>
+          <tr>
+            <th scope="col">Role</th>
+            <th scope="col">Model</th>
+            <th scope="col">Download</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plan.models.map((m) => (
+            <tr key={m.preset.id}>
+              <td>{ROLE_WORDS[m.role]}</td>
+              <td>
+                {m.preset.name} ({formatParams(downloadSize(m.preset).params)})
+              </td>
+              <td>{formatDownload(m.bytes)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p data-testid="nokey-plan">
+        Total download about {formatDownload(plan.downloadBytes)} (once, into this browser's model cache). The sources write {plan.responses} answers ({NO_KEY_RECIPE.n} per
+        prompt each), at most {plan.maxNewTokens.toLocaleString('en')} new tokens. Time: the Data page shows each source's tokens/s and ETA as it generates; a
+        small GPU needs tens of minutes.
+      </p>
+      <button type="button" className="button" onClick={() => void setUp()} disabled={state.kind === 'working'}>
+        Set up fusion with no API key
+      </button>
+      <div role="status" aria-live="polite">
+        {state.kind === 'done' && (
+          <p className="notice">
+            Set up: the local sources below, the local reward model as the judge, the starter prompts on the Data page. Next: load {target.name} on the Model page,
+            then run the Data page.
+          </p>
+        )}
+        {state.kind === 'error' && <p className="notice notice--error">Could not set up the recipe: {state.message}</p>}
       </div>
-      <form
-        className="row"
-        onSubmit={(ev) => {
-          ev.preventDefault();
-          if (!spec.trim()) return;
-          add({ model: spec });
-          setSpec('');
-        }}
-      >
-        <label htmlFor={specId}>Hub repo or URL</label>
-        <input id={specId} value={spec} onChange={(ev) => setSpec(ev.target.value)} placeholder="org/name, hf://org/name@revision or https://…/model/" />
-        <button type="submit" className="button" disabled={!spec.trim()}>
-          Add local model
-        </button>
-      </form>
-      {entries.map((e, k) => (
-        <LocalSourceCard key={e.id} entry={e} index={k} />
-      ))}
     </section>
   );
 }
