@@ -231,7 +231,7 @@ describe('fuse-studio build-data (child process)', () => {
       expect(s.score).toBeCloseTo(1 / (1 + Math.exp(-(s.judge.raw - stats.median) / stats.std)), 12);
     }
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
-    expect(report.rewards.gapWindows.instruction).toMatchObject({ min: 0.1, max: 1, unit: 'std', std: stats.std });
+    expect(report.rewards.gapWindows.instruction).toMatchObject({ min: 0.3, max: 3, unit: 'std', std: stats.std });
     const dpo = await read('dpo.jsonl');
     expect(dpo.length).toBeGreaterThan(0);
     expect(dpo).toHaveLength(report.counts['dpo.kept']);

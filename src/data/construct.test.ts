@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   buildDatasets,
+  DEFAULT_REWARD_GAP,
   dpoRowsToRecords,
   responseId,
   sftRowsToRecords,
@@ -39,6 +40,32 @@ function reportOf(result: ReturnType<typeof buildDatasets>, promptId: string): P
 function RR(promptId: string, source: string, i: number, raw: number, score: number): ScoredResponse {
   return { response: { promptId, sourceId: source, sampleIndex: i, content: `answer ${promptId}/${source}/${i}` }, score: { score, judge: { raw } } };
 }
+
+describe('the default window of a run-fitted reward model', () => {
+  // fuse-studio serve's /pooling likelihood rewards (mean log-probability per token) of the demo
+  // model's answers: six prompts, five answers each from one source, as the studio's defaults ask
+  // (measured: the e2e full flow's run). Rewards vary about as much within a prompt as between.
+  const measured = [
+    [-11.777, -11.737, -11.676, -11.73, -11.677],
+    [-11.686, -11.689, -11.745, -11.709, -11.725],
+    [-11.748, -11.648, -11.681, -11.749, -11.724],
+    [-11.738, -11.652, -11.735, -11.702, -11.71],
+    [-11.68, -11.691, -11.77, -11.698, -11.687],
+    [-11.73, -11.75, -11.704, -11.733, -11.729],
+  ];
+  const prompts = measured.map((_, k) => P(`q${k}`, 'instruction'));
+  const responses = measured.flatMap((row, k) => row.map((raw, i) => RR(`q${k}`, 'serve', i, raw, 0.5)));
+
+  it('keeps pairs of five answers from one source; the earlier [0.1, 1]σ dropped them all as too wide', () => {
+    const kept = buildDatasets({ prompts, responses, settings: { instructionSftFraction: 0, instructionGap: { ...DEFAULT_REWARD_GAP } } });
+    expect(kept.report.gapWindows.instruction).toMatchObject({ min: 0.3, max: 3, unit: 'std' });
+    expect(kept.dpo.length).toBeGreaterThanOrEqual(4);
+    expect(kept.report.warnings).toEqual([]);
+    const old = buildDatasets({ prompts, responses, settings: { instructionSftFraction: 0, instructionGap: { min: 0.1, max: 1, unit: 'std' } } });
+    expect(old.dpo).toEqual([]);
+    expect(old.report.counts['dpo.dropped.gap_too_large']).toBe(6);
+  });
+});
 
 describe('gap windows in the scorer\'s units', () => {
   // Skywork-Reward-V2-like rewards: unbounded logits, several units apart. Their [0, 1] scores

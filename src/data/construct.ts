@@ -78,16 +78,19 @@ export interface GapRange {
 /**
  * The default window of a reward model whose [0, 1] score is fitted to the run (score.ts
  * `{kind: 'run'}`, the default for local and HTTP reward models): the chosen and rejected raw
- * rewards differ by 0.1 to 1.0 standard deviations of the run's rewards. Why: the paper's [0.01,
- * 0.1] is ArmoRM's units, whose best and worst answers of one source typically differ by less than
- * 0.1 (FUSION.md §2): the upper bound is about one typical spread, the lower a tenth of it. In the
- * run's own spread that is [0.1σ, 1σ]; it ignores the reward model's arbitrary offset and scale
- * (Bradley–Terry rewards are defined only up to both), so it fits Skywork-Reward-V2's unbounded
- * logits (several units apart between good and bad answers) as well as ArmoRM or a likelihood
- * reward. It drops near-ties (under 0.1σ: noise, no preference) and the widest gaps (over 1σ: one
- * answer is broken, an easy pair), as the paper's window does. docs/DATA.md has the reasoning.
+ * rewards differ by 0.3 to 3 standard deviations of the run's rewards. Why: the paper's [0.01, 0.1]
+ * is in ArmoRM's units, where a source's best and worst answers "often differ by less than 0.1"
+ * (FUSION.md §2): the upper bound sits above most best-vs-worst gaps, the lower is a tenth of it.
+ * A best-vs-worst gap is the range of a source's n answers, about 1.1σ (n = 2), 1.7σ (3) and 2.3σ
+ * (5) of their spread, and the run's σ is at least that spread: 3σ sits above most such ranges and
+ * drops only the widest (one answer broken or off topic: a fifth of the ranges for n = 5, 3% for
+ * n = 2, when the rewards vary no more between prompts than within; fewer when they do); 0.3σ
+ * keeps the paper's ratio of ten and drops near-ties (a sixth of the pairs for n = 2). In σ units it ignores the reward model's arbitrary offset and scale
+ * (Bradley–Terry rewards are defined only up to both). An earlier default, [0.1, 1]σ, put the upper
+ * bound at one σ, below the typical range: on serve's likelihood reward with five answers per
+ * prompt it dropped every pair as too wide (construct.test.ts has those rewards). docs/DATA.md.
  */
-export const DEFAULT_REWARD_GAP: Readonly<GapRange> = { min: 0.1, max: 1.0, unit: 'std' };
+export const DEFAULT_REWARD_GAP: Readonly<GapRange> = { min: 0.3, max: 3, unit: 'std' };
 
 /**
  * The default window of a rubric judge (score = its points / the scale's top, 1–10 by default):

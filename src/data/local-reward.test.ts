@@ -19,7 +19,7 @@ import { localFolderSource } from '../model/source-node';
 import { parseModelConfig } from '../model/config';
 import { releaseWeights } from '../model/weights';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
-import { buildDatasets, DEFAULT_CONSTRUCT_SETTINGS } from './construct';
+import { buildDatasets, DEFAULT_CONSTRUCT_SETTINGS, DEFAULT_REWARD_GAP } from './construct';
 import { engineRewardRunner, expectRewardConfig, rewardInputIds, REWARD_MODEL_EXAMPLE } from './local-reward';
 import { runPipeline, type PipelineOptions } from './pipeline';
 import { importPromptRows, promptMessages, type Prompt } from './prompts';
@@ -127,15 +127,15 @@ describe('a local reward model as the pipeline judge', () => {
     }
     expect(new Set(responses.map((r) => scores.get(r.key)!.score)).size).toBe(responses.length); // nothing collapses
 
-    // DPO: the default window is [0.1, 1]×σ of the raw rewards, and it keeps pairs.
+    // DPO: the default window is [0.3, 3]×σ of the raw rewards, and it keeps pairs.
     const report = res.construct!.report;
-    expect(report.gapWindows.instruction).toEqual({ min: 0.1, max: 1, unit: 'std', compares: 'raw', std: stats.std, bounds: { min: 0.1 * stats.std, max: stats.std } });
+    expect(report.gapWindows.instruction).toEqual({ min: 0.3, max: 3, unit: 'std', compares: 'raw', std: stats.std, bounds: { min: 0.3 * stats.std, max: 3 * stats.std } });
     expect(res.construct!.dpo.length).toBeGreaterThan(0);
     for (const row of res.construct!.dpo) {
       expect(row.gapUnit).toBe('raw');
       expect(row.gap).toBeCloseTo(row.chosen.raw! - row.rejected.raw!, 10);
-      expect(row.gap!).toBeGreaterThanOrEqual(0.1 * stats.std - 1e-9);
-      expect(row.gap!).toBeLessThanOrEqual(stats.std + 1e-9);
+      expect(row.gap!).toBeGreaterThanOrEqual(0.3 * stats.std - 1e-9);
+      expect(row.gap!).toBeLessThanOrEqual(3 * stats.std + 1e-9);
     }
     expect(res.warnings.filter((w) => /gap window/.test(w))).toEqual([]);
     const reportJson = JSON.parse(store.artifacts.get('report.json')!);
@@ -160,7 +160,7 @@ describe('a local reward model as the pipeline judge', () => {
     const back = buildDatasets({
       prompts,
       responses: responses(await store.list(), scores),
-      settings: { ...DEFAULT_CONSTRUCT_SETTINGS, instructionSftFraction: 0, instructionGap: { min: 0.1, max: 1, unit: 'std' } },
+      settings: { ...DEFAULT_CONSTRUCT_SETTINGS, instructionSftFraction: 0, instructionGap: { ...DEFAULT_REWARD_GAP } },
     });
     expect(back.dpo.length).toBeGreaterThan(0);
     expect(back.report.warnings).toEqual([]);

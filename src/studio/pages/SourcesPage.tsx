@@ -472,8 +472,8 @@ function LocalRewardPanel() {
         {state.state === 'ready' && (
           <p className="notice notice--ok">
             Loaded {state.summary.source}: {state.summary.config.family} reward model, {state.summary.config.numLayers} layers, hidden size{' '}
-            {state.summary.config.hiddenSize}. Rewards are mapped to [0, 1] by a sigmoid fitted to each run; DPO pairs keep gaps of 0.1 to 1
-            standard deviation of the run&apos;s rewards.
+            {state.summary.config.hiddenSize}. Rewards are mapped to [0, 1] by a sigmoid fitted to each run; DPO pairs keep gaps of 0.3 to 3
+            standard deviations of the run&apos;s rewards.
             {state.summary.key !== model && ' (Not the model named above: load that one to use it.)'}
           </p>
         )}
