@@ -29,9 +29,6 @@ import { gpuContext } from './session';
 class WorkerLocalRunner implements LocalModelRunner {
   private sources = new Map<string, ModelSource>();
 
-  /** Loads of each spec in this worker (the e2e proof that a resumed run loads no model twice). */
-  static loads = new Map<string, number>();
-
   context(): Promise<GpuContext> {
     return gpuContext();
   }
@@ -60,7 +57,6 @@ class WorkerLocalRunner implements LocalModelRunner {
   async load(spec: string, o: { signal?: AbortSignal } = {}): Promise<LocalModel> {
     const ctx = await this.context();
     const loaded = await loadModel(ctx, await this.source(spec), o);
-    WorkerLocalRunner.loads.set(spec, (WorkerLocalRunner.loads.get(spec) ?? 0) + 1);
     let model;
     try {
       model = createDecoderModel(ctx, loaded.weights);
@@ -158,11 +154,5 @@ export const localSourceService = {
   /** Stops a collectLocal job (the page's run was stopped): unfinished items stay pending. */
   cancelLocal(jobId: number): void {
     jobs.get(jobId)?.abort();
-  },
-
-  /** How many times each local source's model was loaded in this worker, and the GPU pool's live bytes now. */
-  async localLoads(): Promise<{ loads: Record<string, number>; liveBytes: number }> {
-    const ctx = await gpuContext();
-    return { loads: Object.fromEntries(WorkerLocalRunner.loads), liveBytes: ctx.pool.stats().liveBytes };
   },
 };
