@@ -201,15 +201,20 @@ async function setNumber(page: Page, label: RegExp, value: number): Promise<void
   await expect(input).toHaveValue(String(value));
 }
 
-/** One SFT step on the tiny file; resolves when the run has completed. */
-async function trainSftOnce(page: Page): Promise<void> {
+/** The tiny SFT file and settings, `epochs` epochs of its 2 examples (one a step). */
+async function tinySft(page: Page, epochs: number): Promise<void> {
   await page.getByLabel('1. SFT').check();
   await page.getByLabel('A JSONL file').check();
   await page.getByLabel('SFT JSONL file').setInputFiles({ name: 'tiny-sft.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(SFT_JSONL) });
-  await setNumber(page, /^Max steps/, 1);
+  await setNumber(page, /^Max steps/, 0);
+  await setNumber(page, /^Epochs/, epochs);
   await setNumber(page, /^Micro-batch size/, 1);
   await setNumber(page, /^Gradient accumulation steps/, 1);
   await setNumber(page, /^Max length/, 32);
+}
+
+/** Starts the SFT run set up; resolves when it has completed. */
+async function trainSft(page: Page): Promise<void> {
   await page.getByRole('button', { name: 'Start SFT training' }).click();
   await expect(page.getByTestId('run-card').getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 240_000 });
 }
@@ -234,20 +239,33 @@ test('a new SFT run never overwrites an adapter; DPO names what it continues; re
   await importCard.getByRole('button', { name: 'Import adapter' }).click();
   await expect(importCard.getByRole('alert')).toContainText('An adapter named "sft" is already stored for this model');
 
-  // Two SFT runs: each saves a new adapter; the imported "sft" stays as it was.
+  // Two SFT runs: each saves a new adapter; the imported "sft" stays as it was. Before each, the
+  // page says how many steps it takes and how long (unknown until this device has been timed).
   await go(page, 'Train');
   await page.getByLabel('1. SFT').check();
   await expect(page.getByTestId('save-as')).toContainText('it is saved as “sft-2”');
-  await trainSftOnce(page);
+  await tinySft(page, 2);
+  const estimate = page.getByTestId('train-estimate');
+  await expect(estimate.getByTestId('planned-steps')).toHaveText('4 steps');
+  await expect(estimate).toContainText('2 examples in batches of 1 × 1 accumulated = 2 steps an epoch, × 2 epochs; sequences padded to');
+  await expect(estimate.getByTestId('planned-time')).toContainText('Time: unknown. No run of this model has been timed on this device yet');
+  await trainSft(page);
+  await expect(page.getByTestId('train-progress')).toContainText('Step 4 of 4');
   await expect(page.getByText('Saved the adapter “sft-2”')).toBeVisible();
   await expect(page.getByTestId('save-as')).toContainText('it is saved as “sft-3”');
-  await trainSftOnce(page);
+  await tinySft(page, 1);
+  await expect(estimate.getByTestId('planned-steps')).toHaveText('2 steps');
+  // Timed now, from the run just made: about 2 × its step time.
+  await expect(estimate.getByTestId('planned-time')).toContainText(/^About \d[^:]* on this device: [\d,]+ padded tokens\/s, measured in the SFT run of .* \(median of 3 steps\)\.$/);
+  await estimate.scrollIntoViewIfNeeded();
+  await screenshot(page, 'train-estimate.png');
+  await trainSft(page);
   await expect(page.getByText('Saved the adapter “sft-3”')).toBeVisible();
   const adapters = page.getByRole('list', { name: 'Adapters' });
   await expect(adapters.getByRole('listitem')).toHaveCount(3);
   await expect(adapters.getByRole('listitem').filter({ hasText: /^sft\b/ }).first()).toContainText('imported');
-  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-2\b/ })).toContainText('SFT, 1 of 1 steps');
-  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-3\b/ })).toContainText('SFT, 1 of 1 steps');
+  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-2\b/ })).toContainText('SFT, 4 of 4 steps');
+  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft-3\b/ })).toContainText('SFT, 2 of 2 steps');
 
   // DPO continues the newest SFT adapter by default, and its name says so; another can be picked.
   await page.getByLabel('2. DPO').check();
@@ -257,6 +275,15 @@ test('a new SFT run never overwrites an adapter; DPO names what it continues; re
   await page.getByLabel('DPO continues').selectOption('sft-2');
   await expect(page.getByTestId('save-as')).toContainText('saved as “sft-2+dpo”');
   await screenshot(page, 'train-versioned-adapters.png');
+
+  // The stage chosen survives a reload (the model does not: load it again).
+  await page.reload();
+  await go(page, 'Model');
+  await page.getByRole('button', { name: 'Load demo model' }).click();
+  await expect(page.getByRole('region', { name: 'Model card' })).toContainText('built-in demo model', { timeout: 90_000 });
+  await go(page, 'Train');
+  await expect(page.getByLabel('2. DPO')).toBeChecked();
+  await page.getByLabel('1. SFT').check();
 
   // Discarding a run asks first; Cancel keeps it.
   await page.getByRole('button', { name: 'Discard run' }).click();

@@ -13,12 +13,14 @@ import {
   formatMetric,
   freeAdapterName,
   historyUpTo,
+  measuredSpeed,
   parseDataset,
   resolveDpoInit,
   restoreSettings,
   runAdapterName,
   sha256Hex,
   stepLogs,
+  stepPlan,
 } from './trainConfig';
 
 describe('Train page settings', () => {
@@ -148,4 +150,29 @@ describe('Train page helpers', () => {
     expect(resolveDpoInit('deleted', list)?.name).toBe('sft-2');
     expect(resolveDpoInit(undefined, [{ name: 'mine', kind: 'imported' }])).toBeNull();
   });
+
+  it('counts a run’s steps before it starts, as the Trainer does', () => {
+    const s = { microBatchSize: 2, gradientAccumulationSteps: 8, epochs: 3, maxSteps: 0 };
+    // 100 examples → 50 micro-batches → ⌈50 / 8⌉ = 7 steps an epoch, 3 epochs.
+    expect(stepPlan('sft', 100, 256, s)).toEqual({ examples: 100, stepsPerEpoch: 7, totalSteps: 21, sequencesPerStep: 16, seqLen: 256, positionsPerStep: 4096 });
+    expect(stepPlan('sft', 3, 32, { ...s, microBatchSize: 1, gradientAccumulationSteps: 1, epochs: 1 }).totalSteps).toBe(3);
+    // Max steps wins; DPO steps hold chosen and rejected.
+    expect(stepPlan('dpo', 100, 64, { ...s, maxSteps: 5 })).toMatchObject({ totalSteps: 5, sequencesPerStep: 32, positionsPerStep: 2048 });
+  });
+
+  it('reads the speed of this device from a run’s logged steps (the first left out), or none', () => {
+    const run = { runId: 'r', stage: 'sft' as const, createdAt: 't', seqLen: 32, settings: { ...defaultSettings('sft'), microBatchSize: 1, gradientAccumulationSteps: 1 } };
+    // 32 positions a step; steps 2–4 take 2 s, 4 s and 2 s (tokens ÷ tokens/s).
+    const h: Metrics[] = [
+      { step: 1, loss: 3, num_tokens: 20, tokens_per_second: 1 },
+      { step: 2, loss: 2, num_tokens: 40, tokens_per_second: 10 },
+      { step: 2, eval_loss: 2.5 },
+      { step: 3, loss: 1.5, num_tokens: 60, tokens_per_second: 5 },
+      { step: 4, loss: 1.2, num_tokens: 80, tokens_per_second: 10 },
+    ];
+    expect(measuredSpeed(run, h)).toEqual({ positionsPerSecond: 16, runId: 'r', stage: 'sft', createdAt: 't', steps: 3 });
+    expect(measuredSpeed(run, h.slice(0, 3))).toBeNull();
+    expect(measuredSpeed({ ...run, seqLen: 0 }, h)).toBeNull();
+  });
 });
+

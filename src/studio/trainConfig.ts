@@ -244,6 +244,64 @@ export function etaSeconds(elapsedSeconds: number, stepsDone: number, stepsLeft:
   return (elapsedSeconds / stepsDone) * Math.max(0, stepsLeft);
 }
 
+/** What a run will do, known before it starts (src/train/trainer.ts counts steps the same way). */
+export interface StepPlan {
+  /** Records trained on (after the ones skipped). */
+  examples: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Sequences in one optimizer step: micro-batch × accumulation (× 2 for DPO: chosen and rejected). */
+  sequencesPerStep: number;
+  /** Every batch is padded to this length (the longest example). */
+  seqLen: number;
+  /** Token positions one optimizer step computes: sequencesPerStep × seqLen. */
+  positionsPerStep: number;
+}
+
+/** Steps from the set size, batch, accumulation and epochs (or max steps), as the Trainer counts them. */
+export function stepPlan(stage: Stage, examples: number, seqLen: number, s: Pick<TrainSettings, 'microBatchSize' | 'gradientAccumulationSteps' | 'epochs' | 'maxSteps'>): StepPlan {
+  const microBatches = Math.ceil(examples / s.microBatchSize);
+  const stepsPerEpoch = Math.ceil(microBatches / s.gradientAccumulationSteps);
+  const totalSteps = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
+  const sequencesPerStep = s.microBatchSize * s.gradientAccumulationSteps * (stage === 'dpo' ? 2 : 1);
+  return { examples, stepsPerEpoch, totalSteps, sequencesPerStep, seqLen, positionsPerStep: sequencesPerStep * seqLen };
+}
+
+/** A speed measured on this device: token positions per second of a training step. */
+export interface MeasuredSpeed {
+  positionsPerSecond: number;
+  /** The run it was measured in. */
+  runId: string;
+  stage: Stage;
+  createdAt: string;
+  /** Steps it is the median of. */
+  steps: number;
+}
+
+/**
+ * The speed a finished or running run showed: the median over its steps after the first (which
+ * also compiles the GPU kernels) of positions per step ÷ the step's wall time, the wall time read
+ * back from the step's logged tokens ÷ tokens_per_second. Null with fewer than two such steps.
+ */
+export function measuredSpeed(run: Pick<TrainRunSummary, 'runId' | 'stage' | 'createdAt' | 'seqLen' | 'settings'>, history: readonly Metrics[]): MeasuredSpeed | null {
+  if (!(run.seqLen > 0)) return null;
+  const positions = stepPlan(run.stage, 0, run.seqLen, { ...run.settings, maxSteps: 0 }).positionsPerStep;
+  const steps = stepLogs(history);
+  const rates: number[] = [];
+  for (let k = 1; k < steps.length; k++) {
+    const m = steps[k]!;
+    const tokens = (m.num_tokens ?? NaN) - (steps[k - 1]!.num_tokens ?? NaN);
+    const tps = m.tokens_per_second ?? NaN;
+    if ((m.step ?? 0) < 2 || !(tokens > 0) || !(tps > 0)) continue;
+    rates.push(positions / (tokens / tps));
+  }
+  if (rates.length < 2) return null;
+  rates.sort((a, b) => a - b);
+  const mid = rates.length >> 1;
+  const median = rates.length % 2 ? rates[mid]! : (rates[mid - 1]! + rates[mid]!) / 2;
+  return { positionsPerSecond: median, runId: run.runId, stage: run.stage, createdAt: run.createdAt, steps: rates.length };
+}
+
 /** "42 s", "3 min 05 s", "1 h 02 min", or "—". */
 export function formatDuration(s: number | null): string {
   if (s === null || !Number.isFinite(s) || s < 0) return '—';

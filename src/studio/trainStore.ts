@@ -26,6 +26,7 @@ import {
   type TrainSettings,
 } from './trainConfig';
 import type { AdapterInfo } from './worker/adapter-store';
+import type { TrainEstimate } from './worker/train-service';
 
 export type DatasetSource = 'data' | 'file';
 
@@ -50,8 +51,18 @@ export interface RunView {
   phase: string | null;
 }
 
+/** The plan of the run the page would start, worked out by the worker (tokenized as the run will be). */
+export type EstimateState =
+  | { state: 'none' }
+  | { state: 'working' }
+  | { state: 'ready'; estimate: TrainEstimate; key: string }
+  | { state: 'error'; message: string };
+
 interface TrainStore {
   stage: Stage;
+  estimate: EstimateState;
+  /** Works out the step count and time of the run the page shows (no model or no data: none). */
+  refreshEstimate(): Promise<void>;
   /** DPO: the adapter to continue (null: a fresh one; undefined: the newest SFT adapter). */
   dpoInit: string | null | undefined;
   settings: Record<Stage, TrainSettings>;
@@ -182,6 +193,7 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
 
   return {
     stage: typeof localStorage === 'undefined' ? 'sft' : loadStage(),
+    estimate: { state: 'none' },
     dpoInit: undefined,
     settings: typeof localStorage === 'undefined' ? { sft: defaultSettings('sft'), dpo: defaultSettings('dpo') } : loadSettings(),
     dataset: { sft: emptyChoice(), dpo: emptyChoice() },
@@ -203,6 +215,26 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
 
     setDpoInit(name) {
       set({ dpoInit: name });
+    },
+
+    async refreshEstimate() {
+      const { stage, settings, dataset } = get();
+      const choice = dataset[stage];
+      const text = choice.source === 'file' ? (choice.problem ? null : choice.fileText) : await readDataset(stage).catch(() => undefined);
+      if (!text) return set({ estimate: { state: 'none' } });
+      // Runs that ended since may have measured the speed: they are part of the key.
+      const keyOf = (st: TrainStore) => JSON.stringify([st.stage, st.settings[st.stage], st.dataset[st.stage].source, st.dataset[st.stage].fileName, text.length, st.runs.map((r) => [r.runId, r.status])]);
+      const key = keyOf(get());
+      const cur = get().estimate;
+      if (cur.state === 'ready' && cur.key === key) return;
+      set({ estimate: { state: 'working' } });
+      try {
+        const estimate = await engine().estimateTraining({ stage, datasetText: text, settings: settings[stage] });
+        // Only if nothing changed meanwhile.
+        if (keyOf(get()) === key) set({ estimate: { state: 'ready', estimate, key } });
+      } catch (e) {
+        set({ estimate: { state: 'error', message: errorMessage(e) } });
+      }
     },
 
     setSetting(key, value) {

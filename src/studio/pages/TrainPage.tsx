@@ -25,6 +25,7 @@ import {
   type TrainSettings,
 } from '../trainConfig';
 import { useTrainStore, type RunView } from '../trainStore';
+import type { TrainEstimate } from '../worker/train-service';
 
 const STAGE_LABEL: Record<Stage, string> = { sft: 'SFT', dpo: 'DPO' };
 
@@ -125,6 +126,7 @@ function SetupCard() {
       </p>
       <DatasetPicker />
       <SettingsForm continuing={stage === 'dpo' && init !== null} continues={init?.name ?? ''} />
+      <Estimate />
       <div className="actions">
         <button type="button" className="button" disabled={activeRunId !== null || !ready} onClick={() => void start()}>
           Start {STAGE_LABEL[stage]} training
@@ -132,6 +134,58 @@ function SetupCard() {
         {activeRunId !== null && <span className="hint">A run is in progress (one at a time).</span>}
       </div>
     </section>
+  );
+}
+
+/**
+ * The run before it starts: its steps (from the set size, batch, accumulation and epochs, the
+ * data tokenized as the run will) and a time from the speed measured on this device in an earlier
+ * run of this model; without one the time is said to be unknown, never guessed.
+ */
+function Estimate() {
+  const estimate = useTrainStore((s) => s.estimate);
+  const refresh = useTrainStore((s) => s.refreshEstimate);
+  const stage = useTrainStore((s) => s.stage);
+  const settings = useTrainStore((s) => s.settings[s.stage]);
+  const dataset = useTrainStore((s) => s.dataset[s.stage]);
+  const built = useTrainStore((s) => s.dataSets[s.stage]);
+  const runs = useTrainStore((s) => s.runs);
+  useEffect(() => {
+    // Settings are typed a key at a time: wait for a pause.
+    const t = setTimeout(() => void refresh(), 250);
+    return () => clearTimeout(t);
+  }, [refresh, stage, settings, dataset, built, runs]);
+  if (estimate.state === 'none') return null;
+  return (
+    <div className="train-estimate" role="status" aria-live="polite" data-testid="train-estimate">
+      {estimate.state === 'working' && <p className="hint">Working out the steps…</p>}
+      {estimate.state === 'error' && <p className="notice notice--error">Could not plan this run: {estimate.message}</p>}
+      {estimate.state === 'ready' && <EstimateText estimate={estimate.estimate} stage={stage} settings={settings} />}
+    </div>
+  );
+}
+
+function EstimateText({ estimate, stage, settings }: { estimate: TrainEstimate; stage: Stage; settings: TrainSettings }) {
+  const { plan, speed } = estimate;
+  const seconds = speed ? (plan.totalSteps * plan.positionsPerStep) / speed.positionsPerSecond : null;
+  const unit = stage === 'sft' ? 'example' : 'pair';
+  return (
+    <>
+      <p>
+        <strong data-testid="planned-steps">{plan.totalSteps} step{plan.totalSteps === 1 ? '' : 's'}</strong>:{' '}
+        {settings.maxSteps > 0
+          ? `max steps ${settings.maxSteps} (an epoch of ${plan.examples} ${unit}s is ${plan.stepsPerEpoch} step${plan.stepsPerEpoch === 1 ? '' : 's'})`
+          : `${plan.examples} ${unit}${plan.examples === 1 ? '' : 's'} in batches of ${settings.microBatchSize} × ${settings.gradientAccumulationSteps} accumulated = ${plan.stepsPerEpoch} step${plan.stepsPerEpoch === 1 ? '' : 's'} an epoch, × ${settings.epochs} epoch${settings.epochs === 1 ? '' : 's'}`}
+        ; sequences padded to {plan.seqLen} tokens
+        {estimate.skipped ? `; ${estimate.skipped} record(s) skipped` : ''}
+        {estimate.truncated ? `; ${estimate.truncated} truncated to ${settings.maxLength}` : ''}.
+      </p>
+      <p className="hint" data-testid="planned-time">
+        {speed
+          ? `About ${formatDuration(seconds)} on this device${stage === 'dpo' ? ', plus the pass that computes the reference log-probabilities' : ''}: ${Math.round(speed.positionsPerSecond).toLocaleString('en-US')} padded tokens/s, measured in the ${STAGE_LABEL[speed.stage]} run of ${new Date(speed.createdAt).toLocaleString()} (median of ${speed.steps} steps).`
+          : 'Time: unknown. No run of this model has been timed on this device yet; once a run has taken a few steps, its ETA shows, and the next run is estimated from it.'}
+      </p>
+    </>
   );
 }
 

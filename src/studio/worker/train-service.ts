@@ -19,7 +19,7 @@
 
 import type { DpoRecord, SftRecord } from '../../data/records';
 import { createLoraAdapters, type LoraAdapters } from '../../model/lora';
-import { prepareDpo, prepareSft, type DpoPair, type SftExample } from '../../train/batching';
+import { dpoSeqLen, prepareDpo, prepareSft, sftSeqLen, type DpoPair, type SftExample } from '../../train/batching';
 import { checkpointHook, createAdaptersFromCheckpoint, loadLatestCheckpoint, type Checkpoint } from '../../train/checkpoint';
 import { DexieCheckpointStore } from '../../train/checkpoint-store-browser';
 import { TrainingControl } from '../../train/control';
@@ -30,11 +30,15 @@ import {
   describeLineErrors,
   etaSeconds,
   isLive,
+  measuredSpeed,
   parseDataset,
   runAdapterName,
   sha256Hex,
+  stepPlan,
+  type MeasuredSpeed,
   type RunStatus,
   type StartRequest,
+  type StepPlan,
   type TrainEvent,
   type TrainRunSummary,
   type TrainSettings,
@@ -248,7 +252,36 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
   }
 }
 
+/** What the Train page shows before a start: the step plan, and the speed measured on this device. */
+export interface TrainEstimate {
+  plan: StepPlan;
+  skipped: number;
+  truncated: number;
+  /** The newest run of this model (of the same stage if any) with a measured speed, or null. */
+  speed: MeasuredSpeed | null;
+}
+
 export const trainService = {
+  /**
+   * The plan of a run before it starts: its data tokenized as the run will (skipped and
+   * truncated records, the padded length), the steps, and a speed measured in an earlier run of
+   * this model on this device (none: the time is unknown, and the page says so).
+   */
+  async estimateTraining(req: Pick<StartRequest, 'stage' | 'datasetText' | 'settings'>): Promise<TrainEstimate> {
+    const s = requireSession();
+    const data = prepareData(s, req.stage, req.datasetText, req.settings.maxLength, chatDateString(new Date()));
+    const seqLen = req.stage === 'sft' ? sftSeqLen(data.examples as SftExample[]) : dpoSeqLen(data.examples as DpoPair[]);
+    const plan = stepPlan(req.stage, data.examples.length, seqLen, req.settings);
+    const runs = (await trainRuns.list()).filter((r) => r.modelKey === s.modelKey && r.step >= 3);
+    let speed: MeasuredSpeed | null = null;
+    for (const r of [...runs.filter((x) => x.stage === req.stage), ...runs.filter((x) => x.stage !== req.stage)]) {
+      speed = measuredSpeed(r, await trainRuns.metrics(r.runId));
+      if (speed) break;
+    }
+    return { plan, skipped: data.skipped.length, truncated: data.truncated, speed };
+  },
+
+
   /** Start a stage; resolves with the run's final record (its status says how it ended). Setup errors throw. */
   async startTraining(req: StartRequest, onEvent: OnEvent): Promise<TrainRunSummary> {
     const s = requireSession();
