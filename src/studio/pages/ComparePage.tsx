@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useState, type CSSProperties, type FormEvent } from 'react';
 import { tally } from '../blindAb';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { Lineage } from '../components/Lineage';
@@ -162,7 +162,7 @@ function SideBySide() {
       <p className="hint" role="status" data-testid="compare-running">
         {running ? (runningKey ? `Running: ${modelLabel(runningKey)}` : 'Starting…') : ''}
       </p>
-      <div className="compare-grid" style={{ gridTemplateColumns: `repeat(${Math.max(1, selected.length)}, minmax(0, 1fr))` }}>
+      <div className="compare-grid" style={{ '--cols': Math.max(1, selected.length) } as CSSProperties}>
         {selected.map((k) => (
           <article key={k} className={answers[k]?.status === 'running' ? 'compare-col compare-col--running' : 'compare-col'} aria-label={`${modelLabel(k)} column`} data-testid={`column-${k}`}>
             <h3>{modelLabel(k)}</h3>
@@ -252,7 +252,7 @@ function BlindPanel() {
       </form>
       {blind.round && (
         <>
-          <div className="compare-grid" style={{ gridTemplateColumns: 'repeat(2, minmax(0, 1fr))' }}>
+          <div className="compare-grid" style={{ '--cols': 2 } as CSSProperties}>
             {(['a', 'b'] as const).map((slot) => (
               <article key={slot} className={blind.answers[slot].status === 'running' ? 'compare-col compare-col--running' : 'compare-col'} aria-label={`Answer ${slot.toUpperCase()}`}>
                 <h3>{slot.toUpperCase()}</h3>

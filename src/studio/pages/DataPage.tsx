@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type CSSProperties, type FormEvent, type MouseEvent } from 'react';
 import type { Override } from '../../data/construct';
 import { ARTIFACTS } from '../../data/pipeline';
 import { DOMAINS, type Domain, type Prompt } from '../../data/prompts';
@@ -791,7 +791,7 @@ function PromptDetail({ prompt, running }: { prompt: Prompt; running: boolean })
       {columns.length === 0 ? (
         <p className="muted">No responses stored for this prompt yet.</p>
       ) : (
-        <div className="response-grid" style={{ gridTemplateColumns: `repeat(${Math.min(columns.length, 3)}, minmax(0, 1fr))` }}>
+        <div className="response-grid" style={{ '--cols': Math.min(columns.length, 3) } as CSSProperties}>
           {columns.map((c) => (
             <div key={c.sourceId} className="response-column" role="group" aria-label={`Responses from ${c.name}`}>
               <h4>{c.name}</h4>

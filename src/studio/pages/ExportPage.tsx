@@ -87,7 +87,7 @@ function AdaptersPanel() {
             <p className="muted">No adapters for this model yet: train one on the Train page, or import one below.</p>
           ) : (
             <div className="table-wrap">
-              <table aria-label="Stored adapters">
+              <table aria-label="Stored adapters" className="table--stack">
                 <thead>
                   <tr>
                     <th scope="col">Adapter</th>
@@ -103,13 +103,17 @@ function AdaptersPanel() {
                       <th scope="row">
                         {modelLabel(a.name)} <code>{a.name}</code>
                       </th>
-                      <td className="num">{a.rank}</td>
-                      <td className="num">{a.alpha}</td>
-                      <td>
+                      <td className="num" data-label="Rank">
+                        {a.rank}
+                      </td>
+                      <td className="num" data-label="Alpha">
+                        {a.alpha}
+                      </td>
+                      <td className="cell--wide">
                         {a.note} <span className="muted">{new Date(a.createdAt).toLocaleString()}</span>
                         <Lineage adapter={a} />
                       </td>
-                      <td>
+                      <td className="cell--wide">
                         <div className="actions export-actions">
                           <button type="button" className="button" disabled={Boolean(busy)} onClick={() => void download(a.name)} aria-label={`Download ${a.name} PEFT adapter`}>
                             PEFT adapter (.zip)

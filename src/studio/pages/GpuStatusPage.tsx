@@ -132,7 +132,7 @@ function AdapterReport({ adapter }: { adapter: AdapterSummary }) {
 function LimitsTable({ caption, rows, withWhy = false }: { caption: string; rows: LimitRow[]; withWhy?: boolean }) {
   return (
     <div className="table-wrap">
-      <table className="limits">
+      <table className="limits table--stack">
         <caption>{caption}</caption>
         <thead>
           <tr>
@@ -152,7 +152,7 @@ function LimitsTable({ caption, rows, withWhy = false }: { caption: string; rows
               <th scope="row">
                 <code>{l.name}</code>
               </th>
-              <td className="num" title={l.value.toLocaleString('en-US')}>
+              <td className="num" data-label="This adapter" title={l.value.toLocaleString('en-US')}>
                 {l.display}
                 {l.raised && (
                   <>
@@ -164,7 +164,9 @@ function LimitsTable({ caption, rows, withWhy = false }: { caption: string; rows
                   </>
                 )}
               </td>
-              <td className="num muted">{l.specDefaultDisplay}</td>
+              <td className="num muted" data-label="Spec default">
+                {l.specDefaultDisplay}
+              </td>
               {withWhy && <td className="why">{l.why}</td>}
             </tr>
           ))}

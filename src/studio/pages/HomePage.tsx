@@ -173,7 +173,7 @@ function DeviceFit() {
       </p>
       {ready && (
         <div className="table-wrap">
-          <table className="fit-table" aria-label="Models on this device">
+          <table className="fit-table table--stack" aria-label="Models on this device">
             <thead>
               <tr>
                 <th scope="col">Model</th>
@@ -204,13 +204,13 @@ function FitRow({ preset: p, verdict: v }: { preset: ModelPreset; verdict: Prese
     <tr data-preset={p.id}>
       <th scope="row">{p.name}</th>
       <td>{ROLE_SHORT[p.role]}</td>
-      <td className="num" data-label="download">
+      <td className="num" data-label="Download">
         {formatDownload(downloadSize(p).bytes)}
       </td>
-      <td className="num" data-label="needs" title={v.what}>
+      <td className="num" data-label="Needs" title={v.what}>
         {formatBytes(v.needed)}
       </td>
-      <td data-testid="fit-verdict" className={v.fits ? 'fit fit--ok' : 'fit fit--bad'}>
+      <td data-testid="fit-verdict" className={v.fits ? 'fit fit--ok cell--wide' : 'fit fit--bad cell--wide'}>
         {v.fits ? 'fits' : 'does not fit'}
         {!v.fits && (
           <small className="fit-why">

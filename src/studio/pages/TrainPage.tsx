@@ -633,7 +633,7 @@ function RunsCard() {
     <section className="card" aria-labelledby="runs-title">
       <h2 id="runs-title">Runs</h2>
       <div className="table-wrap">
-        <table aria-label="Training runs">
+        <table aria-label="Training runs" className="table--stack">
           <thead>
             <tr>
               <th scope="col">Stage</th>
@@ -652,14 +652,14 @@ function RunsCard() {
             {runs.map((r) => (
               <tr key={r.runId} className={current?.run.runId === r.runId ? 'row--selected' : undefined}>
                 <td>{STAGE_LABEL[r.stage]}</td>
-                <td>{new Date(r.createdAt).toLocaleString()}</td>
-                <td>
+                <td data-label="Started">{new Date(r.createdAt).toLocaleString()}</td>
+                <td data-label="Model">
                   <code>{r.modelKey}</code>
                 </td>
                 <td>
                   <StatusBadge status={r.status} />
                 </td>
-                <td className="num">
+                <td className="num" data-label="Steps">
                   {r.step} / {r.totalSteps}
                 </td>
                 <td>
