@@ -62,6 +62,7 @@ type Unread = { style: string; text: string; finishReason?: string; why: RegExp 
 const UNREAD: Unread[] = [
   { style: 'empty reply', text: '', why: /the verdict is empty/ },
   { style: 'whitespace only (the random demo model at temperature 0)', text: '\n\n\n\n\n\n', why: /empty \(6 whitespace character\(s\)\)/ },
+  { style: 'whitespace up to max tokens', text: '\n'.repeat(64), finishReason: 'length', why: /^the verdict is only whitespace up to its max tokens \(64\): the judge model wrote no text/ },
   { style: 'noise from a random model', text: ' goes_glob modifiesederalONGLONG taşın', why: /no score in the verdict/ },
   { style: 'answers the question instead of judging it', text: 'The boiling point of water at sea level is 100 degrees Celsius.', why: /did not follow the rubric/ },
   { style: 'a number ending a sentence is not a score', text: 'The user asked for three colours; the response names 3.', why: /no score in the verdict/ },

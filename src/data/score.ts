@@ -230,9 +230,12 @@ export function readJudgeVerdict(
   if (text.trim() === '')
     return {
       parsed: null,
-      why: cut
-        ? `the verdict was cut ${atMax} before any text: raise the judge's max tokens`
-        : `the verdict is empty${text.length > 0 ? ` (${text.length} whitespace character(s))` : ''}: the judge model wrote nothing (a model this small or untrained cannot judge; use a chat model, or a reward model)`,
+      why:
+        cut && text.length > 0
+          ? `the verdict is only whitespace up to its max tokens${opts.maxTokens ? ` (${opts.maxTokens})` : ''}: the judge model wrote no text (a random or untrained model cannot judge; use a chat model, or a reward model)`
+          : cut
+            ? `the verdict was cut ${atMax} before any text: raise the judge's max tokens`
+            : `the verdict is empty${text.length > 0 ? ` (${text.length} whitespace character(s))` : ''}: the judge model wrote nothing (a model this small or untrained cannot judge; use a chat model, or a reward model)`,
     };
   const { text: t, unclosed } = withoutThinking(text);
   if (t.trim() === '')

@@ -92,9 +92,10 @@ describe('verdictLine and promptOutcome', () => {
     expect(verdictLine(s)).toBe('score 0.85 (raw 8.5) · incorrect');
     expect(verdictLine({ ...s, score: null, correct: undefined, judge: undefined, error: 'judge: 401' })).toBe('scoring error: judge: 401');
     // The judge answered without a readable score: why, not a generic error.
-    const why = 'the verdict is empty (4 whitespace character(s)): the judge model wrote nothing';
+    const why = 'the verdict is empty (4 whitespace character(s)): the judge model wrote nothing (a model this small cannot judge; use a chat model)';
     const unread = { ...s, score: null, correct: undefined, judge: { method: 'judge' as const, model: 'j', raw: null, detail: why, verdict: '\n\n\n\n' }, error: `judge: ${why}` };
-    expect(verdictLine(unread)).toBe(`no score read from the judge’s verdict: ${why}`);
+    expect(verdictLine(unread)).toBe('no score read from the judge’s verdict');
+    expect(verdictLine({ ...unread, error: `code: no python; judge: ${why}` })).toBe('no score read from the judge’s verdict · scoring error: code: no python');
     // Its request failed; a sandbox failure beside it is still said.
     const failed = { ...s, score: null, correct: undefined, judge: undefined, judgeError: 'Judge: HTTP 500 boom', error: 'code: no python; judge: Judge: HTTP 500 boom' };
     expect(verdictLine(failed)).toBe('the judge request failed: Judge: HTTP 500 boom · scoring error: code: no python');

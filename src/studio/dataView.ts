@@ -158,13 +158,14 @@ export function verdictLine(s: ScoreRecord | undefined): string {
   if (s.passed !== undefined) parts.push(s.passed ? 'tests passed' : 'tests failed');
   if (s.code && s.passed === undefined) parts.push(`code: ${s.code.status}`);
   const unreadable = s.judge?.method === 'judge' && s.judge.raw === null;
-  if (unreadable) parts.push(`no score read from the judge’s verdict: ${s.judge!.detail}`);
+  // Why is in the verdict's panel below the response; here only what happened.
+  if (unreadable) parts.push('no score read from the judge’s verdict');
   else if (s.judgeError !== undefined) parts.push(`the ${s.judge?.method === 'reward' ? 'reward model' : 'judge'} request failed: ${s.judgeError}`);
-  // Other failures (the sandbox): the stored error says which.
-  const other = s.error
-    ?.split('; ')
-    .filter((e) => !(unreadable && e.startsWith('judge: ')) && !(s.judgeError !== undefined && /^(judge|reward|local-reward): /.test(e)))
-    .join('; ');
+  // Other failures (the sandbox): the stored error without the judge's part, said above.
+  let other = s.error ?? '';
+  if (unreadable) other = other.replace(`judge: ${s.judge!.detail}`, '');
+  if (s.judgeError !== undefined) for (const k of ['judge', 'reward', 'local-reward']) other = other.replace(`${k}: ${s.judgeError}`, '');
+  other = other.replace(/^(;\s*)+|(;\s*)+$/g, '').replace(/(;\s*){2,}/g, '; ');
   if (other) parts.push(`scoring error: ${other}`);
   return parts.length ? parts.join(' · ') : 'no score';
 }
