@@ -55,8 +55,8 @@ test.beforeAll(async () => {
   mock = await startOpenAIMock({
     delayMs: 700,
     reply: (prompt, seed) => `Answer (sample ${(seed ?? NaN) - SEED}) to: ${prompt}`,
-    // Sample 0 rates 8.5/10, sample 1 rates 8/10: a 0.05 gap, inside the DPO window [0.01, 0.1].
-    judge: (rubric) => (/\(sample 0\)/.test(rubric) ? 'Clear and correct.\nScore: 8.5/10' : 'Fine, a little thin.\nScore: 8/10'),
+    // Sample 0 rates 9/10, sample 1 rates 7/10: two points apart, inside a judge's default DPO window (1 to 3 points).
+    judge: (rubric) => (/\(sample 0\)/.test(rubric) ? 'Score: 9/10\nReason: Clear and correct.' : 'Score: 7/10\nReason: Fine, a little thin.'),
   });
 });
 
@@ -177,8 +177,8 @@ test('sources and data: preset, key, connection test, import, collect across a r
   const detail = page.getByRole('article', { name: 'Selected prompt' });
   const column = detail.getByRole('group', { name: 'Responses from Mock' });
   await expect(column.getByRole('article')).toHaveCount(2);
-  await expect(column.getByTestId('verdict').first()).toContainText('score 0.85');
-  await expect(column.getByTestId('verdict').nth(1)).toContainText('score 0.80');
+  await expect(column.getByTestId('verdict').first()).toContainText('score 0.90');
+  await expect(column.getByTestId('verdict').nth(1)).toContainText('score 0.70');
   await expect(detail.getByTestId('sft-outcome')).toHaveText('kept');
 
   // ---- Exclude that SFT row
