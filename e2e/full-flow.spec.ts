@@ -243,7 +243,7 @@ test('the newcomer path with a rubric judge: default rubric, parser and window g
   await page.getByRole('radio', { name: /A source as rubric judge/ }).check();
   await page.getByLabel('Judge source').selectOption({ label: 'Judge — mock-model' });
   await page.getByRole('button', { name: 'Test judge' }).click();
-  await expect(page.getByRole('status', { name: 'Judge test' }).getByTestId('judge-test-result')).toContainText(/^Score read: \d+\/10 \(\d+\/10 \(\w+\)\) → /, {
+  await expect(page.getByRole('status', { name: 'Judge test' }).getByTestId('judge-test-result')).toContainText(/^Score read: \d+\/10 \(\w+\) → /, {
     timeout: 60_000,
   });
   await screenshot(page, 'flow-sources.png');

@@ -388,7 +388,7 @@ function JudgeTestPanel() {
               {t.raw === null
                 ? `No score read: ${t.detail}.`
                 : t.method === 'judge'
-                  ? `Score read: ${t.raw}/10 (${t.detail}) → ${t.score?.toFixed(2)} on [0, 1].`
+                  ? `Score read: ${t.detail} → ${t.score?.toFixed(2)} on [0, 1].`
                   : `Reward: ${t.raw}${t.score !== null ? ` → ${t.score.toFixed(2)} on [0, 1]` : ` (${t.detail})`}.`}{' '}
               <span className="muted">
                 {t.latencyMs} ms{t.finishReason ? ` · finish reason: ${t.finishReason}` : ''}
