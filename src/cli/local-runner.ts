@@ -2,14 +2,10 @@
 // command opens --model (a folder, an http(s) URL, a Hub repo id or a preset alias, downloaded
 // from $HF_ENDPOINT into the model cache) and loaded onto one GPU context, shared by every local
 // source of the run so its pool's live bytes before and after each model compare.
-import type { LocalModel, LocalModelInfo, LocalModelRunner } from '../data/local-source';
+import { inspectModelSource, loadModelSource, type LocalModel, type LocalModelInfo, type LocalModelRunner } from '../data/local-source';
 import type { GpuContext } from '../gpu/context';
 import { createNodeContext } from '../gpu/node';
-import { createDecoderModel } from '../model/decoder';
-import { loadModel, readModelMeta } from '../model/load';
 import type { ModelSource } from '../model/source';
-import { releaseWeights } from '../model/weights';
-import { loadTokenizer } from '../tokenizer';
 import { checkPreset, openModelSource } from './model';
 
 export interface NodeLocalRunnerOptions {
@@ -45,31 +41,11 @@ export class NodeLocalRunner implements LocalModelRunner {
     // A preset: refused before any download when a tensor exceeds this GPU's buffer limits; its
     // download size said before the first one.
     await checkPreset(await this.context(), source);
-    const meta = await readModelMeta(source, o);
-    const tf = meta.tokenizerFiles;
-    const tokenizer = tf
-      ? loadTokenizer({ tokenizerJson: tf.tokenizerJson, tokenizerConfig: tf.tokenizerConfig, chatTemplate: tf.chatTemplate, generationConfig: meta.generationConfig, name: source.description })
-      : null;
-    return { config: meta.config, tokenizer, description: source.description };
+    return inspectModelSource(source, o);
   }
 
   async load(spec: string, o: { signal?: AbortSignal } = {}): Promise<LocalModel> {
-    const ctx = await this.context();
-    const loaded = await loadModel(ctx, await this.source(spec), o);
-    let model;
-    try {
-      model = createDecoderModel(ctx, loaded.weights);
-    } catch (e) {
-      releaseWeights(loaded.weights);
-      throw e;
-    }
-    return {
-      model,
-      release: () => {
-        model.release();
-        releaseWeights(loaded.weights);
-      },
-    };
+    return loadModelSource(await this.context(), await this.source(spec), o);
   }
 
   /** Destroys its own GPU context (every model must be released first). */

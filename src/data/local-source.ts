@@ -24,12 +24,15 @@
 
 import type { GpuContext } from '../gpu/context';
 import type { ModelConfig } from '../model/config';
-import type { DecoderModel } from '../model/decoder';
+import { createDecoderModel, type DecoderModel } from '../model/decoder';
+import { loadModel, readModelMeta } from '../model/load';
+import type { ModelSource } from '../model/source';
+import { releaseWeights } from '../model/weights';
 import { FAMILIES } from '../model/families';
 import { generateSamples, type GenerateResult } from '../model/generate';
 import { DEFAULT_MAX_GENERATION_ROWS, planGenerationBatch, type GenerationBatchPlan } from '../model/memory-plan';
 import { weightDTypeOf } from '../model/presets';
-import type { LoadedTokenizer } from '../tokenizer';
+import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { promptMessages, type Domain, type Prompt } from './prompts';
 import { DecayingRate } from './rate';
 import type { ResponseStore } from './store';
@@ -111,6 +114,35 @@ export interface LocalModelRunner {
 }
 
 /** Settings of local collection besides the runner. */
+/** What a runner's inspect() returns for a model source: its config and tokenizer, no weights read. */
+export async function inspectModelSource(source: ModelSource, o: { signal?: AbortSignal } = {}): Promise<LocalModelInfo> {
+  const meta = await readModelMeta(source, o);
+  const tf = meta.tokenizerFiles;
+  const tokenizer = tf
+    ? loadTokenizer({ tokenizerJson: tf.tokenizerJson, tokenizerConfig: tf.tokenizerConfig, chatTemplate: tf.chatTemplate, generationConfig: meta.generationConfig, name: source.description })
+    : null;
+  return { config: meta.config, tokenizer, description: source.description };
+}
+
+/** What a runner's load() returns: the model on `ctx`, and a release that frees all of it. */
+export async function loadModelSource(ctx: GpuContext, source: ModelSource, o: { signal?: AbortSignal } = {}): Promise<LocalModel> {
+  const loaded = await loadModel(ctx, source, o);
+  let model;
+  try {
+    model = createDecoderModel(ctx, loaded.weights);
+  } catch (e) {
+    releaseWeights(loaded.weights);
+    throw e;
+  }
+  return {
+    model,
+    release: () => {
+      model.release();
+      releaseWeights(loaded.weights);
+    },
+  };
+}
+
 export interface LocalCollectOptions {
   /** Required unless `collect` is given. */
   runner?: LocalModelRunner;

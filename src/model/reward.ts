@@ -5,8 +5,8 @@
 //
 //   const rewards = await scoreRewards(model, [ids0, ids1, …]);   // one number per sequence
 //
-// scoreRewards batches longest first and right-pads with pad_token_id (so transformers' rule
-// finds the last real token), like scoreSequences in score.ts.
+// scoreRewards batches like scoreSequences (score.ts lengthBatches: longest first) and right-pads
+// with pad_token_id (so transformers' rule finds the last real token).
 import { matmul } from '../engine/matmul';
 import { createTrainWorkspace, type TrainWorkspace } from './activations';
 import { BatchChain } from './chain';
@@ -15,6 +15,7 @@ import { encodeHidden } from './forward';
 import { setBatchInputs } from './inputs';
 import type { LoraAdapters } from './lora';
 import { lastTokenIndex } from './reference';
+import { lengthBatches } from './score';
 
 export interface RewardInputs {
   /** [B·T] token ids. */
@@ -65,11 +66,6 @@ export interface RewardOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const ROUND = 16;
-const TOKEN_BUDGET = 4096;
-const MAX_BATCH = 8;
-const roundUp = (n: number) => Math.ceil(n / ROUND) * ROUND;
-
 /** One reward (label 0) per sequence, in input order. */
 export async function scoreRewards(model: DecoderModel, seqs: readonly ArrayLike<number>[], o: RewardOptions = {}): Promise<number[]> {
   expectRewardModel(model);
@@ -80,19 +76,14 @@ export async function scoreRewards(model: DecoderModel, seqs: readonly ArrayLike
       throw new Error(`reward: sequence ${i} has ${s.length} tokens, more than the model's max_position_embeddings ${c.maxPositionEmbeddings}; shorten it`);
   });
   const out = new Array<number>(seqs.length);
-  const order = seqs.map((_, i) => i).sort((a, b) => seqs[b]!.length - seqs[a]!.length || a - b);
   const pad = c.padTokenId ?? 0;
   let ws: TrainWorkspace | null = null;
   let done = 0;
   try {
-    for (let start = 0; start < order.length; ) {
+    for (const { group, seqLen } of lengthBatches(seqs.map((x) => x.length), o.batchSize)) {
       o.signal?.throwIfAborted();
-      const T = Math.min(roundUp(seqs[order[start]!]!.length), c.maxPositionEmbeddings);
-      const maxB = o.batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(TOKEN_BUDGET / T)));
-      let B = 1;
-      while (B < maxB && start + B < order.length && (o.batchSize !== undefined || 2 * roundUp(seqs[order[start + B]!]!.length) > T)) B++;
-      const group = order.slice(start, start + B);
-      start += B;
+      const T = Math.min(seqLen, c.maxPositionEmbeddings);
+      const B = group.length;
       if (!ws || ws.seqLen !== T || ws.batchSize !== B) {
         ws?.release();
         ws = null;

@@ -62,22 +62,12 @@ export async function scoreSequences(model: DecoderModel, seqs: readonly Labelle
   const out = new Array<SequenceScore>(seqs.length);
   if (seqs.length === 0) return out;
   const lora = activeAdapter(o.lora);
-  // Longest first, so each batch holds sequences of similar length (little padding); the
-  // results go back in input order.
-  const order = seqs.map((_, i) => i).sort((a, b) => seqs[b]!.ids.length - seqs[a]!.ids.length || a - b);
   let ws: TrainWorkspace | null = null;
   let done = 0;
   try {
-    for (let start = 0; start < order.length; ) {
+    for (const { group, seqLen: T } of lengthBatches(seqs.map((x) => x.ids.length), o.batchSize)) {
       o.signal?.throwIfAborted();
-      const T = roundUp(seqs[order[start]!]!.ids.length);
-      // A batch takes up to batchSize sequences; by default as many as fit the token budget while
-      // each needs more than half of T (so padding stays under half of the batch).
-      const maxB = o.batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(TOKEN_BUDGET / T)));
-      let B = 1;
-      while (B < maxB && start + B < order.length && (o.batchSize !== undefined || 2 * roundUp(seqs[order[start + B]!]!.ids.length) > T)) B++;
-      const group = order.slice(start, start + B);
-      start += B;
+      const B = group.length;
       if (!ws || ws.seqLen !== T || ws.batchSize !== B) {
         ws?.release();
         ws = null;
@@ -110,4 +100,24 @@ export async function scoreSequences(model: DecoderModel, seqs: readonly Labelle
 
 function roundUp(n: number): number {
   return Math.ceil(n / ROUND) * ROUND;
+}
+
+/**
+ * Batches of sequence indices for padded forwards, longest first so each batch holds similar
+ * lengths (results go back in input order by index). A batch takes up to `batchSize` sequences;
+ * by default as many as fit the token budget while each needs more than half of the batch's
+ * padded length (so padding stays under half of the batch). seqLen: the longest, rounded up to 16.
+ */
+export function lengthBatches(lengths: readonly number[], batchSize?: number): { group: number[]; seqLen: number }[] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
+  const out: { group: number[]; seqLen: number }[] = [];
+  for (let start = 0; start < order.length; ) {
+    const T = roundUp(lengths[order[start]!]!);
+    const maxB = batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(TOKEN_BUDGET / T)));
+    let B = 1;
+    while (B < maxB && start + B < order.length && (batchSize !== undefined || 2 * roundUp(lengths[order[start + B]!]!) > T)) B++;
+    out.push({ group: order.slice(start, start + B), seqLen: T });
+    start += B;
+  }
+  return out;
 }

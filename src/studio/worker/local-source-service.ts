@@ -13,16 +13,12 @@
 // model on the Model page to give it room). The pool's live bytes before the load, with it loaded,
 // and after the release are reported per source (the progress UI shows them).
 
-import { collectLocalSource, type LocalItem, type LocalModel, type LocalModelInfo, type LocalModelRunner, type LocalSource, type LocalSourceProgress } from '../../data/local-source';
+import { collectLocalSource, inspectModelSource, loadModelSource, type LocalItem, type LocalModel, type LocalModelInfo, type LocalModelRunner, type LocalSource, type LocalSourceProgress } from '../../data/local-source';
 import { DecayingRate } from '../../data/rate';
 import { DexieRunStore } from '../../data/store-dexie';
 import type { GpuContext } from '../../gpu/context';
-import { createDecoderModel } from '../../model/decoder';
-import { loadModel, readModelMeta } from '../../model/load';
 import type { ModelSource } from '../../model/source';
 import { openRemoteModelSource } from '../../model/source-browser';
-import { releaseWeights } from '../../model/weights';
-import { loadTokenizer } from '../../tokenizer';
 import { gpuContext } from './session';
 
 /** The worker's runner: models from a Hub repo, a URL or a preset alias, onto the worker's GPU context. */
@@ -46,31 +42,11 @@ class WorkerLocalRunner implements LocalModelRunner {
 
   async inspect(spec: string, o: { signal?: AbortSignal } = {}): Promise<LocalModelInfo> {
     const source = await this.source(spec);
-    const meta = await readModelMeta(source, o);
-    const tf = meta.tokenizerFiles;
-    const tokenizer = tf
-      ? loadTokenizer({ tokenizerJson: tf.tokenizerJson, tokenizerConfig: tf.tokenizerConfig, chatTemplate: tf.chatTemplate, generationConfig: meta.generationConfig, name: source.description })
-      : null;
-    return { config: meta.config, tokenizer, description: source.description };
+    return inspectModelSource(source, o);
   }
 
   async load(spec: string, o: { signal?: AbortSignal } = {}): Promise<LocalModel> {
-    const ctx = await this.context();
-    const loaded = await loadModel(ctx, await this.source(spec), o);
-    let model;
-    try {
-      model = createDecoderModel(ctx, loaded.weights);
-    } catch (e) {
-      releaseWeights(loaded.weights);
-      throw e;
-    }
-    return {
-      model,
-      release: () => {
-        model.release();
-        releaseWeights(loaded.weights);
-      },
-    };
+    return loadModelSource(await this.context(), await this.source(spec), o);
   }
 }
 
