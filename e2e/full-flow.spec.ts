@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { writeDemoModel } from '../src/model/demo-node';
 import { startOpenAIMock, type MockOpenAI } from './openai-mock';
-import { watchErrors, screenshot } from './helpers';
+import { screenshot, startServe, watchErrors } from './helpers';
 
 // The newcomer's path on the demo model, with the studio's defaults and no hand-picking: load the
 // model; add a local `fuse-studio serve` (the real CLI, serving a differently seeded demo model) as
@@ -29,7 +28,6 @@ import { watchErrors, screenshot } from './helpers';
 // The only settings changed from the defaults keep SwiftShader's time down: few tokens per answer,
 // a seed (so the run is the same every time), few training steps.
 
-const CLI = 'bin/fuse-studio.js';
 const PROMPTS = ['Say hello.', 'Name a colour.', 'Count to three.', 'Describe the sea.', 'What is rain?', 'Give me a fruit.'];
 
 let serve: ChildProcess | null = null;
@@ -37,32 +35,6 @@ let serveURL = '';
 let judge: MockOpenAI;
 let dir = '';
 
-/** Starts `fuse-studio serve` on a free port; resolves with its base URL once it listens. */
-async function startServe(modelDir: string): Promise<string> {
-  if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run `npm run build` before the e2e tests');
-  const child = spawn(process.execPath, [CLI, 'serve', '--model', modelDir, '--port', '0', '--model-name', 'demo-source', '--date-string', '25 Nov 2026'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  serve = child;
-  let log = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fuse-studio serve did not start in 120 s:\n${log}`)), 120_000);
-    const onData = (b: Buffer) => {
-      log += b.toString();
-      const m = /serving "[^"]+" at (http:\/\/\S+\/v1)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`fuse-studio serve exited with ${code}:\n${log}`));
-    });
-  });
-}
 
 /** The scripted judge's verdict for a rubric prompt: a fixed grading rule, written in one of several models' styles. */
 function scriptedVerdict(rubric: string): string {
@@ -83,7 +55,7 @@ test.beforeAll(async () => {
   test.setTimeout(180_000);
   dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-flow-'));
   await writeDemoModel(join(dir, 'source'), { seed: 1 });
-  serveURL = await startServe(join(dir, 'source'));
+  ({ url: serveURL, child: serve } = await startServe(join(dir, 'source'), ['--model-name', 'demo-source', '--date-string', '25 Nov 2026']));
   judge = await startOpenAIMock({ reply: () => 'unused', judge: scriptedVerdict });
 });
 

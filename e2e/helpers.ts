@@ -1,4 +1,6 @@
 // Helpers shared by the e2e specs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { test, type Page } from '@playwright/test';
 
@@ -22,4 +24,53 @@ export async function screenshot(page: Page, name: string): Promise<void> {
     await mkdir('docs/screenshots', { recursive: true });
     await page.screenshot({ path: `docs/screenshots/${name}`, fullPage: true });
   }
+}
+
+/**
+ * Starts the built `fuse-studio serve` on a free port with `args` after `--model DIR`; resolves
+ * once it listens, with its base URL (…/v1) and the child (stop it with kill('SIGTERM')).
+ */
+export async function startServe(modelDir: string, args: readonly string[] = []): Promise<{ url: string; child: ChildProcess }> {
+  if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run `npm run build` before the e2e tests');
+  const child = spawn(process.execPath, ['bin/fuse-studio.js', 'serve', '--model', modelDir, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fuse-studio serve did not start in 120 s:\n${log}`)), 120_000);
+    const onData = (b: Buffer) => {
+      log += b.toString();
+      const m = /serving "[^"]+" at (http:\/\/\S+\/v1)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1]!, child });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`fuse-studio serve exited with ${code}:\n${log}`));
+    });
+  });
+}
+
+/** The data run's stored responses and scores (the page's IndexedDB), typed by the caller. */
+export function readRun<R, S>(page: Page): Promise<{ responses: R[]; scores: S[] }> {
+  return page.evaluate(async () => {
+    const runId = localStorage.getItem('fuse-studio.dataRun');
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const r = indexedDB.open('fuse-studio-collect');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = (store: string) =>
+      new Promise<unknown[]>((resolve, reject) => {
+        const req = db.transaction(store, 'readonly').objectStore(store).index('runId').getAll(runId);
+        req.onsuccess = () => resolve(req.result as unknown[]);
+        req.onerror = () => reject(req.error);
+      });
+    const responses = await all('responses');
+    const scores = await all('scores');
+    db.close();
+    return { responses, scores };
+  }) as Promise<{ responses: R[]; scores: S[] }>;
 }

@@ -8,7 +8,7 @@ import { expect, test } from '@playwright/test';
 import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
-import { screenshot, watchErrors } from './helpers';
+import { readRun, screenshot, watchErrors } from './helpers';
 
 // A local reward model as the judge, in the browser: the Sources page loads a tiny
 // LlamaForSequenceClassification (the real Llama 3 tokenizer and template) over HTTP into the
@@ -95,24 +95,10 @@ test('a local reward model judges in the browser: loaded on the Sources page, re
   await expect(page.getByTestId('set-counts')).toContainText(`from 3 prompt(s) and ${PROMPTS.length * N} response(s)`, { timeout: 90_000 });
 
   // The stored scores, read from IndexedDB.
-  const rows = await page.evaluate(async () => {
-    const runId = localStorage.getItem('fuse-studio.dataRun');
-    const db = await new Promise<IDBDatabase>((resolve, reject) => {
-      const r = indexedDB.open('fuse-studio-collect');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const all = <T,>(store: string) =>
-      new Promise<T[]>((resolve, reject) => {
-        const req = db.transaction(store, 'readonly').objectStore(store).index('runId').getAll(runId);
-        req.onsuccess = () => resolve(req.result as T[]);
-        req.onerror = () => reject(req.error);
-      });
-    const responses = await all<{ key: string; promptId: string; content: string }>('responses');
-    const scores = await all<{ key: string; score: number; judge: { method: string; raw: number; normalize: { kind: string; center: number; scale: number; fit: { n: number } } } }>('scores');
-    db.close();
-    return { responses, scores };
-  });
+  const rows = await readRun<
+    { key: string; promptId: string; content: string },
+    { key: string; score: number; judge: { method: string; raw: number; normalize: { kind: string; center: number; scale: number; fit: { n: number } } } }
+  >(page);
   expect(rows.responses).toHaveLength(PROMPTS.length * N);
   const byKey = new Map(rows.scores.map((s) => [s.key, s]));
   // The same conversations through the CLI's reward command (the engine on Node's Dawn).

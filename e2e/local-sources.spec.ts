@@ -7,7 +7,9 @@ import { writeTinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
 import { downloadSize, formatDownload, presetById } from '../src/model/presets';
 import { isPlainName, startFileServer, type FileServer } from './file-server';
-import { screenshot, watchErrors } from './helpers';
+import { readRun, screenshot, watchErrors } from './helpers';
+
+type StoredResponse = { key: string; sourceName: string; servedModel: string; content: string };
 
 // Fusion with no API key, in the tab: two local sources of different architectures (generated
 // tiny Llama 3 and Qwen3 models with their real tokenizers and chat templates) generate in the
@@ -41,27 +43,6 @@ test.afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** The run's stored responses and scores, read from IndexedDB. */
-function readRun(page: Page) {
-  return page.evaluate(async () => {
-    const runId = localStorage.getItem('fuse-studio.dataRun');
-    const db = await new Promise<IDBDatabase>((resolve, reject) => {
-      const r = indexedDB.open('fuse-studio-collect');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const all = <T,>(store: string) =>
-      new Promise<T[]>((resolve, reject) => {
-        const req = db.transaction(store, 'readonly').objectStore(store).index('runId').getAll(runId);
-        req.onsuccess = () => resolve(req.result as T[]);
-        req.onerror = () => reject(req.error);
-      });
-    const responses = await all<{ key: string; sourceName: string; servedModel: string; content: string }>('responses');
-    const scores = await all<{ key: string }>('scores');
-    db.close();
-    return { responses, scores };
-  });
-}
 
 /** Each local source's progress line: state, rows generated in this run, GPU pool before/after. */
 function localLines(page: Page) {
@@ -109,7 +90,7 @@ test('two local sources of different architectures collect in the tab across a r
   expect(first.generated).toBe(PROMPTS.length * N);
   expect(first.after).toBe(first.baseline);
   await page.reload();
-  const before = await readRun(page);
+  const before = await readRun<StoredResponse, { key: string }>(page);
   const storedBefore = before.responses.length;
   expect(storedBefore).toBeGreaterThanOrEqual(PROMPTS.length * N);
   expect(storedBefore).toBeLessThan(TOTAL);
@@ -126,7 +107,7 @@ test('two local sources of different architectures collect in the tab across a r
   expect(lines[1]!.after).toBe(lines[1]!.baseline);
   await screenshot(page, 'data-local-sources.png');
 
-  const after = await readRun(page);
+  const after = await readRun<StoredResponse, { key: string }>(page);
   expect(after.responses).toHaveLength(TOTAL);
   expect(new Set(after.responses.map((r) => r.key)).size).toBe(TOTAL);
   // Stored before the reload stays as it was (not generated again).

@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { writeDemoModel } from '../src/model/demo-node';
-import { screenshot, watchErrors } from './helpers';
+import { screenshot, startServe, watchErrors } from './helpers';
 
 // Slow work that stays honest, against a real `fuse-studio serve` child process: a prompt far
 // longer than the run's budget is flagged before collection; while it is being answered the Data
@@ -13,42 +12,18 @@ import { screenshot, watchErrors } from './helpers';
 // sees its client go and stops the prefill within a chunk, and answers a new request within seconds.
 // (Before chunked prefill, serve stayed busy with the abandoned prompt for about a minute here.)
 
-const CLI = 'bin/fuse-studio.js';
 const LONG = 'the quick brown fox jumps over the lazy dog and then runs far away '.repeat(270).trim(); // 18,089 characters
 
 let serve: ChildProcess | null = null;
 let serveURL = '';
 let dir = '';
 
-async function startServe(modelDir: string): Promise<string> {
-  if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run `npm run build` before the e2e tests');
-  const child = spawn(process.execPath, [CLI, 'serve', '--model', modelDir, '--port', '0', '--model-name', 'demo-source'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  serve = child;
-  let log = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fuse-studio serve did not start in 120 s:\n${log}`)), 120_000);
-    const onData = (b: Buffer) => {
-      log += b.toString();
-      const m = /serving "[^"]+" at (http:\/\/\S+\/v1)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`fuse-studio serve exited with ${code}:\n${log}`));
-    });
-  });
-}
 
 test.beforeAll(async () => {
   test.setTimeout(180_000);
   dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-slow-'));
   await writeDemoModel(join(dir, 'source'), { seed: 1 });
-  serveURL = await startServe(join(dir, 'source'));
+  ({ url: serveURL, child: serve } = await startServe(join(dir, 'source'), ['--model-name', 'demo-source']));
 });
 
 test.afterAll(async () => {
