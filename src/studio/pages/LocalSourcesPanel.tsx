@@ -41,7 +41,7 @@ export function LocalSourcesPanel() {
           ))}
         </div>
         <form
-          className="row"
+          className="local-add"
           onSubmit={(ev) => {
             ev.preventDefault();
             if (!spec.trim()) return;
@@ -49,8 +49,10 @@ export function LocalSourcesPanel() {
             setSpec('');
           }}
         >
-          <label htmlFor={specId}>Hub repo or URL</label>
-          <input id={specId} value={spec} onChange={(ev) => setSpec(ev.target.value)} placeholder="org/name, hf://org/name@revision or https://…/model/" />
+          <label className="field" htmlFor={specId}>
+            <span>Hub repo or URL</span>
+            <input id={specId} value={spec} onChange={(ev) => setSpec(ev.target.value)} placeholder="org/name, hf://org/name@revision or https://…/model/" />
+          </label>
           <button type="submit" className="button" disabled={!spec.trim()}>
             Add local model
           </button>
