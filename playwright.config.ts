@@ -7,7 +7,8 @@ import { defineConfig } from '@playwright/test';
 // `npx playwright install` is not needed: we never use Playwright's downloaded browsers.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const PORT = 4173;
+// E2E_PORT: a second checkout (a git worktree) can run its e2e beside this one's.
+const PORT = Number(process.env.E2E_PORT ?? 4173);
 
 export const CHROMIUM_WEBGPU_ARGS = [
   '--no-sandbox', // CI containers run as root

@@ -7,6 +7,7 @@ import { unzipSync } from 'fflate';
 import { writeDemoModel } from '../src/model/demo-node';
 import { startOpenAIMock, type MockOpenAI } from './openai-mock';
 import { screenshot, startServe, watchErrors } from './helpers';
+import { buildSets, compareAll, importPrompts, loadDemoModel, nav, trainBoth } from './flow-steps';
 
 // The newcomer's path on the demo model, with the studio's defaults and no hand-picking: load the
 // model; add a local `fuse-studio serve` (the real CLI, serving a differently seeded demo model) as
@@ -65,14 +66,6 @@ test.afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const nav = (page: Page) => page.getByRole('navigation', { name: 'Studio' });
-
-async function loadDemoModel(page: Page) {
-  await page.goto('/model');
-  await page.getByRole('button', { name: 'Load demo model' }).click();
-  await expect(page.getByRole('region', { name: 'Model card' })).toBeVisible({ timeout: 120_000 });
-}
-
 /** The local fuse-studio serve as the source: its preset, the URL, the model from the list; defaults otherwise. */
 async function addServeSource(page: Page) {
   await nav(page).getByRole('link', { name: 'Sources' }).click();
@@ -88,66 +81,6 @@ async function addServeSource(page: Page) {
   await src.getByLabel('Seed').fill('7');
   await src.getByRole('button', { name: 'Test connection' }).click();
   await expect(page.getByRole('status', { name: 'Connection test of Local serve' })).toContainText('Connected', { timeout: 60_000 });
-}
-
-/** Imports the prompts on the Data page. */
-async function importPrompts(page: Page) {
-  await nav(page).getByRole('link', { name: 'Data' }).click();
-  const jsonl = PROMPTS.map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n';
-  await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'prompts.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(jsonl) });
-  await page.getByRole('button', { name: 'Import file' }).click();
-  await expect(page.getByTestId('import-count')).toHaveText(`${PROMPTS.length} prompt(s)`);
-  await expect(page.getByRole('alert', { name: 'Long prompts' })).toHaveCount(0);
-}
-
-/** Imports the prompts (unless they are) and runs the pipeline; the sets must both be non-empty. Returns the counts line. */
-async function buildSets(page: Page, imported = false): Promise<string> {
-  if (imported) await nav(page).getByRole('link', { name: 'Data' }).click();
-  else await importPrompts(page);
-  await page.getByRole('button', { name: /^(Run pipeline|Run again)$/ }).click();
-  const counts = page.getByTestId('set-counts');
-  await expect(counts).toContainText(/[1-9]\d* SFT row\(s\) and [1-9]\d* DPO pair\(s\)/, { timeout: 420_000 });
-  return (await counts.innerText()).trim();
-}
-
-/** SFT on the Data page's set, then DPO continuing it; both adapters listed. */
-async function trainBoth(page: Page) {
-  await nav(page).getByRole('link', { name: 'Train' }).click();
-  const runHeading = page.getByTestId('run-card').getByRole('heading', { level: 2 });
-  const train = async (stage: 'SFT' | 'DPO', steps: number) => {
-    await page.getByLabel(stage === 'SFT' ? '1. SFT' : '2. DPO').check();
-    await page.getByRole('radio', { name: new RegExp(`^The Data page’s ${stage} set`) }).check();
-    await expect(page.getByRole('radio', { name: new RegExp(`^The Data page’s ${stage} set`) })).toHaveAccessibleName(/\(\d+ records\)/);
-    for (const [label, value] of [[/^Max steps/, steps], [/^Micro-batch size/, 1], [/^Gradient accumulation steps/, 1], [/^Max length/, 48], [/^Warmup ratio/, 0]] as const) {
-      await page.getByLabel(label).fill(String(value));
-      await expect(page.getByLabel(label)).toHaveValue(String(value));
-    }
-    await page.getByRole('button', { name: `Start ${stage} training` }).click();
-    await expect(runHeading).toContainText(`${stage} run`);
-    await expect(runHeading).toContainText('completed', { timeout: 300_000 });
-    await expect(page.getByTestId('train-progress')).toContainText(`Step ${steps} of ${steps}`);
-  };
-  await train('SFT', 2);
-  await expect(page.getByRole('figure', { name: 'Loss chart' }).locator('.recharts-line-dot').first()).toBeAttached();
-  await train('DPO', 2);
-  await expect(page.getByRole('figure', { name: 'Rewards chart' }).locator('.recharts-line-dot').first()).toBeAttached();
-  const adapters = page.getByRole('list', { name: 'Adapters' });
-  await expect(adapters.getByRole('listitem').filter({ hasText: /^sft(?!\+dpo)/ })).toBeVisible();
-  await expect(adapters.getByRole('listitem').filter({ hasText: 'sft+dpo' })).toBeVisible();
-}
-
-/** Base, SFT and SFT+DPO on the same prompt and seed: each answers. */
-async function compareAll(page: Page) {
-  await nav(page).getByRole('link', { name: 'Compare' }).click();
-  const columns = ['__base__', 'sft', 'sft+dpo'].map((k) => page.getByTestId(`column-${k}`));
-  for (const c of columns) await expect(c).toBeVisible();
-  await page.getByLabel('Temperature').fill('1');
-  await page.getByLabel('Seed').fill('7');
-  await page.getByLabel('Max new tokens').fill('8');
-  await page.getByRole('button', { name: 'Compare' }).click();
-  for (const c of columns) await expect(c.getByTestId('answer-status')).toContainText(/^\d+ tokens · [\d.]+ tokens\/s$/, { timeout: 120_000 });
-  const texts = await Promise.all(columns.map(async (c) => (await c.getByTestId('answer').innerText()).trim()));
-  for (const t of texts) expect(t.length).toBeGreaterThan(0);
 }
 
 test('the newcomer path with serve’s /pooling reward as judge: default sets, SFT, DPO, compare', async ({ page }) => {
@@ -169,7 +102,7 @@ test('the newcomer path with serve’s /pooling reward as judge: default sets, S
 
   // And a run with it, as the issue ran it: no set, and the page says why — the real cause, each
   // verdict as it came — instead of "no score (no judge?)" beside an empty verdict panel.
-  await importPrompts(page);
+  await importPrompts(page, PROMPTS);
   await page.getByRole('button', { name: 'Run pipeline' }).click();
   await expect(page.getByTestId('set-counts')).toContainText(/^0 SFT row\(s\) and 0 DPO pair\(s\)/, { timeout: 420_000 });
   await expect(page.getByRole('list', { name: 'Warnings' })).toContainText(`the judge answered ${5 * PROMPTS.length} of ${5 * PROMPTS.length} response(s) without a readable score`);
@@ -191,7 +124,7 @@ test('the newcomer path with serve’s /pooling reward as judge: default sets, S
   await expect(judgeTest.getByTestId('judge-test-result')).toContainText(/^Reward: -\d+(\.\d+)? \(its raw reward/, { timeout: 60_000 });
 
   // The same run again: nothing is asked of the source again, every response is scored by the reward model.
-  const counts = await buildSets(page, true);
+  const counts = await buildSets(page, PROMPTS, true);
   await expect(page.getByTestId('run-status')).toContainText('0 response(s) collected');
   test.info().annotations.push({ type: 'sets (/pooling)', description: counts });
   await screenshot(page, 'flow-data-reward.png');
@@ -220,7 +153,7 @@ test('the newcomer path with a rubric judge: default rubric, parser and window g
   });
   await screenshot(page, 'flow-sources.png');
 
-  const counts = await buildSets(page);
+  const counts = await buildSets(page, PROMPTS);
   test.info().annotations.push({ type: 'sets (rubric judge)', description: counts });
   // Every verdict style was read: no response is left unscored by an unreadable verdict.
   expect(judge.chats.filter((c) => c.kind === 'judge').length).toBeGreaterThan(0);

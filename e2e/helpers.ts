@@ -1,7 +1,8 @@
 // Helpers shared by the e2e specs.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test, type Page } from '@playwright/test';
 
 /**
@@ -73,4 +74,19 @@ export function readRun<R, S>(page: Page): Promise<{ responses: R[]; scores: S[]
     db.close();
     return { responses, scores };
   }) as Promise<{ responses: R[]; scores: S[] }>;
+}
+
+/**
+ * Raw rewards of `conversations` from `fuse-studio reward` (the engine on Node's Dawn; checked
+ * against the float64 reference in src/cli/reward.test.ts), to compare with what the tab stored.
+ */
+export async function cliRewards(modelDir: string, conversations: readonly { role: string; content: string }[][], workDir: string): Promise<number[]> {
+  const file = join(workDir, `reward-records-${Date.now()}.jsonl`);
+  await writeFile(file, conversations.map((messages) => JSON.stringify({ messages })).join('\n') + '\n');
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['node_modules/vite-node/dist/cli.mjs', 'src/cli/main.ts', '--', 'reward', '--model', modelDir, '--data', file], (e, out, err) =>
+      e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out),
+    ),
+  );
+  return stdout.trim().split('\n').map((l) => (JSON.parse(l) as { reward: number }).reward);
 }

@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { expect, test } from '@playwright/test';
 import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
-import { readRun, screenshot, watchErrors } from './helpers';
+import { cliRewards, readRun, screenshot, watchErrors } from './helpers';
 
 // A local reward model as the judge, in the browser: the Sources page loads a tiny
 // LlamaForSequenceClassification (the real Llama 3 tokenizer and template) over HTTP into the
@@ -102,23 +101,15 @@ test('a local reward model judges in the browser: loaded on the Sources page, re
   expect(rows.responses).toHaveLength(PROMPTS.length * N);
   const byKey = new Map(rows.scores.map((s) => [s.key, s]));
   // The same conversations through the CLI's reward command (the engine on Node's Dawn).
-  const records = rows.responses.map((r) => ({
-    messages: [
-      { role: 'user', content: PROMPTS.find((p) => r.content.endsWith(p))! },
-      { role: 'assistant', content: r.content },
-    ],
-  }));
-  await writeFile(join(dir, 'records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['node_modules/vite-node/dist/cli.mjs', 'src/cli/main.ts', '--', 'reward', '--model', rmModel.dir, '--data', join(dir, 'records.jsonl')], (e, out, err) =>
-      e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out),
-    ),
-  );
-  const cliRewards = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { reward: number }).reward);
-  expect(cliRewards).toHaveLength(rows.responses.length);
+  const conversations = rows.responses.map((r) => [
+    { role: 'user', content: PROMPTS.find((p) => r.content.endsWith(p))! },
+    { role: 'assistant', content: r.content },
+  ]);
+  const rewards = await cliRewards(rmModel.dir, conversations, dir);
+  expect(rewards).toHaveLength(rows.responses.length);
   for (const [k, r] of rows.responses.entries()) {
     const s = byKey.get(r.key)!;
-    const want = cliRewards[k]!;
+    const want = rewards[k]!;
     expect(s.judge.method).toBe('reward');
     expect(Math.abs(s.judge.raw - want), `${r.content}: ${s.judge.raw} vs ${want}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
     expect(s.judge.normalize).toMatchObject({ kind: 'sigmoid', fit: { n: PROMPTS.length * N } });

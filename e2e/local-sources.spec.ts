@@ -3,20 +3,22 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { writeTinyRewardModel } from '../src/data/test-reward-model';
+import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
 import { downloadSize, formatDownload, presetById } from '../src/model/presets';
 import { isPlainName, startFileServer, type FileServer } from './file-server';
-import { readRun, screenshot, watchErrors } from './helpers';
+import { cliRewards, readRun, screenshot, watchErrors } from './helpers';
 
-type StoredResponse = { key: string; sourceName: string; servedModel: string; content: string };
+type StoredResponse = { key: string; promptId: string; sourceName: string; servedModel: string; content: string };
+type StoredScore = { key: string; judge: { method: string; raw: number } };
 
 // Fusion with no API key, in the tab: two local sources of different architectures (generated
 // tiny Llama 3 and Qwen3 models with their real tokenizers and chat templates) generate in the
 // engine worker on WebGPU (SwiftShader), one model at a time, into the run's IndexedDB store; a
 // generated tiny reward model scores them. The tab is reloaded mid-collection; the resumed run
-// generates exactly the items not stored (none twice), and the GPU pool's live bytes are back at
-// their baseline after each source (shown in the progress line).
+// generates exactly the items not stored (none twice), the GPU pool's live bytes are back at their
+// baseline after each source (shown in the progress line), and the stored rewards equal what
+// `fuse-studio reward` gives for the same conversations.
 
 const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
 const N = 2;
@@ -26,12 +28,13 @@ const STARTER = JSON.parse(readFileSync('src/data/starter-prompts.json', 'utf8')
 
 let dir = '';
 let files: FileServer;
+let rmModel: TinyRewardModel;
 
 test.beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-local-'));
   await writeDemoModel(join(dir, 'llama'), { family: 'llama', seed: 11 });
   await writeDemoModel(join(dir, 'qwen'), { family: 'qwen3', seed: 12 });
-  await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
+  rmModel = await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
   files = await startFileServer((path) => {
     const m = /^\/(llama|qwen|rm)\/(.+)$/.exec(path);
     return m && isPlainName(m[2]!) ? readFile(join(dir, m[1]!, m[2]!)) : undefined;
@@ -78,7 +81,7 @@ test('two local sources of different architectures collect in the tab across a r
   await screenshot(page, 'sources-local-models.png');
 
   await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
-  const jsonl = PROMPTS.map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n';
+  const jsonl = PROMPTS.map((p, i) => JSON.stringify({ id: `p${i}`, prompt: p })).join('\n') + '\n';
   await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'prompts.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(jsonl) });
   await page.getByRole('button', { name: 'Import file' }).click();
   await expect(page.getByTestId('run-plan')).toContainText(`${PROMPTS.length} prompt(s) × 2 source(s) = ${TOTAL} request(s)`);
@@ -107,25 +110,42 @@ test('two local sources of different architectures collect in the tab across a r
   expect(lines[1]!.after).toBe(lines[1]!.baseline);
   await screenshot(page, 'data-local-sources.png');
 
-  const after = await readRun<StoredResponse, { key: string }>(page);
+  const after = await readRun<StoredResponse, StoredScore>(page);
   expect(after.responses).toHaveLength(TOTAL);
   expect(new Set(after.responses.map((r) => r.key)).size).toBe(TOTAL);
   // Stored before the reload stays as it was (not generated again).
   const was = new Map(before.responses.map((r) => [r.key, r.content]));
   for (const r of after.responses) if (was.has(r.key)) expect(r.content).toBe(was.get(r.key));
   expect(new Set(after.responses.map((r) => r.sourceName))).toEqual(new Set(['Llama', 'Qwen']));
-  // Every answer scored by the local reward model.
+  // Every answer scored by the local reward model, as `fuse-studio reward` scores the same conversations.
   expect(after.scores).toHaveLength(TOTAL);
+  const conversations = after.responses.map((r) => [
+    { role: 'user', content: PROMPTS[Number(r.promptId.slice(1))]! },
+    { role: 'assistant', content: r.content },
+  ]);
+  const rewards = await cliRewards(rmModel.dir, conversations, dir);
+  const byKey = new Map(after.scores.map((s) => [s.key, s]));
+  for (const [k, r] of after.responses.entries()) {
+    const s = byKey.get(r.key)!;
+    expect(s.judge.method).toBe('reward');
+    expect(Math.abs(s.judge.raw - rewards[k]!), `${r.sourceName} ${JSON.stringify(r.content)}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(rewards[k]!)));
+  }
   expect(errors).toEqual([]);
 });
 
-test('fusion with no API key: the plan (total download, answers to write) shows before it starts; one click sets up two local sources of different families, the local reward judge and the starter prompts', async ({ page }) => {
+test('fusion with no API key: the plan (total download, answers to write, the time on this device) shows before it starts; one click sets up two local sources of different families, the local reward judge and the starter prompts', async ({ page }) => {
   const errors = watchErrors(page);
   await page.goto('/sources');
   const ids = ['llama-3.2-1b', 'qwen3-0.6b', 'skywork-reward-v2-qwen3-0.6b', 'smollm2-135m'];
   const total = ids.reduce((s, id) => s + downloadSize(presetById(id)!).bytes, 0);
   await expect(page.getByTestId('nokey-plan')).toContainText(`Total download about ${formatDownload(total)}`);
   await expect(page.getByTestId('nokey-plan')).toContainText(`The sources write ${STARTER.length * 2 * 2} answers`);
+  // The time on this device, from the GPU's measured matmul speed, before anything starts.
+  const time = page.getByTestId('nokey-time');
+  await expect(time).toHaveAttribute('data-state', 'ready', { timeout: 60_000 });
+  await expect(time).toContainText(/Time on this device: up to about \d+(\.\d)? (s|min|h)/);
+  await expect(time).toContainText(/measured just now on .*GFLOP\/s at 8 rows/);
+  expect(Number(await time.getAttribute('data-seconds'))).toBeGreaterThan(0);
   await page.getByRole('button', { name: 'Set up fusion with no API key' }).click();
   await expect(page.getByRole('status').filter({ hasText: 'Set up:' })).toContainText('load SmolLM2-135M-Instruct on the Model page');
   const llama = page.getByRole('group', { name: 'Local source 1: Llama-3.2-1B-Instruct' });

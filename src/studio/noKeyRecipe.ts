@@ -5,8 +5,12 @@
 // setUpNoKeyRecipe puts it in place (sources, judge, prompts); the Data page then runs it.
 
 import STARTER from '../data/starter-prompts.json';
+import { estimateTokens } from '../data/prompt-length';
 import { FAMILIES } from '../model/families';
-import { downloadSize, presetById, type ModelPreset } from '../model/presets';
+import { downloadSize, presetById, presetModelConfig, type ModelPreset } from '../model/presets';
+import type { DeviceSpeed } from '../model/speed';
+import { estimateGeneration, estimateSequences, TRAIN_FORWARDS, type PhaseEstimate } from '../model/time-estimate';
+import { DPO_DEFAULTS, SFT_DEFAULTS } from '../train/defaults';
 import { useDataStore } from './dataStore';
 import { useLocalSourcesStore } from './localSources';
 import { useSourcesStore } from './sourcesStore';
@@ -53,6 +57,35 @@ export function planNoKeyRecipe(r: NoKeyRecipe = NO_KEY_RECIPE, prompts = STARTE
   ].map((m) => ({ ...m, bytes: downloadSize(m.preset).bytes }));
   const responses = prompts * r.n * r.sources.length;
   return { models, downloadBytes: models.reduce((a, m) => a + m.bytes, 0), prompts, responses, maxNewTokens: responses * r.maxTokens };
+}
+
+/** Tokens a chat template adds around a prompt (Llama 3's header and date lines are ~25). */
+const TEMPLATE_TOKENS = 32;
+
+/** Mean prompt length in tokens of the starter prompts, estimated from their text, with the template. */
+export const STARTER_PROMPT_TOKENS = Math.round(STARTER.reduce((a, p) => a + estimateTokens(p.prompt), 0) / STARTER.length) + TEMPLATE_TOKENS;
+
+export interface NoKeyEstimate {
+  phases: PhaseEstimate[];
+  seconds: number;
+}
+
+/**
+ * The recipe's compute time on a device of `speed`: each source's generation, the reward model
+ * scoring every answer, SFT (one example per prompt, the default epochs) and DPO (at most one pair
+ * per prompt, chosen and rejected, a reference pass plus training), every answer taken at its
+ * token limit. Downloads and model loads are not in it.
+ */
+export function estimateNoKeyRecipe(speed: DeviceSpeed, r: NoKeyRecipe = NO_KEY_RECIPE, prompts = STARTER_PROMPT_COUNT, promptTokens = STARTER_PROMPT_TOKENS): NoKeyEstimate {
+  const seq = promptTokens + r.maxTokens;
+  const target = presetModelConfig(preset(r.target));
+  const phases = [
+    ...r.sources.map((id) => estimateGeneration(`${preset(id).name} answers`, { config: presetModelConfig(preset(id)), prompts, n: r.n, promptTokens, maxNewTokens: r.maxTokens }, speed)),
+    estimateSequences('Reward model scores', { config: presetModelConfig(preset(r.reward)), sequences: prompts * r.n * r.sources.length, tokens: seq }, 'reward', 1, speed),
+    estimateSequences('SFT', { config: target, sequences: prompts * SFT_DEFAULTS.epochs, tokens: seq }, 'lm', TRAIN_FORWARDS, speed),
+    estimateSequences('DPO', { config: target, sequences: 2 * prompts * DPO_DEFAULTS.epochs, tokens: seq }, 'lm', 1 + TRAIN_FORWARDS, speed),
+  ];
+  return { phases, seconds: phases.reduce((a, p) => a + p.seconds, 0) };
 }
 
 /**

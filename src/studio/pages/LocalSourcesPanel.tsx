@@ -1,12 +1,14 @@
 // The Sources page's local models: sources that generate on this GPU in the tab (no API key), one
 // model at a time during collection (localSources.ts, worker/local-source-service.ts).
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { FAMILIES } from '../../model/families';
 import { downloadSize, formatDownload, formatParams, PRESETS } from '../../model/presets';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { NumberField } from '../components/fields';
 import { localSourceProblem, useLocalSourcesStore, type LocalSourceEntry } from '../localSources';
-import { NO_KEY_RECIPE, planNoKeyRecipe, setUpNoKeyRecipe } from '../noKeyRecipe';
+import { formatEstimate } from '../../model/time-estimate';
+import { useDeviceSpeedStore } from '../deviceSpeed';
+import { estimateNoKeyRecipe, NO_KEY_RECIPE, planNoKeyRecipe, setUpNoKeyRecipe } from '../noKeyRecipe';
 
 // Any causal LM preset can be a source (the targets too: a Llama 3.2 1B answers well for its size).
 const SOURCE_PRESETS = PRESETS.filter((p) => p.role !== 'reward');
@@ -110,9 +112,9 @@ function NoKeyRecipeCard() {
       </table>
       <p data-testid="nokey-plan">
         Total download about {formatDownload(plan.downloadBytes)} (once, into this browser's model cache). The sources write {plan.responses} answers ({NO_KEY_RECIPE.n} per
-        prompt each), at most {plan.maxNewTokens.toLocaleString('en')} new tokens. Time: the Data page shows each source's tokens/s and ETA as it generates; a
-        small GPU needs tens of minutes.
+        prompt each), at most {plan.maxNewTokens.toLocaleString('en')} new tokens.
       </p>
+      <RecipeTime />
       <button type="button" className="button" onClick={() => void setUp()} disabled={state.kind === 'working'}>
         Set up fusion with no API key
       </button>
@@ -126,6 +128,55 @@ function NoKeyRecipeCard() {
         {state.kind === 'error' && <p className="notice notice--error">Could not set up the recipe: {state.message}</p>}
       </div>
     </section>
+  );
+}
+
+/**
+ * The recipe's time on this device: its FLOPs per phase over the engine's matmul speed measured
+ * here (a couple of seconds, once per tab). An upper bound (every answer at its token limit),
+ * without downloads and loads; the Data and Train pages show measured ETAs as they run.
+ */
+function RecipeTime() {
+  const speed = useDeviceSpeedStore((s) => s.speed);
+  const measure = useDeviceSpeedStore((s) => s.measure);
+  useEffect(() => {
+    void measure();
+  }, [measure]);
+  if (speed.state === 'idle' || speed.state === 'measuring')
+    return (
+      <p className="hint" data-testid="nokey-time" data-state="measuring">
+        Time on this device: measuring this GPU's speed…
+      </p>
+    );
+  if (speed.state === 'error')
+    return (
+      <p className="notice notice--error" data-testid="nokey-time" data-state="error">
+        Could not measure this GPU's speed, so the time is unknown: {speed.message}{' '}
+        <button type="button" className="button button--secondary" onClick={() => void measure(true)}>
+          Try again
+        </button>
+      </p>
+    );
+  const s = speed.speed;
+  const est = estimateNoKeyRecipe(s);
+  return (
+    <div data-testid="nokey-time" data-state="ready" data-seconds={Math.round(est.seconds)}>
+      <p>
+        <strong>Time on this device: up to {formatEstimate(est.seconds)}</strong> of computing, plus the downloads.
+      </p>
+      <ul className="hint estimate-phases">
+        {est.phases.map((p) => (
+          <li key={p.phase}>
+            {p.phase}: {formatEstimate(p.seconds)}
+          </li>
+        ))}
+      </ul>
+      <p className="hint">
+        From this GPU's speed with the engine's matmul, measured just now on {s.adapter}: {s.decodeGflops.toFixed(1)} GFLOP/s at {s.decodeRows} rows (decoding a
+        batch), {s.prefillGflops.toFixed(1)} GFLOP/s at {s.prefillRows} rows (prompts, scoring, training). Every answer is counted at its token limit, so most runs
+        finish sooner{s.isFallback ? '. This is a software renderer (no GPU): a real GPU is tens to hundreds of times faster' : ''}.
+      </p>
+    </div>
   );
 }
 

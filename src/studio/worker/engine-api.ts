@@ -8,6 +8,7 @@ import { localSourceService } from './local-source-service';
 import { modelService } from './model-service';
 import { rewardService } from './reward-service';
 import { requireSession } from './session';
+import { speedService } from './speed-service';
 import { tokenService } from './token-service';
 import { trainService } from './train-service';
 
@@ -19,6 +20,7 @@ export const engineApi = {
   ...rewardService,
   ...localSourceService,
   ...tokenService,
+  ...speedService,
 
   /** Adapters stored for the loaded model. */
   listAdapters() {
