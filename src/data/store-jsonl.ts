@@ -31,12 +31,13 @@ export interface JsonlStoreOptions {
   fsync?: boolean;
 }
 
-interface LoadedFile<T> {
+export interface LoadedFile<T> {
   records: T[];
   recovery: FileRecovery;
 }
 
-async function loadJsonl<T extends { key: string }>(path: string, name: string): Promise<LoadedFile<T>> {
+/** Reads a JSONL file of keyed records (none when missing), cutting off a torn last line (kept in `<file>.torn`). */
+export async function loadJsonl<T extends { key: string }>(path: string, name: string): Promise<LoadedFile<T>> {
   const recovery: FileRecovery = { file: name, tornTail: false, tornBytes: 0, corruptLines: [], duplicateLines: 0 };
   let buf: Buffer;
   try {
