@@ -1,4 +1,6 @@
-// Token embedding: gather rows of a table [rows, h] (f32, or bf16/f16 packed two per u32) by
+// Token embedding: gather rows of a table [rows, h] (f32, bf16/f16 packed two per u32, or a
+// quantized int8/int4 table decoded by the qt_ functions of shaders/quant.wgsl, spliced in by
+// src/engine/embedding.ts) by
 // i32 ids [n] into f32 out [n, h], and the backward scatter-add into dTable [rows, h] (f32).
 // A table too large for one binding is split into chunks of rows; each dispatch sees the
 // chunk holding global rows [rowStart, rowStart + rows) and skips ids outside it, so running
@@ -15,7 +17,8 @@ struct Params {
   h: u32,
   rowStart: u32,
   rows: u32,
-  dtype: u32, // table: 0 f32, 1 bf16, 2 f16 (forward only)
+  dtype: u32, // table: 0 f32, 1 bf16, 2 f16, 3 int8, 4 int4 (forward only)
+  scale_word: u32, // quantized table: word index of its f16 scales
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,7 +35,14 @@ fn in_chunk(id: i32) -> bool {
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+fn table_word(i: u32) -> u32 {
+  return table[i];
+}
+
 fn table_value(e: u32) -> f32 {
+  if (p.dtype >= 3u) {
+    return qt_at(e, p.dtype, p.scale_word);
+  }
   if (p.dtype == 0u) {
     return bitcast<f32>(table[e]);
   }

@@ -10,8 +10,11 @@
 //   nn      M  K  N   a[p*D + d]      b[off + d*Q + q]
 //   tn      N  K  M   a[d*P + p]      b[off + d*Q + q]
 //
-// `a` and `out` are f32. `b` is bound as raw u32 words: f32 bits, or two bf16/f16 values per word
-// (element 2i in the low half). Each entry point fixes the layout and b's type; the flags passed to
+// `a` and `out` are f32. `b` is bound as raw u32 words: f32 bits, two bf16/f16 values per word
+// (element 2i in the low half), or a quantized weight (int8/int4: values then f16 group scales
+// from word `scale_word`, decoded by the Q_ functions of shaders/quant.wgsl, which
+// src/engine/matmul.ts splices in twice: qb_ over `b` and qb4_ over `b4`). Quantized entry
+// points (<path>_<nt|nn>_<int8|int4>) are generated there too. Each entry point fixes the layout and b's type; the flags passed to
 // the shared bodies are constants, so after inlining the loaders are straight-line code.
 // Entry points are named <path>_<layout>_<b dtype>. Five paths:
 //
@@ -41,6 +44,7 @@ struct Params {
   accumulate: u32, // 1: add the previous contents of out
   tiles_q: u32,    // tiles along Q (tiled, direct, vec4)
   groups: u32,     // workgroups that carry work
+  scale_word: u32, // quantized b: word index of its f16 scales
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -51,9 +55,17 @@ struct Params {
 const F32 = 0u;
 const BF16 = 1u;
 const F16 = 2u;
+const INT8 = 3u; // quantized formats: dt >= INT8 (shaders/quant.wgsl)
+
+fn b_word(i: u32) -> u32 {
+  return b[i];
+}
 
 // Element e of b as f32.
 fn load_b(e: u32, dt: u32) -> f32 {
+  if (dt >= INT8) {
+    return qb_at(e, dt, p.scale_word);
+  }
   if (dt == F32) {
     return bitcast<f32>(b[e]);
   }
@@ -66,6 +78,9 @@ fn load_b(e: u32, dt: u32) -> f32 {
 
 // Elements e and e+1 of b; `aligned` says e is even (both halves of one word for 16-bit types).
 fn load_b2(e: u32, aligned: bool, dt: u32) -> vec2f {
+  if (dt >= INT8) {
+    return vec2f(qb_at(e, dt, p.scale_word), qb_at(e + 1u, dt, p.scale_word));
+  }
   if (dt == F32) {
     return vec2f(bitcast<f32>(b[e]), bitcast<f32>(b[e + 1u]));
   }
@@ -419,8 +434,15 @@ fn direct_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 @group(0) @binding(1) var<storage, read> a4: array<vec4f>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4u>;
 
+fn b4_word(i: u32) -> u32 {
+  return b4[i >> 2u][i & 3u];
+}
+
 // Elements e..e+3 of b (e a multiple of 4).
 fn load_b4(e: u32, dt: u32) -> vec4f {
+  if (dt >= INT8) {
+    return qb4_at4(e, dt, p.scale_word);
+  }
   if (dt == F32) {
     return bitcast<vec4f>(b4[e >> 2u]);
   }
@@ -647,6 +669,25 @@ fn skinny_nt(wid: vec3u, nwg: vec3u, lid: u32, dt: u32) {
       if (SR >= 4u) {
         acc2 += dot4(a4[ar.z + d], b0, b1, b2, b3);
         acc3 += dot4(a4[ar.w + d], b0, b1, b2, b3);
+      }
+    }
+  } else if (dt >= INT8) {
+    // Quantized: 8 elements (one word of int4, two of int8) per step, with their group's scale.
+    let K8 = p.depth / 8u;
+    for (var d = 0u; d < K8; d++) {
+      let e = 8u * d;
+      let b0 = qb4_at8(bc.x + e, dt, p.scale_word);
+      let b1 = qb4_at8(bc.y + e, dt, p.scale_word);
+      let b2 = qb4_at8(bc.z + e, dt, p.scale_word);
+      let b3 = qb4_at8(bc.w + e, dt, p.scale_word);
+      let f = 2u * d;
+      acc0 += dot4(a4[ar.x + f], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.x + f + 1u], b0[1], b1[1], b2[1], b3[1]);
+      if (SR >= 2u) {
+        acc1 += dot4(a4[ar.y + f], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.y + f + 1u], b0[1], b1[1], b2[1], b3[1]);
+      }
+      if (SR >= 4u) {
+        acc2 += dot4(a4[ar.z + f], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.z + f + 1u], b0[1], b1[1], b2[1], b3[1]);
+        acc3 += dot4(a4[ar.w + f], b0[0], b1[0], b2[0], b3[0]) + dot4(a4[ar.w + f + 1u], b0[1], b1[1], b2[1], b3[1]);
       }
     }
   } else {

@@ -1,23 +1,26 @@
 // Token embedding lookup and its backward (scatter-add of output gradients into table rows).
 // A table larger than one storage binding is split into row chunks, each its own tensor; call
 // the op once per chunk with that chunk's `rowStart` (ids outside the chunk are skipped).
-import code from '../../shaders/embedding.wgsl?raw';
+import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
+import { FORMAT_CODE, isQuantDType, quantDecodeWgsl, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32, expectShape, expectSize } from './checks';
 
 const WG = 256;
 /** The backward runs one workgroup per token; 64 invocations keep its barrier cheap everywhere. */
 const WG_BACKWARD = 64;
-const TABLE_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
-const dtypeCode = (d: DType): number => (d === 'f32' ? 0 : d === 'bf16' ? 1 : 2);
+const code = `${embeddingWgsl}\n${quantDecodeWgsl('qt_', 'table_word')}`;
+const TABLE_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16', ...QUANT_DTYPES];
 
 function params(n: number, h: number, rowStart: number, rows: number, dtype: DType): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart + rows > 0x7fffffff)
     throw new Error(`embedding: rowStart ${rowStart} with ${rows} rows is outside the i32 id range`);
-  return packParams([{ u32: n }, { u32: h }, { u32: rowStart }, { u32: rows }, { u32: dtypeCode(dtype) }]);
+  const format = FORMAT_CODE[dtype as keyof typeof FORMAT_CODE] ?? 0;
+  const scaleWord = isQuantDType(dtype) ? scaleWord0(rows * h, dtype) : 0;
+  return packParams([{ u32: n }, { u32: h }, { u32: rowStart }, { u32: rows }, { u32: format }, { u32: scaleWord }]);
 }
 
 export interface EmbeddingForwardArgs {
@@ -25,7 +28,7 @@ export interface EmbeddingForwardArgs {
   out: Tensor;
   /** Token ids [n], i32 (global row numbers of the full table). */
   ids: Tensor;
-  /** Table chunk [rows, h]: f32, bf16 or f16. */
+  /** Table chunk [rows, h]: f32, bf16, f16, or quantized int8/int4 (decoded in the kernel). */
   table: Tensor;
   /** Global row number of the chunk's first row (0 for an unsplit table). */
   rowStart?: number;

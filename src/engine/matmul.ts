@@ -3,11 +3,51 @@
 //   nn: out[M,K] = a[M,N] · b[N,K]    dY·W, input gradient
 //   tn: out[N,K] = a[M,N]ᵀ · b[M,K]   dYᵀ·X, weight gradient
 // out = alpha * product + (accumulate ? out : 0). See shaders/matmul.wgsl for the tiling.
-import code from '../../shaders/matmul.wgsl?raw';
+// b may be a quantized weight (int8/int4, layouts nt and nn): every path decodes it in the kernel.
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
+import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
+import { isQuantDType, quantDecodeWgsl, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
+
+/** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
+const QUANT_DT = { int8: 'INT8', int4: 'INT8 + 1u' } as const;
+
+// Entry points of the quantized formats: the same bodies as the float ones, b decoded per format.
+function quantEntryPoints(): string {
+  const out: string[] = [];
+  const wg = { tiled: 'WX, WY', gemv: 'GV_LANES, GV_ROWS', direct: 'CX, CY', vec4: 'CX, CY' };
+  const args = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
+  for (const q of QUANT_DTYPES) {
+    const dt = QUANT_DT[q];
+    const entry = (name: string, size: string, body: string, a = args) =>
+      out.push(`@compute @workgroup_size(${size})\nfn ${name}_${q}(${a}) {\n  ${body};\n}\n`);
+    for (const [layout, bt] of [['nt', 'true'], ['nn', 'false']] as const) {
+      entry(`tiled_${layout}`, wg.tiled, `tiled(wid, nwg, lid, false, ${bt}, ${dt})`);
+      entry(`direct_${layout}`, wg.direct, `direct(wid, nwg, lid, false, ${bt}, ${dt})`);
+      entry(`vec4_${layout}`, wg.vec4, `vec4_${layout}(wid, nwg, lid, ${dt})`);
+    }
+    entry('gemv_nt', wg.gemv, `gemv(wid, nwg, lid, ${dt})`);
+    entry(
+      'skinny_nt',
+      'SW',
+      `skinny_nt(wid, nwg, lid, ${dt})`,
+      '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32',
+    );
+  }
+  return out.join('\n');
+}
+
+const code = [matmulWgsl, quantDecodeWgsl('qb_', 'b_word'), quantDecodeWgsl('qb4_', 'b4_word'), quantEntryPoints()].join('\n');
+
+/** The dtypes b may have in a layout: any weight format in nt and nn, f32 activations in tn. */
+export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
+  nt: ['f32', 'bf16', 'f16', ...QUANT_DTYPES],
+  nn: ['f32', 'bf16', 'f16', ...QUANT_DTYPES],
+  tn: ['f32'],
+};
 
 export type MatmulLayout = 'nt' | 'nn' | 'tn';
 
@@ -147,7 +187,7 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   const { a, b, out, layout } = args;
   const op = `matmul ${layout}`;
   expectF32(op, a, out);
-  expectDTypes(op, layout === 'tn' ? ['f32'] : ['f32', 'bf16', 'f16'], b);
+  expectDTypes(op, MATMUL_B_DTYPES[layout] ?? ['f32'], b);
   if (out.buffer === a.buffer || out.buffer === b.buffer)
     throw new Error(`${op}: out (${out.label}) must not share a buffer with ${out.buffer === a.buffer ? `a (${a.label})` : `b (${b.label})`}`);
   const dims = matmulDims(args);
@@ -196,13 +236,13 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
   batch.dispatch({
     kernel: { name: 'matmul', code, entryPoint: `${path}_${layout}_${b.dtype}`, constants },
-    params: params(P, Q, D, bOffset, alpha, accumulate, tilesQ, groups),
+    params: params(P, Q, D, bOffset, alpha, accumulate, tilesQ, groups, isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0),
     buffers: path === 'vec4' || path === 'skinny' ? [whole(a), whole(b), out] : [a, b, out],
     groups: splitGroups(groups),
   });
 }
 
-function params(P: number, Q: number, D: number, bOffset: number, alpha: number, acc: number, tilesQ: number, groups: number) {
+function params(P: number, Q: number, D: number, bOffset: number, alpha: number, acc: number, tilesQ: number, groups: number, scaleWord: number) {
   return packParams([
     { u32: P },
     { u32: Q },
@@ -212,5 +252,6 @@ function params(P: number, Q: number, D: number, bOffset: number, alpha: number,
     { u32: acc },
     { u32: tilesQ },
     { u32: groups },
+    { u32: scaleWord },
   ]);
 }

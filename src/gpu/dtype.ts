@@ -1,12 +1,16 @@
 // Element types the kernels understand, and host-side conversions between them.
 // bf16 and f16 tensors are stored packed two per u32 (little-endian: element 2i in the low half).
+// int8 and int4 are quantized weight formats (values + per-group f16 scales; see quant.ts).
+import { dequantize, isQuantDType, quantByteLength, quantize as quantizeTo } from './quant';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'int8' | 'int4';
 
-export const bytesPerElement: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4 };
+/** Bytes of one element's value (quantized formats: without their scales; see byteLengthOf). */
+export const bytesPerElement: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, int8: 1, int4: 0.5 };
 
 /** Bytes a GPU buffer needs for `n` elements (16-bit types are padded to whole u32 words). */
 export function byteLengthOf(n: number, dtype: DType): number {
+  if (isQuantDType(dtype)) return quantByteLength(n, dtype);
   const raw = n * bytesPerElement[dtype];
   return Math.max(4, Math.ceil(raw / 4) * 4);
 }
@@ -72,6 +76,7 @@ export function f16BitsToF32(h: number): number {
 
 /** Encode numbers as the bytes a GPU buffer of `dtype` holds. */
 export function encode(values: ArrayLike<number>, dtype: DType): Uint8Array<ArrayBuffer> {
+  if (isQuantDType(dtype)) return quantizeTo(values, dtype);
   const n = values.length;
   const out = new Uint8Array(byteLengthOf(n, dtype));
   switch (dtype) {
@@ -98,6 +103,9 @@ export function encode(values: ArrayLike<number>, dtype: DType): Uint8Array<Arra
 /** Decode GPU buffer bytes of `dtype` into numbers (16-bit types widened to f32). */
 export function decode(bytes: ArrayBuffer, n: number, dtype: DType): Float32Array | Int32Array | Uint32Array {
   switch (dtype) {
+    case 'int8':
+    case 'int4':
+      return Float32Array.from(dequantize(bytes, n, dtype));
     case 'f32':
       return new Float32Array(bytes, 0, n).slice();
     case 'i32':
@@ -117,6 +125,7 @@ export function decode(bytes: ArrayBuffer, n: number, dtype: DType): Float32Arra
 
 /** The value a number becomes after a round trip through `dtype` storage (for references). */
 export function quantize(values: ArrayLike<number>, dtype: DType): Float64Array {
+  if (isQuantDType(dtype)) return dequantize(quantizeTo(values, dtype), values.length, dtype);
   const out = new Float64Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
