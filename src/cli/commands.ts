@@ -199,6 +199,25 @@ export const DEMO_OPTIONS = {
   seed: { type: 'string', value: 'S', help: 'seed (default 0)' },
 } as const satisfies OptionSpecs;
 
+export const CLASSROOM_OPTIONS = {
+  model: {
+    type: 'string',
+    value: 'DIR|REPO[,…]',
+    required: true,
+    help: 'the models students load: folders, or Hub repos / presets downloaded once into the model cache (comma-separated)',
+  },
+  sources: { type: 'string', value: 'sources.json', help: "the sources students collect from, as build-data reads them (keys stay on this machine; local ones run on this GPU)" },
+  judge: { type: 'string', value: 'judge.json', help: 'a chat judge {"baseURL","apiKey","model"} students score with, through the proxy' },
+  recipe: { type: 'string', value: 'BUNDLE.zip', help: "a project bundle (the Export page's) with the prompts, training settings and eval set of the class recipe" },
+  port: { type: 'string', value: 'P', help: 'port to listen on (default 8080; 0: any free port)' },
+  host: { type: 'string', value: 'HOST', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for the room\'s network)' },
+  quota: { type: 'string', value: 'N', help: 'source requests each student may make (default 500; cached answers count)' },
+  'per-minute': { type: 'string', value: 'N', help: 'source requests each student may make a minute (default 120)' },
+  'max-body': { type: 'string', value: 'BYTES', help: 'largest source request body (default 1 MiB)' },
+  origin: { type: 'string', value: 'URL[,…]', help: "origins besides the classroom's own allowed to call it (e.g. a studio dev server)" },
+  studio: { type: 'string', value: 'DIR', help: 'the built studio to serve (default: dist/studio beside the CLI)' },
+} as const satisfies OptionSpecs;
+
 export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
   command({
     name: 'gpu',
@@ -370,5 +389,20 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
     options: DEMO_OPTIONS,
     gpu: true,
     run: async (p) => (await import('./commands/demo')).run(p),
+  }),
+  command({
+    name: 'classroom',
+    summary: 'serve a workshop: the studio, a model mirror, a keyed source proxy, the class recipe and a results board',
+    description:
+      'The instructor\'s machine as the workshop\'s hub: serves the built studio (students open one address), a ' +
+      'Hub-compatible mirror of --model (/{repo}/resolve/{revision}/{file}, Range and ETag; the studio\'s Model page ' +
+      'loads "from the classroom"), an OpenAI-compatible proxy per source of --sources (/classroom/sources/{id}/v1) that ' +
+      'adds the instructor\'s keys (never sent to students), caches answers by (source, messages, sampling, seed, ' +
+      'sample) so a class asks upstream once per item, retries upstream faults once, and holds each student to ' +
+      '--quota and --per-minute (429 saying what to do); the class recipe (/classroom/recipe.zip: --recipe with the ' +
+      'proxy as its sources) and a results board (/board) of blind votes and evaluation results. Admin routes (board ' +
+      'reset, quotas, export) take the token printed at start. Ctrl-C or SIGTERM stops (exit 0).',
+    options: CLASSROOM_OPTIONS,
+    run: async (p) => (await import('./commands/classroom')).run(p),
   }),
 ];

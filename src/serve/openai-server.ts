@@ -456,12 +456,13 @@ function preflightHeaders(req: IncomingMessage): Record<string, string> {
   };
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+/** A request's JSON body (undefined: none); a 413 RequestError past `maxBytes`, a 400 when not JSON. */
+export async function readBody(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > MAX_BODY_BYTES) throw new RequestError(`the request body is larger than ${MAX_BODY_BYTES} bytes`, 413);
+    if (size > maxBytes) throw new RequestError(`the request body is larger than ${maxBytes} bytes`, 413);
     chunks.push(c);
   }
   if (!size) return undefined;

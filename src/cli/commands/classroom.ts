@@ -1,0 +1,112 @@
+// fuse-studio classroom: the instructor's machine serves a workshop — the built studio, a Hub-compatible
+// mirror of the models, a keyed proxy to the sources with a shared cache and per-student quotas, the
+// class recipe and a results board (src/classroom/). Ctrl-C or SIGTERM stops it (exit 0).
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { classroomJudge, classroomSources } from '../../classroom/config';
+import { prepareMirrorModel, type MirrorModel } from '../../classroom/mirror';
+import { handlerUpstream, type ProxySource } from '../../classroom/proxy';
+import { startClassroom } from '../../classroom/server';
+import type { LocalSource } from '../../data/local-source';
+import { parseJsonText } from '../../data/pipeline-config';
+import type { CLASSROOM_OPTIONS } from '../commands';
+import { intOption, UsageError, type Parsed } from './args';
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** dist/studio beside dist/cli (this file is bundled into dist/cli/main.js). */
+function defaultStudioDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'studio');
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${file}: cannot read it (${(e as Error).message})`);
+  }
+  return parseJsonText(text, file);
+}
+
+export async function run({ values: v }: Parsed<typeof CLASSROOM_OPTIONS>): Promise<number> {
+  const port = intOption('port', v.port) ?? 8080;
+  if (port < 0 || port > 65535) throw new UsageError(`--port: ${port} is not a port`);
+  const quota = intOption('quota', v.quota) ?? 500;
+  const perMinute = intOption('per-minute', v['per-minute']) ?? 120;
+  if (quota < 0) throw new UsageError(`--quota: must be ≥ 0, got ${quota}`);
+  if (perMinute < 1) throw new UsageError(`--per-minute: must be ≥ 1, got ${perMinute}`);
+  const maxBody = intOption('max-body', v['max-body']);
+  if (maxBody !== undefined && maxBody < 1024) throw new UsageError(`--max-body: must be ≥ 1024 bytes, got ${maxBody}`);
+  const host = v.host ?? '127.0.0.1';
+  const specs = v.model.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!specs.length) throw new UsageError('--model: give at least one model folder or Hub repo');
+
+  const models: MirrorModel[] = [];
+  for (const spec of specs) {
+    const m = await prepareMirrorModel(spec, { onProgress: (line) => console.error(`classroom: ${line}`) });
+    console.error(`classroom: mirroring ${m.repo} (${m.files.length} files, ${(m.bytes / 1e6).toFixed(1)} MB) from ${m.dir}`);
+    models.push(m);
+  }
+
+  // Local sources load on this GPU once and answer every student (the serve engine, in process).
+  const releases: (() => void)[] = [];
+  const loadLocal = async (s: LocalSource) => {
+    const [{ openModelSource, loadModelForCli }, { createModelBackend }, { createOpenAIHandler }] = await Promise.all([
+      import('../model'),
+      import('../../serve/model-backend'),
+      import('../../serve/openai-server'),
+    ]);
+    console.error(`classroom: loading local source ${s.name} (${s.model}) on this GPU`);
+    const m = await loadModelForCli(await openModelSource(s.model));
+    releases.push(() => m.release());
+    const backend = createModelBackend(m, { modelId: s.name, defaultMaxTokens: s.max_tokens });
+    return { upstream: handlerUpstream(createOpenAIHandler(backend), backend.modelId), modelId: backend.modelId };
+  };
+
+  let sources: ProxySource[] = [];
+  let judge: { sourceId: string; rubric?: string } | null = null;
+  try {
+    if (v.sources) sources = await classroomSources(await readJson(v.sources), { file: v.sources, env: process.env }, { loadLocal });
+    if (v.judge) {
+      const j = classroomJudge(await readJson(v.judge), { file: v.judge, env: process.env }, sources);
+      sources.push(j.source);
+      judge = { sourceId: j.source.id, ...(j.rubric ? { rubric: j.rubric } : {}) };
+    }
+    const recipe = v.recipe ? new Uint8Array(await readFile(v.recipe).catch((e: Error) => Promise.reject(new UsageError(`--recipe ${v.recipe}: ${e.message}`)))) : null;
+    if (!LOOPBACK.has(host)) console.error(`classroom: listening on ${host}: anyone on this network can open the studio and use the sources within the quotas`);
+
+    const classroom = await startClassroom({
+      studioDir: v.studio ?? defaultStudioDir(),
+      models,
+      sources,
+      judge,
+      recipe,
+      limits: { quota, perMinute },
+      host,
+      port,
+      ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
+      origins: v.origin ? v.origin.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    });
+    const address = host === '0.0.0.0' || host === '::' ? `http://<this machine's address>:${classroom.port}` : classroom.url;
+    console.log(`classroom at ${classroom.url} — students open ${address}; the board is ${address}/board`);
+    console.log(`admin token: ${classroom.adminToken} (board reset, quotas, export; keep it to yourself)`);
+    for (const s of sources) console.log(`  source ${s.name}: ${address}/classroom/sources/${s.id}/v1 (${s.kind === 'local' ? 'on this GPU' : 'upstream, key kept here'})`);
+    console.log(`  quota: ${quota} requests per student, ${perMinute} a minute; recipe: ${address}/classroom/recipe.zip`);
+    await new Promise<void>((done) => {
+      const stop = (signal: string) => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        console.error(`classroom: ${signal}, shutting down (send it again to force)`);
+        void classroom.close().then(done);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  } finally {
+    for (const r of releases) r();
+  }
+  return 0;
+}
+
