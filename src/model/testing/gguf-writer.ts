@@ -169,3 +169,44 @@ export function writeGgufModel(config: ModelConfig, get: (hfName: string) => Arr
   }
   return writeGguf({ ...ggufModelMetadata(config), ...opts.metadata }, tensors);
 }
+
+/**
+ * tokenizer.ggml.* and tokenizer.chat_template for a byte-level BPE tokenizer.json, as llama.cpp's
+ * converter writes them: `vocabSize` ids (the model's; ids the tokenizer lacks become "[PADn]",
+ * type unused), added tokens as control (special) or user-defined, merges as "a b".
+ */
+export function ggufTokenizerMetadata(
+  tokenizerJson: Record<string, unknown>,
+  tokenizerConfig: Record<string, unknown>,
+  pre: 'llama-bpe' | 'qwen2',
+  vocabSize: number,
+  ids: { bos?: number | null; eos?: number | null; pad?: number | null; addBos?: boolean } = {},
+): Record<string, GgufValue> {
+  const model = tokenizerJson.model as { vocab: Record<string, number>; merges: (string | [string, string])[] };
+  const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
+  const types: number[] = new Array<number>(vocabSize).fill(5);
+  for (const [t, id] of Object.entries(model.vocab))
+    if (id < vocabSize) {
+      tokens[id] = t;
+      types[id] = 1;
+    }
+  for (const t of tokenizerJson.added_tokens as { id: number; content: string; special: boolean }[])
+    if (t.id < vocabSize) {
+      tokens[t.id] = t.content;
+      types[t.id] = t.special ? 3 : 4;
+    }
+  const template = tokenizerConfig.chat_template;
+  const out: Record<string, GgufValue> = {
+    'tokenizer.ggml.model': str('gpt2'),
+    'tokenizer.ggml.pre': str(pre),
+    'tokenizer.ggml.tokens': { type: 'string[]', value: tokens },
+    'tokenizer.ggml.token_type': { type: 'i32[]', value: types },
+    'tokenizer.ggml.merges': { type: 'string[]', value: model.merges.map((m) => (typeof m === 'string' ? m : m.join(' '))) },
+    'tokenizer.ggml.add_bos_token': bool(ids.addBos ?? false),
+  };
+  if (ids.bos != null) out['tokenizer.ggml.bos_token_id'] = u32(ids.bos);
+  if (ids.eos != null) out['tokenizer.ggml.eos_token_id'] = u32(ids.eos);
+  if (ids.pad != null) out['tokenizer.ggml.padding_token_id'] = u32(ids.pad);
+  if (typeof template === 'string') out['tokenizer.chat_template'] = str(template);
+  return out;
+}
