@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
-import { attentionBackward, attentionForward, attentionTiles, defaultDqPath, type AttentionDqPath } from './attention';
+import {
+  ATTENTION_PATHS,
+  attentionBackward,
+  attentionForward,
+  attentionTiles,
+  decodeChunk,
+  defaultDqPath,
+  defaultForwardPath,
+  flashTiles,
+  splitKvPathName,
+  type AttentionDqPath,
+  type AttentionForwardPath,
+  type DecodeReduce,
+} from './attention';
+import { markProven } from './proven';
 import { attentionBackwardRef, attentionForwardRef, type AttentionRefDims } from './reference/attention';
 import { dot, finiteDifferences, relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
@@ -53,7 +67,7 @@ function cacheLike(x: Float64Array, B: number, cap: number, rowSize: number, val
   return out;
 }
 
-async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqPath?: AttentionDqPath) {
+async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqPath?: AttentionDqPath, path?: AttentionForwardPath) {
   const r = rng(seed);
   const pastLen = c.pastLen ?? 0;
   const kvCap = c.kvCap ?? c.T;
@@ -79,7 +93,7 @@ async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqP
   const dv = poisoned(ctx, [c.B, kvCap, c.nKv, c.D], 'dv');
   const shape = { batchSize: c.B, nHeads: c.nHeads, nKvHeads: c.nKv, headDim: c.D, pastLen, ...(tmask ? { mask: tmask } : {}) };
   const batch = ctx.batch();
-  attentionForward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse });
+  attentionForward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse }, { path });
   attentionBackward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse, dOut: tdo, dq, dk, dv }, { dqPath });
   batch.submit();
   const got = {
@@ -116,13 +130,13 @@ function zeroRowsViolations(c: Case, mask: Int32Array | undefined, got: Awaited<
   return bad;
 }
 
-async function checkCases(pad: boolean, dqPath?: AttentionDqPath) {
+async function checkCases(pad: boolean, dqPath?: AttentionDqPath, path?: AttentionForwardPath) {
   const ctx = await testContext();
   for (const c of CASES) {
-    if (dqPath === 'rows' && c.D % 4) continue;
+    if ((dqPath === 'rows' || dqPath === 'flash' || path === 'flash') && c.D % 4) continue;
     const seed = freshSeed();
-    const { got, mask, fwd, bwd } = await gpuCase(ctx, c, seed, pad, dqPath);
-    const msg = (what: string) => `${what} seed ${seed} case ${JSON.stringify(c)} pad ${pad} dq ${dqPath ?? 'default'}`;
+    const { got, mask, fwd, bwd } = await gpuCase(ctx, c, seed, pad, dqPath, path);
+    const msg = (what: string) => `${what} seed ${seed} case ${JSON.stringify(c)} pad ${pad} fwd ${path ?? 'default'} dq ${dqPath ?? 'default'}`;
     expect(relError(got.out, fwd.out), msg('out')).toBeLessThan(FWD_BOUND);
     expect(relError(got.lse, fwd.lse), msg('lse')).toBeLessThan(FWD_BOUND);
     expect(relError(got.dq, bwd.dq), msg('dq')).toBeLessThan(BWD_BOUND);
@@ -175,7 +189,19 @@ describe('attention', () => {
   // The default backward passes are `rows` on CPU adapters and `tiled` on GPUs: run the others too.
   it(`the other backward passes (tiled on CPU adapters, rows on GPUs) match float64 with left/right padding (dq, dk, dv rel err < ${BWD_BOUND.toExponential()})`, async () => {
     const ctx = await testContext();
-    await checkCases(true, defaultDqPath(ctx.adapter.isFallback, 64) === 'rows' ? 'tiled' : 'rows');
+    await checkCases(true, defaultDqPath(ctx, 64) === 'rows' ? 'tiled' : 'rows');
+  });
+
+  // The GPU flash paths, forced on SwiftShader: head dims 8, 16, 24 (awkward), 64, 128 (15-key
+  // tiles), GQA 1:1 to 6:1, T not a multiple of the 64-row blocks or the key tiles, a cache offset.
+  it(`flash forward (out, lse rel err < ${FWD_BOUND.toExponential()}) and flash backward (dq, dk, dv rel err < ${BWD_BOUND.toExponential()}) match float64 with left/right padding (padded rows exactly 0)`, async () => {
+    await checkCases(true, 'flash', 'flash');
+  });
+
+  it(`flash forward with the tiled/rows backward and tiled forward with the flash backward match float64, no padding`, async () => {
+    const ctx = await testContext();
+    await checkCases(false, defaultDqPath(ctx, 64), 'flash');
+    await checkCases(false, 'flash', 'tiled');
   });
 
   it(`KV cache: prefill then decode steps equal the full causal recompute (out, lse rel err < ${FWD_BOUND.toExponential()})`, async () => {
@@ -228,6 +254,88 @@ describe('attention', () => {
       tqT.release();
       out.release();
     }
+  });
+
+  // Split-KV decode (one new token attends a cache of kvLen keys), forced on SwiftShader with
+  // both reductions: fewer keys than one chunk, exactly one, one past it, a ragged last chunk,
+  // the largest chunk; GQA 4:1, 3:1 and 1:1; head dims 64 and 24; left/right padding.
+  it(`split-KV decode matches float64 for KV lengths 1 to 600, chunks 32 and 256, subgroup and workgroup reductions (out, lse rel err < ${FWD_BOUND.toExponential()}; padded queries exactly 0)`, async () => {
+    const ctx = await testContext();
+    const reduces: DecodeReduce[] = ctx.features.has('subgroups') ? ['subgroups', 'workgroup'] : ['workgroup'];
+    const shapes = [
+      { B: 2, nHeads: 8, nKv: 2, D: 64 },
+      { B: 1, nHeads: 3, nKv: 1, D: 24 },
+      { B: 3, nHeads: 2, nKv: 2, D: 64 },
+    ];
+    const runs: { kvLen: number; chunk?: number }[] = [{ kvLen: 1, chunk: 32 }, { kvLen: 20, chunk: 32 }, { kvLen: 32, chunk: 32 }, { kvLen: 33, chunk: 32 }, { kvLen: 100, chunk: 32 }, { kvLen: 600, chunk: 256 }, { kvLen: 77 }];
+    for (const reduce of reduces)
+      for (const [si, sh] of shapes.entries())
+        for (const run of runs) {
+          if (si > 0 && run.kvLen === 600) continue; // one large case is enough
+          const seed = freshSeed();
+          const r = rng(seed);
+          const { B, nHeads, nKv, D } = sh;
+          const cap = run.kvLen + 3;
+          const kvRow = nKv * D;
+          const q = randn(B * nHeads * D, r);
+          const k = cacheLike(randn(B * cap * kvRow, r), B, cap, kvRow, run.kvLen);
+          const v = cacheLike(randn(B * cap * kvRow, r), B, cap, kvRow, run.kvLen);
+          const mask = new Int32Array(B * cap).fill(1);
+          const pads = paddingMask(B, run.kvLen, r);
+          for (let b = 0; b < B; b++) mask.set(pads.subarray(b * run.kvLen, (b + 1) * run.kvLen), b * cap);
+          const pastLen = run.kvLen - 1;
+          const want = attentionForwardRef(q, k, v, { B, tq: 1, kvCap: cap, nHeads, nKv, D, pastLen, mask, maskStride: cap });
+          const tq = ctx.upload(q, [B, 1, nHeads, D], 'f32', 'q');
+          const tk = ctx.upload(k, [B, cap, nKv, D], 'f32', 'k');
+          const tv = ctx.upload(v, [B, cap, nKv, D], 'f32', 'v');
+          const tmask = ctx.upload(mask, [B, cap], 'i32', 'mask');
+          const out = poisoned(ctx, [B, 1, nHeads, D], 'out');
+          const lse = poisoned(ctx, [B, nHeads, 1], 'lse');
+          const batch = ctx.batch();
+          attentionForward(batch, { batchSize: B, nHeads, nKvHeads: nKv, headDim: D, pastLen, q: tq, k: tk, v: tv, out, lse, mask: tmask }, { path: 'split', reduce, ...(run.chunk ? { chunk: run.chunk } : {}) });
+          expect(batch.dispatches).toBe(2);
+          batch.submit();
+          const gotOut = await ctx.read(out);
+          const gotLse = await ctx.read(lse);
+          const msg = `seed ${seed} ${JSON.stringify({ ...sh, ...run, reduce })}`;
+          expect(relError(gotOut, want.out), `out ${msg}`).toBeLessThan(FWD_BOUND);
+          expect(relError(gotLse, want.lse), `lse ${msg}`).toBeLessThan(FWD_BOUND);
+          for (let b = 0; b < B; b++)
+            if (!mask[b * cap + pastLen]) {
+              expect(Array.from(gotOut.subarray(b * nHeads * D, (b + 1) * nHeads * D)).every((x) => x === 0), `padded query out ${msg}`).toBe(true);
+              expect(Array.from(gotLse.subarray(b * nHeads, (b + 1) * nHeads)).every((x) => x === 0), `padded query lse ${msg}`).toBe(true);
+            }
+          for (const t of [tq, tk, tv, tmask, out, lse]) t.release();
+        }
+  });
+
+  it('path selection: CPU adapters keep tiled/rows; a GPU takes flash and split-KV only once the self-test proved them; tiles fit 16 KiB', async () => {
+    const swift = await testContext();
+    expect(swift.adapter.isFallback).toBe(true);
+    markProven(swift, ATTENTION_PATHS.flash);
+    markProven(swift, splitKvPathName('subgroups'));
+    markProven(swift, splitKvPathName('workgroup'));
+    expect([defaultForwardPath(swift, 64, 1), defaultForwardPath(swift, 64, 19), defaultDqPath(swift, 64), defaultDqPath(swift, 24), defaultDqPath(swift, 6)]).toEqual(['tiled', 'tiled', 'rows', 'rows', 'tiled']);
+    const gpu = (features: string[]) => ({ adapter: { isFallback: false }, features: new Set(features) }) as unknown as GpuContext;
+    const a = gpu(['subgroups']);
+    expect([defaultForwardPath(a, 64, 1), defaultForwardPath(a, 64, 19), defaultDqPath(a, 64)]).toEqual(['tiled', 'tiled', 'tiled']);
+    markProven(a, ATTENTION_PATHS.flash);
+    expect([defaultForwardPath(a, 64, 1), defaultForwardPath(a, 64, 19), defaultForwardPath(a, 6, 19), defaultDqPath(a, 64), defaultDqPath(a, 6)]).toEqual(['flash', 'flash', 'tiled', 'flash', 'tiled']);
+    markProven(a, splitKvPathName('workgroup')); // the variant this adapter does not use
+    expect(defaultForwardPath(a, 64, 1)).toBe('flash');
+    markProven(a, splitKvPathName('subgroups'));
+    expect(defaultForwardPath(a, 64, 1)).toBe('split');
+    const b = gpu([]);
+    markProven(b, splitKvPathName('workgroup'));
+    expect(defaultForwardPath(b, 128, 1)).toBe('split');
+    // Chunks: ~256 workgroups, 32..256 keys, and the flash tiles within 16 KiB for every head dim.
+    expect([decodeChunk(1, 32, 1000), decodeChunk(1, 32, 10_000), decodeChunk(4, 32, 100), decodeChunk(1, 4, 1)]).toEqual([128, 256, 64, 32]);
+    for (let d = 4; d <= 128; d += 4) {
+      const t = flashTiles(d);
+      expect(t.workgroupBytes, `d ${d}`).toBeLessThanOrEqual(16384);
+      expect(t.BT, `d ${d}`).toBeGreaterThanOrEqual(15);
+    }
+    expect(() => flashTiles(6)).toThrow(/multiple of 4.*headDim 6.*'tiled'/);
   });
 
   it('rejects inconsistent shapes with messages naming the tensors', async () => {

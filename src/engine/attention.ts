@@ -1,12 +1,26 @@
 // Causal grouped-query attention (flash-attention style), forward and backward, f32, with an
-// optional padding mask and a KV-cache form for generation. See shaders/attention.wgsl for the
-// tiling; this file picks tile sizes per head dim and checks arguments. On CPU adapters the
-// backward's dk/dv and dq passes take barrier-free per-key / per-row kernels (`AttentionDqPath`).
+// optional padding mask and a KV-cache form for generation. This file picks a path and its tile
+// sizes per head dim and checks arguments. The paths:
+//   forward  `tiled` (shaders/attention.wgsl: TC threads per row, scalar tiles; any head dim),
+//            `flash` (shaders/attention_flash.wgsl: one query row per invocation in vec4
+//            registers, vec4 k/v tiles, one exp per score; head dim a multiple of 4),
+//            `split` (shaders/attention_decode.wgsl: split-KV decode for tq = 1, partial
+//            softmaxes per KV chunk then a combine; subgroup reductions where the adapter has them)
+//   backward `tiled`, `rows` (barrier-free per-key / per-row kernels for CPU adapters), `flash`.
+// Defaults: CPU adapters (SwiftShader, lavapipe, WARP) keep `tiled` forward and `rows` backward;
+// GPUs take `flash` / `split` once the GPU self-test proved them on the device (./proven.ts),
+// else `tiled`. Every path can be forced with an option (the tests force each on SwiftShader).
 import code from '../../shaders/attention.wgsl?raw';
+import decodeCode from '../../shaders/attention_decode.wgsl?raw';
+import flashCode from '../../shaders/attention_flash.wgsl?raw';
+import reduceSgCode from '../../shaders/attention_reduce_sg.wgsl?raw';
+import reduceWgCode from '../../shaders/attention_reduce_wg.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
+import type { GpuContext } from '../gpu/context';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32, expectSize } from './checks';
+import { isProven } from './proven';
 
 export const MAX_HEAD_DIM = 128;
 
@@ -57,6 +71,87 @@ export function attentionTiles(headDim: number): { forward: PipelineTiles; backw
     backwardQ: { ...dq, TC, threads: dq.BQ * TC, workgroupBytes: 4 * ((2 * dq.BQ + 2 * dq.BK) * DS + dq.BQ * dq.BK + 3 * dq.BQ) },
   };
 }
+
+// Flash paths (attention_flash.wgsl, attention_decode.wgsl). WG rows per workgroup, one per
+// invocation; BT rows of the staged side per tile, as many as fit in 16 KiB next to the kv
+// pass's three BT-float arrays (the spec's default limit; then one pipeline per head dim on
+// every adapter). head_dim = 4 * D4.
+const FLASH_WG = 64;
+const FLASH_BYTES = 16384;
+const FLASH_MAX_BT = 32;
+/** Invocations of a split-KV decode workgroup, and the most keys one chunk may hold. */
+export const DECODE_WG = 64;
+export const DECODE_CHUNK_MAX = 256;
+/** Workgroups a decode step aims for (chunks are cut so that batch * heads * chunks reaches it). */
+const DECODE_TARGET_GROUPS = 256;
+
+export interface FlashTiles {
+  /** Rows (invocations) per workgroup. */
+  WG: number;
+  /** Rows of the staged side per tile: keys (forward, dq) or query rows (dk/dv). */
+  BT: number;
+  D4: number;
+  workgroupBytes: number;
+}
+
+/** Tiles of the flash kernels for a head dim (a multiple of 4, at most 128). */
+export function flashTiles(headDim: number): FlashTiles {
+  if (!Number.isInteger(headDim) || headDim < 4 || headDim > MAX_HEAD_DIM || headDim % 4)
+    throw new Error(`attention: the flash paths need headDim a multiple of 4 in [4, ${MAX_HEAD_DIM}] (headDim ${headDim}); use path 'tiled'`);
+  const D4 = headDim / 4;
+  const small = 3 * FLASH_MAX_BT * 4; // t_l, t_delta, t_ok
+  const BT = Math.min(FLASH_MAX_BT, Math.floor((FLASH_BYTES - small) / (2 * 16 * D4)));
+  return { WG: FLASH_WG, BT, D4, workgroupBytes: 2 * BT * D4 * 16 + small };
+}
+
+/** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
+export const ATTENTION_PATHS = {
+  flash: 'attention.flash',
+  splitKv: 'attention.split-kv',
+  splitKvSubgroups: 'attention.split-kv.subgroups',
+} as const;
+
+/** How the split-KV decode reduces within a workgroup. */
+export type DecodeReduce = 'subgroups' | 'workgroup';
+
+export function defaultDecodeReduce(ctx: GpuContext): DecodeReduce {
+  return ctx.features.has('subgroups') ? 'subgroups' : 'workgroup';
+}
+
+export function splitKvPathName(reduce: DecodeReduce): string {
+  return reduce === 'subgroups' ? ATTENTION_PATHS.splitKvSubgroups : ATTENTION_PATHS.splitKv;
+}
+
+/** Keys per chunk of a split-KV decode: enough chunks for ~256 workgroups, 32 to 256 keys each. */
+export function decodeChunk(batchSize: number, nHeads: number, tkv: number): number {
+  const want = Math.max(1, Math.ceil(DECODE_TARGET_GROUPS / (batchSize * nHeads)));
+  return Math.min(DECODE_CHUNK_MAX, Math.max(32, Math.ceil(Math.ceil(tkv / want) / 32) * 32));
+}
+
+export type AttentionForwardPath = 'tiled' | 'flash' | 'split';
+
+/**
+ * The forward path taken by default: `tiled` on CPU adapters and for head dims not a multiple
+ * of 4; on GPUs `split` for one query token (decode) and `flash` otherwise, each once proven on
+ * this context by the self-test, else `tiled`.
+ */
+export function defaultForwardPath(ctx: GpuContext, headDim: number, tq: number): AttentionForwardPath {
+  if (ctx.adapter.isFallback || headDim % 4) return 'tiled';
+  if (tq === 1 && isProven(ctx, splitKvPathName(defaultDecodeReduce(ctx)))) return 'split';
+  return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
+}
+
+const flashKernel = (entryPoint: string, t: FlashTiles) => ({
+  name: 'attention_flash',
+  code: flashCode,
+  entryPoint,
+  constants: { WG: t.WG, BT: t.BT, D4: t.D4 },
+});
+
+const decodeKernel = (entryPoint: string, reduce: DecodeReduce, D4: number) =>
+  reduce === 'subgroups'
+    ? { name: 'attention_decode_sg', code: `enable subgroups;\n${decodeCode}\n${reduceSgCode}`, entryPoint, constants: { WD: DECODE_WG, D4 } }
+    : { name: 'attention_decode', code: `${decodeCode}\n${reduceWgCode}`, entryPoint, constants: { WD: DECODE_WG, D4 } };
 
 const kernel = (entryPoint: string, t: Tiles) => ({ name: 'attention', code, entryPoint, constants: { BQ: t.BQ, BK: t.BK, TC: t.TC } });
 const DELTA_WG = 256;
@@ -170,16 +265,40 @@ function distinct(op: string, written: Record<string, Tensor>, read: Record<stri
       if (name !== wName && t.buffer === w.buffer) throw new Error(`${op}: ${wName} (${w.label}) and ${name} (${t.label}) share a buffer`);
 }
 
+export interface AttentionForwardOptions {
+  /** Force a path (default: `defaultForwardPath`). */
+  path?: AttentionForwardPath;
+  /** Split-KV decode: keys per chunk (default `decodeChunk`), at most DECODE_CHUNK_MAX. */
+  chunk?: number;
+  /** Split-KV decode: reduction (default: subgroups where the adapter has them). */
+  reduce?: DecodeReduce;
+}
+
 /** out = softmax(scale q k^T + causal/padding mask) v, and the rows' log-sum-exp into lse. */
-export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs): void {
+export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs, options: AttentionForwardOptions = {}): void {
   const op = 'attention forward';
   const r = resolve(op, a);
   expectF32(op, a.out, a.lse);
   expectSize(op, a.out, a.q.size);
   expectSize(op, a.lse, a.batchSize * a.nHeads * r.tq);
   distinct(op, { out: a.out, lse: a.lse }, { q: a.q, k: a.k, v: a.v, mask: a.mask });
-  const t = r.tiles.forward;
+  const path = options.path ?? defaultForwardPath(batch.ctx, a.headDim, r.tq);
   const rows = r.tq * (a.nHeads / a.nKvHeads);
+  if (path === 'split') {
+    splitKvForward(batch, a, r, options);
+    return;
+  }
+  if (path === 'flash') {
+    const t = flashTiles(a.headDim);
+    batch.dispatch({
+      kernel: flashKernel('flash_forward', t),
+      params: r.params,
+      buffers: [a.q, a.k, a.v, r.mask, a.out, a.lse],
+      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / t.WG)),
+    });
+    return;
+  }
+  const t = r.tiles.forward;
   batch.dispatch({
     kernel: kernel('attention_forward', t),
     params: r.params,
@@ -189,15 +308,64 @@ export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs): 
 }
 
 /**
- * How the backward's dk/dv and dq passes run: `tiled` (workgroup tiles and barriers) or `rows`
- * (one invocation per key, then per query row; no barriers; head dims multiple of 4).
+ * Split-KV decode: batch * heads * chunks workgroups write partial softmaxes into a scratch
+ * tensor from the pool (batch * heads * chunks * (headDim + 4) floats), a second dispatch merges
+ * them into out and lse. The scratch goes back to the pool once both are encoded: dispatches of
+ * one queue run in order, so a later user of the buffer writes it after the combine read it.
  */
-export type AttentionDqPath = 'tiled' | 'rows';
+function splitKvForward(batch: CommandBatch, a: AttentionForwardArgs, r: Resolved, options: AttentionForwardOptions): void {
+  const op = 'attention forward (split-KV decode)';
+  if (r.tq !== 1) throw new Error(`${op}: path 'split' takes one query token per sequence (tq = 1, got tq ${r.tq}); use 'flash' or 'tiled'`);
+  const D4 = flashTiles(a.headDim).D4;
+  const chunk = options.chunk ?? decodeChunk(a.batchSize, a.nHeads, r.tkv);
+  if (!Number.isInteger(chunk) || chunk < 1 || chunk > DECODE_CHUNK_MAX)
+    throw new Error(`${op}: chunk ${chunk} must be an integer in [1, ${DECODE_CHUNK_MAX}]`);
+  const reduce = options.reduce ?? defaultDecodeReduce(batch.ctx);
+  if (reduce === 'subgroups' && !batch.ctx.features.has('subgroups'))
+    throw new Error(`${op}: reduce 'subgroups' needs the adapter feature 'subgroups', which this device lacks; use 'workgroup'`);
+  const nChunks = Math.ceil(r.tkv / chunk);
+  const rowsBH = a.batchSize * a.nHeads;
+  const params = new Uint8Array(64);
+  params.set(r.params.subarray(0, 40));
+  const view = new DataView(params.buffer);
+  view.setUint32(40, chunk, true);
+  view.setUint32(44, nChunks, true);
+  const part = batch.ctx.tensor([rowsBH * nChunks, D4 + 1, 4], 'f32', 'attention split-KV partials');
+  try {
+    batch.dispatch({
+      kernel: decodeKernel('decode_partial', reduce, D4),
+      params,
+      buffers: [a.q, a.k, a.v, r.mask, part],
+      groups: splitGroups(rowsBH * nChunks),
+    });
+    batch.dispatch({
+      kernel: decodeKernel('decode_combine', reduce, D4),
+      params,
+      buffers: [part, a.out, a.lse],
+      groups: splitGroups(Math.ceil((rowsBH * D4) / DECODE_WG)),
+    });
+  } finally {
+    part.release();
+  }
+}
+
+/**
+ * How the backward's dk/dv and dq passes run: `tiled` (workgroup tiles and barriers, any head
+ * dim), `rows` (one invocation per key, then per query row; no barriers; for CPU adapters) or
+ * `flash` (one key, then one query row, per invocation in vec4 registers, the other side in vec4
+ * workgroup tiles; for GPUs). `rows` and `flash` need head dims a multiple of 4.
+ */
+export type AttentionDqPath = 'tiled' | 'rows' | 'flash';
 const ROWS_WG = 64;
 
-/** The passes `attentionBackward` take by default: `rows` on CPU adapters (a barrier costs ~1 ms there) when headDim % 4 == 0. */
-export function defaultDqPath(isFallback: boolean, headDim: number): AttentionDqPath {
-  return isFallback && headDim % 4 === 0 ? 'rows' : 'tiled';
+/**
+ * The passes `attentionBackward` take by default: `rows` on CPU adapters (a barrier costs ~1 ms
+ * there), `flash` on GPUs once the self-test proved it on this context, else `tiled`.
+ */
+export function defaultDqPath(ctx: GpuContext, headDim: number): AttentionDqPath {
+  if (headDim % 4) return 'tiled';
+  if (ctx.adapter.isFallback) return 'rows';
+  return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
 }
 
 /** dq, dk, dv from dOut, recomputing the probabilities from q, k and lse (three dispatches). */
@@ -215,6 +383,32 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs,
   distinct(op, { dq: a.dq, dk: a.dk, dv: a.dv }, { q: a.q, k: a.k, v: a.v, out: a.out, lse: a.lse, dOut: a.dOut, mask: a.mask });
   // dq holds [delta | lse] (2 * nRows words) until the last pass overwrites it.
   if (a.dq.size < 2 * nRows) throw new Error(`${op}: headDim ${a.headDim} must be at least 2`);
+  const dqPath = options.dqPath ?? defaultDqPath(batch.ctx, a.headDim);
+  if (dqPath !== 'tiled' && a.headDim % 4) throw new Error(`${op}: the ${dqPath} passes need headDim a multiple of 4 (headDim ${a.headDim}); use dqPath 'tiled'`);
+  const rows = r.tq * (a.nHeads / a.nKvHeads);
+  if (dqPath === 'flash') {
+    // The flash passes sum delta = dout . out in the vec4 order of their dout . v (exact zeros).
+    const t = flashTiles(a.headDim);
+    batch.dispatch({
+      kernel: flashKernel('flash_backward_delta', t),
+      params: r.params,
+      buffers: [a.out, a.dOut, a.lse, a.dq],
+      groups: splitGroups(Math.ceil(nRows / t.WG)),
+    });
+    batch.dispatch({
+      kernel: flashKernel('flash_backward_kv', t),
+      params: r.params,
+      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv],
+      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(r.kvCap / t.WG)),
+    });
+    batch.dispatch({
+      kernel: flashKernel('flash_backward_q', t),
+      params: r.params,
+      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq],
+      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / t.WG)),
+    });
+    return;
+  }
   batch.dispatch({
     kernel: { name: 'attention', code, entryPoint: 'attention_backward_delta', constants: { WG: DELTA_WG } },
     params: r.params,
@@ -222,8 +416,6 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs,
     groups: splitGroups(Math.ceil(nRows / DELTA_WG)),
   });
   const kv = r.tiles.backwardKv;
-  const dqPath = options.dqPath ?? defaultDqPath(batch.ctx.adapter.isFallback, a.headDim);
-  if (dqPath === 'rows' && a.headDim % 4) throw new Error(`${op}: the rows passes need headDim a multiple of 4 (headDim ${a.headDim})`);
   batch.dispatch({
     kernel:
       dqPath === 'rows'
@@ -243,7 +435,6 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs,
     return;
   }
   const dq = r.tiles.backwardQ;
-  const rows = r.tq * (a.nHeads / a.nKvHeads);
   batch.dispatch({
     kernel: kernel('attention_backward_q', dq),
     params: r.params,
