@@ -155,6 +155,12 @@ describe('buildReport: the judge', () => {
     expect(Math.abs(j.lc_win_rate! - 0.5)).toBeLessThan(0.1);
     expect(Math.abs(j.win_rate! - 0.5)).toBeGreaterThan(0.3);
     expect(j.length_note).toMatch(/^controlled for answer length the win rate is 56\.8% \(raw 82\.5%\): much of the judge's preference follows answer length/);
+    const md = reportMarkdown(buildReport(input(['base', 'sft'], [...list, ...judged])));
+    expect(md).toContain('| Model | Judge win rate vs base [95% CI] | Mean length (tokens) |');
+    expect(md).toContain('| base | reference | 125.3 |'); // mean of 100 + (37i mod 50) over i < 40 = 125.25
+    expect(md).toMatch(/\| sft \| 82\.5% \[68\.1%–91\.3%\]; LC 56\.8% \| \d+\.\d \|/);
+    expect(md).toContain('| base | sft | – | – | 33 / 7 / 0 | 82.5% [68.1%–91.3%] | 56.8% | 0.0% |');
+    expect(md).toContain("- sft vs base, judge, length: controlled for answer length the win rate is 56.8%");
   });
 
   it('a judge whose preference does not follow length keeps its rate when length is controlled', () => {
@@ -199,9 +205,14 @@ describe('buildReport: the judge', () => {
     expect(reportMarkdown(rep)).toContain('No metric was measured');
   });
 
-  it('refuses a result for a model it was not told about', () => {
-    expect(() => buildReport(input(['base'], [math('sfx', 'q', true)]))).toThrow(/names the model "sfx", which is not among the report's models \(base\)/);
-    expect(() => buildReport(input(['a', 'a'], []))).toThrow(/unique/);
+  it("reads only its models' results (a resumed store may hold more) and wants unique names", () => {
+    const other: JudgeResult = { key: 'j', kind: 'judge', model: pairName('base', 'old'), itemId: 'q', a: 'base', b: 'old', judge: 'sim', outcome: 'b', inconsistent: false };
+    const rep = buildReport(input(['base', 'sft'], [math('base', 'q', true), math('sft', 'q', false), math('old', 'q', true), other]));
+    expect(Object.keys(rep.results)).toEqual(['base', 'sft']);
+    expect(rep.pairwise).toHaveLength(1);
+    expect(rep.pairwise[0]!.judge).toBeUndefined();
+    expect(rep.pairwise[0]!.math).toMatchObject({ n: 1, a_only: 1, b_only: 0 });
+    expect(() => buildReport(input(['a', 'a'], []))).toThrow(/model names must be unique \(got a, a\)/);
   });
 });
 
@@ -218,7 +229,7 @@ describe('reportMarkdown', () => {
     const md = reportMarkdown(rep);
     expect(md).toContain('| Model | Math accuracy [95% CI] | Mean length (tokens) |');
     expect(md).toContain('| base | 33.3% [6.1%–79.2%] (n=3) | 12.0 |');
-    expect(md).toContain('| sft\\|v2 | 66.7% [20.8%–93.9%] (n=3) | 20.0 |');
+    expect(md).toContain('| sft\\|v2 | 66.7% [20.8%–93.9%] (n=3); vs base: p = 1, **not significant** | 20.0 |');
     expect(md).toContain('| base | sft\\|v2 | 1 / 0 (p = 1) **not significant** | – | – | – | – | – |');
     expect(md).toMatch(/Wilson score interval/);
     expect(md).toMatch(/exact McNemar test/);

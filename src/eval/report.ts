@@ -221,13 +221,19 @@ function judgeBlock(a: string, b: string, judged: readonly JudgeResult[], length
       ? `all ${n} judged item(s) are ties${flips ? ` (${flips} because the verdict flipped with the order)` : ''}, so the judge prefers neither`
       : `with ${n} judged item(s), ${b}'s win rate over ${a}, ${pct(wr.rate)}, has a 95% interval (${interval(wr.ci95)}) that includes 50%, so it is within chance`;
   const block: JudgeBlock = { ...base, win_rate: wr.rate, ci95: wr.ci95, inconsistent: flips / n, lc_win_rate: lc ? lc.rate : null, significant: sig, why };
-  // The judge's preference follows length when controlling for it moves the rate most of the way to 50%.
-  if (lc && Math.abs(lc.rate - 0.5) < Math.abs(wr.rate - 0.5) / 2 && Math.abs(wr.rate - 0.5) >= 0.1)
+  // The judge's preference follows length when controlling for it moves a clear preference (10+ points
+  // from 50%) at least half the way back to 50%, or past it.
+  const raw = wr.rate - 0.5;
+  const ctl = lc ? lc.rate - 0.5 : raw;
+  if (lc && Math.abs(raw) >= 0.1 && (Math.sign(ctl) !== Math.sign(raw) || Math.abs(ctl) < Math.abs(raw) / 2))
     block.length_note = `controlled for answer length the win rate is ${pct(lc.rate)} (raw ${pct(wr.rate)}): much of the judge's preference follows answer length (${b} ${mean_length_b?.toFixed(0)} vs ${a} ${mean_length_a?.toFixed(0)} tokens on average)`;
   return block;
 }
 
-/** The report of an evaluation from its stored per-item results. Throws on a result for an unknown model. */
+/**
+ * The report of an evaluation from its stored per-item results. Only results of `models` are read
+ * (a judge result by its pair (a, b), a before b in `models`); others in the list are ignored.
+ */
 export function buildReport(input: ReportInput): EvalReport {
   const models = [...input.models];
   if (new Set(models).size !== models.length) throw new Error(`buildReport: model names must be unique (got ${models.join(', ')})`);
@@ -272,12 +278,9 @@ export function buildReport(input: ReportInput): EvalReport {
     results[m] = res;
   }
 
-  const known = new Set(models);
+  // A store may hold results for models this report leaves out (a resumed store keeps every model
+  // it has seen): pairs are matched by name, so those are simply not read.
   const judged = input.results.filter((r): r is JudgeResult => r.kind === 'judge');
-  for (const r of input.results) {
-    const names = r.kind === 'judge' ? [r.a, r.b] : [r.model];
-    for (const name of names) if (!known.has(name)) throw new Error(`buildReport: a ${r.kind} result (item ${r.itemId}) names the model "${name}", which is not among the report's models (${models.join(', ')})`);
-  }
 
   const lengthOf = (model: string, id: string) => answers.get(model)!.get(id)?.nTokens;
   const pairwise: PairwiseResult[] = [];
@@ -317,20 +320,31 @@ const NS = '**not significant**';
 export function reportMarkdown(report: EvalReport): string {
   const out: string[] = ['# Evaluation', ''];
   const { models, results } = report;
-  const cols: [string, (r: ModelResults) => string, (r: ModelResults) => boolean][] = [
-    ['Math accuracy [95% CI]', (r) => rateCell(r.math), (r) => !!r.math],
-    ['Code pass@1 [95% CI]', (r) => rateCell(r.code), (r) => !!r.code],
-    ['SFT loss (perplexity)', (r) => (!r.sft_loss ? '–' : r.sft_loss.mean === null ? `– (${r.sft_loss.why})` : `${r.sft_loss.mean.toFixed(3)} (${r.sft_loss.perplexity!.toFixed(2)}), n=${r.sft_loss.n}`), (r) => !!r.sft_loss],
-    ['Preference accuracy [95% CI]', (r) => rateCell(r.pref_accuracy) + (r.pref_accuracy?.mean_margin != null ? `, margin ${r.pref_accuracy.mean_margin.toFixed(3)}` : ''), (r) => !!r.pref_accuracy],
-    ['Multiple-choice accuracy [95% CI]', (r) => rateCell(r.choice_accuracy), (r) => !!r.choice_accuracy],
-    ['Mean length (tokens)', (r) => (r.mean_length === undefined ? '–' : r.mean_length.toFixed(1)), (r) => r.mean_length !== undefined],
+  // Each later model is also read against the first (the base), as the paper's table is.
+  const first = models[0];
+  const vsFirst = (m: string) => (m === first ? undefined : report.pairwise.find((p) => p.a === first && p.b === m));
+  const mcSuffix = (x: McNemarBlock | undefined) => (!x || x.mcnemar_p === null ? '' : `; vs ${first}: ${pEq(x.mcnemar_p)}${x.significant ? '' : `, ${NS}`}`);
+  const judgeCell = (m: string) => {
+    const j = vsFirst(m)?.judge;
+    if (m === first) return 'reference';
+    if (!j || j.win_rate === null) return '–';
+    return `${pct(j.win_rate)} [${interval(j.ci95!)}]${j.significant ? '' : ` ${NS}`}${j.lc_win_rate !== null ? `; LC ${pct(j.lc_win_rate)}` : ''}`;
+  };
+  const cols: [string, (m: string, r: ModelResults) => string, (m: string, r: ModelResults) => boolean][] = [
+    ['Math accuracy [95% CI]', (m, r) => rateCell(r.math) + (r.math ? mcSuffix(vsFirst(m)?.math) : ''), (_m, r) => !!r.math],
+    ['Code pass@1 [95% CI]', (m, r) => rateCell(r.code) + (r.code ? mcSuffix(vsFirst(m)?.code) : ''), (_m, r) => !!r.code],
+    ['SFT loss (perplexity)', (_m, r) => (!r.sft_loss ? '–' : r.sft_loss.mean === null ? `– (${r.sft_loss.why})` : `${r.sft_loss.mean.toFixed(3)} (${r.sft_loss.perplexity!.toFixed(2)}), n=${r.sft_loss.n}`), (_m, r) => !!r.sft_loss],
+    ['Preference accuracy [95% CI]', (_m, r) => rateCell(r.pref_accuracy) + (r.pref_accuracy?.mean_margin != null ? `, margin ${r.pref_accuracy.mean_margin.toFixed(3)}` : ''), (_m, r) => !!r.pref_accuracy],
+    ['Multiple-choice accuracy [95% CI]', (_m, r) => rateCell(r.choice_accuracy), (_m, r) => !!r.choice_accuracy],
+    [`Judge win rate vs ${first} [95% CI]`, (m) => judgeCell(m), (m) => !!vsFirst(m)?.judge],
+    ['Mean length (tokens)', (_m, r) => (r.mean_length === undefined ? '–' : r.mean_length.toFixed(1)), (_m, r) => r.mean_length !== undefined],
   ];
-  const shown = cols.filter(([, , has]) => models.some((m) => has(results[m]!)));
+  const shown = cols.filter(([, , has]) => models.some((m) => has(m, results[m]!)));
   out.push('## Results', '');
   if (shown.length === 0) out.push('No metric was measured (the eval set has no rows of a kind the models were scored on).');
   else {
-    out.push(`| Model | ${shown.map(([h]) => h).join(' | ')} |`, `|---|${shown.map(() => '---|').join('')}`);
-    for (const m of models) out.push(`| ${cell(m)} | ${shown.map(([, f]) => cell(f(results[m]!))).join(' | ')} |`);
+    out.push(`| Model | ${shown.map(([h]) => cell(h)).join(' | ')} |`, `|---|${shown.map(() => '---|').join('')}`);
+    for (const m of models) out.push(`| ${cell(m)} | ${shown.map(([, f]) => cell(f(m, results[m]!))).join(' | ')} |`);
   }
 
   if (report.pairwise.length) {
