@@ -50,6 +50,7 @@ import { activeAdapter, type DecoderModel } from './decoder';
 import { generationBatchLayout, planGenerationBatch } from './memory-plan';
 import type { LoraAdapters } from './lora';
 import { createSampler, resolveSampling, type SamplingOptions } from './sampling';
+import { isQuantDType } from '../gpu/quant';
 
 export type FinishReason = 'eos' | 'length' | 'aborted';
 
@@ -204,6 +205,7 @@ export async function generateSamples(model: DecoderModel, o: GenerateSamplesOpt
     o.batchSize ??
     planGenerationBatch(model.config, {
       weightDType: model.layout.dtype,
+      quant: isQuantDType(model.layout.matrixDType) ? model.layout.matrixDType : null,
       ...(lora ? { loraRank: lora.config.rank, targets: lora.config.targets } : {}),
       maxBindingBytes: model.ctx.limits.maxStorageBufferBindingSize,
       maxBufferBytes: model.ctx.limits.maxBufferSize,

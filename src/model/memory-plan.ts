@@ -26,6 +26,7 @@
 // and the device's buffer limits; generationBatchLayout is how generateSamples (generate.ts)
 // groups rows and prompts into such a batch, so the plan and the allocation agree.
 import type { DType } from '../gpu/dtype';
+import type { QuantDType } from '../gpu/quant';
 import { chooseLmHeadChunk, trainWorkspaceSpecs } from './activations';
 import { UNIFORM_ARENA_BYTES } from './chain';
 import type { ModelConfig } from './config';
@@ -45,6 +46,8 @@ export interface MemoryPlanOptions {
   targets?: readonly LoraTarget[];
   fullFineTune?: boolean;
   weightDType: DType;
+  /** A quantized base: projections in this format, embedding / lm_head int8 (weights.ts). */
+  quant?: QuantDType | null;
   /** The device's binding limit, which decides how the embedding is split (default 128 MiB). */
   maxBindingBytes?: number;
   /** Vocab rows per lm_head chunk (default: what the workspace picks). */
@@ -95,7 +98,8 @@ export interface MemoryPlan {
 }
 
 export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPlan {
-  const layout = planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES);
+  if (o.quant && o.fullFineTune) throw new Error('planMemory: full fine-tuning needs a float base; a quantized base trains LoRA adapters only');
+  const layout = planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES, o.quant ?? null);
   const lora = o.loraRank ? resolveLoraConfig({ rank: o.loraRank, alpha: o.loraRank, ...(o.targets ? { targets: o.targets } : {}) }) : null;
   const tokens = o.batch * o.seq;
   const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(tokens, layout.lmHeadChunks ?? layout.embedChunks);
@@ -181,6 +185,7 @@ export function generationBatchLayout(batchSize: number, samplesPerPrompt: numbe
 
 export interface GenerationBatchOptions {
   weightDType: DType;
+  quant?: QuantDType | null;
   /** LoRA rank of the adapter generation runs with; 0 or omitted: none. */
   loraRank?: number;
   targets?: readonly LoraTarget[];
@@ -242,6 +247,7 @@ export function planGenerationBatch(config: ModelConfig, o: GenerationBatchOptio
       batch: 1,
       seq: 1,
       weightDType: o.weightDType,
+      quant: o.quant ?? null,
       maxBindingBytes: bindingBytes,
       ...(o.loraRank ? { loraRank: o.loraRank } : {}),
       ...(o.targets ? { targets: o.targets } : {}),

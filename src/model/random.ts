@@ -5,6 +5,7 @@
 // uploadRandomWeights generates each tensor straight into the GPU, a few MiB at a time.
 import type { GpuContext } from '../gpu/context';
 import { encode, quantize, type DType } from '../gpu/dtype';
+import { dequantize, quantize as quantizeTo, type QuantDType } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import type { ModelConfig } from './config';
 import type { FamilyName, ModelHead } from './families';
@@ -13,7 +14,7 @@ import type { HostLayer, HostLora, HostWeights } from './reference';
 import { seededRandom } from './rng';
 import { rowChunks } from './specs';
 import { chunkName, DEFAULT_BINDING_BYTES, EMBED_NAME, FINAL_NORM_NAME, LM_HEAD_NAME } from './weight-layout';
-import { layerTensors, SCORE_NAME, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
+import { layerTensors, QUANT_TABLE_DTYPE, QUANTIZED_LAYER_WEIGHTS, SCORE_NAME, type LayerWeightName, type ModelWeights, type RowChunkedTensor } from './weights';
 
 function normals(n: number, next: () => number, scale: number): Float64Array {
   const out = new Float64Array(n);
@@ -118,16 +119,21 @@ export function randomHostWeights(config: ModelConfig, dtype: DType, seed: numbe
   return { config, dtype, embed, layers, finalNorm, lmHead, score };
 }
 
-/** Upload host weights; tables split into row chunks of at most `maxChunkBytes` (as uploadWeights does). */
-export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes = DEFAULT_BINDING_BYTES): ModelWeights {
+/**
+ * Upload host weights; tables split into row chunks of at most `maxChunkBytes` (as uploadWeights
+ * does). With `quant`, quantized as uploadWeights quantizes them (quantizedHostWeights is what
+ * the GPU then holds).
+ */
+export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes = DEFAULT_BINDING_BYTES, quant: QuantDType | null = null): ModelWeights {
   const c = w.config;
   const H = c.hiddenSize;
+  const tableDType = quant ? QUANT_TABLE_DTYPE : w.dtype;
   const chunked = (name: string, values: Float64Array): RowChunkedTensor => ({
     rows: c.vocabSize,
     cols: H,
-    dtype: w.dtype,
-    chunks: rowChunks(c.vocabSize, H, w.dtype, maxChunkBytes).map((ch, i) => ({
-      tensor: ctx.upload(values.subarray(ch.rowStart * H, (ch.rowStart + ch.rows) * H), [ch.rows, H], w.dtype, chunkName(name, ch, i)),
+    dtype: tableDType,
+    chunks: rowChunks(c.vocabSize, H, tableDType, maxChunkBytes).map((ch, i) => ({
+      tensor: ctx.upload(values.subarray(ch.rowStart * H, (ch.rowStart + ch.rows) * H), [ch.rows, H], tableDType, chunkName(name, ch, i)),
       rowStart: ch.rowStart,
       rows: ch.rows,
     })),
@@ -135,13 +141,40 @@ export function uploadHostWeights(ctx: GpuContext, w: HostWeights, maxChunkBytes
   const embed = chunked(EMBED_NAME, w.embed);
   const layers = w.layers.map((hl, l) => {
     const out: Partial<Record<LayerWeightName, Tensor>> = {};
-    for (const t of layerTensors(c)) out[t.key] = ctx.upload(hl[t.key]!, t.shape, w.dtype, `model.layers.${l}.${t.name}`);
+    for (const t of layerTensors(c)) {
+      const dtype = quant && QUANTIZED_LAYER_WEIGHTS.includes(t.key) ? quant : w.dtype;
+      out[t.key] = ctx.upload(hl[t.key]!, t.shape, dtype, `model.layers.${l}.${t.name}`);
+    }
     return out as ModelWeights['layers'][number];
   });
   const finalNorm = ctx.upload(w.finalNorm, [H], w.dtype, FINAL_NORM_NAME);
   const lmHead = w.lmHead === w.embed ? embed : chunked(LM_HEAD_NAME, w.lmHead);
   const score = w.score ? ctx.upload(w.score, [c.numLabels, H], w.dtype, SCORE_NAME) : null;
   return { config: c, embed, layers, finalNorm, lmHead, score };
+}
+
+/**
+ * The weights a base quantized by uploadHostWeights(…, quant) / uploadWeights holds, as float64:
+ * each projection dequant(quant(x)), each table chunk likewise in int8, the rest unchanged.
+ */
+export function quantizedHostWeights(w: HostWeights, quant: QuantDType, maxChunkBytes = DEFAULT_BINDING_BYTES): HostWeights {
+  const c = w.config;
+  const H = c.hiddenSize;
+  const round = (v: Float64Array, d: QuantDType) => dequantize(quantizeTo(v, d), v.length, d);
+  const table = (values: Float64Array) => {
+    const out = new Float64Array(values.length);
+    for (const ch of rowChunks(c.vocabSize, H, QUANT_TABLE_DTYPE, maxChunkBytes))
+      out.set(round(values.subarray(ch.rowStart * H, (ch.rowStart + ch.rows) * H), QUANT_TABLE_DTYPE), ch.rowStart * H);
+    return out;
+  };
+  const embed = table(w.embed);
+  const layers = w.layers.map((hl) => {
+    const out: HostLayer = { ...hl };
+    for (const k of QUANTIZED_LAYER_WEIGHTS) out[k] = round(hl[k]!, quant);
+    return out;
+  });
+  const lmHead = w.lmHead === w.embed ? embed : table(w.lmHead);
+  return { ...w, embed, layers, lmHead };
 }
 
 /** A random adapter with nonzero A and B (so every path carries gradient), values f32-exact. */

@@ -3,6 +3,7 @@
 // estimate of it (see memory-plan.ts).
 import type { GpuContext } from '../gpu/context';
 import { byteLengthOf, bytesPerElement, type DType } from '../gpu/dtype';
+import { isQuantDType, QUANT_GROUP } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 
 export interface TensorSpec {
@@ -35,8 +36,13 @@ export function allocateSpecs<K extends string>(ctx: GpuContext, specs: readonly
 export function rowChunks(rows: number, cols: number, dtype: DType, limitBytes: number): { rowStart: number; rows: number }[] {
   const bytesPerRow = cols * bytesPerElement[dtype];
   let per = Math.max(1, Math.floor(limitBytes / bytesPerRow));
+  if (isQuantDType(dtype)) {
+    // Quantized chunks also hold their scales, and hold whole scale words (64 elements) but the last.
+    while (per > 1 && byteLengthOf(per * cols, dtype) > limitBytes) per--;
+    if (per < rows) while (per > 1 && (per * cols) % (2 * QUANT_GROUP)) per--;
+  }
   // 16-bit chunks must start on a u32 boundary.
-  if (per < rows && (per * bytesPerRow) % 4) per = Math.max(2, per - 1);
+  else if (per < rows && (per * bytesPerRow) % 4) per = Math.max(2, per - 1);
   const out: { rowStart: number; rows: number }[] = [];
   for (let r = 0; r < rows; r += per) out.push({ rowStart: r, rows: Math.min(per, rows - r) });
   return out;

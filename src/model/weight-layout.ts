@@ -2,9 +2,10 @@
 // row chunks of the embedding and lm_head. Shared by the memory plan (from a config) and the
 // full fine-tuning gradients (from loaded weights), so both describe the same tensors.
 import type { DType } from '../gpu/dtype';
+import type { QuantDType } from '../gpu/quant';
 import type { ModelConfig } from './config';
 import { rowChunks, type TensorSpec } from './specs';
-import { layerTensors, SCORE_NAME, type LayerWeightName, type ModelWeights } from './weights';
+import { layerTensors, QUANT_TABLE_DTYPE, QUANTIZED_LAYER_WEIGHTS, quantOf, SCORE_NAME, type LayerWeightName, type ModelWeights } from './weights';
 
 export interface ChunkRange {
   rowStart: number;
@@ -13,8 +14,12 @@ export interface ChunkRange {
 
 export interface WeightLayout {
   config: ModelConfig;
-  /** dtype of the matrices (norm weights share it, as in a checkpoint). */
+  /** dtype of the checkpoint's tensors (norm weights, biases, a reward head; the matrices too unless quantized). */
   dtype: DType;
+  /** dtype of the seven projections: `dtype`, or the quantized format. */
+  matrixDType: DType;
+  /** dtype of the embedding / lm_head chunks: `dtype`, or int8 for a quantized base. */
+  tableDType: DType;
   embedChunks: ChunkRange[];
   /** null when lm_head is tied to the embedding. */
   lmHeadChunks: ChunkRange[] | null;
@@ -24,17 +29,20 @@ export interface WeightLayout {
 export const DEFAULT_BINDING_BYTES = 128 * 1024 * 1024;
 
 /** The layout uploadWeights produces on a device whose binding limit is `limitBytes`. */
-export function planWeightLayout(config: ModelConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES): WeightLayout {
-  const chunks = rowChunks(config.vocabSize, config.hiddenSize, dtype, limitBytes);
+export function planWeightLayout(config: ModelConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES, quant: QuantDType | null = null): WeightLayout {
+  const tableDType = quant ? QUANT_TABLE_DTYPE : dtype;
+  const chunks = rowChunks(config.vocabSize, config.hiddenSize, tableDType, limitBytes);
   const ownHead = !config.tieWordEmbeddings && config.head === 'causal-lm';
-  return { config, dtype, embedChunks: chunks, lmHeadChunks: ownHead ? chunks : null };
+  return { config, dtype, matrixDType: quant ?? dtype, tableDType, embedChunks: chunks, lmHeadChunks: ownHead ? chunks : null };
 }
 
 export function layoutOf(w: ModelWeights): WeightLayout {
   const ranges = (c: ModelWeights['embed']) => c.chunks.map(({ rowStart, rows }) => ({ rowStart, rows }));
   return {
     config: w.config,
-    dtype: w.embed.dtype,
+    dtype: w.finalNorm.dtype,
+    matrixDType: quantOf(w) ?? w.finalNorm.dtype,
+    tableDType: w.embed.dtype,
     embedChunks: ranges(w.embed),
     lmHeadChunks: w.lmHead === w.embed ? null : ranges(w.lmHead),
   };
@@ -53,16 +61,21 @@ export function layerShapes(c: ModelConfig): Partial<Record<LayerWeightName, num
   return Object.fromEntries(layerTensors(c).map((t) => [t.key, t.shape]));
 }
 
-/** Every base weight tensor, as uploadWeights allocates them (in `dtype`). */
-export function weightSpecs(layout: WeightLayout, dtype: DType = layout.dtype): TensorSpec[] {
+/** Every base weight tensor, as uploadWeights allocates them (in the layout's dtypes, or all in `dtype`). */
+export function weightSpecs(layout: WeightLayout, as?: DType): TensorSpec[] {
   const { config: c } = layout;
   const H = c.hiddenSize;
-  const specs: TensorSpec[] = layout.embedChunks.map((ch, i) => ({ name: chunkName(EMBED_NAME, ch, i), shape: [ch.rows, H], dtype }));
+  const dtype = as ?? layout.dtype;
+  const table = as ?? layout.tableDType;
+  const matrix = as ?? layout.matrixDType;
+  const specs: TensorSpec[] = layout.embedChunks.map((ch, i) => ({ name: chunkName(EMBED_NAME, ch, i), shape: [ch.rows, H], dtype: table }));
   const layer = layerTensors(c);
-  for (let l = 0; l < c.numLayers; l++) for (const t of layer) specs.push({ name: `model.layers.${l}.${t.name}`, shape: t.shape, dtype });
+  for (let l = 0; l < c.numLayers; l++)
+    for (const t of layer)
+      specs.push({ name: `model.layers.${l}.${t.name}`, shape: t.shape, dtype: QUANTIZED_LAYER_WEIGHTS.includes(t.key) ? matrix : dtype });
   specs.push({ name: FINAL_NORM_NAME, shape: [H], dtype });
   if (c.head === 'sequence-classification') specs.push({ name: SCORE_NAME, shape: [c.numLabels, H], dtype });
   if (layout.lmHeadChunks)
-    layout.lmHeadChunks.forEach((ch, i) => specs.push({ name: chunkName(LM_HEAD_NAME, ch, i), shape: [ch.rows, H], dtype }));
+    layout.lmHeadChunks.forEach((ch, i) => specs.push({ name: chunkName(LM_HEAD_NAME, ch, i), shape: [ch.rows, H], dtype: table }));
   return specs;
 }

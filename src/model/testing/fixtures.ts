@@ -4,12 +4,13 @@ import type { GpuContext } from '../../gpu/context';
 import { Tensor } from '../../gpu/tensor';
 import { poison } from '../../engine/testing/gpu';
 import type { DType } from '../../gpu/dtype';
+import type { QuantDType } from '../../gpu/quant';
 import { createTrainWorkspace, type TrainWorkspace } from '../activations';
 import { setBatchInputs } from '../inputs';
 import type { ModelConfig } from '../config';
 import { createDecoderModel, type DecoderModel } from '../decoder';
 import { createLoraAdapters, type LoraAdapters, type LoraConfig } from '../lora';
-import { randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig, uploadHostWeights, type TinyConfigOptions } from '../random';
+import { quantizedHostWeights, randomHostLora, randomHostWeights, seededRandom, setHostLora, tinyConfig, uploadHostWeights, type TinyConfigOptions } from '../random';
 import type { HostLora, HostWeights } from '../reference';
 import { releaseWeights } from '../weights';
 
@@ -136,12 +137,14 @@ export interface Setup {
   release(): void;
 }
 
-export function setup(ctx: GpuContext, s: Scenario, seed: number, options: { fullFineTune?: boolean; dtype?: DType } = {}): Setup {
+/** `quant`: a quantized base; `host` is then what the GPU holds (the dequantized weights). */
+export function setup(ctx: GpuContext, s: Scenario, seed: number, options: { fullFineTune?: boolean; dtype?: DType; quant?: QuantDType } = {}): Setup {
   const config = tinyConfig(s.config);
-  const host = randomHostWeights(config, options.dtype ?? s.dtype, seed);
+  const float = randomHostWeights(config, options.dtype ?? s.dtype, seed);
   const hostLora = randomHostLora(config, s.lora, seed + 1);
   const inputs = paddedBatch(config, s, seed + 2);
-  const weights = uploadHostWeights(ctx, host, s.maxChunkBytes);
+  const weights = uploadHostWeights(ctx, float, s.maxChunkBytes, options.quant ?? null);
+  const host = options.quant ? quantizedHostWeights(float, options.quant, s.maxChunkBytes) : float;
   const model = createDecoderModel(ctx, weights);
   const lora = createLoraAdapters(ctx, config, s.lora, { seed });
   setHostLora(ctx, lora, hostLora);
