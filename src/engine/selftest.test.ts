@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runSelfTest, SELF_TEST_CASES, type SelfTestCase, type SelfTestProgress } from './selftest';
+import { proveKernelPaths, runSelfTest, SELF_TEST_CASES, type SelfTestCase, type SelfTestProgress } from './selftest';
+import { isProven } from './proven';
 import { testContext } from './testing/gpu';
 import { freshSeed } from './testing/random';
 
@@ -47,6 +48,26 @@ describe('GPU self-test', () => {
     expect(results.map((r) => r.pass)).toEqual([false, false, false, true]);
     expect(results[0]!.error).toMatch(/boom/);
     expect(ctx.pool.stats().liveBytes).toBe(before);
+  });
+
+  it('a passing case marks the path it proves; a failing one does not; proveKernelPaths runs only unproven proving cases', async () => {
+    const ctx = await testContext();
+    let runs = 0;
+    const cases: SelfTestCase[] = [
+      { name: 'proves a', proves: () => 'test.a', run: async () => (runs++, { relError: 0, bound: 1e-6 }) },
+      { name: 'fails b', proves: () => 'test.b', run: async () => (runs++, { relError: 1, bound: 1e-6 }) },
+      { name: 'proves nothing here', proves: () => null, run: async () => (runs++, { relError: 0, bound: 1e-6 }) },
+    ];
+    const results = await runSelfTest(ctx, undefined, { cases, seed: 2 });
+    expect(results.map((r) => r.proved)).toEqual(['test.a', undefined, undefined]);
+    expect([isProven(ctx, 'test.a'), isProven(ctx, 'test.b')]).toEqual([true, false]);
+    runs = 0;
+    const again = await proveKernelPaths(ctx, { cases, seed: 3 });
+    expect(again.map((r) => r.name)).toEqual(['fails b']);
+    expect(runs).toBe(1);
+    // On this CPU adapter the real cases prove nothing, so model loading runs none of them.
+    expect(SELF_TEST_CASES.filter((c) => c.proves).length).toBeGreaterThanOrEqual(2);
+    expect(await proveKernelPaths(ctx)).toEqual([]);
   });
 
   it('draws the same inputs for the same seed', async () => {

@@ -37,6 +37,7 @@ import { RMSNORM_CASES } from './selftest-cases/rmsnorm';
 import { ROPE_CASES } from './selftest-cases/rope';
 import { SAMPLING_CASES } from './selftest-cases/sampling';
 import { SWIGLU_CASES } from './selftest-cases/swiglu';
+import { isProven, markProven } from './proven';
 import { randn, rng } from './testing/random';
 
 export interface SelfTestCheck {
@@ -63,6 +64,11 @@ export interface SelfTestTools {
 export interface SelfTestCase {
   name: string;
   run(ctx: GpuContext, tools: SelfTestTools): Promise<SelfTestCheck>;
+  /**
+   * The kernel path this case proves on the device (./proven.ts), or null where it proves none
+   * there (a CPU adapter, which never takes the path by default). A pass marks it proven.
+   */
+  proves?: (ctx: GpuContext) => string | null;
 }
 
 export interface SelfTestResult {
@@ -76,6 +82,8 @@ export interface SelfTestResult {
   seed: number;
   /** Set when the case threw (argument check, WGSL compile or validation error, device loss). */
   error?: string;
+  /** The kernel path this run proved on the device (the case passed). */
+  proved?: string;
 }
 
 export interface SelfTestProgress {
@@ -125,6 +133,19 @@ export async function runSelfTest(
   return results;
 }
 
+/**
+ * Runs the cases that prove a kernel path (`proves`) and are not yet proven on this context, so
+ * that the path is taken by default from then on. Model loading calls it; on CPU adapters the
+ * cases prove nothing (those paths are not their defaults) and none runs.
+ */
+export async function proveKernelPaths(ctx: GpuContext, options: SelfTestOptions = {}): Promise<SelfTestResult[]> {
+  const cases = (options.cases ?? SELF_TEST_CASES).filter((c) => {
+    const path = c.proves?.(ctx);
+    return path && !isProven(ctx, path);
+  });
+  return cases.length ? runSelfTest(ctx, undefined, { ...options, cases }) : [];
+}
+
 /** Each case draws from its own stream, derived from the run seed and its name (FNV-1a). */
 function caseSeed(runSeed: number, name: string): number {
   let h = 0x811c9dc5 ^ runSeed;
@@ -153,6 +174,11 @@ async function runCase(ctx: GpuContext, c: SelfTestCase, seed: number): Promise<
     const { relError, bound } = await c.run(ctx, tools);
     await ctx.flush(); // surfaces validation errors raised by the case's dispatches
     result = { name: c.name, relError, bound, pass: Number.isFinite(relError) && relError <= bound, ms: 0, seed };
+    const path = result.pass ? (c.proves?.(ctx) ?? null) : null;
+    if (path) {
+      markProven(ctx, path);
+      result.proved = path;
+    }
   } catch (e) {
     await ctx.flush().catch(() => undefined); // drop errors that belong to this failed case
     result = { name: c.name, relError: NaN, bound: NaN, pass: false, ms: 0, seed, error: errorMessage(e) };

@@ -6,6 +6,7 @@
 import type { ByteSource } from '../io/byte-source';
 import { ProgressMeter, type Progress } from '../io/progress';
 import type { GpuContext } from '../gpu/context';
+import { proveKernelPaths } from '../engine/selftest';
 import type { DType } from '../gpu/dtype';
 import type { Tensor } from '../gpu/tensor';
 import { parseModelConfig, type ModelConfig } from './config';
@@ -217,6 +218,9 @@ export async function readModelMeta(source: ModelSource, opts: { signal?: AbortS
 /** Load config, tokenizer files and weights from `source`; weights go straight to the GPU. */
 export async function loadModel(ctx: GpuContext, source: ModelSource, opts: LoadOptions = {}): Promise<LoadedModel> {
   const { signal, onProgress } = opts;
+  // GPU-only kernel paths (flash attention, split-KV decode) are taken once proven on this
+  // device; the proof is a few tiny kernels against float64 (none on CPU adapters).
+  await proveKernelPaths(ctx);
   const { config, tokenizerFiles, generationConfig, files } = await readModelMeta(source, { signal });
 
   const { files: weightNames, index, indexBytes } = await weightFiles(source, config, signal);
