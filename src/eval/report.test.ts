@@ -154,13 +154,15 @@ describe('buildReport: the judge', () => {
     expect(j.lc_win_rate).toBeCloseTo(0.5682541789251553, 6);
     expect(Math.abs(j.lc_win_rate! - 0.5)).toBeLessThan(0.1);
     expect(Math.abs(j.win_rate! - 0.5)).toBeGreaterThan(0.3);
-    expect(j.length_note).toMatch(/^controlled for answer length the win rate is 56\.8% \(raw 82\.5%\): much of the judge's preference follows answer length/);
+    expect(j.length_note).toBe(
+      "answer length alone separates sft's wins from its losses (its answers were longer, relative to base's, on every item it won than on any it lost), so the judge's preference cannot be told apart from length; controlled for length the win rate is 56.8% (raw 82.5%), a weak estimate under such separation (Firth-penalised fit)",
+    );
     const md = reportMarkdown(buildReport(input(['base', 'sft'], [...list, ...judged])));
     expect(md).toContain('| Model | Judge win rate vs base [95% CI] | Mean length (tokens) |');
     expect(md).toContain('| base | reference | 125.3 |'); // mean of 100 + (37i mod 50) over i < 40 = 125.25
     expect(md).toMatch(/\| sft \| 82\.5% \[68\.1%–91\.3%\]; LC 56\.8% \| \d+\.\d \|/);
     expect(md).toContain('| base | sft | – | – | 33 / 7 / 0 | 82.5% [68.1%–91.3%] | 56.8% | 0.0% |');
-    expect(md).toContain("- sft vs base, judge, length: controlled for answer length the win rate is 56.8%");
+    expect(md).toContain("- sft vs base, judge, length: answer length alone separates sft's wins from its losses");
   });
 
   it('a judge whose preference does not follow length keeps its rate when length is controlled', () => {

@@ -227,6 +227,9 @@ function judgeBlock(a: string, b: string, judged: readonly JudgeResult[], length
   const ctl = lc ? lc.rate - 0.5 : raw;
   if (lc && Math.abs(raw) >= 0.1 && (Math.sign(ctl) !== Math.sign(raw) || Math.abs(ctl) < Math.abs(raw) / 2))
     block.length_note = `controlled for answer length the win rate is ${pct(lc.rate)} (raw ${pct(wr.rate)}): much of the judge's preference follows answer length (${b} ${mean_length_b?.toFixed(0)} vs ${a} ${mean_length_a?.toFixed(0)} tokens on average)`;
+  // Length alone splits wins from losses: say so whatever the rates (the LC rate is then weakly determined).
+  if (lc?.separated)
+    block.length_note = `answer length alone separates ${b}'s wins from its losses (its answers were ${lc.lengthCoef >= 0 ? 'longer' : 'shorter'}, relative to ${a}'s, on every item it won than on any it lost), so the judge's preference cannot be told apart from length; controlled for length the win rate is ${pct(lc.rate)} (raw ${pct(wr.rate)}), a weak estimate under such separation (Firth-penalised fit)`;
   return block;
 }
 

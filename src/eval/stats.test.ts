@@ -94,6 +94,7 @@ describe('lengthControlledWinRate', () => {
     expect(lc.lengthCoef).toBeCloseTo(1.76614963, 6);
     expect(lc.rate).toBeCloseTo(0.4784364293229986, 7);
     expect(lc.interceptOnly).toBe(false);
+    expect(lc.separated).toBe(false);
   });
 
   it('stays finite under perfect separation (a judge that always picks the longer answer)', () => {
@@ -110,6 +111,23 @@ describe('lengthControlledWinRate', () => {
     expect(lc.lengthCoef).toBeCloseTo(22.07636254, 4);
     expect(lc.rate).toBeCloseTo(0.5682541789251553, 6);
     expect(Number.isFinite(lc.lengthCoef)).toBe(true);
+    expect(lc.separated).toBe(true);
+    expect(lc.iterations).toBeLessThan(20);
+  });
+
+  it('stays finite in the degenerate cases (all won, two items, huge differences)', () => {
+    const allWon = lengthControlledWinRate(Array.from({ length: 20 }, (_, i) => ({ outcome: 1 as const, lengthA: 10, lengthB: 10 + 3 * i })))!;
+    expect(allWon.separated).toBe(false); // nothing to separate from: only wins
+    expect(allWon.rate).toBeGreaterThan(0.8);
+    expect(allWon.rate).toBeLessThan(1);
+    // Two items, two parameters, separated: the Python minimiser gives θ = [0, 1.44251670].
+    const two = lengthControlledWinRate([{ outcome: 1, lengthA: 1, lengthB: 5 }, { outcome: 0, lengthA: 5, lengthB: 1 }])!;
+    expect(two.rate).toBeCloseTo(0.5, 12);
+    expect(two.lengthCoef).toBeCloseTo(1.4425167, 6);
+    expect(two.separated).toBe(true);
+    const huge = lengthControlledWinRate(Array.from({ length: 30 }, (_, i) => ({ outcome: (i % 2) as 0 | 1, lengthA: 0, lengthB: i % 2 ? 1e9 : 0 })))!;
+    for (const v of [huge.rate, huge.intercept, huge.lengthCoef]) expect(Number.isFinite(v)).toBe(true);
+    expect(huge.iterations).toBeLessThan(100);
   });
 
   it('fits the intercept alone when lengths do not vary, and is null with no items', () => {

@@ -111,6 +111,12 @@ export interface LengthControlled {
   n: number;
   /** True when the length feature could not be fitted (fewer than two distinct length differences). */
   interceptOnly: boolean;
+  /**
+   * True when length alone splits the wins from the losses (every b win has a larger length difference
+   * than every b loss, or every one a smaller): the verdicts are fully explained by length, and where
+   * the fit crosses zero difference depends on the penalty more than on the data.
+   */
+  separated: boolean;
   iterations: number;
 }
 
@@ -120,67 +126,77 @@ export const LC_METHOD =
 
 const sigmoid = (t: number) => (t >= 0 ? 1 / (1 + Math.exp(-t)) : Math.exp(t) / (1 + Math.exp(t)));
 
+/** The inverse of a 1×1 or 2×2 symmetric matrix, or null when singular. */
+function invert(m: number[][]): number[][] | null {
+  if (m.length === 1) return m[0]![0]! !== 0 ? [[1 / m[0]![0]!]] : null;
+  const [[a, b], [c, d]] = m as [[number, number], [number, number]];
+  const det = a * d - b * c;
+  return det !== 0 && Number.isFinite(det) ? [[d / det, -b / det], [-c / det, a / det]] : null;
+}
+const matVec = (m: number[][], v: number[]) => m.map((r) => r.reduce((s, x, j) => s + x * v[j]!, 0));
+
 /**
  * Firth-penalised logistic regression of y (in [0, 1], fractional allowed) on [1, x]: maximises
- * ℓ(θ) + ½·log det I(θ) (Firth 1993; Heinze & Schemper 2002 for separation) by Newton steps on the
- * modified score Σ (y − p + h·(½ − p))·xᵢ, h the hat values, halving a step that lowers the
- * penalised likelihood. The penalty is Jeffreys' prior: estimates stay finite under separation and
- * the O(1/n) bias of the plain fit is removed. With one column (x null) it fits the intercept alone.
+ * ℓ(θ) + ½·log det I(θ) (Firth 1993; Heinze & Schemper 2002 for separation). The penalty is
+ * Jeffreys' prior: estimates stay finite under separation and the O(1/n) bias of the plain fit is
+ * removed. Its gradient is the modified score Σ (y − p + h·(½ − p))·xᵢ, h the hat values. Newton
+ * steps use that gradient's Jacobian by central differences (the Fisher information alone makes the
+ * step overshoot when h is large, i.e. at small n), fall back to the Fisher step where that Jacobian
+ * is not negative definite, and are halved while they lower the penalised likelihood. With x null the
+ * intercept alone is fitted.
  */
 export function firthLogistic(y: readonly number[], x: readonly number[] | null, maxIter = 100): { theta: number[]; iterations: number } {
-  const n = y.length;
   const k = x ? 2 : 1;
-  const row = (i: number) => (x ? [1, x[i]!] : [1]);
-  // Penalised log-likelihood and the pieces of one Newton step at θ.
+  const rows = y.map((_, i) => (x ? [1, x[i]!] : [1]));
   const evaluate = (theta: number[]) => {
-    const info = [
-      [0, 0],
-      [0, 0],
-    ];
-    const p: number[] = [];
+    const info = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+    const p = rows.map((r) => sigmoid(r.reduce((s, v, j) => s + v * theta[j]!, 0)));
     let ll = 0;
-    for (let i = 0; i < n; i++) {
-      const r = row(i);
+    rows.forEach((r, i) => {
       const eta = r.reduce((s, v, j) => s + v * theta[j]!, 0);
-      const pi = sigmoid(eta);
-      p.push(pi);
-      // log σ(η) and log(1 − σ(η)) computed stably.
-      const logP = -Math.log1p(Math.exp(-Math.abs(eta))) + Math.min(0, eta);
-      const logQ = -Math.log1p(Math.exp(-Math.abs(eta))) - Math.max(0, eta);
-      ll += y[i]! * logP + (1 - y[i]!) * logQ;
-      const w = pi * (1 - pi);
-      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) info[a]![b]! += w * r[a]! * r[b]!;
-    }
-    const det = k === 2 ? info[0]![0]! * info[1]![1]! - info[0]![1]! * info[1]![0]! : info[0]![0]!;
-    const inv = k === 2 ? [[info[1]![1]! / det, -info[0]![1]! / det], [-info[1]![0]! / det, info[0]![0]! / det]] : [[1 / det]];
-    const score = new Array<number>(k).fill(0);
-    for (let i = 0; i < n; i++) {
-      const r = row(i);
+      // log σ(η) and log(1 − σ(η)), stable for large |η|.
+      const soft = Math.log1p(Math.exp(-Math.abs(eta)));
+      ll += y[i]! * (Math.min(0, eta) - soft) + (1 - y[i]!) * (-Math.max(0, eta) - soft);
       const w = p[i]! * (1 - p[i]!);
-      let h = 0; // hᵢ = wᵢ·rᵢᵀ I⁻¹ rᵢ
-      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) h += r[a]! * inv[a]![b]! * r[b]!;
-      h *= w;
+      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) info[a]![b]! += w * r[a]! * r[b]!;
+    });
+    const inv = invert(info);
+    const det = k === 2 ? info[0]![0]! * info[1]![1]! - info[0]![1]! ** 2 : info[0]![0]!;
+    const score = new Array<number>(k).fill(0);
+    rows.forEach((r, i) => {
+      const w = p[i]! * (1 - p[i]!);
+      const h = inv ? w * r.reduce((s, ra, a) => s + ra * r.reduce((t, rb, b) => t + inv[a]![b]! * rb, 0), 0) : 0;
       for (let a = 0; a < k; a++) score[a]! += (y[i]! - p[i]! + h * (0.5 - p[i]!)) * r[a]!;
-    }
-    const step = inv.map((ri) => ri.reduce((s, v, b) => s + v * score[b]!, 0));
-    return { penalised: ll + 0.5 * Math.log(det), step, det };
+    });
+    return { penalised: det > 0 ? ll + 0.5 * Math.log(det) : -Infinity, score, inv };
   };
   let theta = new Array<number>(k).fill(0);
   let cur = evaluate(theta);
   for (let it = 1; it <= maxIter; it++) {
+    // The Jacobian of the modified score, column j by a central difference in θⱼ.
+    const jac = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+    for (let j = 0; j < k; j++) {
+      const e = 1e-5 * Math.max(1, Math.abs(theta[j]!));
+      const up = evaluate(theta.map((t, i) => (i === j ? t + e : t))).score;
+      const down = evaluate(theta.map((t, i) => (i === j ? t - e : t))).score;
+      for (let a = 0; a < k; a++) jac[a]![j] = (up[a]! - down[a]!) / (2 * e);
+    }
+    const negDef = jac[0]![0]! < 0 && (k === 1 || jac[0]![0]! * jac[1]![1]! - jac[0]![1]! * jac[1]![0]! > 0);
+    const jinv = negDef ? invert(jac) : null;
+    const step = jinv ? matVec(jinv, cur.score).map((v) => -v) : cur.inv ? matVec(cur.inv, cur.score) : cur.score;
     let scale = 1;
-    let next = theta.map((t, j) => t + cur.step[j]!);
+    let next = theta.map((t, j) => t + step[j]!);
     let cand = evaluate(next);
-    // Step-halving: never accept a step that lowers the penalised likelihood (or leaves it undefined).
+    // Never accept a step that lowers the penalised likelihood.
     while (!(cand.penalised >= cur.penalised - 1e-12) && scale > 1e-6) {
       scale /= 2;
-      next = theta.map((t, j) => t + scale * cur.step[j]!);
+      next = theta.map((t, j) => t + scale * step[j]!);
       cand = evaluate(next);
     }
     const moved = Math.max(...next.map((t, j) => Math.abs(t - theta[j]!)));
     theta = next;
     cur = cand;
-    if (moved < 1e-12) return { theta, iterations: it };
+    if (moved < 1e-12 || Math.max(...cur.score.map(Math.abs)) < 1e-13) return { theta, iterations: it };
   }
   return { theta, iterations: maxIter };
 }
@@ -207,7 +223,11 @@ export function lengthControlledWinRate(items: readonly LengthItem[]): LengthCon
   const interceptOnly = !(sd > 0) || n < 2;
   const x = interceptOnly ? null : diff.map((d) => Math.tanh(d / sd));
   const { theta, iterations } = firthLogistic(y, x);
-  return { rate: sigmoid(theta[0]!), intercept: theta[0]!, lengthCoef: interceptOnly ? 0 : theta[1]!, sd, n, interceptOnly, iterations };
+  const winX = x ? x.filter((_, i) => y[i] === 1) : [];
+  const lossX = x ? x.filter((_, i) => y[i] === 0) : [];
+  const separated =
+    winX.length > 0 && lossX.length > 0 && (Math.min(...winX) >= Math.max(...lossX) || Math.max(...winX) <= Math.min(...lossX));
+  return { rate: sigmoid(theta[0]!), intercept: theta[0]!, lengthCoef: interceptOnly ? 0 : theta[1]!, sd, n, interceptOnly, separated, iterations };
 }
 
 /** The mean of xs, or null when empty. */
