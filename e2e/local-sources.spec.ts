@@ -7,6 +7,7 @@ import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-rew
 import { writeDemoModel } from '../src/model/demo-node';
 import { downloadSize, formatDownload, presetById } from '../src/model/presets';
 import { isPlainName, startFileServer, type FileServer } from './file-server';
+import { nav } from './flow-steps';
 import { cliRewards, readRun, screenshot, watchErrors } from './helpers';
 
 type StoredResponse = { key: string; promptId: string; sourceName: string; servedModel: string; content: string };
@@ -63,16 +64,18 @@ test('two local sources of different architectures collect in the tab across a r
   test.setTimeout(300_000);
   const errors = watchErrors(page);
   await page.goto('/sources');
-  // Two local models by URL, each with n and few tokens.
+  // Two local models, one by URL and one as a folder chosen on this computer, each with n and few tokens.
+  await page.getByLabel('Hub repo or URL').fill(`${files.base}/llama`);
+  await page.getByRole('button', { name: 'Add local model' }).click();
+  await page.getByLabel(/^Or a model folder on this computer/).setInputFiles(join(dir, 'qwen'));
   for (const [name, path] of [['Llama', 'llama'], ['Qwen', 'qwen']] as const) {
-    await page.getByLabel('Hub repo or URL').fill(`${files.base}/${path}`);
-    await page.getByRole('button', { name: 'Add local model' }).click();
     const card = page.getByRole('group', { name: new RegExp(`^Local source \\d: ${path}$`) });
     await card.getByLabel('Name', { exact: true }).fill(name);
     const named = page.getByRole('group', { name: new RegExp(`^Local source \\d: ${name}$`) });
     await named.getByLabel('Responses per prompt (n)').fill(String(N));
     await named.getByLabel('Max new tokens').fill('6');
   }
+  await expect(page.getByRole('group', { name: 'Local source 2: Qwen' }).getByLabel('Model', { exact: true })).toHaveValue('folder:qwen');
   // The judge: the local reward model.
   await page.getByRole('radio', { name: /A local reward model/ }).check();
   await page.getByLabel('Reward model: a Hub repo id or URL').fill(`${files.base}/rm`);
@@ -80,7 +83,7 @@ test('two local sources of different architectures collect in the tab across a r
   await expect(page.getByRole('status').filter({ hasText: /Loaded .*reward model/ })).toBeVisible({ timeout: 60_000 });
   await screenshot(page, 'sources-local-models.png');
 
-  await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+  await nav(page).getByRole('link', { name: 'Data' }).click();
   const jsonl = PROMPTS.map((p, i) => JSON.stringify({ id: `p${i}`, prompt: p })).join('\n') + '\n';
   await page.getByLabel(/^Prompt file/).setInputFiles({ name: 'prompts.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(jsonl) });
   await page.getByRole('button', { name: 'Import file' }).click();
@@ -97,6 +100,15 @@ test('two local sources of different architectures collect in the tab across a r
   const storedBefore = before.responses.length;
   expect(storedBefore).toBeGreaterThanOrEqual(PROMPTS.length * N);
   expect(storedBefore).toBeLessThan(TOTAL);
+
+  // A reload forgets the chosen folder's files: the Sources page asks for it again, and it is chosen again.
+  await nav(page).getByRole('link', { name: 'Sources' }).click();
+  const qwen = page.getByRole('group', { name: 'Local source 2: Qwen' });
+  await expect(qwen).toContainText('Choose the folder qwen again');
+  await page.getByLabel(/^Or a model folder on this computer/).setInputFiles(join(dir, 'qwen'));
+  await expect(qwen).not.toContainText('Choose the folder qwen again');
+  await expect(page.getByRole('group', { name: /^Local source \d/ })).toHaveCount(2);
+  await nav(page).getByRole('link', { name: 'Data' }).click();
 
   // Resume: only the items not stored are generated.
   await page.getByRole('button', { name: 'Resume run' }).click();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { localSourceProblem, pipelineLocalSources, toLocalSource, type LocalSourceEntry } from './localSources';
+import { localSourceProblem, pickedFolderFiles, pipelineLocalSources, toLocalSource, useLocalSourcesStore, type LocalSourceEntry } from './localSources';
 
 const entry = (over: Partial<LocalSourceEntry> = {}): LocalSourceEntry => ({ id: 'a1', name: 'Qwen', model: 'qwen2.5-0.5b-instruct', n: 4, max_tokens: 64, enabled: true, ...over });
 
@@ -20,5 +20,23 @@ describe('local source entries', () => {
     expect(localSourceProblem(entry({ n: 0 }))).toMatch(/Responses per prompt \(n\)/);
     expect(localSourceProblem(entry({ max_tokens: 1.5 }))).toMatch(/Max new tokens/);
     expect(pipelineLocalSources([entry(), entry({ id: 'b', enabled: false }), entry({ id: 'c', model: '' })]).map((s) => s.id)).toEqual(['local-a1:qwen2.5-0.5b-instruct']);
+  });
+
+  it('a folder chosen on this computer is a source while the tab has its files; without them it asks for the folder again', () => {
+    const file = (path: string) => Object.defineProperty(new File(['{}'], path.split('/').pop()!), 'webkitRelativePath', { value: path });
+    const forgotten = entry({ model: 'folder:tiny-qwen' });
+    expect(localSourceProblem(forgotten)).toMatch(/^Choose the folder tiny-qwen again/);
+    expect(pipelineLocalSources([forgotten])).toEqual([]);
+
+    useLocalSourcesStore.getState().addFolder([file('tiny-qwen/config.json'), file('tiny-qwen/model.safetensors')]);
+    const added = useLocalSourcesStore.getState().entries.filter((e) => e.model === 'folder:tiny-qwen');
+    expect(added).toHaveLength(1);
+    expect(added[0]!.name).toBe('tiny-qwen');
+    expect(localSourceProblem(forgotten)).toBe('');
+    expect(pickedFolderFiles('folder:tiny-qwen')!.map((f) => f.path)).toEqual(['tiny-qwen/config.json', 'tiny-qwen/model.safetensors']);
+    // Chosen again: the same entry (its answers are its own), not a second one.
+    useLocalSourcesStore.getState().addFolder([file('tiny-qwen/config.json')]);
+    expect(useLocalSourcesStore.getState().entries.filter((e) => e.model === 'folder:tiny-qwen')).toHaveLength(1);
+    expect(() => useLocalSourcesStore.getState().addFolder([])).toThrow(/The folder is empty/);
   });
 });

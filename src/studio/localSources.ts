@@ -8,6 +8,7 @@ import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import { LOCAL_SOURCE_DEFAULTS, makeLocalSource, type LocalCollectOptions, type LocalSource, type LocalSourceJob } from '../data/local-source';
 import type { DecayingRate } from '../data/rate';
+import type { PathedFile } from '../model/source-browser';
 import { RESPONSES_PER_PROMPT } from '../data/sources';
 import { callback, engine } from './engine';
 import type { LocalCollectUpdate } from './worker/local-source-service';
@@ -15,7 +16,10 @@ import type { LocalCollectUpdate } from './worker/local-source-service';
 export interface LocalSourceEntry {
   id: string;
   name: string;
-  /** A preset alias, a Hub repo id (org/name, hf://org/name@revision) or an http(s) URL of a model folder. */
+  /**
+   * A preset alias, a Hub repo id (org/name, hf://org/name@revision), an http(s) URL of a model
+   * folder, or `folder:<name>` for a folder chosen on this computer (its files live in this tab only).
+   */
   model: string;
   n: number;
   max_tokens: number;
@@ -29,10 +33,27 @@ export interface LocalSourceEntry {
 /** The default new tokens per answer in the tab (a local model answers slowly on a small GPU). */
 export const STUDIO_LOCAL_MAX_TOKENS = 512;
 
+// Folders chosen on this computer, by their `folder:<name>` spec: a browser gives the page a
+// folder's files only when the user picks it, for as long as the tab lives (a reload forgets them;
+// the entry stays, asking for the folder again). They travel to the engine worker with each job.
+const pickedFolders = new Map<string, PathedFile[]>();
+
+export const isFolderSpec = (model: string): boolean => model.startsWith('folder:');
+
+/**
+ * The files of a folder chosen in this tab (`<input webkitdirectory>`), each with its path in the
+ * folder (a File posted to the worker keeps its bytes and name but not its webkitRelativePath).
+ */
+export function pickedFolderFiles(model: string): PathedFile[] | undefined {
+  return pickedFolders.get(model);
+}
+
 /** What is wrong with an entry, or ''. */
 export function localSourceProblem(e: LocalSourceEntry): string {
   if (!e.name.trim()) return 'Give the source a name.';
   if (!e.model.trim()) return 'Choose a preset, or type a Hub repo (org/name) or the URL of a model folder.';
+  if (isFolderSpec(e.model) && !pickedFolders.has(e.model))
+    return `Choose the folder ${e.model.slice(7)} again with “Choose a folder…”: a browser gives a page a folder's files only until the tab is closed or reloaded.`;
   if (!(Number.isInteger(e.n) && e.n >= 1)) return 'Responses per prompt (n) must be a whole number, 1 or more.';
   if (!(Number.isInteger(e.max_tokens) && e.max_tokens >= 1)) return 'Max new tokens must be a whole number, 1 or more.';
   return '';
@@ -62,6 +83,8 @@ interface LocalSourcesState {
   entries: LocalSourceEntry[];
   /** A new enabled entry; fields not given take the defaults (sampling unset: the family's preset). */
   add(init: { model: string; name?: string } & Partial<Omit<LocalSourceEntry, 'id' | 'enabled' | 'model' | 'name'>>): void;
+  /** A local source from a folder chosen on this computer (its files), or the same folder chosen again. */
+  addFolder(files: readonly File[]): void;
   update(id: string, patch: Partial<LocalSourceEntry>): void;
   remove(id: string): void;
 }
@@ -77,6 +100,16 @@ export const useLocalSourcesStore = create<LocalSourcesState>()(
         for (let k = 2; names.includes(name); k++) name = `${base} ${k}`;
         const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
         set({ entries: [...get().entries, { n: RESPONSES_PER_PROMPT.instruction, max_tokens: STUDIO_LOCAL_MAX_TOKENS, ...init, id, name, model: init.model.trim(), enabled: true }] });
+      },
+      addFolder(files) {
+        const first = files[0];
+        if (!first) throw new Error('The folder is empty: choose the folder holding config.json, the *.safetensors files and tokenizer.json.');
+        const name = first.webkitRelativePath.split('/')[0] || 'folder';
+        const spec = `folder:${name}`;
+        pickedFolders.set(spec, files.map((file) => ({ path: file.webkitRelativePath || file.name, file })));
+        // Chosen again after a reload: the entry it had stays (its answers belong to it).
+        if (get().entries.some((e) => e.model === spec)) return set({ entries: [...get().entries] });
+        get().add({ model: spec, name });
       },
       update(id, patch) {
         set({ entries: get().entries.map((e) => (e.id === id ? { ...e, ...patch } : e)) });
@@ -119,6 +152,7 @@ export function workerLocalCollect(runId: string, o: { dateString?: string; maxR
             jobId,
             runId,
             source: job.source,
+            ...(isFolderSpec(job.source.model) ? { folderFiles: pickedFolderFiles(job.source.model) } : {}),
             items: job.items.map((i) => ({ key: i.key, prompt: { id: i.prompt.id, text: i.prompt.text, ...(i.prompt.system !== undefined ? { system: i.prompt.system } : {}) }, sampleIndex: i.sampleIndex })),
             ...(o.dateString !== undefined ? { dateString: o.dateString } : {}),
             ...(o.maxRows !== undefined ? { maxRows: o.maxRows } : {}),

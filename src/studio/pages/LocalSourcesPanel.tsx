@@ -5,7 +5,7 @@ import { FAMILIES } from '../../model/families';
 import { downloadSize, formatDownload, formatParams, PRESETS } from '../../model/presets';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { NumberField } from '../components/fields';
-import { localSourceProblem, useLocalSourcesStore, type LocalSourceEntry } from '../localSources';
+import { isFolderSpec, localSourceProblem, useLocalSourcesStore, type LocalSourceEntry } from '../localSources';
 import { formatEstimate } from '../../model/time-estimate';
 import { useDeviceSpeedStore } from '../deviceSpeed';
 import { estimateNoKeyRecipe, NO_KEY_RECIPE, planNoKeyRecipe, setUpNoKeyRecipe } from '../noKeyRecipe';
@@ -16,8 +16,11 @@ const SOURCE_PRESETS = PRESETS.filter((p) => p.role !== 'reward');
 export function LocalSourcesPanel() {
   const entries = useLocalSourcesStore((s) => s.entries);
   const add = useLocalSourcesStore((s) => s.add);
+  const addFolder = useLocalSourcesStore((s) => s.addFolder);
   const [spec, setSpec] = useState('');
+  const [folderError, setFolderError] = useState('');
   const specId = useId();
+  const folderId = useId();
 
   const addPreset = (id: string) => {
     const p = SOURCE_PRESETS.find((x) => x.id === id)!;
@@ -59,6 +62,26 @@ export function LocalSourcesPanel() {
             Add local model
           </button>
         </form>
+        <label className="field local-folder" htmlFor={folderId}>
+          <span>Or a model folder on this computer (config.json, *.safetensors, tokenizer.json): read in this tab, nothing is uploaded</span>
+          <input
+            id={folderId}
+            type="file"
+            {...{ webkitdirectory: '' }}
+            multiple
+            onChange={(ev) => {
+              const files = [...(ev.target.files ?? [])];
+              ev.target.value = '';
+              try {
+                setFolderError('');
+                addFolder(files);
+              } catch (e) {
+                setFolderError(e instanceof Error ? e.message : String(e));
+              }
+            }}
+          />
+        </label>
+        {folderError && <p className="notice notice--error">{folderError}</p>}
         {entries.map((e, k) => (
           <LocalSourceCard key={e.id} entry={e} index={k} />
         ))}
@@ -188,17 +211,33 @@ function LocalSourceCard({ entry: e, index }: { entry: LocalSourceEntry; index: 
   const problem = localSourceProblem(e);
   const set = (patch: Partial<LocalSourceEntry>) => update(e.id, patch);
   return (
-    <div className="source-card local-source" role="group" aria-label={`Local source ${index + 1}: ${e.name}`}>
-      <div className="row">
-        <label htmlFor={nameId}>Name</label>
-        <input id={nameId} value={e.name} onChange={(ev) => set({ name: ev.target.value })} />
-        <label htmlFor={modelId}>Model</label>
-        <input id={modelId} value={e.model} onChange={(ev) => set({ model: ev.target.value })} />
-        <label>
+    <div className="local-source" role="group" aria-label={`Local source ${index + 1}: ${e.name}`}>
+      <div className="card-head">
+        <h3>
+          {e.name || 'Unnamed source'} <span className="muted source-preset">local model</span>
+        </h3>
+        <label className="inline-check">
           <input type="checkbox" checked={e.enabled} onChange={(ev) => set({ enabled: ev.target.checked })} /> Enabled
         </label>
       </div>
-      <div className="row">
+      <div className="form-grid">
+        <label className="field" htmlFor={nameId}>
+          <span>Name</span>
+          <input id={nameId} value={e.name} onChange={(ev) => set({ name: ev.target.value })} autoComplete="off" />
+        </label>
+        <label className="field field--wide" htmlFor={modelId}>
+          <span>Model</span>
+          <input
+            id={modelId}
+            value={e.model}
+            readOnly={isFolderSpec(e.model)}
+            onChange={(ev) => set({ model: ev.target.value })}
+            placeholder="a preset, org/name or https://…/model/"
+            autoComplete="off"
+          />
+        </label>
+      </div>
+      <div className="form-grid form-grid--numbers">
         <NumberField label="Responses per prompt (n)" value={e.n} integer min={1} onChange={(v) => set({ n: v ?? 1 })} />
         <NumberField label="Max new tokens" value={e.max_tokens} integer min={1} onChange={(v) => set({ max_tokens: v ?? 1 })} />
         <NumberField label="Temperature" value={e.temperature} optional min={0} step="any" hint="blank: the family's preset" onChange={(v) => set({ temperature: v })} />

@@ -18,7 +18,7 @@ import { DecayingRate } from '../../data/rate';
 import { DexieRunStore } from '../../data/store-dexie';
 import type { GpuContext } from '../../gpu/context';
 import type { ModelSource } from '../../model/source';
-import { openRemoteModelSource } from '../../model/source-browser';
+import { droppedFilesSource, openRemoteModelSource, type PathedFile } from '../../model/source-browser';
 import { gpuContext } from './session';
 
 /** The worker's runner: models from a Hub repo, a URL or a preset alias, onto the worker's GPU context. */
@@ -34,7 +34,14 @@ class WorkerLocalRunner implements LocalModelRunner {
     return null;
   }
 
+  /** A folder chosen on the page (`folder:<name>`): its files arrive with each job. */
+  useFolder(spec: string, files: readonly PathedFile[]): void {
+    this.sources.set(spec, droppedFilesSource(files, spec.slice(7)));
+  }
+
   private async source(spec: string): Promise<ModelSource> {
+    if (spec.startsWith('folder:') && !this.sources.has(spec))
+      throw new Error(`the folder ${spec.slice(7)} was not given to this tab: choose it again on the Sources page (“Choose a folder…”)`);
     let s = this.sources.get(spec);
     if (!s) this.sources.set(spec, (s = await openRemoteModelSource(spec.trim())));
     return s;
@@ -55,6 +62,8 @@ export interface LocalCollectRequest {
   jobId: number;
   runId: string;
   source: LocalSource;
+  /** The files of a folder chosen on the page, for a `folder:<name>` source. */
+  folderFiles?: PathedFile[];
   items: LocalItem[];
   dateString?: string;
   maxRows?: number;
@@ -92,6 +101,7 @@ export const localSourceService = {
   async collectLocal(req: LocalCollectRequest, onUpdate: (u: LocalCollectUpdate) => void): Promise<LocalCollectUpdate> {
     const stop = new AbortController();
     jobs.set(req.jobId, stop);
+    if (req.folderFiles) runner.useFolder(req.source.model, req.folderFiles);
     const store = new DexieRunStore(req.runId);
     const counts = { done: 0, collected: 0, failed: 0, inFlight: 0, promptTokens: 0, completionTokens: 0 };
     const progress: LocalSourceProgress = { state: 'waiting', generated: 0, tokens: 0, tokensPerSecond: 0 };
