@@ -2,6 +2,7 @@
 // device loss turned into a clear error, profiling, dispatch limits.
 import { describe, expect, it } from 'vitest';
 import { splitGroups } from './batch';
+import { isSoftwareAdapter } from './context';
 import { createNodeContext } from './node';
 import { u32Params } from './params';
 
@@ -16,6 +17,28 @@ fn fill(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }`;
 
 describe('GpuContext', () => {
+  it('recognises software adapters (SwiftShader, lavapipe, WARP) as CPU adapters, and hardware GPUs as not', async () => {
+    const soft = [
+      { vendor: 'google', architecture: 'swiftshader', device: '', description: '' },
+      { vendor: 'mesa', architecture: '', device: '', description: '' },
+      { vendor: '', architecture: '', device: 'llvmpipe (LLVM 15.0.7, 256 bits)', description: '' },
+      { vendor: 'microsoft', architecture: '', device: '', description: '' },
+      { vendor: '', architecture: '', device: '', description: 'Microsoft Basic Render Driver' },
+      { vendor: 'nvidia', architecture: 'ampere', isFallbackAdapter: true },
+    ];
+    const hard = [
+      { vendor: 'apple', architecture: 'metal-3', device: '', description: '' },
+      { vendor: 'nvidia', architecture: 'ampere', device: '', description: 'NVIDIA GeForce RTX 3060' },
+      { vendor: 'intel', architecture: 'gen-12lp', device: '', description: 'Mesa Intel(R) Xe Graphics (TGL GT2)' },
+      { vendor: 'amd', architecture: 'rdna-2', device: '', description: 'AMD Radeon RX 6800 (RADV NAVI21)' },
+      { vendor: 'qualcomm', architecture: 'adreno-6xx', device: '', description: '' },
+    ];
+    expect(soft.map(isSoftwareAdapter)).toEqual(soft.map(() => true));
+    expect(hard.map(isSoftwareAdapter)).toEqual(hard.map(() => false));
+    const ctx = await createNodeContext();
+    expect(ctx.adapter.isFallback).toBe(isSoftwareAdapter(ctx.device.adapterInfo));
+  });
+
   it('counts live, allocated and peak bytes, and reuses released buffers', async () => {
     const ctx = await createNodeContext();
     const before = ctx.pool.stats();

@@ -32,7 +32,7 @@ export interface AdapterSummary {
   description: string;
   features: string[];
   limits: Record<string, number>;
-  /** True for CPU implementations such as SwiftShader. */
+  /** True for CPU implementations: SwiftShader, lavapipe (llvmpipe), WARP (`isSoftwareAdapter`). */
   isFallback: boolean;
 }
 
@@ -191,6 +191,20 @@ export function summarize(adapter: GPUAdapter): AdapterSummary {
     description,
     features: [...adapter.features].sort(),
     limits,
-    isFallback: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader/i.test(`${info.vendor} ${info.architecture}`),
+    isFallback: isSoftwareAdapter({ ...info, isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter }),
   };
+}
+
+/**
+ * WebGPU on the CPU, where a workgroup barrier costs ~1 ms and the engine takes its barrier-free
+ * paths: the adapter says so (`isFallbackAdapter`), or its name is one of the software drivers —
+ * SwiftShader (Chrome's fallback; vendor/architecture "google"/"swiftshader"), lavapipe (Mesa's
+ * Vulkan on llvmpipe; vendor "mesa", device "llvmpipe (LLVM …)", which Mesa's hardware drivers
+ * never report: they give the GPU's own vendor) and WARP (Direct3D 12's "Microsoft Basic Render
+ * Driver", vendor "microsoft").
+ */
+export function isSoftwareAdapter(info: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean }): boolean {
+  if (info.isFallbackAdapter) return true;
+  const names = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  return /swiftshader|llvmpipe|lavapipe|microsoft basic render driver/i.test(names) || /^(mesa|microsoft)$/i.test(info.vendor?.trim() ?? '');
 }

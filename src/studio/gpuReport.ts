@@ -157,7 +157,7 @@ export function buildGpuReport(summary: AdapterSummary): GpuReport {
       { label: 'Description', value: summary.description || '(not reported)' },
       {
         label: 'Adapter type',
-        value: summary.isFallback ? 'CPU fallback (software rendering, e.g. SwiftShader)' : 'Hardware GPU',
+        value: summary.isFallback ? 'CPU fallback (software rendering: SwiftShader, lavapipe or WARP)' : 'Hardware GPU',
       },
     ],
     keyFeatures: KEY_FEATURES.map((f) => ({ ...f, present: features.has(f.name) })),
