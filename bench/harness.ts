@@ -11,7 +11,7 @@ import { createNodeContext } from '../src/gpu/node';
 import type { TfjsPeer } from './peer-tfjs';
 
 /** Units a result can have. Higher is better unless listed in LOWER_IS_BETTER. */
-export type Unit = 'GFLOP/s' | 'tokens/s' | 'pairs/s' | 'items/min' | 'fraction of peak' | 'GB/s' | 'MB/s' | 'ms' | 's' | 'MiB' | 'bytes' | 'count';
+export type Unit = 'GFLOP/s' | 'tokens/s' | 'pairs/s' | 'items/min' | 'requests/s' | 'fraction of peak' | 'GB/s' | 'MB/s' | 'ms' | 's' | 'MiB' | 'bytes' | 'count';
 
 const LOWER_IS_BETTER: ReadonlySet<Unit> = new Set<Unit>(['ms', 's', 'MiB', 'bytes', 'count']);
 

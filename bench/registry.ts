@@ -1,6 +1,7 @@
 // Every benchmark, in the order they run. Add a module here to make it part of `npm run bench`.
 import { attentionBench } from './attention';
 import { batchDecodeBench } from './batch-decode';
+import { classroomBench } from './classroom';
 import { collectLocalBench } from './collect-local';
 import type { Benchmark } from './harness';
 import { decodeBench } from './decode';
@@ -11,4 +12,4 @@ import { modelStepBench } from './model-step';
 import { peak } from './peak';
 import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, classroomBench];
