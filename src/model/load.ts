@@ -8,10 +8,12 @@ import { ProgressMeter, type Progress } from '../io/progress';
 import type { GpuContext } from '../gpu/context';
 import { proveKernelPaths } from '../engine/selftest';
 import type { DType } from '../gpu/dtype';
+import type { QuantDType } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import { parseModelConfig, type ModelConfig } from './config';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry } from './safetensors';
 import { checkFileName, fetchFiles, type ModelSource } from './source';
+import { cacheStoreOf, quantCacheKey, readQuantCache, writeQuantCache } from './quant-cache';
 import { expectedTensors, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -39,6 +41,12 @@ export interface LoadOptions {
    * bad config, a truncated file, a cancel) leaves that model in place.
    */
   beforeUpload?: () => Promise<void>;
+  /**
+   * Quantize the base on load (projections to int8/int4, embedding / lm_head to int8; see
+   * weights.ts). A remote source caches the result in its store (quant-cache.ts): the next load
+   * with the same format reads that and neither downloads the checkpoint nor quantizes.
+   */
+  quant?: QuantDType | null;
 }
 
 export interface TokenizerFiles {
@@ -65,6 +73,10 @@ export interface LoadedModel {
   files: LoadedFile[];
   /** Where the model came from (the source's description). */
   source: string;
+  /** The quantized format of the base, or null for its file's float dtype. */
+  quant?: QuantDType | null;
+  /** 'read': weights came from the quantized cache; 'written': quantized now and cached; null: no cache. */
+  quantCache?: 'read' | 'written' | null;
 }
 
 /** Where each expected tensor lives. */
@@ -222,6 +234,28 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
   // device; the proof is a few tiny kernels against float64 (none on CPU adapters).
   await proveKernelPaths(ctx);
   const { config, tokenizerFiles, generationConfig, files } = await readModelMeta(source, { signal });
+  const quant = opts.quant ?? null;
+  const store = quant ? cacheStoreOf(source) : null;
+  if (quant && config.head !== 'causal-lm')
+    throw new CheckpointError(`quant ${quant}: only causal LMs are quantized on load; load a reward model in its own dtype`);
+  if (quant && store && (await store.isComplete(quantCacheKey(quant)))) {
+    const report = (loaded: number, total: number) => {
+      const p = new ProgressMeter(quantCacheKey(quant), total).report(loaded);
+      onProgress?.({ phase: 'upload', file: p, overall: p });
+    };
+    let freed = false;
+    const beforeUpload = async () => {
+      freed = true;
+      await opts.beforeUpload?.();
+    };
+    const cached = await readQuantCache(ctx, config, store, quant, { onBytes: report, signal, beforeUpload });
+    // The previous model is freed only once (when the cache was usable, it was freed already).
+    if (freed) opts = { ...opts, beforeUpload: undefined };
+    if (cached) {
+      files.push({ name: quantCacheKey(quant), bytes: cached.bytes });
+      return { config, weights: cached.weights, tokenizerFiles, generationConfig, files, source: source.description, quant, quantCache: 'read' };
+    }
+  }
 
   const { files: weightNames, index, indexBytes } = await weightFiles(source, config, signal);
   if (index) files.push({ name: INDEX_FILE, bytes: indexBytes });
@@ -244,7 +278,15 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
   signal?.throwIfAborted();
   await opts.beforeUpload?.();
   const weights = await uploadPlanned(ctx, config, plan, new Map(shards.map((s) => [s.name, s])), opts);
-  return { config, weights, tokenizerFiles, generationConfig, files, source: source.description };
+  let quantCache: LoadedModel['quantCache'] = null;
+  if (quant && store) {
+    // A cache that cannot be written (a full disk, the OPFS quota) costs only the next load's time.
+    quantCache = await writeQuantCache(ctx, weights, store, quant).then(
+      () => 'written' as const,
+      () => null,
+    );
+  }
+  return { config, weights, tokenizerFiles, generationConfig, files, source: source.description, quant, quantCache };
 }
 
 /** Stream the planned tensors to the GPU; on any failure, release what was allocated. */
@@ -253,8 +295,9 @@ async function uploadPlanned(
   config: ModelConfig,
   plan: TensorPlan,
   shards: Map<string, ByteSource>,
-  { onProgress, signal }: LoadOptions,
+  opts: LoadOptions,
 ): Promise<ModelWeights> {
+  const { onProgress, signal } = opts;
   const overall = new ProgressMeter('upload', plan.totalBytes);
   // Per-shard totals, for the file-level figures.
   const shardTotals = new Map<string, number>();
@@ -301,7 +344,7 @@ async function uploadPlanned(
     },
   });
   try {
-    const weights = await uploadWeights(tracking, config, get);
+    const weights = await uploadWeights(tracking, config, get, undefined, { quant: opts.quant ?? null });
     await ctx.flush();
     return weights;
   } catch (e) {
