@@ -87,7 +87,7 @@ describe('buildReport: math and McNemar', () => {
     const m = buildReport(input(['base', 'sft'], rs)).pairwise[0]!.math!;
     expect(m).toMatchObject({ n: 30, a_only: 0, b_only: 10, significant: true });
     expect(m.mcnemar_p).toBeCloseTo(0.001953125, 15); // Fraction 1/512
-    expect(m.why).toMatch(/p = 0\.002 < 0\.05$/);
+    expect(m.why).toMatch(/p = 0\.0020 < 0\.05$/);
   });
 
   it('pairs every model with every later one, and leaves a block out when its data is absent', () => {
@@ -123,6 +123,22 @@ describe('buildReport: likelihood metrics and code', () => {
     expect(r.code).toMatchObject({ n: 1, correct: 1, accuracy: 1 });
     expect(r.mean_length).toBe(30); // (20 + 30 + 40) / 3: every answer counts for length
     expect(r.math).toBeUndefined();
+  });
+
+  it('pairs the forgetting guard and the preference pairs with the same McNemar test', () => {
+    const choice = (model: string, itemId: string, correct: boolean): EvalResult => ({ key: `${model}/${itemId}`, kind: 'choice', model, itemId, options: [], picked: 0, correct });
+    const dpo = (model: string, itemId: string, right: boolean): EvalResult => ({
+      key: `${model}/${itemId}`, kind: 'dpo', model, itemId, chosen: { logprobSum: right ? -1 : -3, nTokens: 1 }, rejected: { logprobSum: -2, nTokens: 1 },
+    });
+    // 8 choice rows: base right on all, sft forgot 7 → a_only 7, p = 2/128 = 0.015625 (Fraction 1/64).
+    const rs = Array.from({ length: 8 }, (_, i) => [choice('base', `c${i}`, true), choice('sft', `c${i}`, i === 0), dpo('base', `d${i}`, i < 4), dpo('sft', `d${i}`, i < 5)]).flat();
+    const rep = buildReport(input(['base', 'sft'], rs));
+    expect(rep.pairwise[0]!.choice).toMatchObject({ n: 8, a_only: 7, b_only: 0, mcnemar_p: 0.015625, significant: true });
+    expect(rep.pairwise[0]!.pref).toMatchObject({ n: 8, a_only: 0, b_only: 1, mcnemar_p: 1, significant: false });
+    expect(rep.results.sft!.pref_accuracy).toMatchObject({ n: 8, correct: 5, accuracy: 5 / 8 });
+    const md = reportMarkdown(rep);
+    expect(md).toContain('| 12.5% [2.2%–47.1%] (n=8); vs base: p = 0.016 |');
+    expect(md).toContain('- sft vs base, multiple choice: significant: sft alone was right on 0 multiple-choice item(s) and base alone on 7: chance gives a split this uneven with p = 0.016 < 0.05.');
   });
 });
 
@@ -161,7 +177,8 @@ describe('buildReport: the judge', () => {
     expect(md).toContain('| Model | Judge win rate vs base [95% CI] | Mean length (tokens) |');
     expect(md).toContain('| base | reference | 125.3 |'); // mean of 100 + (37i mod 50) over i < 40 = 125.25
     expect(md).toMatch(/\| sft \| 82\.5% \[68\.1%–91\.3%\]; LC 56\.8% \| \d+\.\d \|/);
-    expect(md).toContain('| base | sft | – | – | 33 / 7 / 0 | 82.5% [68.1%–91.3%] | 56.8% | 0.0% |');
+    expect(md).toContain('| a | b | Judge: b wins / losses / ties | Win rate [95% CI] | LC win rate | Position bias |');
+    expect(md).toContain('| base | sft | 33 / 7 / 0 | 82.5% [68.1%–91.3%] | 56.8% | 0.0% |');
     expect(md).toContain("- sft vs base, judge, length: answer length alone separates sft's wins from its losses");
   });
 
@@ -232,7 +249,8 @@ describe('reportMarkdown', () => {
     expect(md).toContain('| Model | Math accuracy [95% CI] | Mean length (tokens) |');
     expect(md).toContain('| base | 33.3% [6.1%–79.2%] (n=3) | 12.0 |');
     expect(md).toContain('| sft\\|v2 | 66.7% [20.8%–93.9%] (n=3); vs base: p = 1, **not significant** | 20.0 |');
-    expect(md).toContain('| base | sft\\|v2 | 1 / 0 (p = 1) **not significant** | – | – | – | – | – |');
+    expect(md).toContain('| a | b | Math: b alone / a alone right (McNemar) |');
+    expect(md).toContain('| base | sft\\|v2 | 1 / 0 (p = 1) **not significant** |');
     expect(md).toMatch(/Wilson score interval/);
     expect(md).toMatch(/exact McNemar test/);
     expect(md).toMatch(/ties counted half/);

@@ -8,7 +8,7 @@
 
 import type { EvalItem, FlaggedItem } from './items';
 import { ALPHA, excludes, lengthControlledWinRate, LC_METHOD, mcnemarExact, wilson, winRate, type Interval, type LengthItem } from './stats';
-import type { AnswerResult, ChoiceResult, DpoResult, EvalResult, JudgeResult, SftResult } from './store';
+import type { AnswerResult, DpoResult, EvalResult, JudgeResult, SftResult } from './store';
 
 /** A share of items right (math accuracy, code pass@1, multiple-choice accuracy). */
 export interface RateBlock {
@@ -89,6 +89,10 @@ export interface PairwiseResult {
   b: string;
   math?: McNemarBlock;
   code?: McNemarBlock;
+  /** Held-out DPO pairs each model ranks right (same McNemar test). */
+  pref?: McNemarBlock;
+  /** Multiple-choice rows (the forgetting guard; same McNemar test). */
+  choice?: McNemarBlock;
   judge?: JudgeBlock;
 }
 
@@ -138,7 +142,8 @@ export const METHODS: Record<string, string> = {
 };
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const fmtP = (p: number) => (p >= 0.995 ? '1' : p >= 0.01 ? p.toFixed(2) : p >= 0.001 ? p.toFixed(3) : '< 0.001');
+// Two significant digits, so p = 0.049 never reads as 0.05.
+const fmtP = (p: number) => (p >= 0.995 ? '1' : p.toPrecision(2));
 const pEq = (p: number) => (p < 0.001 ? 'p < 0.001' : `p = ${fmtP(p)}`);
 const interval = (ci: Interval) => `${pct(ci[0])}–${pct(ci[1])}`;
 
@@ -242,24 +247,32 @@ export function buildReport(input: ReportInput): EvalReport {
   if (new Set(models).size !== models.length) throw new Error(`buildReport: model names must be unique (got ${models.join(', ')})`);
   const by = <K extends EvalResult['kind']>(kind: K, model: string) => input.results.filter((r): r is Extract<EvalResult, { kind: K }> => r.kind === kind && r.model === model);
   const answers = new Map<string, Map<string, AnswerResult>>(models.map((m) => [m, new Map(by('answer', m).map((r) => [r.itemId, r]))]));
-  const checks = (type: 'math' | 'code') => (model: string) => {
+  // Per model, each checkable item right or wrong: the accuracies and the paired McNemar tests read these.
+  type Paired = 'math' | 'code' | 'pref' | 'choice';
+  const margin = (r: DpoResult) => r.chosen.logprobSum / r.chosen.nTokens - r.rejected.logprobSum / r.rejected.nTokens;
+  const right = (kind: Paired) => (model: string) => {
     const out = new Map<string, boolean>();
-    for (const r of answers.get(model)!.values()) {
-      const c = r.check;
-      if (c?.type === 'math' && type === 'math') out.set(r.itemId, c.correct);
-      // A language the sandbox could not run is no evidence either way: left out of pass@1.
-      if (c?.type === 'code' && type === 'code' && c.status !== 'unavailable') out.set(r.itemId, c.passed);
-    }
+    if (kind === 'math' || kind === 'code')
+      for (const r of answers.get(model)!.values()) {
+        const c = r.check;
+        if (c?.type === 'math' && kind === 'math') out.set(r.itemId, c.correct);
+        // A language the sandbox could not run is no evidence either way: left out of pass@1.
+        if (c?.type === 'code' && kind === 'code' && c.status !== 'unavailable') out.set(r.itemId, c.passed);
+      }
+    // A pair with no tokens on a side has no per-token log-prob: left out.
+    if (kind === 'pref') for (const r of by('dpo', model)) if (r.chosen.nTokens > 0 && r.rejected.nTokens > 0) out.set(r.itemId, margin(r) > 0);
+    if (kind === 'choice') for (const r of by('choice', model)) out.set(r.itemId, r.correct);
     return out;
   };
+  const rateOf = (m: Map<string, boolean>, what: string) => rate([...m.values()].filter(Boolean).length, m.size, what);
 
   const results: Record<string, ModelResults> = {};
   for (const m of models) {
     const res: ModelResults = {};
-    const math = checks('math')(m);
-    if (math.size) res.math = rate([...math.values()].filter(Boolean).length, math.size, 'math item');
-    const code = checks('code')(m);
-    if (code.size) res.code = rate([...code.values()].filter(Boolean).length, code.size, 'code item');
+    const math = right('math')(m);
+    if (math.size) res.math = rateOf(math, 'math item');
+    const code = right('code')(m);
+    if (code.size) res.code = rateOf(code, 'code item');
     const sft: SftResult[] = by('sft', m);
     if (sft.length) {
       const tokens = sft.reduce((s, r) => s + r.nTokens, 0);
@@ -269,13 +282,12 @@ export function buildReport(input: ReportInput): EvalReport {
           ? { n: sft.length, tokens, mean: nll / tokens, perplexity: Math.exp(nll / tokens) }
           : { n: sft.length, tokens, mean: null, perplexity: null, why: 'the SFT records have no target tokens' };
     }
-    const dpo: DpoResult[] = by('dpo', m).filter((r) => r.chosen.nTokens > 0 && r.rejected.nTokens > 0);
     if (by('dpo', m).length) {
-      const margins = dpo.map((r) => r.chosen.logprobSum / r.chosen.nTokens - r.rejected.logprobSum / r.rejected.nTokens);
-      res.pref_accuracy = { ...rate(margins.filter((d) => d > 0).length, margins.length, 'DPO pair with tokens on both sides'), mean_margin: meanOf(margins) };
+      const margins = by('dpo', m).filter((r) => r.chosen.nTokens > 0 && r.rejected.nTokens > 0).map(margin);
+      res.pref_accuracy = { ...rateOf(right('pref')(m), 'DPO pair with tokens on both sides'), mean_margin: meanOf(margins) };
     }
-    const choice: ChoiceResult[] = by('choice', m);
-    if (choice.length) res.choice_accuracy = rate(choice.filter((r) => r.correct).length, choice.length, 'multiple-choice row');
+    const choice = right('choice')(m);
+    if (choice.size) res.choice_accuracy = rateOf(choice, 'multiple-choice row');
     const lens = [...answers.get(m)!.values()].map((r) => r.nTokens);
     if (lens.length) res.mean_length = meanOf(lens)!;
     results[m] = res;
@@ -292,10 +304,10 @@ export function buildReport(input: ReportInput): EvalReport {
       const a = models[i]!;
       const b = models[j]!;
       const pr: PairwiseResult = { a, b };
-      const math = mcnemarBlock(a, b, checks('math'), 'math');
-      if (math) pr.math = math;
-      const code = mcnemarBlock(a, b, checks('code'), 'code');
-      if (code) pr.code = code;
+      for (const [kind, what] of [['math', 'math'], ['code', 'code'], ['pref', 'DPO-pair'], ['choice', 'multiple-choice']] as const) {
+        const block = mcnemarBlock(a, b, right(kind), what);
+        if (block) pr[kind] = block;
+      }
       const pj = judged.filter((r) => r.a === a && r.b === b);
       if (pj.length) pr.judge = judgeBlock(a, b, pj, lengthOf);
       pairwise.push(pr);
@@ -337,8 +349,8 @@ export function reportMarkdown(report: EvalReport): string {
     ['Math accuracy [95% CI]', (m, r) => rateCell(r.math) + (r.math ? mcSuffix(vsFirst(m)?.math) : ''), (_m, r) => !!r.math],
     ['Code pass@1 [95% CI]', (m, r) => rateCell(r.code) + (r.code ? mcSuffix(vsFirst(m)?.code) : ''), (_m, r) => !!r.code],
     ['SFT loss (perplexity)', (_m, r) => (!r.sft_loss ? '–' : r.sft_loss.mean === null ? `– (${r.sft_loss.why})` : `${r.sft_loss.mean.toFixed(3)} (${r.sft_loss.perplexity!.toFixed(2)}), n=${r.sft_loss.n}`), (_m, r) => !!r.sft_loss],
-    ['Preference accuracy [95% CI]', (_m, r) => rateCell(r.pref_accuracy) + (r.pref_accuracy?.mean_margin != null ? `, margin ${r.pref_accuracy.mean_margin.toFixed(3)}` : ''), (_m, r) => !!r.pref_accuracy],
-    ['Multiple-choice accuracy [95% CI]', (_m, r) => rateCell(r.choice_accuracy), (_m, r) => !!r.choice_accuracy],
+    ['Preference accuracy [95% CI]', (m, r) => rateCell(r.pref_accuracy) + (r.pref_accuracy?.mean_margin != null ? `, margin ${r.pref_accuracy.mean_margin.toFixed(3)}` : '') + (r.pref_accuracy ? mcSuffix(vsFirst(m)?.pref) : ''), (_m, r) => !!r.pref_accuracy],
+    ['Multiple-choice accuracy [95% CI]', (m, r) => rateCell(r.choice_accuracy) + (r.choice_accuracy ? mcSuffix(vsFirst(m)?.choice) : ''), (_m, r) => !!r.choice_accuracy],
     [`Judge win rate vs ${first} [95% CI]`, (m) => judgeCell(m), (m) => !!vsFirst(m)?.judge],
     ['Mean length (tokens)', (_m, r) => (r.mean_length === undefined ? '–' : r.mean_length.toFixed(1)), (_m, r) => r.mean_length !== undefined],
   ];
@@ -352,20 +364,36 @@ export function reportMarkdown(report: EvalReport): string {
 
   if (report.pairwise.length) {
     out.push('', '## Pairwise (b against a)', '');
-    out.push('| a | b | Math: b alone / a alone right (McNemar) | Code: b alone / a alone (McNemar) | Judge: b wins / losses / ties | Win rate [95% CI] | LC win rate | Position bias |', '|---|---|---|---|---|---|---|---|');
     const mc = (x: McNemarBlock | undefined) => (!x ? '–' : x.mcnemar_p === null ? '–' : `${x.b_only} / ${x.a_only} (${pEq(x.mcnemar_p)})${x.significant ? '' : ` ${NS}`}`);
-    for (const p of report.pairwise) {
-      const j = p.judge;
-      const wr = !j ? '–' : j.win_rate === null ? '–' : `${pct(j.win_rate)} [${interval(j.ci95!)}]${j.significant ? '' : ` ${NS}`}`;
-      out.push(
-        `| ${cell(p.a)} | ${cell(p.b)} | ${mc(p.math)} | ${mc(p.code)} | ${j ? `${j.wins} / ${j.losses} / ${j.ties}` : '–'} | ${wr} | ${j?.lc_win_rate != null ? pct(j.lc_win_rate) : '–'} | ${j?.inconsistent != null ? pct(j.inconsistent) : '–'} |`,
+    const wr = (j: JudgeBlock | undefined) => (!j || j.win_rate === null ? '–' : `${pct(j.win_rate)} [${interval(j.ci95!)}]${j.significant ? '' : ` ${NS}`}`);
+    const tests = [
+      ['math', 'Math'],
+      ['code', 'Code'],
+      ['pref', 'Preference'],
+      ['choice', 'Multiple choice'],
+    ] as const;
+    const pcols: [string, (p: PairwiseResult) => string][] = [
+      ...tests.filter(([k]) => report.pairwise.some((p) => p[k])).map(([k, label]): [string, (p: PairwiseResult) => string] => [`${label}: b alone / a alone right (McNemar)`, (p) => mc(p[k])]),
+    ];
+    if (report.pairwise.some((p) => p.judge))
+      pcols.push(
+        ['Judge: b wins / losses / ties', (p) => (p.judge ? `${p.judge.wins} / ${p.judge.losses} / ${p.judge.ties}` : '–')],
+        ['Win rate [95% CI]', (p) => wr(p.judge)],
+        ['LC win rate', (p) => (p.judge?.lc_win_rate != null ? pct(p.judge.lc_win_rate) : '–')],
+        ['Position bias', (p) => (p.judge?.inconsistent != null ? pct(p.judge.inconsistent) : '–')],
       );
+    if (pcols.length === 0) out.push('No paired measurement (no checkable items, DPO pairs, multiple-choice rows or judge).');
+    else {
+      out.push(`| a | b | ${pcols.map(([h]) => h).join(' | ')} |`, `|---|---|${pcols.map(() => '---|').join('')}`);
+      for (const p of report.pairwise) out.push(`| ${cell(p.a)} | ${cell(p.b)} | ${pcols.map(([, f]) => f(p)).join(' | ')} |`);
     }
     out.push('');
     for (const p of report.pairwise) {
       const lines: string[] = [];
-      if (p.math) lines.push(`math: ${p.math.significant ? 'significant' : 'not significant'}: ${p.math.why}.`);
-      if (p.code) lines.push(`code: ${p.code.significant ? 'significant' : 'not significant'}: ${p.code.why}.`);
+      for (const [k, label] of tests) {
+        const x = p[k];
+        if (x) lines.push(`${label.toLowerCase()}: ${x.significant ? 'significant' : 'not significant'}: ${x.why}.`);
+      }
       if (p.judge) {
         lines.push(`judge: ${p.judge.significant ? 'significant' : 'not significant'}: ${p.judge.why}.`);
         if (p.judge.length_note) lines.push(`judge, length: ${p.judge.length_note}.`);

@@ -46,8 +46,8 @@ function logSumExp(xs: readonly number[]): number {
 
 /**
  * The two-sided exact McNemar p-value: 2·P(X ≤ min(aOnly, bOnly)) for X ~ Binomial(aOnly + bOnly, ½),
- * capped at 1 (1 when there are no discordant items). Terms are summed in log space, so thousands of
- * discordant items neither overflow nor underflow.
+ * capped at 1 (1 when there are no discordant items). Past 1000 discordant items the terms are summed
+ * in log space, so thousands neither overflow nor underflow.
  */
 export function mcnemarExact(aOnly: number, bOnly: number): number {
   for (const [name, v] of [['aOnly', aOnly], ['bOnly', bOnly]] as const)
@@ -55,6 +55,17 @@ export function mcnemarExact(aOnly: number, bOnly: number): number {
   const n = aOnly + bOnly;
   const k = Math.min(aOnly, bOnly);
   if (n === 0) return 1;
+  // Up to 1000 items the terms C(n, i)/2ⁿ are summed directly (2⁻ⁿ is exact), so small cases
+  // come out exact (1/64, not 1/64 + ε); beyond, in log space.
+  if (n <= 1000) {
+    let term = 2 ** -n;
+    let sum = 0;
+    for (let i = 0; i <= k; i++) {
+      sum += term;
+      term = (term * (n - i)) / (i + 1);
+    }
+    return Math.min(1, 2 * sum);
+  }
   // log C(n, i) by the recurrence C(n, i+1) = C(n, i)·(n−i)/(i+1).
   const logTerms: number[] = [];
   let logC = 0;
