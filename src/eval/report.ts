@@ -131,7 +131,7 @@ export const METHODS: Record<string, string> = {
   interval:
     'Proportions (accuracy, pass@1, preference accuracy, win rate) carry a 95% Wilson score interval, (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n) with z = 1.96, which stays inside [0, 1] and is honest at small n.',
   mcnemar:
-    'Two models on the same math or code items are compared by an exact McNemar test: only the items one model got right and the other wrong count, and p is the two-sided exact binomial probability of a split at least that uneven if each such item were a fair coin flip.',
+    'Two models on the same checkable items (math, code, multiple-choice rows, DPO pairs) are compared by an exact McNemar test: only the items one model got right and the other wrong count, and p is the two-sided exact binomial probability of a split at least that uneven if each such item were a fair coin flip.',
   win_rate:
     "The judge's win rate is b's wins over a with ties counted half, (wins + ties/2) / n; its 95% interval is the Wilson interval of that share. A chat judge sees every item in both orders; a verdict that changes with the order counts as a tie, and the share of such items is reported as position bias. Items whose verdict could not be read are left out.",
   lc_win_rate: LC_METHOD,
