@@ -123,8 +123,8 @@ export interface LengthControlled {
   /** True when the length feature could not be fitted (fewer than two distinct length differences). */
   interceptOnly: boolean;
   /**
-   * True when length alone splits the wins from the losses (every b win has a larger length difference
-   * than every b loss, or every one a smaller): the verdicts are fully explained by length, and where
+   * True when length alone splits the wins from the losses (every b win has a length difference at
+   * least as large as every b loss's, or every one at most as large): the verdicts are fully explained by length, and where
    * the fit crosses zero difference depends on the penalty more than on the data.
    */
   separated: boolean;
