@@ -218,6 +218,33 @@ export const CLASSROOM_OPTIONS = {
   studio: { type: 'string', value: 'DIR', help: 'the built studio to serve (default: dist/studio beside the CLI)' },
 } as const satisfies OptionSpecs;
 
+export const EVAL_OPTIONS = {
+  model: { ...MODEL, help: 'the base model every adapter applies to: a folder, an http(s) URL, a Hub repo id, or a preset alias' },
+  adapter: {
+    type: 'string',
+    value: 'NAME=DIR',
+    multiple: true,
+    help: 'a PEFT LoRA adapter folder to compare with the base, named in the report (DIR alone: named by its folder); list SFT before SFT+DPO',
+  },
+  data: {
+    type: 'string',
+    value: 'EVAL.jsonl',
+    required: true,
+    help: 'held-out items, one a line: prompt rows {"prompt","domain","gold","tests"}, SFT records, DPO records, multiple-choice rows {"prompt","choices","answer"}',
+  },
+  judge: {
+    type: 'string',
+    value: 'JUDGE.json',
+    help: 'a pairwise judge as build-data takes it: a chat judge {"baseURL","apiKey","model", "pairwisePrompt"?}, a reward model {"type":"reward",…} or a local one {"type":"local-reward","model"}',
+  },
+  'max-new-tokens': { type: 'string', value: 'N', help: 'tokens per answer at most (default 256)' },
+  seed: { type: 'string', value: 'S', help: 'decoding seed (default 0; greedy decoding does not use it)' },
+  'date-string': { ...DATE_STRING, help: 'the date Llama 3.x chat templates show (default "26 Jul 2024", so every run asks the same prompts)' },
+  'code-timeout': { type: 'string', value: 'MS', help: 'time limit of one code test run (default 5000)' },
+  out: { type: 'string', value: 'DIR', required: true, help: 'where eval.json, eval.md and the per-item results (results.jsonl) go' },
+  resume: { type: 'boolean', help: 'continue the evaluation in DIR: items already answered, scored or judged are not done again' },
+} as const satisfies OptionSpecs;
+
 export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
   command({
     name: 'gpu',
@@ -364,6 +391,22 @@ export const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
       'template; --family writes a Mistral, Qwen2.5 or Qwen3 one with its own config and tokenizer); the same bytes on every run.',
     options: DEMO_MODEL_OPTIONS,
     run: async (p) => (await import('./commands/demo-model')).run(p),
+  }),
+  command({
+    name: 'eval',
+    summary: 'base vs adapters on held-out items: accuracy, loss, preference, a judge, with intervals',
+    description:
+      'Evaluate the base model and each --adapter on the same held-out items, with the same chat template, ' +
+      'decoding (greedy), seed and token limit: held-out SFT loss and perplexity, DPO preference accuracy ' +
+      '(length-normalised log-probs), multiple-choice accuracy by log-likelihood, math accuracy (verified against ' +
+      'gold) and code pass@1 (the tests run in a sandbox) with 95% Wilson intervals and an exact McNemar test per ' +
+      'pair, and with --judge each pair judged (a chat judge in both orders; a reward model: higher reward wins): ' +
+      'win rate, position bias, length-controlled win rate. Writes DIR/eval.json and DIR/eval.md; a difference ' +
+      'within chance is labelled "not significant". The items are hashed before any answer; eval prompts repeating ' +
+      "an adapter's training prompts (its train_config.json) are flagged. Ctrl-C stops; --resume continues.",
+    options: EVAL_OPTIONS,
+    gpu: true,
+    run: async (p) => (await import('./commands/eval')).run(p),
   }),
   command({
     name: 'build-data',

@@ -3,6 +3,7 @@
 // (src/model/presets.ts) says its download size and memory plan before its first download, and is
 // refused before any download when a tensor of its plan exceeds this GPU's buffer limits.
 import type { GpuContext } from '../gpu/context';
+import type { ModelConfig } from '../model/config';
 import { createNodeContext } from '../gpu/node';
 import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load';
@@ -74,6 +75,13 @@ export async function checkPreset(ctx: GpuContext, source: ModelSource): Promise
   console.error(`${preset.id}: ${source.description}, ≈ ${formatDownload(size.bytes)} to download (${size.basis}); on the GPU ${needs}`);
 }
 
+/** A PEFT adapter folder over a loaded model, inference-only; what importing it changed is said on stderr. */
+export async function loadAdapterForCli(ctx: GpuContext, config: ModelConfig, dir: string): Promise<LoraAdapters> {
+  const imported = await loadPeftAdapter(dir, config);
+  for (const note of imported.notes) console.error(`adapter: ${note}`);
+  return createAdaptersFromHost(ctx, config, imported.adapter, { trainable: false });
+}
+
 export async function loadModelForCli(source: ModelSource, o: { adapter?: string } = {}): Promise<OpenedModel> {
   const ctx = await createNodeContext();
   let loaded: LoadedModel | null = null;
@@ -99,11 +107,7 @@ export async function loadModelForCli(source: ModelSource, o: { adapter?: string
           name: source.description,
         })
       : null;
-    if (o.adapter) {
-      const imported = await loadPeftAdapter(o.adapter, loaded.config);
-      for (const note of imported.notes) console.error(`adapter: ${note}`);
-      lora = createAdaptersFromHost(ctx, loaded.config, imported.adapter, { trainable: false });
-    }
+    if (o.adapter) lora = await loadAdapterForCli(ctx, loaded.config, o.adapter);
     return { ctx, loaded, model, tokenizer, lora, release };
   } catch (e) {
     release();

@@ -62,7 +62,8 @@ export function createProgram(dispatch: Dispatch, options: ProgramOptions = {}):
     const attributes = new Map<string, string>();
     const required: string[] = [];
     for (const [name, o] of Object.entries(spec.options)) {
-      const opt = new Option(optionFlags(name, o), o.required ? `${o.help} (required)` : o.help);
+      const opt = new Option(optionFlags(name, o), `${o.help}${o.multiple ? ' (repeatable)' : ''}${o.required ? ' (required)' : ''}`);
+      if (o.multiple) opt.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
       if (o.required) {
         opt.makeOptionMandatory();
         required.push(optionFlags(name, o));
@@ -73,9 +74,9 @@ export function createProgram(dispatch: Dispatch, options: ProgramOptions = {}):
     cmd.usage([...(spec.arguments ?? []).map((a) => `<${a.name}>`), ...required, '[options]'].join(' '));
     cmd.addOption(new Option('--verbose', VERBOSE_HELP));
     cmd.action(async () => {
-      const values: Record<string, string | boolean | undefined> = {};
+      const values: Record<string, string | string[] | boolean | undefined> = {};
       for (const [name, attribute] of attributes) {
-        const v = cmd.getOptionValue(attribute) as string | boolean | undefined;
+        const v = cmd.getOptionValue(attribute) as string | string[] | boolean | undefined;
         if (v !== undefined) values[name] = v;
       }
       const verbose = Boolean(cmd.getOptionValue('verbose') ?? program.getOptionValue('verbose'));

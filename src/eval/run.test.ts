@@ -164,7 +164,7 @@ describe('runEvaluation', () => {
     await store.writeRun({ itemsHash: items.hash, decoding: { maxNewTokens: 99, temperature: 0, seed: 0, template: 'chat' }, models: [] });
     await expect(runEvaluation(options(store, { judge: undefined }))).rejects.toThrow(/decoded with .*"maxNewTokens":99.*this run asks for .*"maxNewTokens":6/);
     const other = new MemoryEvalStore();
-    await other.writeRun({ itemsHash: items.hash, decoding: { maxNewTokens: 6, temperature: 0, seed: 0, template: 'chat' }, models: [{ name: 'tuned', id: 'another-adapter' }] });
+    await other.writeRun({ itemsHash: items.hash, decoding: { template: 'chat', maxNewTokens: 6, temperature: 0, seed: 0, dateString: '26 Jul 2024' }, models: [{ name: 'tuned', id: 'another-adapter' }] });
     await expect(runEvaluation(options(other, { judge: undefined }))).rejects.toThrow(/model "tuned" was another-adapter in the stored evaluation and is random-lora-3 now/);
     expect(other.results.size).toBe(0);
   });

@@ -35,7 +35,7 @@ import type { SamplingOptions } from '../model/sampling';
 import { scoreSequences, type LabelledSequence } from '../model/score';
 import type { LoadedTokenizer } from '../tokenizer';
 import { tokenizeForScoring } from '../cli/records-tokens';
-import { flagTrainingDuplicates, type ChoiceItem, type EvalItem, type EvalItemSet, type FlaggedItem, type PromptItem, type PromptText } from './items';
+import { canonicalJson, flagTrainingDuplicates, type ChoiceItem, type EvalItem, type EvalItemSet, type FlaggedItem, type PromptItem, type PromptText } from './items';
 import { buildPairwiseMessages, combineOrders, readPairwiseVerdict, verdictFromRewards } from './pairwise-judge';
 import { buildReport, reportMarkdown, type EvalReport } from './report';
 import {
@@ -71,11 +71,14 @@ export interface EvalDecoding {
   topK?: number;
   /** Row i of the prompt rows samples with seed + i (default 0). */
   seed: number;
-  /** Llama 3.x templates' "Today Date" line (default: the template's own). */
-  dateString?: string;
+  /**
+   * Llama 3.x templates' "Today Date" line. Default "26 Jul 2024" (the template's own fallback), not
+   * today: a prompt must not change between the runs of one evaluation.
+   */
+  dateString: string;
 }
 
-export const DEFAULT_EVAL_DECODING: EvalDecoding = { maxNewTokens: 256, temperature: 0, seed: 0 };
+export const DEFAULT_EVAL_DECODING: EvalDecoding = { maxNewTokens: 256, temperature: 0, seed: 0, dateString: '26 Jul 2024' };
 
 export type EvalPhase = 'likelihood' | 'answers' | 'judge' | 'report';
 
@@ -160,8 +163,8 @@ function checkModels(models: readonly EvalModel[]): void {
 function checkMeta(stored: EvalRunMeta, now: EvalRunMeta): void {
   if (stored.itemsHash !== now.itemsHash)
     throw new EvalRunError(`the store holds an evaluation of another item set (sha256 ${stored.itemsHash.slice(0, 12)}…, this one ${now.itemsHash.slice(0, 12)}…): start a new evaluation (another --out)`);
-  const a = JSON.stringify(stored.decoding);
-  const b = JSON.stringify(now.decoding);
+  const a = canonicalJson(stored.decoding);
+  const b = canonicalJson(now.decoding);
   if (a !== b) throw new EvalRunError(`the store's answers were decoded with ${a}, this run asks for ${b}: use the same settings, or start a new evaluation`);
   for (const m of now.models) {
     const before = stored.models.find((x) => x.name === m.name);
@@ -176,7 +179,7 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
   const items = o.items.items;
   const decoding: EvalDecoding = { ...DEFAULT_EVAL_DECODING, ...o.decoding };
   if (!(Number.isInteger(decoding.maxNewTokens) && decoding.maxNewTokens >= 1)) throw new EvalRunError(`maxNewTokens must be a whole number ≥ 1, got ${decoding.maxNewTokens}`);
-  const chat = decoding.dateString !== undefined ? { dateString: decoding.dateString } : {};
+  const chat = { dateString: decoding.dateString };
   const warnings: string[] = [];
 
   // 0. Fixed before any answer: the set's hash (o.items.hash), the settings, the leaks.

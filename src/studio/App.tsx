@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import type { ComponentType } from 'react';
+import { useClassroomStore } from './classroom';
 import { NextStep, StudioNav, useFlowSync } from './components/StepBar';
+import { BoardPage } from './pages/BoardPage';
 import { ComparePage } from './pages/ComparePage';
 import { DataPage } from './pages/DataPage';
 import { EvaluatePage } from './pages/EvaluatePage';
@@ -23,6 +25,7 @@ const ROUTES: Record<string, ComponentType> = {
   '/compare': ComparePage,
   '/export': ExportPage,
   '/gpu': GpuStatusPage,
+  '/board': BoardPage,
 };
 
 function currentRoute(): string {
@@ -34,6 +37,11 @@ export function App() {
   const [route, setRoute] = useState(currentRoute);
   const first = useRef(true);
   useFlowSync();
+
+  // Served by `fuse-studio classroom`? (Sets the student id cookie before any model download.)
+  useEffect(() => {
+    void useClassroomStore.getState().detect();
+  }, []);
 
   useEffect(() => {
     const onPop = () => setRoute(currentRoute());

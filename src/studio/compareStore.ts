@@ -5,6 +5,7 @@
 import { create } from 'zustand';
 import type { ChatMessage } from '../tokenizer';
 import { assignRound, loadVotes, recordVote, saveVotes, type BlindRound, type Vote, type VoteRecord } from './blindAb';
+import { useClassroomStore } from './classroom';
 import { callback, engine, errorMessage } from './engine';
 import { useModelStore } from './modelStore';
 import type { AdapterInfo } from './worker/adapter-store';
@@ -252,6 +253,9 @@ export const useCompareStore = create<CompareStore>()((set, get) => ({
     const st = storage();
     if (st) saveVotes(st, modelKey, votes);
     set({ blind: { ...blind, votes, round: null, answers: { a: IDLE, b: IDLE }, lastRound: { a: blind.round.a, b: blind.round.b, vote: v } } });
+    // In a workshop the vote also goes to the class board (as the models' names the page shows).
+    const r = blind.round;
+    void useClassroomStore.getState().reportVote({ a: modelLabel(r.a), b: modelLabel(r.b), winner: v === 'tie' ? null : modelLabel(v === 'a' ? r.a : r.b) });
   },
 
   reveal(on) {

@@ -17,6 +17,8 @@ export interface OptionSpec {
   readonly short?: string;
   /** The parser refuses the command without it (naming it). */
   readonly required?: boolean;
+  /** A 'string' option that may be given several times: the command receives the values as a list, in order. */
+  readonly multiple?: boolean;
   /** One line for --help; say the default here when there is one. */
   readonly help: string;
 }
@@ -24,10 +26,11 @@ export interface OptionSpec {
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** The values a command receives, keyed by long option name: what node:util parseArgs would give. */
+type ValueOf<S extends OptionSpec> = S['type'] extends 'boolean' ? boolean : S['multiple'] extends true ? string[] : string;
 export type Values<O extends OptionSpecs> = {
-  -readonly [K in keyof O as O[K]['required'] extends true ? K : never]: O[K]['type'] extends 'boolean' ? boolean : string;
+  -readonly [K in keyof O as O[K]['required'] extends true ? K : never]: ValueOf<O[K]>;
 } & {
-  -readonly [K in keyof O as O[K]['required'] extends true ? never : K]?: O[K]['type'] extends 'boolean' ? boolean : string;
+  -readonly [K in keyof O as O[K]['required'] extends true ? never : K]?: ValueOf<O[K]>;
 };
 
 /** What a command's `run` receives: its option values and its positional arguments. */

@@ -2,7 +2,8 @@
 // mirror of the models, a keyed proxy to the sources with a shared cache and per-student quotas, the
 // class recipe and a results board (src/classroom/). Ctrl-C or SIGTERM stops it (exit 0).
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classroomJudge, classroomSources } from '../../classroom/config';
 import { prepareMirrorModel, type MirrorModel } from '../../classroom/mirror';
@@ -15,9 +16,12 @@ import { intOption, UsageError, type Parsed } from './args';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
-/** dist/studio beside dist/cli (this file is bundled into dist/cli/main.js). */
+/** dist/studio beside dist/cli (this code runs from a chunk somewhere under dist/cli), else ./dist/studio. */
 function defaultStudioDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'studio');
+  for (let d = dirname(fileURLToPath(import.meta.url)), i = 0; i < 4; d = dirname(d), i++) {
+    for (const c of [join(d, 'studio'), join(d, 'dist', 'studio')]) if (existsSync(join(c, 'index.html'))) return c;
+  }
+  return resolve('dist', 'studio');
 }
 
 async function readJson(file: string): Promise<unknown> {

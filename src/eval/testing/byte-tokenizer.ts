@@ -6,7 +6,7 @@
 // tokenizer, chat template and assistant mask.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateDemoModel } from '../../model/demo';
+import { generateDemoModel, type DemoModelOptions } from '../../model/demo';
 import { writeFolderFiles } from '../../train/files-node';
 
 export const BYTE_SPECIALS = ['<|begin_of_text|>', '<|eot_id|>', '<|start_header_id|>', '<|end_header_id|>'] as const;
@@ -56,9 +56,13 @@ export function byteTokenizerFiles(): { tokenizerJson: object; tokenizerConfig: 
   return { tokenizerJson, tokenizerConfig };
 }
 
-/** The demo model's architecture over the byte vocabulary, with the byte tokenizer, written to `dir`. */
-export async function writeByteModel(dir: string, o: { seed?: number } = {}): Promise<void> {
-  await writeFolderFiles(dir, generateDemoModel(null, { vocabSize: BYTE_VOCAB, dtype: 'f32', ...(o.seed !== undefined ? { seed: o.seed } : {}) }));
+/**
+ * The demo model's architecture over the byte vocabulary, with the byte tokenizer, written to `dir`.
+ * Weights of std 1/√hidden and jittered norms (model/random.ts's scale) rather than the demo's 0.02:
+ * O(1) activations tell prompts apart, so a LoRA memorises their answers in ~15 steps.
+ */
+export async function writeByteModel(dir: string, o: Pick<DemoModelOptions, 'seed' | 'initStd' | 'normJitter'> = {}): Promise<void> {
+  await writeFolderFiles(dir, generateDemoModel(null, { vocabSize: BYTE_VOCAB, dtype: 'f32', initStd: 0.125, normJitter: 0.2, ...o }));
   const { tokenizerJson, tokenizerConfig } = byteTokenizerFiles();
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));

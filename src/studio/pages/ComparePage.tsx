@@ -1,11 +1,13 @@
 import { useEffect, useState, type CSSProperties, type FormEvent } from 'react';
 import { tally } from '../blindAb';
+import { useClassroomStore } from '../classroom';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { Lineage } from '../components/Lineage';
 import { NumberField } from '../components/fields';
 import { Markdown } from '../components/Markdown';
 import { BASE, modelLabel, tokensPerSecond, useCompareStore, type Answer } from '../compareStore';
 import { useModelStore } from '../modelStore';
+import { onLinkClick } from '../navigation';
 
 /** The Compare page: the base model and its adapters side by side, and a blind A/B vote. */
 export function ComparePage() {
@@ -298,6 +300,7 @@ function BlindPanel() {
           {blind.votes.length} vote{blind.votes.length === 1 ? '' : 's'}
         </span>
       </div>
+      <ClassBoardLine />
       {blind.revealed && (
         <div className="table-wrap">
           <table aria-label="Blind tally">
@@ -328,5 +331,22 @@ function BlindPanel() {
         </div>
       )}
     </section>
+  );
+}
+
+/** In a classroom: where the votes go, and a vote that did not get there. */
+function ClassBoardLine() {
+  const inClass = useClassroomStore((s) => Boolean(s.info));
+  const sent = useClassroomStore((s) => s.sent);
+  const error = useClassroomStore((s) => s.sendError);
+  if (!inClass) return null;
+  return error ? (
+    <p role="alert" className="notice notice--error">
+      {error}
+    </p>
+  ) : (
+    <p className="muted" data-testid="board-sent">
+      Your votes also go to the <a href="/board" onClick={onLinkClick('/board')}>class board</a>, anonymously ({sent} sent from this page).
+    </p>
   );
 }

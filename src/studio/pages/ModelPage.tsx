@@ -9,6 +9,7 @@ import { filesFromDataTransfer } from '../../model/source-browser';
 import { deviceLimits, MAX_NEW_TOKENS, TRY_SAMPLING, useModelStore, type ModelSummary } from '../modelStore';
 import { Markdown } from '../components/Markdown';
 import { ConfirmButton } from '../components/ConfirmButton';
+import { ClassroomPanel } from './ClassroomPanel';
 import { PlanSettingsPanel, PresetPanel } from './ModelPresets';
 
 type DirectoryPicker = (opts?: { mode?: 'read' }) => Promise<FileSystemDirectoryHandle>;
@@ -36,6 +37,7 @@ export function ModelPage() {
         offline), any Hugging Face repo or URL (downloaded once into this browser’s cache), or a folder on your computer.
       </p>
       <LoadStatus />
+      <ClassroomPanel />
       <PlanSettingsPanel />
       <PresetPanel busy={load.kind === 'loading'} />
       <ChooseModel busy={load.kind === 'loading'} />
