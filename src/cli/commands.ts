@@ -12,6 +12,11 @@ const MODEL = {
   help: 'the model: a folder, an http(s) URL, a Hub repo id, or a preset alias such as qwen2.5-0.5b (`fuse-studio models` lists them)',
 } as const;
 const ADAPTER = { type: 'string', value: 'DIR', help: 'a PEFT LoRA adapter folder to apply' } as const;
+const QUANT = {
+  type: 'string',
+  value: 'none|int8|int4',
+  help: 'keep the frozen base quantized on the GPU: int8 or int4 projections (an f16 scale per 32 weights), int8 embedding/lm_head, dequantized in the kernels; cached after the first load (default none)',
+} as const;
 const DATE_STRING = { type: 'string', value: 'DATE', help: 'the date the chat template shows, e.g. "26 Jul 2024" (default: the template\'s own)' } as const;
 
 /** Training hyperparameters shared by `train` and `export recipe` (defaults: src/train/defaults.ts). */
@@ -38,6 +43,7 @@ export const INFO_OPTIONS = {
 export const GENERATE_OPTIONS = {
   model: MODEL,
   adapter: ADAPTER,
+  quant: QUANT,
   prompt: { type: 'string', value: 'TEXT', help: 'a user turn, through the chat template (plain text with --raw, or when the model has none)' },
   system: { type: 'string', value: 'TEXT', help: 'a system turn before --prompt' },
   raw: { type: 'boolean', help: '--prompt is plain text, not a chat turn' },
@@ -56,6 +62,7 @@ export const GENERATE_OPTIONS = {
 export const SERVE_OPTIONS = {
   model: MODEL,
   adapter: ADAPTER,
+  quant: QUANT,
   port: { type: 'string', value: 'P', help: 'port to listen on (default 8765; 0: any free port)' },
   host: { type: 'string', value: 'HOST', help: 'address to listen on (default 127.0.0.1; the API has no authentication)' },
   'model-name': { type: 'string', value: 'NAME', help: 'the model id in /v1/models and responses (default: the folder name, or the id given)' },
@@ -67,6 +74,7 @@ export const SERVE_OPTIONS = {
 export const LOGPROBS_OPTIONS = {
   model: MODEL,
   adapter: ADAPTER,
+  quant: QUANT,
   data: { type: 'string', value: 'FILE.jsonl', required: true, help: 'SFT or DPO records, one JSON object a line' },
   'batch-size': { type: 'string', value: 'N', help: 'sequences scored together' },
   'date-string': DATE_STRING,
@@ -86,6 +94,7 @@ export const REWARD_OPTIONS = {
 
 export const TRAIN_OPTIONS = {
   model: MODEL,
+  quant: { ...QUANT, help: `${QUANT.help}; the adapter is an ordinary PEFT adapter of the full-precision base (QLoRA)` },
   data: { type: 'string', value: 'FILE.jsonl', required: true, help: 'the training records, one JSON object a line' },
   out: { type: 'string', value: 'ADAPTER_DIR', required: true, help: 'where the adapter, metrics.jsonl and checkpoints/ go' },
   adapter: { type: 'string', value: 'INIT_DIR', help: 'start from this PEFT adapter (dpo: the SFT adapter, also the reference policy)' },
@@ -137,6 +146,7 @@ export const PLAN_OPTIONS = {
   'lora-rank': { type: 'string', value: 'R', help: 'LoRA rank (default 16; 0: no adapter)' },
   targets: { type: 'string', value: 'LIST', help: 'LoRA target modules, e.g. q_proj,v_proj (default: all seven)' },
   dtype: { type: 'string', value: 'bf16|f16|f32', help: "weight type (default: the config's torch_dtype, else bf16)" },
+  quant: { ...QUANT, help: 'plan a quantized base: int8 or int4 projections, int8 embedding/lm_head (default none)' },
   full: { type: 'boolean', help: 'full fine-tuning instead of LoRA' },
   'gen-capacity': { type: 'string', value: 'N', help: 'also plan generation with a KV cache of N positions' },
   'gen-batch': { type: 'string', value: 'B', help: 'sequences generated together (default 1)' },
@@ -220,6 +230,7 @@ export const CLASSROOM_OPTIONS = {
 
 export const EVAL_OPTIONS = {
   model: { ...MODEL, help: 'the base model every adapter applies to: a folder, an http(s) URL, a Hub repo id, or a preset alias' },
+  quant: QUANT,
   adapter: {
     type: 'string',
     value: 'NAME=DIR',

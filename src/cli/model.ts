@@ -5,6 +5,8 @@
 import type { GpuContext } from '../gpu/context';
 import type { ModelConfig } from '../model/config';
 import { createNodeContext } from '../gpu/node';
+import type { QuantDType } from '../gpu/quant';
+import { parseQuant } from './quant-option';
 import { createDecoderModel, type DecoderModel } from '../model/decoder';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load';
 import type { LoraAdapters } from '../model/lora';
@@ -30,7 +32,7 @@ export interface OpenedModel {
   release(): void;
 }
 
-export { openModelSource };
+export { openModelSource, parseQuant };
 
 /** Whether a source has tokenizer files (checked before any weight is read). */
 export function hasTokenizer(source: ModelSource): Promise<boolean> {
@@ -82,7 +84,7 @@ export async function loadAdapterForCli(ctx: GpuContext, config: ModelConfig, di
   return createAdaptersFromHost(ctx, config, imported.adapter, { trainable: false });
 }
 
-export async function loadModelForCli(source: ModelSource, o: { adapter?: string } = {}): Promise<OpenedModel> {
+export async function loadModelForCli(source: ModelSource, o: { adapter?: string; quant?: QuantDType | null } = {}): Promise<OpenedModel> {
   const ctx = await createNodeContext();
   let loaded: LoadedModel | null = null;
   let model: DecoderModel | null = null;
@@ -95,7 +97,11 @@ export async function loadModelForCli(source: ModelSource, o: { adapter?: string
   };
   try {
     await checkPreset(ctx, source);
-    loaded = await loadModel(ctx, source, { onProgress: progressLine() });
+    loaded = await loadModel(ctx, source, { onProgress: progressLine(), quant: o.quant ?? null });
+    if (loaded.quant)
+      console.error(
+        `base quantized to ${loaded.quant} (embedding/lm_head int8)${loaded.quantCache === 'read' ? ', read from the cache' : loaded.quantCache === 'written' ? ', cached for the next load' : ''}`,
+      );
     model = createDecoderModel(ctx, loaded.weights);
     const tf = loaded.tokenizerFiles;
     const tokenizer = tf

@@ -31,6 +31,7 @@ import { generateBatch } from '../model/generate';
 import { resolveSampling, SamplingError } from '../model/sampling';
 import { scoreSequences, type LabelledSequence } from '../model/score';
 import type { LoadedTokenizer } from '../tokenizer';
+import type { QuantDType } from '../gpu/quant';
 import { loadModelForCli, openModelSource, type OpenedModel } from '../cli/model';
 import {
   createOpenAIHandler,
@@ -342,6 +343,8 @@ export function createModelBackend(m: OpenedModel, o: ModelBackendOptions): Mode
 export interface StartServerOptions {
   /** A model folder, URL or Hub repo (as `--model`). */
   model: string;
+  /** Keep the base quantized (as `--quant`). */
+  quant?: QuantDType | null;
   /** A PEFT LoRA adapter folder. */
   adapter?: string;
   /** 0: any free port. */
@@ -383,7 +386,7 @@ export function defaultModelName(model: string): string {
 /** Loads the model and serves it; see the file comment and openai-server.ts. */
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
   const source = await openModelSource(o.model);
-  const m = await loadModelForCli(source, { adapter: o.adapter });
+  const m = await loadModelForCli(source, { adapter: o.adapter, quant: o.quant ?? null });
   const stats = { chat: 0, pooling: 0 };
   let backend: ModelBackend;
   let http;

@@ -15,7 +15,7 @@ import { runEvaluation, type EvalModel, type EvalProgress } from '../../eval/run
 import { JsonlEvalStore } from '../../eval/store-jsonl';
 import { MissingTokenizerError } from '../../tokenizer';
 import type { EVAL_OPTIONS } from '../commands';
-import { hasTokenizer, loadAdapterForCli, loadModelForCli, openModelSource } from '../model';
+import { hasTokenizer, loadAdapterForCli, loadModelForCli, openModelSource, parseQuant } from '../model';
 import { parseScoringRecord } from '../records-tokens';
 import { intOption, UsageError, type Parsed } from './args';
 import { formatDuration } from './build-data';
@@ -131,7 +131,7 @@ export async function run({ values: v }: Parsed<typeof EVAL_OPTIONS>): Promise<n
 
   const date = v['date-string'] !== undefined ? { dateString: v['date-string'] } : {};
   const reward = judge?.spec.type === 'local-reward' ? await (await import('../reward-model')).loadRewardRunner(judge.spec.localReward.model, date) : undefined;
-  const m = await loadModelForCli(source);
+  const m = await loadModelForCli(source, { quant: parseQuant(v.quant) });
   const loras: EvalModel[] = [];
   const store = await JsonlEvalStore.open(out);
   const sandbox = items.items.some((it) => it.kind === 'prompt' && it.prompt.domain === 'code' && it.prompt.tests) ? new NodeSandbox() : undefined;

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { generate } from '../../model/generate';
 import { resolveSampling, samplingFromGenerationConfig, type SamplingOptions } from '../../model/sampling';
 import { MissingTokenizerError, type ChatMessage, type LoadedTokenizer } from '../../tokenizer';
-import { hasTokenizer, loadModelForCli, openModelSource } from '../model';
+import { hasTokenizer, loadModelForCli, openModelSource, parseQuant } from '../model';
 import type { GENERATE_OPTIONS } from '../commands';
 import { intOption, numberOption, UsageError, type Parsed } from './args';
 
@@ -79,7 +79,7 @@ export async function run({ values: v }: Parsed<typeof GENERATE_OPTIONS>): Promi
   const source = await openModelSource(v.model);
   // Text needs a tokenizer: say so before reading any weights.
   if (promptIds === null && !(await hasTokenizer(source))) throw new MissingTokenizerError(source.description);
-  const m = await loadModelForCli(source, { adapter: v.adapter });
+  const m = await loadModelForCli(source, { adapter: v.adapter, quant: parseQuant(v.quant) });
   try {
     const tok = m.tokenizer;
     const chatOpts = v['date-string'] === undefined ? {} : { dateString: v['date-string'] };

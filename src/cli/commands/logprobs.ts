@@ -7,7 +7,7 @@
 // command, naming the line).
 import { scoreSequences, type LabelledSequence, type SequenceScore } from '../../model/score';
 import type { LOGPROBS_OPTIONS } from '../commands';
-import { loadModelForCli, openModelSource } from '../model';
+import { loadModelForCli, openModelSource, parseQuant } from '../model';
 import { checkTokenizerFor, checkVocabulary, mapRecords, progressOnTerminal, readRecordFile } from '../record-file';
 import { tokenizeForScoring, type ScoringItem } from '../records-tokens';
 import { intOption, UsageError, type Parsed } from './args';
@@ -22,7 +22,7 @@ export async function run({ values: v }: Parsed<typeof LOGPROBS_OPTIONS>): Promi
   const file = await readRecordFile(v.data);
   const source = await openModelSource(v.model);
   await checkTokenizerFor(file, source);
-  const m = await loadModelForCli(source, { adapter: v.adapter });
+  const m = await loadModelForCli(source, { adapter: v.adapter, quant: parseQuant(v.quant) });
   try {
     const opts = v['date-string'] === undefined ? {} : { dateString: v['date-string'] };
     const items = mapRecords(file, (r) => tokenizeForScoring(r, m.tokenizer, opts));

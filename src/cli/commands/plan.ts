@@ -8,6 +8,7 @@ import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
 import { presetById, presetModelConfig } from '../../model/presets';
 import { openModelSource } from '../../model/source-node';
+import { parseQuant } from '../quant-option';
 import type { PLAN_OPTIONS } from '../commands';
 import { intOption, UsageError, type Parsed } from './args';
 
@@ -41,6 +42,8 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
   if (genCapacity !== undefined && genCapacity < 1) throw new UsageError(`--gen-capacity: must be ≥ 1, got ${genCapacity}`);
   const genBatch = positive('gen-batch', v['gen-batch'], 1);
   const maxBindingBytes = intOption('max-binding-bytes', v['max-binding-bytes']);
+  const quant = parseQuant(v.quant);
+  if (quant && v.full) throw new UsageError('--quant: full fine-tuning needs a float base; drop --full (LoRA trains on a quantized base) or --quant');
 
   const config = await configOf(v.model);
   const weightDType: DType = (v.dtype as DType | undefined) ?? TORCH_DTYPES[config.dtype ?? ''] ?? 'bf16';
@@ -49,6 +52,7 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
     seq,
     loraRank,
     weightDType,
+    ...(quant ? { quant } : {}),
     ...(targets ? { targets } : {}),
     ...(v.full ? { fullFineTune: true } : {}),
     ...(maxBindingBytes !== undefined ? { maxBindingBytes } : {}),
@@ -65,7 +69,7 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
     ...(v.full ? ['full fine-tuning'] : []),
     ...(genCapacity !== undefined ? [`generation ${genBatch} × ${genCapacity} positions`] : []),
   ];
-  console.log(`model: ${v.model} (${FAMILIES[config.family].architectures[config.head]}, ${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${weightDType} weights`);
+  console.log(`model: ${v.model} (${FAMILIES[config.family].architectures[config.head]}, ${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${quant ? `${quant} projections, int8 embedding/lm_head, ${weightDType} norms` : `${weightDType} weights`}`);
   console.log(what.join(', '));
   console.log('');
   const row = (name: string, bytes: number) => `${name.padEnd(22)}${String(bytes).padStart(14)}  ${formatBytes(bytes).padStart(10)}`;

@@ -4,6 +4,7 @@
 import { DEFAULT_SERVE_PORT } from '../../data/sources';
 import { startServer } from '../../serve/model-backend';
 import type { SERVE_OPTIONS } from '../commands';
+import { parseQuant } from '../quant-option';
 import { intOption, UsageError, type Parsed } from './args';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -22,6 +23,7 @@ export async function run({ values: v }: Parsed<typeof SERVE_OPTIONS>): Promise<
   const server = await startServer({
     model: v.model,
     adapter: v.adapter,
+    quant: parseQuant(v.quant),
     port,
     host,
     modelName: v['model-name'],

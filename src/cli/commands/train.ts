@@ -30,7 +30,8 @@ import { createAdaptersFromHost, readHostAdapter } from '../../train/peft';
 import { loadPeftAdapter, savePeftAdapter } from '../../train/peft-node';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
 import { Trainer, type Hyperparams, type Metrics, type TrainerState } from '../../train/trainer';
-import { hasTokenizer, loadModelForCli, openModelSource } from '../model';
+import type { QuantDType } from '../../gpu/quant';
+import { hasTokenizer, loadModelForCli, openModelSource, parseQuant } from '../model';
 import type { TRAIN_OPTIONS } from '../commands';
 import { intOption, numberOption, UsageError, type Parsed } from './args';
 
@@ -130,6 +131,7 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
   await trainAdapter({
     stage,
     model: v.model,
+    quant: parseQuant(v.quant),
     data: v.data,
     out: v.out,
     ...(v.adapter ? { adapter: v.adapter } : {}),
@@ -163,6 +165,8 @@ export interface TrainAdapterOptions {
   out: string;
   /** A PEFT adapter to continue (dpo: also the reference policy). */
   adapter?: string;
+  /** Keep the base quantized (QLoRA-style; the adapter stays a PEFT adapter of the full-precision base). */
+  quant?: QuantDType | null;
   /** A checkpoints folder, or a run's OUT holding one. */
   resume?: string;
   eval?: string;
@@ -235,7 +239,7 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
         'use pre-tokenized records ({"input_ids","labels"} or {"prompt_input_ids","chosen_input_ids","rejected_input_ids"})',
     );
 
-  const m = await loadModelForCli(source);
+  const m = await loadModelForCli(source, { quant: o.quant ?? null });
   // Said before training, so a long run does not end with the surprise.
   const base = resolveBaseModelName(m.loaded.source, o.baseModelName ?? '', '--base-model-name');
   if (base.warning) (o.warn ?? ((s: string) => console.error(s)))(`warning: ${base.warning} (--base-model-name)`);
