@@ -38,7 +38,7 @@ function fill(n: number, seed: number, scale: number): Float32Array {
  * Times the engine's matmul at both shapes (one warm-up, then `reps` runs each, the median) and
  * returns GFLOP/s. Throws if an output is wrong (a broken kernel must not produce a fast estimate).
  */
-export async function measureDeviceSpeed(gpu: GpuContext, o: { reps?: number; signal?: AbortSignal; probe?: Partial<typeof SPEED_PROBE> } = {}): Promise<DeviceSpeed> {
+export async function measureDeviceSpeed(gpu: GpuContext, o: { reps?: number; signal?: AbortSignal; probe?: Partial<Record<keyof typeof SPEED_PROBE, number>> } = {}): Promise<DeviceSpeed> {
   const p = { ...SPEED_PROBE, ...o.probe };
   const reps = o.reps ?? 3;
   const w = fill(p.n * p.k, 7, 1 / Math.sqrt(p.k));
