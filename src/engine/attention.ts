@@ -141,6 +141,63 @@ export function defaultForwardPath(ctx: GpuContext, headDim: number, tq: number)
   return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
 }
 
+/** Workgroup-memory traffic of one (query row, key) pair in one pass, read off the kernels' loops. */
+export interface PairTraffic {
+  /** Load instructions from workgroup memory (a vec4 load counts once). */
+  loads: number;
+  bytes: number;
+  /** FMAs executed (dot products and accumulations, padding dims included). */
+  fmas: number;
+}
+
+/**
+ * Workgroup-memory loads, bytes and FMAs per (query row, key) pair of each pass, full tiles
+ * (a bench row: it does not depend on the adapter's speed).
+ *   tiled (attention.wgsl; TC threads per row, ACC = 8 dims each, DC = 8 TC >= D):
+ *     forward  score q.k from two tiles: 2D loads, D FMAs; then each of the row's TC threads
+ *              reads the score twice (max, exp) and ACC values of v: TC (2 + ACC) loads,
+ *              TC ACC FMAs
+ *     dk/dv    q.k and dout.v from tiles: 4D loads, 2D FMAs; each of the key's TC threads reads
+ *              p and dS and ACC values each of dout and q: TC (2 + 2 ACC) loads, 2 TC ACC FMAs
+ *     dq       4D loads, 2D FMAs; then TC (1 + ACC) loads (dS, k), TC ACC FMAs
+ *   flash (attention_flash.wgsl; the invocation's row in registers, D4 = D / 4 vec4 loads):
+ *     forward  q.k and p v: 2 D4 vec4 loads, 2D FMAs
+ *     dk/dv    q.k, dout.v, dV += p dout, dK += dS q: 4 D4 vec4 loads + the row's lse, delta and
+ *              mask flag (3 scalars), 4D FMAs
+ *     dq       q.k, dout.v, dQ += dS k: 3 D4 vec4 loads, 3D FMAs
+ */
+export function attentionTraffic(path: 'tiled' | 'flash', pass: 'forward' | 'backwardKv' | 'backwardQ', headDim: number): PairTraffic {
+  const D = headDim;
+  if (path === 'flash') {
+    const D4 = flashTiles(D).D4;
+    if (pass === 'forward') return { loads: 2 * D4, bytes: 32 * D4, fmas: 2 * D };
+    if (pass === 'backwardKv') return { loads: 4 * D4 + 3, bytes: 64 * D4 + 12, fmas: 4 * D };
+    return { loads: 3 * D4, bytes: 48 * D4, fmas: 3 * D };
+  }
+  const TC = attentionTiles(D).forward.TC;
+  const ACC = 8;
+  const t =
+    pass === 'forward'
+      ? { loads: 2 * D + TC * (2 + ACC), fmas: D + TC * ACC }
+      : pass === 'backwardKv'
+        ? { loads: 4 * D + TC * (2 + 2 * ACC), fmas: 2 * D + 2 * TC * ACC }
+        : { loads: 4 * D + TC * (1 + ACC), fmas: 2 * D + TC * ACC };
+  return { ...t, bytes: 4 * t.loads };
+}
+
+/** Workgroups of each dispatch of a forward on `path` (decode: tq = 1 over tkv keys). */
+export function attentionForwardWorkgroups(
+  path: AttentionForwardPath,
+  d: { batchSize: number; nHeads: number; nKvHeads: number; headDim: number; tq: number; tkv: number; chunk?: number },
+): number[] {
+  const rows = d.tq * (d.nHeads / d.nKvHeads);
+  if (path === 'tiled') return [d.batchSize * d.nKvHeads * Math.ceil(rows / attentionTiles(d.headDim).forward.BQ)];
+  if (path === 'flash') return [d.batchSize * d.nKvHeads * Math.ceil(rows / FLASH_WG)];
+  const chunk = d.chunk ?? decodeChunk(d.batchSize, d.nHeads, d.tkv);
+  const bh = d.batchSize * d.nHeads;
+  return [bh * Math.ceil(d.tkv / chunk), Math.ceil((bh * flashTiles(d.headDim).D4) / DECODE_WG)];
+}
+
 const flashKernel = (entryPoint: string, t: FlashTiles) => ({
   name: 'attention_flash',
   code: flashCode,

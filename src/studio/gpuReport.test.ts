@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AdapterSummary } from '../gpu/context';
-import { buildGpuReport, formatBytes, formatLimit, isByteLimit } from './gpuReport';
+import { attentionPathRows, buildGpuReport, formatBytes, formatLimit, isByteLimit } from './gpuReport';
 
 const swiftshader: AdapterSummary = {
   vendor: 'google',
@@ -66,5 +66,25 @@ describe('GPU report', () => {
     expect(r.otherFeatures).toEqual(['float32-filterable']);
     expect(r.isFallback).toBe(true);
     expect(r.title).toBe('google swiftshader');
+  });
+
+  it('lists the attention paths and which this adapter takes: CPU adapters tiled/rows, GPUs flash and split-KV once proven', () => {
+    const cpu = attentionPathRows(swiftshader, []);
+    expect(cpu.map((r) => r.name)).toEqual(['Tiled forward and backward', 'Barrier-free backward (rows)', 'Flash forward and backward', 'Split-KV decode']);
+    expect(cpu.map((r) => r.status)).toEqual([
+      expect.stringMatching(/^Forward in use/),
+      expect.stringMatching(/^Backward in use/),
+      expect.stringMatching(/^Not used on a CPU adapter/),
+      expect.stringMatching(/^Not used on a CPU adapter/),
+    ]);
+    expect(cpu[3]!.what).toMatch(/subgroup operations/);
+    const gpu = { isFallback: false, features: [] };
+    expect(attentionPathRows(gpu, [])[2]!.status).toMatch(/once the self-test proves it/);
+    const proven = attentionPathRows(gpu, ['attention.flash', 'attention.split-kv']);
+    expect(proven[2]!.status).toMatch(/^In use for training and prefill: proven/);
+    expect(proven[3]!.status).toMatch(/^In use for generation: proven/);
+    expect(proven[3]!.what).toMatch(/workgroup memory \(no subgroups here\)/);
+    // The subgroup variant is a separate proof.
+    expect(attentionPathRows({ isFallback: false, features: ['subgroups'] }, ['attention.split-kv'])[3]!.status).toMatch(/once the self-test proves it/);
   });
 });

@@ -2,6 +2,7 @@
 // the features the engine cares about, and limits in human units with the training-critical
 // ones first. Pure functions, no React and no WebGPU calls, so they are unit-tested in Node.
 
+import { ATTENTION_PATHS, splitKvPathName } from '../engine/attention';
 import type { AdapterSummary } from '../gpu/context';
 
 export interface FeatureRow {
@@ -36,7 +37,7 @@ export interface GpuReport {
 /** Features the engine uses when present; the f32 path runs everywhere. */
 export const KEY_FEATURES: readonly { name: string; why: string }[] = [
   { name: 'shader-f16', why: 'f16 arithmetic in shaders: enables the faster half-precision kernel paths.' },
-  { name: 'subgroups', why: 'subgroup operations: faster reductions (softmax, norms, logsumexp).' },
+  { name: 'subgroups', why: 'subgroup operations: the max and sum reductions of split-KV decode attention (once the self-test proved them here).' },
   { name: 'timestamp-query', why: 'GPU timestamps: per-kernel timings in the profiler and benchmarks.' },
 ];
 
@@ -170,4 +171,57 @@ export function buildGpuReport(summary: AdapterSummary): GpuReport {
       .sort()
       .map((name) => limitRow(name, summary.limits[name]!)),
   };
+}
+
+/** One attention kernel path as the GPU status page lists it: what it is and whether this adapter takes it. */
+export interface KernelPathRow {
+  name: string;
+  shader: string;
+  what: string;
+  /** Whether the engine takes it by default here, and why (or why not). */
+  status: string;
+}
+
+/**
+ * The attention paths that exist (src/engine/attention.ts) and which this adapter takes:
+ * CPU adapters keep the tiled forward and the barrier-free backward; GPUs take the flash and
+ * split-KV paths once the self-test proved them on the device (`proved`: the paths the page's
+ * self-test run proved), the tiled ones until then.
+ */
+export function attentionPathRows(summary: Pick<AdapterSummary, 'isFallback' | 'features'>, proved: readonly string[]): KernelPathRow[] {
+  const cpu = summary.isFallback;
+  const subgroups = summary.features.includes('subgroups');
+  const split = splitKvPathName(subgroups ? 'subgroups' : 'workgroup');
+  const gated = (path: string, what: string) =>
+    cpu
+      ? 'Not used on a CPU adapter (its barriers cost more there; the tests force it).'
+      : proved.includes(path)
+        ? `In use for ${what}: proven on this device by the self-test.`
+        : `Used for ${what} once the self-test proves it on this device (it runs when a model loads, or with the button below).`;
+  return [
+    {
+      name: 'Tiled forward and backward',
+      shader: 'attention.wgsl',
+      what: 'A few invocations per query row, scalar workgroup tiles of q, k and v; any head dim up to 128.',
+      status: cpu ? 'Forward in use on this CPU adapter.' : 'In use until the flash paths are proven, and for head dims not a multiple of 4.',
+    },
+    {
+      name: 'Barrier-free backward (rows)',
+      shader: 'attention.wgsl',
+      what: 'One invocation per key (dK, dV), then per query row (dQ), in vec4 registers, no workgroup memory; head dims a multiple of 4.',
+      status: cpu ? 'Backward in use on this CPU adapter.' : 'Not used on a GPU (made for CPU adapters, where a barrier costs about a millisecond).',
+    },
+    {
+      name: 'Flash forward and backward',
+      shader: 'attention_flash.wgsl',
+      what: 'One query row (or key, for dK/dV) per invocation in vec4 registers, vec4 key/value tiles in workgroup memory, one exp per score; head dims a multiple of 4.',
+      status: gated(ATTENTION_PATHS.flash, 'training and prefill'),
+    },
+    {
+      name: 'Split-KV decode',
+      shader: 'attention_decode.wgsl',
+      what: `One new token's keys cut into chunks, one workgroup per (sequence, head, chunk), then a pass that merges the partial softmaxes; reductions ${subgroups ? 'with subgroup operations' : 'in workgroup memory (no subgroups here)'}.`,
+      status: gated(split, 'generation'),
+    },
+  ];
 }

@@ -1,6 +1,6 @@
 import { useEffect, useMemo } from 'react';
 import type { AdapterSummary } from '../../gpu/context';
-import { buildGpuReport, type LimitRow } from '../gpuReport';
+import { attentionPathRows, buildGpuReport, type LimitRow } from '../gpuReport';
 import { useGpuStore } from '../gpuStore';
 import { SelfTestPanel } from './SelfTestPanel';
 
@@ -111,6 +111,8 @@ function AdapterReport({ adapter }: { adapter: AdapterSummary }) {
         </section>
       </div>
 
+      <AttentionPaths adapter={adapter} />
+
       <section className="card" aria-labelledby="limits-title">
         <h2 id="limits-title">Limits</h2>
         <p className="hint">
@@ -173,5 +175,46 @@ function LimitsTable({ caption, rows, withWhy = false }: { caption: string; rows
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** The attention kernel paths that exist and which of them this adapter takes. */
+function AttentionPaths({ adapter }: { adapter: AdapterSummary }) {
+  const results = useGpuStore((s) => s.selfTest.results);
+  const proved = useMemo(() => results.flatMap((r) => (r.proved ? [r.proved] : [])), [results]);
+  const rows = useMemo(() => attentionPathRows(adapter, proved), [adapter, proved]);
+  return (
+    <section className="card" aria-labelledby="attention-paths-title">
+      <h2 id="attention-paths-title">Attention kernels</h2>
+      <p className="hint">
+        Each path is checked against its float64 reference by the self-test below. Paths made for GPUs are taken only after
+        they passed it on this device.
+      </p>
+      <div className="table-wrap">
+        <table className="limits table--stack">
+          <caption className="sr-only">Attention kernel paths</caption>
+          <thead>
+            <tr>
+              <th scope="col">Path</th>
+              <th scope="col">How it works</th>
+              <th scope="col">On this adapter</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.name}>
+                <th scope="row">
+                  {r.name} <code>{r.shader}</code>
+                </th>
+                <td className="why">{r.what}</td>
+                <td className="why" data-label="Here" data-testid="attention-path-status">
+                  {r.status}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }
