@@ -4,7 +4,16 @@
 // prefers the answer shown first. A run stopped midway resumes over its store without generating,
 // scoring or judging anything twice (counted from the store's rows, the progress events and the
 // judge server's requests).
+import { mkdtemp, rm as rm_ } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engineRewardRunner } from '../data/local-reward';
+import { writeTinyRewardModel } from '../data/test-reward-model';
+import { createDecoderModel } from '../model/decoder';
+import { loadModel } from '../model/load';
+import { localFolderSource } from '../model/source-node';
+import { releaseWeights } from '../model/weights';
 import { parseJudgeConfig } from '../data/pipeline-config';
 import { NodeSandbox } from '../data/sandbox-node';
 import { chatCompletion, lastUser, startMockServer, type MockServer } from '../data/test-server';
@@ -14,7 +23,7 @@ import { createLoraAdapters, type LoraAdapters } from '../model/lora';
 import { randomHostLora, setHostLora } from '../model/random';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer';
 import { randomModel, type TestModel } from '../train/testing/fixtures';
-import { parseEvalItems, type EvalItemSet } from './items';
+import { parseEvalItems, type EvalItemSet, type PromptItem } from './items';
 import { runEvaluation, type EvalProgress, type RunEvaluationOptions } from './run';
 import { MemoryEvalStore, type AnswerResult, type JudgeResult } from './store';
 import { BYTE_VOCAB, byteTokenizerFiles } from './testing/byte-tokenizer';
@@ -157,6 +166,63 @@ describe('runEvaluation', () => {
     expect(store.results.size).toBe(rows);
     expect(judge.requests).toHaveLength(10);
     expect(third.report).toEqual(second.report);
+  });
+
+  it('a reward-model judge prefers the higher reward (HTTP, then local); another judge judges again without regenerating', async () => {
+    const store = new MemoryEvalStore();
+    await runEvaluation(options(store, { judge: undefined }));
+    expect(count(store, 'answer')).toBe(10);
+    const answer = (model: string, id: string) => (store.results.get(`answer\u0000${model}\u0000${id}`) as AnswerResult).text;
+    const judged = () => [...store.results.values()].filter((r): r is JudgeResult => r.kind === 'judge');
+
+    // A reward model behind HTTP (vLLM's /pooling shape) whose reward is the answer's length.
+    const pooling = await startMockServer((req) => {
+      const messages = req.body!.messages as { role: string; content: string }[];
+      return { kind: 'json', body: { data: [{ data: [messages.at(-1)!.content.length] }] } };
+    });
+    try {
+      const spec = parseJudgeConfig({ type: 'reward', baseURL: pooling.baseURL, model: 'length' }, { file: 'judge.json' }).spec;
+      const r = await runEvaluation(options(store, { judge: spec }));
+      expect(r.computed).toBe(5);
+      expect(pooling.requests).toHaveLength(10);
+      expect(pooling.requests.every((q) => q.path === '/v1/pooling')).toBe(true);
+      for (const v of judged()) {
+        const [la, lb] = [answer('base', v.itemId).length, answer('tuned', v.itemId).length];
+        expect(v.rewards).toEqual({ a: la, b: lb });
+        expect(v.outcome).toBe(lb > la ? 'b' : la > lb ? 'a' : 'tie');
+      }
+      expect(r.report!.pairwise[0]!.judge!.n).toBe(5);
+    } finally {
+      await pooling.close();
+    }
+
+    // A local reward model run by the engine (a tiny LlamaForSequenceClassification).
+    const rm = await writeTinyRewardModel(await mkdtemp(join(tmpdir(), 'eval-rm-')), { scoreScale: 16 });
+    const loaded = await loadModel(ctx, localFolderSource(rm.dir));
+    const rmModel = createDecoderModel(ctx, loaded.weights);
+    try {
+      const runner = engineRewardRunner({ model: rmModel, tokenizer: loadTokenizer({ ...loaded.tokenizerFiles!, name: rm.dir }), description: rm.dir }, { dateString: '26 Jul 2024' });
+      const spec = parseJudgeConfig({ type: 'local-reward', model: rm.dir }, { file: 'judge.json' }).spec;
+      const r = await runEvaluation(options(store, { judge: spec, rewardModel: runner }));
+      expect(r.computed).toBe(5);
+      for (const v of judged()) {
+        expect(v.judge).toBe(`local-reward:${rm.dir}`);
+        const prompt = (items.items.find((i) => i.id === v.itemId) as PromptItem).prompt.text;
+        const [ra, rb] = await runner.score(
+          ['base', 'tuned'].map((m) => [
+            { role: 'user', content: prompt },
+            { role: 'assistant', content: answer(m, v.itemId) },
+          ]),
+        );
+        expect(v.rewards!.a).toBeCloseTo(ra!, 3);
+        expect(v.rewards!.b).toBeCloseTo(rb!, 3);
+        expect(v.outcome).toBe(v.rewards!.b > v.rewards!.a ? 'b' : v.rewards!.a > v.rewards!.b ? 'a' : 'tie');
+      }
+    } finally {
+      rmModel.release();
+      releaseWeights(loaded.weights);
+      await rm_(rm.dir, { recursive: true, force: true });
+    }
   });
 
   it('a store made with other settings is refused, naming the difference', async () => {
