@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { ComponentType } from 'react';
 import { useClassroomStore } from './classroom';
+import { watchEvaluations } from './classroomEval';
 import { NextStep, StudioNav, useFlowSync } from './components/StepBar';
 import { BoardPage } from './pages/BoardPage';
 import { ComparePage } from './pages/ComparePage';
@@ -40,7 +41,10 @@ export function App() {
 
   // Served by `fuse-studio classroom`? (Sets the student id cookie before any model download.)
   useEffect(() => {
-    void useClassroomStore.getState().detect();
+    void useClassroomStore.getState().detect().then((info) => {
+      // Completed evaluations' results go to the class board.
+      if (info) watchEvaluations();
+    });
   }, []);
 
   useEffect(() => {

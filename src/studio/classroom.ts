@@ -6,6 +6,7 @@
 // header (and as a cookie, which the engine worker's model downloads carry). No GPU work here.
 import { create } from 'zustand';
 import type { BoardSummary } from '../classroom/board';
+import type { EvalReport } from '../eval/report';
 
 export const STUDENT_KEY = 'fuse-studio.classroomStudent';
 const ADMIN_KEY = 'fuse-studio.classroomAdmin';
@@ -181,4 +182,26 @@ export function usageLine(you: ClassroomInfo['you']): string | null {
 export function percentWithInterval(rate: number, interval: { low: number; high: number }): string {
   const p = (x: number) => `${Math.round(x * 100)}`;
   return `${p(rate)}% (${p(interval.low)}–${p(interval.high)}%)`;
+}
+
+// Evaluation results the board takes: counts of items right (losses and judge win rates stay in the page's report).
+const METRICS = [
+  ['math', 'math accuracy'],
+  ['code', 'code pass@1'],
+  ['pref_accuracy', 'preference accuracy'],
+  ['choice_accuracy', 'multiple-choice accuracy'],
+] as const;
+
+/** The board rows of a report: one per model and counted metric with items (n > 0). */
+export function boardResults(report: EvalReport, label: (model: string) => string = (m) => m): { model: string; metric: string; correct: number; total: number }[] {
+  const out: { model: string; metric: string; correct: number; total: number }[] = [];
+  for (const model of report.models) {
+    const r = report.results[model];
+    if (!r) continue;
+    for (const [key, metric] of METRICS) {
+      const block = r[key];
+      if (block && block.n > 0) out.push({ model: label(model), metric, correct: block.correct, total: block.n });
+    }
+  }
+  return out;
 }

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classroomJudge, classroomSources } from '../../classroom/config';
 import { prepareMirrorModel, type MirrorModel } from '../../classroom/mirror';
-import { handlerUpstream, type ProxySource } from '../../classroom/proxy';
+import type { ProxySource } from '../../classroom/proxy';
 import { startClassroom } from '../../classroom/server';
 import type { LocalSource } from '../../data/local-source';
 import { parseJsonText } from '../../data/pipeline-config';
@@ -55,18 +55,13 @@ export async function run({ values: v }: Parsed<typeof CLASSROOM_OPTIONS>): Prom
   }
 
   // Local sources load on this GPU once and answer every student (the serve engine, in process).
-  const releases: (() => void)[] = [];
+  const releases: (() => Promise<void>)[] = [];
   const loadLocal = async (s: LocalSource) => {
-    const [{ openModelSource, loadModelForCli }, { createModelBackend }, { createOpenAIHandler }] = await Promise.all([
-      import('../model'),
-      import('../../serve/model-backend'),
-      import('../../serve/openai-server'),
-    ]);
+    const { loadLocalSource } = await import('../../classroom/local');
     console.error(`classroom: loading local source ${s.name} (${s.model}) on this GPU`);
-    const m = await loadModelForCli(await openModelSource(s.model));
-    releases.push(() => m.release());
-    const backend = createModelBackend(m, { modelId: s.name, defaultMaxTokens: s.max_tokens });
-    return { upstream: handlerUpstream(createOpenAIHandler(backend), backend.modelId), modelId: backend.modelId };
+    const loaded = await loadLocalSource(s);
+    releases.push(loaded.release);
+    return loaded;
   };
 
   let sources: ProxySource[] = [];
@@ -109,7 +104,7 @@ export async function run({ values: v }: Parsed<typeof CLASSROOM_OPTIONS>): Prom
       process.on('SIGTERM', stop);
     });
   } finally {
-    for (const r of releases) r();
+    for (const r of releases) await r();
   }
   return 0;
 }
