@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chatComplete, makeSource, SourceError } from '../data/sources';
 import { chatCompletion, lastUser, startMockServer, type Action, type MockServer, type SeenRequest } from '../data/test-server';
 import { NodeFileStore } from '../io/node-files';
+import { writeDemoModel } from '../model/demo-node';
 import { hubSource } from '../model/source';
 import { buildBundle, parseBundle, unzipFiles, zipFiles } from '../studio/bundle';
 import { classroomJudge, classroomSources } from './config';
@@ -72,7 +73,7 @@ async function call(path: string, init: RequestInit & { student?: string } = {})
 const chat = (source: string, student: string, prompt: string, extra: Record<string, unknown> = {}) =>
   call(`/classroom/sources/${source}/v1/chat/completions`, { method: 'POST', student, body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: prompt }], temperature: 0.8, max_tokens: 16, ...extra }) });
 
-async function start(handler: (r: SeenRequest) => Action | Promise<Action>, o: Partial<ClassroomOptions> & { judge?: boolean } = {}): Promise<Classroom> {
+async function start(handler: (r: SeenRequest) => Action | Promise<Action>, o: Partial<Omit<ClassroomOptions, 'judge'>> & { judge?: boolean } = {}): Promise<Classroom> {
   upstream = await startMockServer(handler);
   const sources = await classroomSources([{ name: 'Big Model', baseURL: upstream.baseURL, apiKey: '$CLASS_KEY', model: 'big-model-v1', n: 2, seed: 100 }], { file: 'sources.json', env: { CLASS_KEY: KEY } });
   let judge: ClassroomOptions['judge'] = null;
@@ -156,6 +157,33 @@ describe('model mirror', () => {
     const file = await src.open('model.safetensors');
     expect(await file.read(0, file.size)).toEqual(weights);
     expect(classroom!.mirror.stats().byStudent[A]!['classroom/tiny-model/model.safetensors']).toBe(weights.length);
+  });
+
+  it('downloads a Hub repo once into the model cache and mirrors it from there', async () => {
+    // The "Hub" is another classroom mirroring the demo model's folder.
+    const demoDir = join(dir, 'hub-demo');
+    await writeDemoModel(demoDir);
+    const hub = await startClassroom({ studioDir, models: [await folderMirrorModel(demoDir, 'org/demo')], sources: [], limits: { quota: 1, perMinute: 1 }, host: '127.0.0.1', port: 0 });
+    const saved = { HF_ENDPOINT: process.env.HF_ENDPOINT, FUSE_STUDIO_CACHE: process.env.FUSE_STUDIO_CACHE, HF_TOKEN: process.env.HF_TOKEN };
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.FUSE_STUDIO_CACHE = join(dir, 'instructor-cache');
+    delete process.env.HF_TOKEN;
+    try {
+      const m = await prepareMirrorModel('org/demo');
+      expect(m).toMatchObject({ repo: 'org/demo', revision: 'main' });
+      expect(m.dir.startsWith(join(dir, 'instructor-cache'))).toBe(true);
+      const want = (await folderMirrorModel(demoDir, 'x')).files.map((f) => [f.name, f.size]);
+      expect(m.files.map((f) => [f.name, f.size])).toEqual(want);
+      const once = hub.mirror.stats().bytes;
+      expect(once).toBe(want.reduce((s, [, n]) => s + (n as number), 0));
+      // A second start reads the cache: nothing more from the Hub.
+      await prepareMirrorModel('org/demo');
+      expect(hub.mirror.stats().bytes).toBe(once);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      await hub.close();
+    }
   });
 
   it('prepares a folder as classroom/<name> and refuses one without config.json', async () => {
