@@ -7,6 +7,7 @@
 
 import { create } from 'zustand';
 import type { AdapterSummary } from '../gpu/context';
+import type { QuantDType } from '../gpu/quant';
 import { BrowserModelCache, type BrowserCacheKind, type CachedModel } from '../io/opfs';
 import type { Progress } from '../io/progress';
 import type { LoadProgress } from '../model/load';
@@ -121,7 +122,7 @@ interface ModelStore {
   loadDevice(): Promise<void>;
   loadModel(choice: ModelChoice): Promise<void>;
   /** Load a preset from the Hub address: its mirror repo, or the gated official one with a token. */
-  loadPreset(id: string, o?: { official?: boolean; token?: string }): Promise<void>;
+  loadPreset(id: string, o?: { official?: boolean; token?: string; quant?: QuantDType | null }): Promise<void>;
   cancel(): void;
   refreshCache(): Promise<void>;
   freeCached(id: string): Promise<void>;
@@ -178,7 +179,13 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
       return;
     }
     const endpoint = get().hubEndpoint;
-    await get().loadModel({ kind: 'remote', spec: presetSpec(preset, { official: o.official }), token: o.official ? o.token?.trim() : undefined, endpoint: endpoint === HF_ENDPOINT ? undefined : endpoint });
+    await get().loadModel({
+      kind: 'remote',
+      spec: presetSpec(preset, { official: o.official }),
+      token: o.official ? o.token?.trim() : undefined,
+      endpoint: endpoint === HF_ENDPOINT ? undefined : endpoint,
+      quant: o.quant ?? null,
+    });
   },
 
   async loadModel(choice) {

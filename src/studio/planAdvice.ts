@@ -4,9 +4,10 @@
 
 import type { ModelConfig } from '../model/config';
 import type { DType } from '../gpu/dtype';
+import type { QuantDType } from '../gpu/quant';
 import { formatBytes, planMemory, type MemoryPlan } from '../model/memory-plan';
 import { PRESET_PLAN_DEFAULTS, planScoring } from '../model/preset-plans';
-import { PRESETS, presetModelConfig, weightDTypeOf, type ModelPreset } from '../model/presets';
+import { downloadSize, formatDownload, PRESETS, presetModelConfig, weightDTypeOf, type ModelPreset } from '../model/presets';
 
 export interface PlanChoice {
   seq: number;
@@ -32,8 +33,8 @@ export interface PlanVerdict {
   alternatives: string[];
 }
 
-function planFor(config: ModelConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits): MemoryPlan {
-  return planMemory(config, { batch: 1, seq: c.seq, loraRank: c.rank, weightDType: dtype, maxBindingBytes: limits.maxStorageBufferBindingSize });
+function planFor(config: ModelConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null): MemoryPlan {
+  return planMemory(config, { batch: 1, seq: c.seq, loraRank: c.rank, weightDType: dtype, quant, maxBindingBytes: limits.maxStorageBufferBindingSize });
 }
 
 /** Why `needed` bytes (the work named by `what`) and its largest tensor do not fit the device. */
@@ -52,17 +53,17 @@ function problemsOf(plan: MemoryPlan, limits: DeviceLimits): string[] {
 }
 
 /** The plan for `choice`, whether it fits, and if not the nearest settings that would. */
-export function planVerdict(config: ModelConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits): PlanVerdict {
-  const plan = planFor(config, dtype, choice, limits);
+export function planVerdict(config: ModelConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null): PlanVerdict {
+  const plan = planFor(config, dtype, choice, limits, quant);
   const problems = problemsOf(plan, limits);
   if (!problems.length) return { plan, fits: true, problems, alternatives: [] };
   const alternatives: string[] = [];
-  const fitsWith = (c: PlanChoice) => problemsOf(planFor(config, dtype, c, limits), limits).length === 0;
+  const fitsWith = (c: PlanChoice) => problemsOf(planFor(config, dtype, c, limits, quant), limits).length === 0;
   // Shorter sequences first (the largest activations scale with it), then smaller ranks, then both.
   const seq = [...SEQ_CHOICES].reverse().find((s) => s < choice.seq && fitsWith({ seq: s, rank: choice.rank }));
-  if (seq) alternatives.push(`sequence length ${seq} at rank ${choice.rank} (${formatBytes(planFor(config, dtype, { seq, rank: choice.rank }, limits).training)})`);
+  if (seq) alternatives.push(`sequence length ${seq} at rank ${choice.rank} (${formatBytes(planFor(config, dtype, { seq, rank: choice.rank }, limits, quant).training)})`);
   const rank = [...RANK_CHOICES].reverse().find((r) => r < choice.rank && fitsWith({ seq: choice.seq, rank: r }));
-  if (rank) alternatives.push(`rank ${rank} at sequence length ${choice.seq} (${formatBytes(planFor(config, dtype, { seq: choice.seq, rank }, limits).training)})`);
+  if (rank) alternatives.push(`rank ${rank} at sequence length ${choice.seq} (${formatBytes(planFor(config, dtype, { seq: choice.seq, rank }, limits, quant).training)})`);
   if (!seq && !rank && fitsWith({ seq: SEQ_CHOICES[0], rank: RANK_CHOICES[0] }))
     alternatives.push(`sequence length ${SEQ_CHOICES[0]} at rank ${RANK_CHOICES[0]}`);
   if (!alternatives.length) alternatives.push(config.hiddenSize >= 3072 ? 'a smaller model: Llama-3.2-1B-Instruct instead of the 3B' : 'a smaller model, or a GPU with more memory');
@@ -128,4 +129,69 @@ export function presetVerdicts(choice: PlanChoice, limits: DeviceLimits, presets
     out.set(p.id, { ...v, instead });
   }
   return out;
+}
+
+// ---- weights: bf16, int8 or int4 ----------------------------------------------------------
+
+/** How a target model's base is kept on the GPU: its file's dtype (null) or quantized. */
+export type WeightsChoice = QuantDType | null;
+export const WEIGHTS_CHOICES: readonly WeightsChoice[] = [null, 'int8', 'int4'];
+
+export interface WeightsOption {
+  quant: WeightsChoice;
+  /** "bf16", "int8", "int4". */
+  label: string;
+  /** The training step's plan with this base. */
+  needed: number;
+  fits: boolean;
+  problems: string[];
+  /** Bytes downloaded on the first load: always the checkpoint (quantized on load). */
+  download: number;
+  /** Bytes the quantized cache takes (later loads read only it); 0 for the float base. */
+  cache: number;
+}
+
+export interface WeightsAdvice {
+  options: WeightsOption[];
+  /** What the page selects by default: the most precise base that fits. */
+  recommended: WeightsChoice;
+  /** Why, for people. */
+  reason: string;
+}
+
+/**
+ * bf16 / int8 / int4 for a target model, each with its training plan, download and cache size;
+ * the default is the most precise that fits (bf16 when GPU memory is not stated and the buffer
+ * limits allow it), and the reason says which ones did not fit and why.
+ */
+export function weightsAdvice(config: ModelConfig, download: number, choice: PlanChoice, limits: DeviceLimits): WeightsAdvice {
+  const dtype = weightDTypeOf(config);
+  const options = WEIGHTS_CHOICES.map((quant): WeightsOption => {
+    const plan = planFor(config, dtype, choice, limits, quant);
+    const problems = problemsOf(plan, limits);
+    // The cache file holds the GPU's weight buffers (less the RoPE table) and a small header.
+    return { quant, label: quant ?? dtype, needed: plan.training, fits: problems.length === 0, problems, download, cache: quant ? plan.bytes.weights : 0 };
+  });
+  const first = options.find((o) => o.fits);
+  const recommended = first ? first.quant : 'int4';
+  const skipped = options.slice(0, first ? options.indexOf(first) : options.length);
+  const why = skipped.map((o) => `${o.label} needs ${formatBytes(o.needed)}`).join(', ');
+  const memory = limits.memoryBytes === null ? null : formatBytes(limits.memoryBytes);
+  let reason: string;
+  if (!first) reason = `None fits${memory ? ` the ${memory} you stated` : ''} (${why}); int4 is the smallest.`;
+  else if (!skipped.length)
+    reason = memory ? `${first.label} fits the ${memory} you stated (${formatBytes(first.needed)}).` : `${first.label}: fits the buffer limits; state this GPU’s free memory to let the plan choose.`;
+  else reason = `${first.label} is the most precise that fits the ${memory ?? 'buffer limits'} (${formatBytes(first.needed)}): ${why}.`;
+  return { options, recommended, reason };
+}
+
+/** weightsAdvice for a preset (download from its config alone). */
+export function presetWeightsAdvice(p: ModelPreset, choice: PlanChoice, limits: DeviceLimits): WeightsAdvice {
+  return weightsAdvice(presetModelConfig(p), downloadSize(p).bytes, choice, limits);
+}
+
+/** "int4: 2.92 GiB to train · downloads 6.4 GB once · 1.87 GiB cache". */
+export function describeWeightsOption(o: WeightsOption): string {
+  const cache = o.quant ? ` · the first load downloads ${formatDownload(o.download)} and quantizes; later loads read a ${formatBytes(o.cache)} cache` : ` · downloads ${formatDownload(o.download)}`;
+  return `${o.label}: ${formatBytes(o.needed)} to train${cache}`;
 }

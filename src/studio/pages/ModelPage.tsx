@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState, type DragEvent, type FormEvent } from 'react';
 import type { Progress } from '../../io/progress';
+import type { QuantDType } from '../../gpu/quant';
 import { FAMILIES } from '../../model/families';
 import type { LoadProgress } from '../../model/load';
 import { formatBytes } from '../../model/memory-plan';
@@ -61,11 +62,12 @@ function ChooseModel({ busy }: { busy: boolean }) {
   const [spec, setSpec] = useState('');
   const [token, setToken] = useState('');
   const [dragging, setDragging] = useState(false);
+  const [quant, setQuant] = useState<QuantDType | null>(null);
   const picker = directoryPicker();
 
   const submitRemote = (e: FormEvent) => {
     e.preventDefault();
-    if (spec.trim()) void loadModel({ kind: 'remote', spec: spec.trim(), token: token.trim() || undefined, endpoint: hub === HF_ENDPOINT ? undefined : hub });
+    if (spec.trim()) void loadModel({ kind: 'remote', spec: spec.trim(), token: token.trim() || undefined, endpoint: hub === HF_ENDPOINT ? undefined : hub, quant });
   };
   const pickFolder = async () => {
     if (!picker) return;
@@ -75,7 +77,7 @@ function ChooseModel({ busy }: { busy: boolean }) {
     } catch {
       return; // the user closed the picker
     }
-    void loadModel({ kind: 'directory', handle });
+    void loadModel({ kind: 'directory', handle, quant });
   };
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
@@ -83,18 +85,30 @@ function ChooseModel({ busy }: { busy: boolean }) {
     if (busy) return;
     // filesFromDataTransfer reads the entries synchronously, while the drop event is live.
     void filesFromDataTransfer(e.dataTransfer).then((files) => {
-      if (files.length) void loadModel({ kind: 'files', files });
+      if (files.length) void loadModel({ kind: 'files', files, quant });
     });
   };
 
   return (
     <section className="card" aria-labelledby="choose-title">
       <h2 id="choose-title">Or choose any model</h2>
+      <label className="field">
+        <span>Weights on the GPU</span>
+        <select data-testid="choose-weights" value={quant ?? 'none'} onChange={(e) => setQuant(e.target.value === 'none' ? null : (e.target.value as QuantDType))}>
+          <option value="none">as in the file (bf16, f16 or f32)</option>
+          <option value="int8">int8: about half of bf16</option>
+          <option value="int4">int4: about a third of bf16</option>
+        </select>
+        <small className="field-hint">
+          Quantized on load (projections int8/int4 with an f16 scale per 32 weights, embedding int8); a downloaded model keeps the quantized copy in the browser
+          cache, so the next load reads only that. The presets above show each choice’s plan.
+        </small>
+      </label>
       <div className="choose-grid">
         <div>
           <h3>Built-in demo</h3>
           <p className="hint">A tiny random Llama 3.2-shaped model with the real tokenizer. It talks nonsense, fast.</p>
-          <button type="button" className="button" disabled={busy} onClick={() => void loadModel({ kind: 'demo' })}>
+          <button type="button" className="button" disabled={busy} onClick={() => void loadModel({ kind: 'demo', quant })}>
             Load demo model
           </button>
         </div>
@@ -236,7 +250,12 @@ function ModelCard({ model }: { model: ModelSummary }) {
     ['MLP size', String(c.intermediateSize)],
     ['Vocabulary', c.vocabSize.toLocaleString('en-US')],
     ['Checkpoint dtype', c.dtype ?? 'unknown'],
-    ['Weights on GPU', model.weightDType],
+    [
+      'Weights on GPU',
+      model.quant
+        ? `${model.quant} projections, int8 embedding, ${model.weightDType} norms${model.quantCache === 'read' ? ' (read from the quantized cache)' : model.quantCache === 'written' ? ' (quantized now, cached for the next load)' : ''}`
+        : model.weightDType,
+    ],
     ['Tied embeddings', c.tieWordEmbeddings ? 'yes' : 'no'],
     ['Context length', c.maxPositionEmbeddings.toLocaleString('en-US')],
     ['Tokenizer', model.hasTokenizer ? 'yes' : 'none (generation unavailable)'],
@@ -263,7 +282,7 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
   const memoryBytes = limits.memoryBytes;
   const result = useMemo(() => {
     try {
-      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, deviceLimits(model.adapter, memoryGiB)), error: null };
+      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, deviceLimits(model.adapter, memoryGiB), model.quant), error: null };
     } catch (e) {
       return { verdict: null, error: e instanceof Error ? e.message : String(e) };
     }

@@ -6,7 +6,7 @@ import { formatBytes } from '../../model/memory-plan';
 import { downloadSize, formatDownload, PRESET_ROLES, PRESETS, ROLE_LABELS, type ModelPreset, type PresetRole } from '../../model/presets';
 import type { FamilyName } from '../../model/families';
 import { HF_ENDPOINT } from '../../model/source';
-import { presetVerdicts, RANK_CHOICES, SEQ_CHOICES, type PresetVerdict } from '../planAdvice';
+import { describeWeightsOption, presetVerdicts, presetWeightsAdvice, RANK_CHOICES, SEQ_CHOICES, type PresetVerdict, type WeightsAdvice, type WeightsChoice } from '../planAdvice';
 import { checkHubEndpoint, deviceLimits, useModelStore } from '../modelStore';
 
 const FAMILY_LABELS: Record<FamilyName, string> = { llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2', qwen3: 'Qwen3' };
@@ -116,7 +116,14 @@ export function PresetPanel({ busy }: { busy: boolean }) {
           <h3 id={`presets-${role}`}>{ROLE_LABELS[role]}</h3>
           <ul className="preset-list" aria-label={ROLE_LABELS[role]}>
             {PRESETS.filter((p) => p.role === role).map((p) => (
-              <PresetCard key={p.id} preset={p} verdict={verdicts.get(p.id)!} verdictOf={(id) => verdicts.get(id)!} busy={busy} />
+              <PresetCard
+                key={p.id}
+                preset={p}
+                verdict={verdicts.get(p.id)!}
+                verdictOf={(id) => verdicts.get(id)!}
+                weights={p.role === 'target' ? presetWeightsAdvice(p, { seq: settings.seq, rank: settings.rank }, deviceLimits(adapter, settings.memoryGiB)) : null}
+                busy={busy}
+              />
             ))}
           </ul>
         </section>
@@ -125,15 +132,56 @@ export function PresetPanel({ busy }: { busy: boolean }) {
   );
 }
 
-function PresetCard({ preset: p, verdict: v, verdictOf, busy }: { preset: ModelPreset; verdict: PresetVerdict; verdictOf: (id: string) => PresetVerdict; busy: boolean }) {
+/** bf16 / int8 / int4 for a target preset: each one's plan, download and cache; the default fits. */
+function WeightsFieldset({ id, advice, selected, onSelect }: { id: string; advice: WeightsAdvice; selected: WeightsChoice; onSelect: (q: WeightsChoice) => void }) {
+  return (
+    <fieldset className="preset-source" data-testid="preset-weights">
+      <legend>Weights on the GPU</legend>
+      {advice.options.map((o) => (
+        <label className="radio-option" key={o.label}>
+          <input type="radio" name={`${id}-weights`} checked={selected === o.quant} onChange={() => onSelect(o.quant)} />
+          <span>
+            {describeWeightsOption(o)}
+            {o.quant === advice.recommended ? ' (default)' : ''}
+            {o.fits ? '' : ' — does not fit'}
+          </span>
+        </label>
+      ))}
+      <small className="field-hint" data-testid="preset-weights-reason">
+        Default {advice.options.find((o) => o.quant === advice.recommended)!.label}: {advice.reason} int8/int4 keep the projections quantized (an f16 scale per 32 weights) and the
+        embedding int8; adapters trained on them are ordinary adapters of the full-precision model.
+      </small>
+    </fieldset>
+  );
+}
+
+function PresetCard({
+  preset: p,
+  verdict: base,
+  verdictOf,
+  weights,
+  busy,
+}: {
+  preset: ModelPreset;
+  verdict: PresetVerdict;
+  verdictOf: (id: string) => PresetVerdict;
+  weights: WeightsAdvice | null;
+  busy: boolean;
+}) {
   const loadPreset = useModelStore((s) => s.loadPreset);
   const memoryStated = useModelStore((s) => s.planSettings.memoryGiB.trim() !== '');
   const [official, setOfficial] = useState(false);
   const [token, setToken] = useState('');
+  // undefined: follow the advice as the settings change; a click pins the choice.
+  const [picked, setPicked] = useState<WeightsChoice | undefined>(undefined);
+  const quant = weights ? (picked === undefined ? weights.recommended : picked) : null;
+  const option = weights?.options.find((o) => o.quant === quant);
+  // The verdict of the chosen weights (a quantized base that fits needs no alternatives).
+  const v: PresetVerdict = option && option.quant ? { ...base, needed: option.needed, fits: option.fits, problems: option.problems, alternatives: option.fits ? [] : base.alternatives, instead: option.fits ? null : base.instead } : base;
   const size = downloadSize(p);
   const titleId = `preset-${p.id}`;
   const load = (id: string) => {
-    void loadPreset(id, official && id === p.id ? { official: true, token } : {});
+    void loadPreset(id, { ...(official && id === p.id ? { official: true, token } : {}), quant: id === p.id ? quant : null });
     // The progress (or the error) shows at the top of the page.
     window.scrollTo({ top: 0, behavior: 'smooth' });
   };
@@ -160,6 +208,7 @@ function PresetCard({ preset: p, verdict: v, verdictOf, busy }: { preset: ModelP
           <dd data-testid="preset-needs">{formatBytes(v.needed)}</dd>
         </div>
       </dl>
+      {weights && <WeightsFieldset id={p.id} advice={weights} selected={quant} onSelect={setPicked} />}
       {p.gatedOfficial && (
         <fieldset className="preset-source">
           <legend>Download from</legend>

@@ -5,6 +5,7 @@
 import type { AdapterSummary, GpuContext } from '../../gpu/context';
 import { BrowserModelCache } from '../../io/opfs';
 import type { DType } from '../../gpu/dtype';
+import type { QuantDType } from '../../gpu/quant';
 import type { ModelConfig } from '../../model/config';
 import { countParameters } from '../../model/weights';
 import { generateDemoModel } from '../../model/demo';
@@ -20,12 +21,16 @@ import { afterGenerations } from './chat-service';
 import { currentSession, gpuContext, message, releaseSession, setSession } from './session';
 import { trainService } from './train-service';
 
-export type ModelChoice =
+export type ModelChoice = (
   | { kind: 'demo' }
   /** endpoint: the Hub's address (a mirror, as HF_ENDPOINT); default huggingface.co. */
   | { kind: 'remote'; spec: string; token?: string; endpoint?: string }
   | { kind: 'directory'; handle: FileSystemDirectoryHandle }
-  | { kind: 'files'; files: PathedFile[] };
+  | { kind: 'files'; files: PathedFile[] }
+) & {
+  /** Keep the base quantized (int8/int4 projections, int8 embedding; a remote model's cache keeps it). */
+  quant?: QuantDType | null;
+};
 
 export interface ModelSummary {
   source: string;
@@ -34,8 +39,12 @@ export interface ModelSummary {
   /** The browser-cache id of a remote model, else null. */
   cacheId: string | null;
   config: ModelConfig;
-  /** The dtype the weights are held in on the GPU. */
+  /** The dtype the weights are held in on the GPU (norms; the projections too unless quantized). */
   weightDType: DType;
+  /** The projections' quantized format, or null. */
+  quant: QuantDType | null;
+  /** 'read': the quantized base came from the browser cache; 'written': quantized now and cached. */
+  quantCache: 'read' | 'written' | null;
   params: number;
   hasTokenizer: boolean;
   files: { name: string; bytes: number }[];
@@ -69,6 +78,8 @@ function summarize(loaded: LoadedModel, modelKey: string, cacheId: string | null
     cacheId,
     config: loaded.config,
     weightDType: loaded.weights.finalNorm.dtype,
+    quant: loaded.quant ?? null,
+    quantCache: loaded.quantCache ?? null,
     params: countParams(loaded.config),
     hasTokenizer,
     files: loaded.files,
@@ -160,6 +171,7 @@ export const modelService = {
       const loaded = await loadModel(ctx, source, {
         signal,
         onProgress,
+        quant: choice.quant ?? null,
         beforeUpload: async () => {
           if (!currentSession()) return;
           onEvent({ stage: 'Freeing the loaded model…', progress: null, released: true });
@@ -181,7 +193,7 @@ export const modelService = {
         // The previous model was freed for this one: put it back (its files are cached or local).
         try {
           const ctx = await gpuContext();
-          const loaded = await loadModel(ctx, previous.source, {});
+          const loaded = await loadModel(ctx, previous.source, { quant: previousSummary.quant });
           install(ctx, loaded, previous.source, previous.modelKey, previousSummary.cacheId);
         } catch (again) {
           note = ` The model loaded before (${previousSummary.source}) could not be put back: ${message(again)}. Load it again.`;
