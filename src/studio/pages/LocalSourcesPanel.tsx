@@ -195,9 +195,12 @@ function RecipeTime() {
         ))}
       </ul>
       <p className="hint">
-        From this GPU's speed with the engine's matmul, measured just now on {s.adapter}: {s.decodeGflops.toFixed(1)} GFLOP/s at {s.decodeRows} rows (decoding a
+        From this GPU's speed with the engine's matmul, measured on {s.adapter} ({new Date(speed.measuredAt).toLocaleString()}): {s.decodeGflops.toFixed(1)} GFLOP/s at {s.decodeRows} rows (decoding a
         batch), {s.prefillGflops.toFixed(1)} GFLOP/s at {s.prefillRows} rows (prompts, scoring, training). Every answer is counted at its token limit, so most runs
-        finish sooner{s.isFallback ? '. This is a software renderer (no GPU): a real GPU is tens to hundreds of times faster' : ''}.
+        finish sooner{s.isFallback ? '. This is a software renderer (no GPU): a real GPU is tens to hundreds of times faster' : ''}.{' '}
+        <button type="button" className="button button--secondary" onClick={() => void measure(true)}>
+          Measure again
+        </button>
       </p>
     </div>
   );
