@@ -10,6 +10,8 @@ import { loadBench } from './load';
 import { matmulBench } from './matmul';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
+import { quantBench } from './quant';
+import { stepAccountingBench } from './step-accounting';
 import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, classroomBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, classroomBench];

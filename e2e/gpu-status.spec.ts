@@ -26,6 +26,13 @@ test.describe('GPU status page', () => {
     await expect(rows.first()).toContainText(/\d+(\.\d+)? (MiB|GiB)/);
     await expect(rows.first()).toContainText('128 MiB');
     await expect(rows.nth(2)).toContainText(/\d+ KiB/);
+
+    // The attention paths that exist, and which a CPU adapter takes.
+    const paths = page.getByRole('table', { name: 'Attention kernel paths' });
+    await expect(paths.locator('tbody tr')).toHaveCount(4);
+    await expect(paths).toContainText('attention_flash.wgsl');
+    await expect(paths.getByTestId('attention-path-status').first()).toHaveText('Forward in use on this CPU adapter.');
+    await expect(paths.getByTestId('attention-path-status').nth(2)).toContainText('Not used on a CPU adapter');
     expect(errors).toEqual([]);
   });
 
