@@ -71,7 +71,15 @@ describe('eval items', () => {
     expect(e.message).toMatch(/^eval\.jsonl: 7 bad lines:\n {2}line 2: invalid JSON/);
   });
 
-  it('an empty file says what rows to write', async () => {
+  it('a multiple-choice row keeps its own "id"; two rows with one id are named', async () => {
+    const set = await parseEvalItems(lines({ id: 'q1', prompt: 'Which?', choices: ['a', 'b'], answer: 0 }));
+    expect(set.items[0]!.id).toBe('q1');
+    await expect(parseEvalItems(lines({ id: 'q1', prompt: 'Which?', choices: ['a', 'b'], answer: 0 }, { id: 'q1', prompt: 'Other?', choices: ['a', 'b'], answer: 1 }))).rejects.toThrow(
+      /line 2: repeats the item of line 1 \(id q1\)/,
+    );
+  });
+
+    it('an empty file says what rows to write', async () => {
     await expect(parseEvalItems('\n\n', 'e.jsonl')).rejects.toThrow(/e\.jsonl: 1 bad line:\n {2}line 0: no items: write a prompt row/);
   });
 

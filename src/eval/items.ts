@@ -82,7 +82,7 @@ function endsWithAssistant(v: Record<string, unknown>): boolean {
   return last?.role === 'assistant' || last?.from === 'gpt' || last?.from === 'assistant';
 }
 
-function parseChoice(v: Record<string, unknown>): Omit<ChoiceItem, 'id' | 'line'> {
+function parseChoice(v: Record<string, unknown>): Omit<ChoiceItem, 'id' | 'line'> & { givenId?: string } {
   const how = 'write {"prompt": "…", "choices": ["…", "…"], "answer": index of the right choice, from 0}';
   const unknown = Object.keys(v).filter((k) => !['prompt', 'system', 'choices', 'answer', 'id'].includes(k));
   if (unknown.length) throw new RecordError(`multiple-choice row: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; ${how}`);
@@ -96,7 +96,15 @@ function parseChoice(v: Record<string, unknown>): Omit<ChoiceItem, 'id' | 'line'
   const answer = v.answer;
   if (typeof answer !== 'number' || !Number.isInteger(answer) || answer < 0 || answer >= choices.length)
     throw new RecordError(`multiple-choice row: "answer" must be the index of the right choice, an integer from 0 to ${choices.length - 1} (got ${JSON.stringify(answer)})`);
-  return { kind: 'choice', prompt: v.prompt, ...(typeof v.system === 'string' && v.system !== '' ? { system: v.system } : {}), choices: choices as string[], answer };
+  if (v.id !== undefined && (typeof v.id !== 'string' || v.id.trim() === '')) throw new RecordError('multiple-choice row: "id" must be a non-empty string');
+  return {
+    kind: 'choice',
+    prompt: v.prompt,
+    ...(typeof v.system === 'string' && v.system !== '' ? { system: v.system } : {}),
+    choices: choices as string[],
+    answer,
+    ...(typeof v.id === 'string' ? { givenId: v.id } : {}),
+  };
 }
 
 function parsePromptRow(v: Record<string, unknown>, line: number): Prompt {
@@ -105,7 +113,8 @@ function parsePromptRow(v: Record<string, unknown>, line: number): Prompt {
   return r.prompts[0]!;
 }
 
-type Parsed = Omit<PromptItem, 'id' | 'line'> | Omit<SftItem, 'id' | 'line'> | Omit<DpoItem, 'id' | 'line'> | Omit<ChoiceItem, 'id' | 'line'>;
+/** A row as parsed; a multiple-choice row's own "id" in givenId. */
+type Parsed = Omit<PromptItem, 'id' | 'line'> | Omit<SftItem, 'id' | 'line'> | Omit<DpoItem, 'id' | 'line'> | (Omit<ChoiceItem, 'id' | 'line'> & { givenId?: string });
 
 /** One line's value as an item (without its id); throws RecordError saying what to write. */
 export function classifyEvalRow(value: unknown, line: number): Parsed {
@@ -165,8 +174,8 @@ const ID_PREFIX: Record<EvalItemKind, string> = { prompt: 'p', sft: 's', dpo: 'd
 
 /**
  * Parses EVAL.jsonl text: the items, or EvalItemsError listing every bad line (`file` names it).
- * Ids: a prompt row's as build-data gives it (its "id", else a hash of its text); other rows a hash
- * of their content. A line repeating an earlier item is an error naming both lines.
+ * Ids: a prompt row's as build-data gives it (its "id", else a hash of its text), a multiple-choice
+ * row's "id" when it has one; other rows a hash of their content. A line repeating an earlier item is an error naming both lines.
  */
 export async function parseEvalItems(text: string, file = 'EVAL.jsonl'): Promise<EvalItemSet> {
   const parsed = parseJsonl<Parsed>(text, classifyEvalRow);
@@ -177,11 +186,13 @@ export async function parseEvalItems(text: string, file = 'EVAL.jsonl'): Promise
   for (let i = 0; i < parsed.records.length; i++) {
     const p = parsed.records[i]!;
     const line = parsed.lines[i]!;
+    const given = p.kind === 'choice' ? p.givenId : undefined;
+    if (p.kind === 'choice') delete p.givenId;
     const content = canonicalJson(itemContent(p));
-    const id = p.kind === 'prompt' ? p.prompt.id : `${ID_PREFIX[p.kind]}${(await sha256Hex(content)).slice(0, 14)}`;
+    const id = p.kind === 'prompt' ? p.prompt.id : (given ?? `${ID_PREFIX[p.kind]}${(await sha256Hex(content)).slice(0, 14)}`);
     const first = seen.get(id);
     if (first !== undefined) {
-      errors.push({ line, message: `repeats the item of line ${first} (id ${id}): remove one of them, or give the prompt rows different "id"s` });
+      errors.push({ line, message: `repeats the item of line ${first} (id ${id}): remove one of them, or give the rows different "id"s` });
       continue;
     }
     seen.set(id, line);

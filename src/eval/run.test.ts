@@ -233,6 +233,12 @@ describe('runEvaluation', () => {
     await other.writeRun({ itemsHash: items.hash, decoding: { template: 'chat', maxNewTokens: 6, temperature: 0, seed: 0, dateString: '26 Jul 2024' }, models: [{ name: 'tuned', id: 'another-adapter' }] });
     await expect(runEvaluation(options(other, { judge: undefined }))).rejects.toThrow(/model "tuned" was another-adapter in the stored evaluation and is random-lora-3 now/);
     expect(other.results.size).toBe(0);
+    // Every item is tokenized and checked against the model before anything runs.
+    const fresh = new MemoryEvalStore();
+    await expect(runEvaluation(options(fresh, { judge: undefined, decoding: { maxNewTokens: 1_000_000 } }))).rejects.toThrow(
+      /^line 1: the prompt is \d+ tokens, and with 1000000 new tokens exceeds the model's context of \d+: shorten it, or lower the token limit$/,
+    );
+    expect(fresh.meta).toBeNull();
   });
 
   it('flags eval prompts that repeat training prompts, before anything is generated', async () => {

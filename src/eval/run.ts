@@ -182,7 +182,9 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
   const chat = { dateString: decoding.dateString };
   const warnings: string[] = [];
 
-  // 0. Fixed before any answer: the set's hash (o.items.hash), the settings, the leaks.
+  // 0. Every item tokenized and checked first (a bad one is named now, not an hour in); fixed before
+  // any answer: the set's hash (o.items.hash), the settings, the leaks.
+  const tokens = tokenizeItems(items, tok, chat, o.model.config, decoding.maxNewTokens);
   const meta: EvalRunMeta = {
     itemsHash: o.items.hash,
     decoding: { ...decoding, template: tok.chatTemplate === null ? 'none' : 'chat' },
@@ -238,21 +240,7 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
 
   // ---- 1. likelihood ----
   const scored = items.filter((it) => it.kind === 'sft' || it.kind === 'dpo' || it.kind === 'choice');
-  const seqs = new Map<string, LabelledSequence[]>();
-  const sequencesOf = (it: EvalItem): LabelledSequence[] => {
-    let s = seqs.get(it.id);
-    if (!s) {
-      try {
-        s = it.kind === 'choice' ? choiceSequences(tok, it, chat) : seqsOfScoring(tokenizeForScoring((it as { record: Parameters<typeof tokenizeForScoring>[0] }).record, tok, chat));
-      } catch (e) {
-        throw new EvalRunError(`line ${it.line}: ${(e as Error).message}`, { cause: e });
-      }
-      const V = o.model.config.vocabSize;
-      for (const q of s) for (let t = 0; t < q.ids.length; t++) if (q.ids[t]! >= V) throw new EvalRunError(`line ${it.line}: token id ${q.ids[t]} is outside the model's vocabulary (${V})`);
-      seqs.set(it.id, s);
-    }
-    return s;
-  };
+  const sequencesOf = (it: EvalItem) => tokens.seqs.get(it.id)!;
   const kindOf = (it: EvalItem) => it.kind as 'sft' | 'dpo' | 'choice';
   if (scored.length) {
     const total = scored.length * o.models.length;
@@ -301,7 +289,7 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
       ...(decoding.topK !== undefined ? { topK: decoding.topK } : {}),
       seed: decoding.seed,
     };
-    const idsOf = (it: PromptItem) => promptIds(tok, it.prompt, chat);
+    const idsOf = (it: PromptItem) => tokens.prompts.get(it.id)!;
     const total = prompts.length * o.models.length;
     const todo = o.models.map((m) => ({ m, list: prompts.filter((it) => !has('answer', m.name, it.id)) }));
     const p = phase('answers', total, total - todo.reduce((a, t) => a + t.list.length, 0));
@@ -407,6 +395,42 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
   });
   o.onProgress?.({ phase: 'report', done: 1, total: 1, etaSeconds: 0, computed, reused });
   return finish(report, reportMarkdown(report));
+}
+
+/** Each prompt row's ids and each scored row's sequences, checked against the model's vocabulary and context. */
+function tokenizeItems(
+  items: readonly EvalItem[],
+  tok: LoadedTokenizer,
+  chat: { dateString?: string },
+  config: { vocabSize: number; maxPositionEmbeddings: number },
+  maxNewTokens: number,
+): { prompts: Map<string, number[]>; seqs: Map<string, LabelledSequence[]> } {
+  const out = { prompts: new Map<string, number[]>(), seqs: new Map<string, LabelledSequence[]>() };
+  const { vocabSize: V, maxPositionEmbeddings: P } = config;
+  const checkIds = (ids: ArrayLike<number>) => {
+    for (let t = 0; t < ids.length; t++) if (ids[t]! >= V) throw new Error(`token id ${ids[t]} is outside the model's vocabulary (${V})`);
+  };
+  for (const it of items) {
+    try {
+      if (it.kind === 'prompt') {
+        const ids = promptIds(tok, it.prompt, chat);
+        checkIds(ids);
+        if (ids.length + maxNewTokens > P)
+          throw new Error(`the prompt is ${ids.length} tokens, and with ${maxNewTokens} new tokens exceeds the model's context of ${P}: shorten it, or lower the token limit`);
+        out.prompts.set(it.id, ids);
+      } else {
+        const s = it.kind === 'choice' ? choiceSequences(tok, it, chat) : seqsOfScoring(tokenizeForScoring(it.record, tok, chat));
+        for (const q of s) {
+          checkIds(q.ids);
+          if (q.ids.length > P) throw new Error(`${q.ids.length} tokens, more than the model's context of ${P}: shorten it`);
+        }
+        out.seqs.set(it.id, s);
+      }
+    } catch (e) {
+      throw new EvalRunError(`line ${it.line}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return out;
 }
 
 function argmaxOf(xs: readonly number[]): number {
