@@ -11,9 +11,9 @@ import { createNodeContext } from '../src/gpu/node';
 import type { TfjsPeer } from './peer-tfjs';
 
 /** Units a result can have. Higher is better unless listed in LOWER_IS_BETTER. */
-export type Unit = 'GFLOP/s' | 'tokens/s' | 'pairs/s' | 'items/min' | 'requests/s' | 'fraction of peak' | 'GB/s' | 'MB/s' | 'ms' | 's' | 'MiB' | 'bytes' | 'count';
+export type Unit = 'GFLOP/s' | 'tokens/s' | 'pairs/s' | 'items/min' | 'requests/s' | 'fraction of peak' | 'fraction' | 'GB/s' | 'MB/s' | 'ms' | 's' | 'MiB' | 'bytes' | 'count' | 'nats';
 
-const LOWER_IS_BETTER: ReadonlySet<Unit> = new Set<Unit>(['ms', 's', 'MiB', 'bytes', 'count']);
+const LOWER_IS_BETTER: ReadonlySet<Unit> = new Set<Unit>(['ms', 's', 'MiB', 'bytes', 'count', 'nats']);
 
 export function higherIsBetter(unit: Unit): boolean {
   return !LOWER_IS_BETTER.has(unit);
