@@ -11,6 +11,7 @@ import { testContext } from '../engine/testing/gpu';
 import { freshSeed, rng } from '../engine/testing/random';
 import { backward, countTargets } from './backward';
 import { forward, readLogp } from './forward';
+import { planMemory } from './memory-plan';
 import { LORA_TARGETS } from './lora';
 import { hostWeightsByName, quantizedHostWeights, randomHostWeights, tinyConfig } from './random';
 import { referenceForward, referenceLoss, type HostLora } from './reference';
@@ -118,5 +119,32 @@ describe('decoder on a quantized base', () => {
     await uploadQuantized(ctx, t, { dtype: 'f32', shape: [96, 64], read: async (o, len) => bytes.slice(o, o + len) }, 0, 64);
     expect(Array.from(await ctx.read(t))).toEqual(Array.from(dequantize(quantize(values, 'int4'), values.length, 'int4'), Math.fround));
     t.release();
+  });
+
+  it.each(['int8', 'int4'] as const)('%s: a LoRA forward + backward step peaks exactly at the plan (quantized projections, int8 table chunks)', async (quant) => {
+    const ctx = await testContext();
+    ctx.pool.trim();
+    const before = ctx.pool.stats().allocatedBytes;
+    ctx.pool.resetPeak();
+    const s = QUANT_TIED;
+    const m = setup(ctx, s, freshSeed(), { quant });
+    try {
+      forward(m.model, m.ws, { lora: m.lora });
+      backward(m.model, m.ws, { lora: m.lora, scale: 1 / countTargets(m.inputs.targets) });
+      await ctx.flush();
+      const measured = ctx.pool.stats().peakBytes - before;
+      const plan = planMemory(m.config, {
+        batch: s.batchSize,
+        seq: s.seqLen,
+        loraRank: s.lora.rank,
+        weightDType: s.dtype,
+        quant,
+        maxBindingBytes: s.maxChunkBytes!,
+        lmHeadChunk: s.lmHeadChunk!,
+      });
+      expect(measured).toBe(plan.training);
+    } finally {
+      m.release();
+    }
   });
 });
