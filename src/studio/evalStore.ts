@@ -205,11 +205,10 @@ export const useEvalStore = create<EvalStore>((set, get) => {
 
     async refresh(modelKey) {
       await useSourcesStore.getState().load();
-      const heldOut = await readHeldOut().catch(() => null);
-      set({ heldOut });
-      if (!modelKey) return set({ modelKey: null, adapters: [], evaluations: [] });
+      set({ heldOut: await readHeldOut().catch(() => null) });
       try {
-        const [adapters, evaluations, activeId] = await Promise.all([engine().listAdapters(), engine().listEvaluations(), engine().activeEvaluation()]);
+        // Stored evaluations show without a model (after a reload); adapters need the model.
+        const [evaluations, activeId, adapters] = await Promise.all([engine().listEvaluations(), engine().activeEvaluation(), modelKey ? engine().listAdapters() : Promise.resolve([])]);
         const names = new Set(['base', ...adapters.map((a) => a.name)]);
         const form = get().form;
         const models = form.models.filter((m) => names.has(m));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseEvalItems } from '../eval/items';
 import { buildReport } from '../eval/report';
 import { pairName, resultKey, type AnswerResult, type EvalResult, type JudgeResult } from '../eval/store';
-import { barCharts, evalModelLabel, exportFileName, formatDuration, itemViews, pairRows, resultsTable, selectTierLines, sentence, thinEvidence, THIN_ITEMS } from './evalView';
+import { barCharts, evalModelLabel, exportFileName, formatDuration, itemViews, labelled, pairRows, resultsTable, selectTierLines, sentence, thinEvidence, THIN_ITEMS } from './evalView';
 
 const answer = (model: string, itemId: string, correct: boolean, nTokens = 4): AnswerResult => ({
   key: resultKey('answer', model, itemId),
@@ -43,6 +43,9 @@ describe('evalView', () => {
   it('names models as the studio does', () => {
     expect(['base', 'sft', 'sft+dpo', 'sft-2+dpo', 'mine'].map(evalModelLabel)).toEqual(['Base', 'SFT', 'SFT+DPO', 'SFT-2+DPO', 'mine']);
     expect(sentence('with 6 items, it is within chance')).toBe('With 6 items, it is within chance.');
+    expect(labelled('base and sft+dpo got the same items; sft alone on 2, base-line sft2 untouched', ['base', 'sft', 'sft+dpo'])).toBe(
+      'Base and SFT+DPO got the same items; SFT alone on 2, base-line sft2 untouched.',
+    );
   });
 
   it('a small difference on few items: the table says "not significant" with the report’s why, and the evidence is too thin', () => {

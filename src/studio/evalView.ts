@@ -26,6 +26,18 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 /** The report's sentences start lower-case (eval.md writes them after a dash): as a sentence here. */
 export const sentence = (s: string): string => (s ? `${s[0]!.toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? '' : '.'}` : s);
 
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A report sentence with its model names ("sft+dpo") written as the page writes them ("SFT+DPO"), as a sentence. */
+export function labelled(text: string, models: readonly string[]): string {
+  let out = text;
+  for (const m of [...models].sort((a, b) => b.length - a.length)) {
+    const label = evalModelLabel(m);
+    if (label !== m) out = out.replace(new RegExp(`(?<![\\w+-])${escapeRe(m)}(?![\\w+-])`, 'g'), label);
+  }
+  return sentence(out);
+}
+
 export type MetricId = 'sft_loss' | 'perplexity' | 'pref_accuracy' | 'math' | 'code' | 'judge' | 'choice_accuracy' | 'mean_length';
 
 export interface Cell {
@@ -124,19 +136,19 @@ export function resultsTable(report: EvalReport): { columns: Column[]; rows: Tab
         for (const key of ['math', 'code'] as const) {
           const m = found.pair[key];
           if (!m || m.mcnemar_p === null || cells[key] === NONE) continue;
-          cells[key] = { ...cells[key], note: significance(m, refLabel), why: sentence(m.why) };
+          cells[key] = { ...cells[key], note: significance(m, refLabel), why: labelled(m.why, report.models) };
         }
         const j = found.pair.judge;
         if (j) {
           const { rate, ci, lc } = judgeFrom(j, found.reversed);
           cells.judge =
             rate === null || ci === null
-              ? { text: '—', detail: sentence(j.why), note: '', why: '' }
+              ? { text: '—', detail: labelled(j.why, report.models), note: '', why: '' }
               : {
                   text: pct(rate),
                   detail: `95% CI ${pctInterval(ci)} vs ${refLabel} · ${plural(j.n, 'item')}${lc !== null ? ` · length-controlled ${pct(lc)}` : ''}`,
                   note: significance(j, refLabel),
-                  why: sentence(j.why),
+                  why: labelled(j.why, report.models),
                 };
         }
       }
@@ -175,7 +187,7 @@ export function pairRows(report: EvalReport): PairRow[] {
             ? 'no item answered by both'
             : `${bLabel} alone right on ${m.b_only}, ${aLabel} alone on ${m.a_only}, of ${plural(m.n, 'item')} (exact McNemar p = ${m.mcnemar_p < 0.001 ? '< 0.001' : m.mcnemar_p.toFixed(3)})`,
         significant: m.significant,
-        why: sentence(m.why),
+        why: labelled(m.why, report.models),
       });
     }
     const j = p.judge;
@@ -186,7 +198,7 @@ export function pairRows(report: EvalReport): PairRow[] {
       if (j.inconsistent !== null) parts.push(`position bias ${pct(j.inconsistent)}`);
       if (j.unreadable > 0) parts.push(`${plural(j.unreadable, 'verdict')} unreadable, left out`);
       if (j.mean_length_a !== null && j.mean_length_b !== null) parts.push(`mean length ${bLabel} ${j.mean_length_b.toFixed(1)}, ${aLabel} ${j.mean_length_a.toFixed(1)} tokens`);
-      lines.push({ label: 'Judge', text: parts.join(' · '), significant: j.significant, why: [sentence(j.why), j.length_note ? sentence(j.length_note) : ''].filter(Boolean).join(' ') });
+      lines.push({ label: 'Judge', text: parts.join(' · '), significant: j.significant, why: [labelled(j.why, report.models), j.length_note ? labelled(j.length_note, report.models) : ''].filter(Boolean).join(' ') });
     }
     return { a: p.a, b: p.b, title: `${bLabel} vs ${aLabel}`, lines };
   });

@@ -1,5 +1,5 @@
 import { useEffect, useId, useMemo, useState } from 'react';
-import { Bar, BarChart, CartesianGrid, ErrorBar, ReferenceLine, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, ErrorBar, Rectangle, ReferenceLine, Tooltip, XAxis, YAxis, type BarShapeProps } from 'recharts';
 import { DEFAULT_PAIRWISE_PROMPT } from '../../eval/pairwise-judge';
 import { reportMarkdown } from '../../eval/report';
 import { ConfirmButton } from '../components/ConfirmButton';
@@ -235,6 +235,11 @@ function RunPanel({ run }: { run: EvalSummary }) {
           </ProgressBar>
         </div>
       )}
+      {p && p.reused > 0 && (
+        <p className="hint" data-testid="eval-reused">
+          {p.reused} finished result{p.reused === 1 ? ' was' : 's were'} found stored and kept; {p.computed} computed in this run. Nothing finished is redone.
+        </p>
+      )}
       {run.error && (
         <p className="notice notice--error" role="alert">
           {run.error}
@@ -391,7 +396,8 @@ function IntervalChart({ spec }: { spec: BarChartSpec }) {
         <YAxis domain={[0, 100]} ticks={[0, 25, 50, 75, 100]} tickFormatter={(v: number) => `${v}%`} width={48} tick={{ fontSize: 11 }} />
         <Tooltip formatter={(v) => `${Number(v).toFixed(1)}%`} />
         {spec.reference !== null && <ReferenceLine y={spec.reference} stroke="var(--muted)" strokeDasharray="4 4" />}
-        <Bar dataKey="value" fill="var(--accent)" isAnimationActive={false} maxBarSize={64}>
+        {/* A shape of its own keeps a 0% bar in the chart (recharts drops zero-height bars, and their whiskers with them). */}
+        <Bar dataKey="value" fill="var(--accent)" isAnimationActive={false} maxBarSize={64} shape={(p: BarShapeProps) => <Rectangle {...p} />}>
           <ErrorBar dataKey="error" width={10} strokeWidth={2} stroke="var(--text)" direction="y" />
         </Bar>
       </BarChart>
@@ -436,7 +442,13 @@ function ItemView({ item, models, markdown }: { item: EvalItemView; models: stri
                 {evalModelLabel(m)}
                 {a?.check && <span className={a.check.ok ? 'badge badge--pass' : 'badge badge--warn'}> {a.check.label}</span>}
               </h4>
-              {!a ? <p className="muted">not answered yet</p> : markdown ? <Markdown text={a.text} /> : <RawText text={a.text} label={`${evalModelLabel(m)}’s answer`} />}
+              {!a ? (
+                <p className="muted">not answered yet</p>
+              ) : markdown && a.text.trim() !== '' ? (
+                <Markdown text={a.text} />
+              ) : (
+                <RawText text={a.text} label={`${evalModelLabel(m)}’s answer`} />
+              )}
             </div>
           );
         })}

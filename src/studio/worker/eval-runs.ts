@@ -45,6 +45,10 @@ export interface EvalProgress {
   done: number;
   total: number;
   etaSeconds: number | null;
+  /** Results found stored when this run (or resume) began, and not computed again. */
+  reused: number;
+  /** Results computed by this run so far. */
+  computed: number;
 }
 
 /** What lists and the page see of an evaluation (no set texts). */

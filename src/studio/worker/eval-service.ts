@@ -11,7 +11,7 @@
 
 import type { JudgeSpec, RewardModelRunner } from '../../data/score';
 import { BrowserSandbox } from '../../data/sandbox-browser';
-import { EvalItemsError, flagTrainingDuplicates, parseEvalItems, type EvalItem, type EvalItemSet, type PromptText } from '../../eval/items';
+import { EvalItemsError, flagTrainingDuplicates, parseEvalItems, trainingPrompts, type EvalItem, type EvalItemSet, type PromptText } from '../../eval/items';
 import { runEvaluation, type EvalModel, type EvalProgress as RunProgress } from '../../eval/run';
 import { DexieEvalStore } from '../../eval/store-dexie';
 import { evalModelLabel, itemViews, selectTierLines, type EvalItemView } from '../evalView';
@@ -20,6 +20,8 @@ import { adapterOnGpu, afterGenerations } from './chat-service';
 import { evalRuns, summaryOf, type EvalRunRow, type EvalSettings, type EvalSummary } from './eval-runs';
 import { rewardService } from './reward-service';
 import { message, requireSession } from './session';
+import { trainRuns } from './train-runs';
+import { parseDataset } from '../trainConfig';
 
 /** The pairwise judge for a run: the Sources page's judge (its key included: never stored). */
 export interface EvalJudgeChoice {
@@ -78,6 +80,18 @@ async function itemsOf(row: Pick<EvalRunRow, 'dataText' | 'choicesText' | 'setti
       throw new Error(`Nothing to evaluate: the tiers chosen keep no rows of ${label} (${e.errors[0]!.message}).`, { cause: e });
     throw e;
   }
+}
+
+/** The prompts of every training run of the model (what its adapters were trained on), with `extra` (the Data page's sets). */
+async function trainedPrompts(modelKey: string, extra: readonly PromptText[]): Promise<PromptText[]> {
+  const out = new Map<string, PromptText>();
+  const add = (p: PromptText) => out.set(JSON.stringify([p.system ?? '', p.text]), p);
+  extra.forEach(add);
+  for (const run of (await trainRuns.list()).filter((r) => r.modelKey === modelKey)) {
+    const row = await trainRuns.get(run.runId);
+    if (row) trainingPrompts(parseDataset(row.datasetText, row.stage).records).forEach(add);
+  }
+  return [...out.values()];
 }
 
 /** The worker's local reward model as the runner takes it; cancelling stops its scoring. */
@@ -156,7 +170,7 @@ async function launch(row: EvalRunRow, judge: EvalJudgeChoice | null, onEvent: O
         store: new DexieEvalStore(row.evalId),
         signal: controller.signal,
         onProgress: (p) => {
-          const progress = { phase: phaseText(p), done: p.done, total: p.total, etaSeconds: p.etaSeconds };
+          const progress = { phase: phaseText(p), done: p.done, total: p.total, etaSeconds: p.etaSeconds, reused: p.reused, computed: p.computed };
           // The record on disk at most every second (the items themselves are stored as they finish).
           const now = performance.now();
           if (now - lastWrite > 1000 || p.done === p.total) {
@@ -172,7 +186,7 @@ async function launch(row: EvalRunRow, judge: EvalJudgeChoice | null, onEvent: O
     const warnings = [...result.warnings];
     if (flagged.length && !warnings.some((w) => /repeat training prompts/.test(w))) warnings.push(`${flagged.length} eval prompt(s) repeat training prompts.`);
     if (result.cancelled) persist({ status: 'cancelled', warnings });
-    else persist({ status: 'completed', report: result.report, warnings, progress: null });
+    else persist({ status: 'completed', report: result.report, warnings, progress: row.progress && { ...row.progress, reused: result.reused, computed: result.computed } });
   } catch (e) {
     persist({ status: 'error', error: message(e) });
   } finally {
@@ -202,7 +216,7 @@ export const evalService = {
       updatedAt: now,
       dataText: req.dataText,
       choicesText: req.choicesText,
-      trainingPrompts: req.trainingPrompts,
+      trainingPrompts: await trainedPrompts(s.modelKey, req.trainingPrompts),
     };
     // Bad rows are refused before anything is stored.
     const items = await itemsOf(row);
