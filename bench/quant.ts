@@ -10,6 +10,10 @@
 //   quant.matmul.{bf16,int8,int4}.KxN   GFLOP/s of x·Wᵀ on the Llama-3.2-1B projection shapes, the
 //                                       same x, the same adapter, default path (output checked)
 //   quant.memory-plan.{bf16,int8,int4}.{1b,3b}  bytes of a LoRA r16 training step at seq 1024
+//   quant.memory-peak.int4.<model>      the pool's measured peak over a LoRA r16 forward + backward
+//   quant.memory-plan.int4.<model>      step on an int4 base of `--model` (default Llama-3.2-1B, its
+//                                       exact shapes; random weights), batch 1, `--seq` tokens, and
+//                                       the plan for it: they must agree (the shape says peak/plan)
 import { dequantize, quantize as quantizeTo, type QuantDType } from '../src/gpu/quant';
 import { encode, decode } from '../src/gpu/dtype';
 import { matmul } from '../src/engine/matmul';
@@ -22,7 +26,17 @@ import { hostWeightsFromNames, quantizedHostWeights, randomHostWeights, tinyConf
 import { referenceForward, type HostWeights } from '../src/model/reference';
 import { readSafetensorsHeader } from '../src/model/safetensors';
 import { memorySource } from '../src/io/byte-source';
+import { countTargets, backward } from '../src/model/backward';
+import { createTrainWorkspace } from '../src/model/activations';
+import { createDecoderModel } from '../src/model/decoder';
+import { forward, readLogp } from '../src/model/forward';
+import { setBatchInputs } from '../src/model/inputs';
+import { createLoraAdapters } from '../src/model/lora';
+import { formatBytes } from '../src/model/memory-plan';
+import { seededRandom, uploadRandomWeights } from '../src/model/random';
+import { releaseWeights } from '../src/model/weights';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result } from './harness';
+import { STEP_MODELS } from './model-step';
 
 const QUANTS: readonly QuantDType[] = ['int8', 'int4'];
 
@@ -164,6 +178,52 @@ export const quantBench: Benchmark = {
         const plan = planMemory(LLAMA_3_2_PRESETS[preset], { batch: 1, seq: 1024, loraRank: 16, weightDType: 'bf16', quant: q });
         results.push(result({ name: `quant.memory-plan.${q ?? 'bf16'}.${key}`, unit: 'bytes', ours: plan.training, shape: `${preset} B1xT1024 r16 (weights ${plan.bytes.weights} bytes)` }));
       }
+    results.push(...(await stepPeak(ctx, 'int4')));
     return results;
   },
 };
+
+/** One LoRA step on a quantized base of `--model`: the pool's peak against the plan. */
+async function stepPeak(ctx: BenchContext, quant: QuantDType): Promise<Result[]> {
+  const { gpu, options } = ctx;
+  const config = STEP_MODELS[options.model];
+  if (!config) throw new Error(`quant: unknown model "${options.model}" (known: ${Object.keys(STEP_MODELS).join(', ')})`);
+  const [B, T] = [1, options.seq];
+  const lora = { rank: 16, alpha: 32 };
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  await gpu.flush();
+  gpu.pool.trim();
+  const before = gpu.pool.stats().allocatedBytes;
+  gpu.pool.resetPeak();
+  const t0 = performance.now();
+  const weights = await uploadRandomWeights(gpu, config, 'bf16', 5, { maxChunkBytes: limit, quant });
+  const model = createDecoderModel(gpu, weights);
+  const adapters = createLoraAdapters(gpu, config, lora, { seed: 5 });
+  const ws = createTrainWorkspace(model, { batchSize: B, seqLen: T, lora });
+  try {
+    const next = seededRandom(5);
+    const ids = Int32Array.from({ length: B * T }, () => Math.floor(next() * config.vocabSize));
+    const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T ? ids[i + 1]! : -100));
+    setBatchInputs(gpu, ws, { ids, mask: new Int32Array(B * T).fill(1), targets });
+    forward(model, ws, { lora: adapters });
+    backward(model, ws, { lora: adapters, scale: 1 / countTargets(targets) });
+    await gpu.flush();
+    const peak = gpu.pool.stats().peakBytes - before;
+    const logp = await readLogp(model, ws);
+    if (logp.some((x) => !Number.isFinite(x) || x > 1e-4)) throw new Error(`quant: a step on the ${quant} base gave log-probs that are not log-probs`);
+    const plan = planMemory(config, { batch: B, seq: T, loraRank: lora.rank, weightDType: 'bf16', quant, maxBindingBytes: limit });
+    const ratio = (peak / plan.training).toFixed(4);
+    const shape = `B${B}xT${T} ${quant} r16 all7`;
+    ctx.log(`${options.model} ${shape}: load + step ${((performance.now() - t0) / 1000).toFixed(1)} s, peak ${formatBytes(peak)}, plan ${formatBytes(plan.training)}`);
+    return [
+      result({ name: `quant.memory-peak.${quant}.${options.model}`, unit: 'bytes', ours: peak, shape: `${shape}: ${formatBytes(peak)}, peak/plan ${ratio}` }),
+      result({ name: `quant.memory-plan.${quant}.${options.model}`, unit: 'bytes', ours: plan.training, shape: `${shape}: ${formatBytes(plan.training)}, peak/plan ${ratio}` }),
+    ];
+  } finally {
+    ws.release();
+    adapters.release();
+    model.release();
+    releaseWeights(weights);
+    await gpu.flush();
+  }
+}

@@ -5,7 +5,7 @@
 // uploadRandomWeights generates each tensor straight into the GPU, a few MiB at a time.
 import type { GpuContext } from '../gpu/context';
 import { encode, quantize, type DType } from '../gpu/dtype';
-import { dequantize, quantize as quantizeTo, type QuantDType } from '../gpu/quant';
+import { dequantize, QUANT_GROUP, quantize as quantizeTo, quantizePiece, scaleWord0, type QuantDType } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import type { ModelConfig } from './config';
 import type { FamilyName, ModelHead } from './families';
@@ -214,6 +214,8 @@ export interface UploadRandomWeightsOptions {
   maxChunkBytes?: number;
   /** Host bytes generated per write (default 16 MiB): the most JS memory the upload holds. */
   sliceBytes?: number;
+  /** A quantized base, as uploadWeights({ quant }) holds it: projections in this format, tables int8. */
+  quant?: QuantDType | null;
 }
 
 /**
@@ -226,6 +228,7 @@ export interface UploadRandomWeightsOptions {
  */
 export async function uploadRandomWeights(ctx: GpuContext, config: ModelConfig, dtype: DType, seed: number, o: UploadRandomWeightsOptions = {}): Promise<ModelWeights> {
   if (dtype !== 'f32' && dtype !== 'bf16' && dtype !== 'f16') throw new Error(`uploadRandomWeights: dtype ${dtype} is not a float type`);
+  const quant = o.quant ?? null;
   const c = config;
   const H = c.hiddenSize;
   const maxChunkBytes = o.maxChunkBytes ?? Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
@@ -239,7 +242,37 @@ export async function uploadRandomWeights(ctx: GpuContext, config: ModelConfig, 
   };
   let tensorIndex = 0;
   let unflushed = 0;
+  // Quantized tensors: values drawn as f32 (from an f32 table of the same distribution), quantized
+  // a slice at a time into the value and scale regions.
+  const f32Tables = new Map<string, Float32Array>();
+  const fillQuantized = async (t: Tensor, q: QuantDType, mean: number, std: number): Promise<void> => {
+    const key = `${mean}:${std}`;
+    let values = f32Tables.get(key);
+    if (!values) f32Tables.set(key, (values = new Float32Array(bitTable('f32', mean, std, (seed ^ Math.imul(f32Tables.size + 7, 0x9e3779b9)) >>> 0).buffer)));
+    let x = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) ^ Math.imul(++tensorIndex, 0x165667b1)) >>> 0 || 1;
+    const n = t.size;
+    const slice = Math.max(2 * QUANT_GROUP, Math.floor(scratch.length / (2 * QUANT_GROUP)) * 2 * QUANT_GROUP);
+    const piece = new Float32Array(slice);
+    const s0 = 4 * scaleWord0(n, q);
+    for (let at = 0; at < n; at += slice) {
+      const len = Math.min(slice, n - at);
+      for (let i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        piece[i] = values[x & 0xffff]!;
+      }
+      const out = quantizePiece(piece.subarray(0, len), q);
+      ctx.writeBytes(t, out.values, (at * (q === 'int8' ? 8 : 4)) / 8);
+      ctx.writeBytes(t, out.scales, s0 + (2 * at) / QUANT_GROUP);
+      if ((unflushed += len) >= 64 << 20) {
+        unflushed = 0;
+        await ctx.flush();
+      }
+    }
+  };
   const fill = async (t: Tensor, mean: number, std: number): Promise<void> => {
+    if (t.dtype === 'int8' || t.dtype === 'int4') return fillQuantized(t, t.dtype, mean, std);
     const bits = table(mean, std);
     // xorshift32, seeded per tensor (never 0).
     let x = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) ^ Math.imul(++tensorIndex, 0x165667b1)) >>> 0 || 1;
@@ -272,19 +305,20 @@ export async function uploadRandomWeights(ctx: GpuContext, config: ModelConfig, 
   };
   const chunked = async (name: string, std: number): Promise<RowChunkedTensor> => {
     const chunks: RowChunkedTensor['chunks'] = [];
-    for (const [i, ch] of rowChunks(c.vocabSize, H, dtype, maxChunkBytes).entries()) {
-      const tensor = ctx.tensor([ch.rows, H], dtype, chunkName(name, ch, i));
+    const tableDType = quant ? QUANT_TABLE_DTYPE : dtype;
+    for (const [i, ch] of rowChunks(c.vocabSize, H, tableDType, maxChunkBytes).entries()) {
+      const tensor = ctx.tensor([ch.rows, H], tableDType, chunkName(name, ch, i));
       await fill(tensor, 0, std);
       chunks.push({ tensor, rowStart: ch.rowStart, rows: ch.rows });
     }
-    return { rows: c.vocabSize, cols: H, dtype, chunks };
+    return { rows: c.vocabSize, cols: H, dtype: tableDType, chunks };
   };
   const embed = await chunked(EMBED_NAME, 0.5);
   const layers: ModelWeights['layers'] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const out: Partial<Record<LayerWeightName, Tensor>> = {};
     for (const t of layerTensors(c)) {
-      const tensor = (out[t.key] = ctx.tensor(t.shape, dtype, `model.layers.${l}.${t.name}`));
+      const tensor = (out[t.key] = ctx.tensor(t.shape, quant && QUANTIZED_LAYER_WEIGHTS.includes(t.key) ? quant : dtype, `model.layers.${l}.${t.name}`));
       const init = initOf(t.key, t.shape);
       // Uniform inits (q/k norms) are drawn as a normal of the same mean and spread here.
       if (init.uniform) await fill(tensor, (init.uniform[0] + init.uniform[1]) / 2, (init.uniform[1] - init.uniform[0]) / 4);
