@@ -9,6 +9,7 @@ import {
   defaultDqPath,
   defaultForwardPath,
   flashTiles,
+  setAttentionPaths,
   splitKvPathName,
   type AttentionDqPath,
   type AttentionForwardPath,
@@ -316,6 +317,12 @@ describe('attention', () => {
     markProven(swift, splitKvPathName('subgroups'));
     markProven(swift, splitKvPathName('workgroup'));
     expect([defaultForwardPath(swift, 64, 1), defaultForwardPath(swift, 64, 19), defaultDqPath(swift, 64), defaultDqPath(swift, 24), defaultDqPath(swift, 6)]).toEqual(['tiled', 'tiled', 'rows', 'rows', 'tiled']);
+    setAttentionPaths(swift, { forward: 'flash', decode: 'split', backward: 'flash' });
+    expect([defaultForwardPath(swift, 64, 1), defaultForwardPath(swift, 64, 19), defaultDqPath(swift, 64)]).toEqual(['split', 'flash', 'flash']);
+    setAttentionPaths(swift, { forward: 'flash' });
+    expect([defaultForwardPath(swift, 64, 1), defaultDqPath(swift, 64)]).toEqual(['flash', 'rows']);
+    setAttentionPaths(swift, null);
+    expect([defaultForwardPath(swift, 64, 1), defaultDqPath(swift, 64)]).toEqual(['tiled', 'rows']);
     const gpu = (features: string[]) => ({ adapter: { isFallback: false }, features: new Set(features) }) as unknown as GpuContext;
     const a = gpu(['subgroups']);
     expect([defaultForwardPath(a, 64, 1), defaultForwardPath(a, 64, 19), defaultDqPath(a, 64)]).toEqual(['tiled', 'tiled', 'tiled']);

@@ -130,12 +130,38 @@ export function decodeChunk(batchSize: number, nHeads: number, tkv: number): num
 
 export type AttentionForwardPath = 'tiled' | 'flash' | 'split';
 
+/** Paths chosen for one context instead of the defaults (every op that runs attention on it). */
+export interface AttentionPathChoice {
+  /** Forward of several query tokens (training, prefill); also decode unless `decode` is set. */
+  forward?: 'tiled' | 'flash';
+  /** Forward of one query token per sequence (KV-cache decode). */
+  decode?: AttentionForwardPath;
+  backward?: AttentionDqPath;
+  /** Keys per split-KV chunk (default `decodeChunk`). */
+  chunk?: number;
+}
+
+const chosenPaths = new WeakMap<GpuContext, AttentionPathChoice>();
+
+/**
+ * Makes every attention op on `ctx` take these paths instead of the defaults (null restores the
+ * defaults): how the tests run a whole model through the GPU paths on SwiftShader, and how a
+ * comparison can pin a path. Explicit per-call options still win.
+ */
+export function setAttentionPaths(ctx: GpuContext, choice: AttentionPathChoice | null): void {
+  if (choice) chosenPaths.set(ctx, { ...choice });
+  else chosenPaths.delete(ctx);
+}
+
 /**
  * The forward path taken by default: `tiled` on CPU adapters and for head dims not a multiple
  * of 4; on GPUs `split` for one query token (decode) and `flash` otherwise, each once proven on
  * this context by the self-test, else `tiled`.
  */
 export function defaultForwardPath(ctx: GpuContext, headDim: number, tq: number): AttentionForwardPath {
+  const chosen = chosenPaths.get(ctx);
+  const forced = tq === 1 ? (chosen?.decode ?? chosen?.forward) : chosen?.forward;
+  if (forced) return forced;
   if (ctx.adapter.isFallback || headDim % 4) return 'tiled';
   if (tq === 1 && isProven(ctx, splitKvPathName(defaultDecodeReduce(ctx)))) return 'split';
   return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
@@ -374,7 +400,7 @@ function splitKvForward(batch: CommandBatch, a: AttentionForwardArgs, r: Resolve
   const op = 'attention forward (split-KV decode)';
   if (r.tq !== 1) throw new Error(`${op}: path 'split' takes one query token per sequence (tq = 1, got tq ${r.tq}); use 'flash' or 'tiled'`);
   const D4 = flashTiles(a.headDim).D4;
-  const chunk = options.chunk ?? decodeChunk(a.batchSize, a.nHeads, r.tkv);
+  const chunk = options.chunk ?? chosenPaths.get(batch.ctx)?.chunk ?? decodeChunk(a.batchSize, a.nHeads, r.tkv);
   if (!Number.isInteger(chunk) || chunk < 1 || chunk > DECODE_CHUNK_MAX)
     throw new Error(`${op}: chunk ${chunk} must be an integer in [1, ${DECODE_CHUNK_MAX}]`);
   const reduce = options.reduce ?? defaultDecodeReduce(batch.ctx);
@@ -420,6 +446,8 @@ const ROWS_WG = 64;
  * there), `flash` on GPUs once the self-test proved it on this context, else `tiled`.
  */
 export function defaultDqPath(ctx: GpuContext, headDim: number): AttentionDqPath {
+  const forced = chosenPaths.get(ctx)?.backward;
+  if (forced) return forced;
   if (headDim % 4) return 'tiled';
   if (ctx.adapter.isFallback) return 'rows';
   return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
