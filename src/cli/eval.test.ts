@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion, lastUser, startMockServer, type MockServer } from '../data/test-server';
 import type { EvalReport } from '../eval/report';
 import { writeByteModel } from '../eval/testing/byte-tokenizer';
-import { runCommand } from './program';
+import { parseAdapterFlags } from './commands/eval';
+import { createProgram, runCommand } from './program';
 import { runCli } from './testing/run-cli';
 
 const MATH: [string, string][] = [
@@ -48,7 +49,7 @@ describe('fuse-studio eval', () => {
     const adapter = join(root, 'adapter-sft');
     const t0 = performance.now();
     expect(
-      await runCommand(['train', 'sft', '--model', model, '--data', sft, '--out', adapter, '--max-steps', '20', '--lr', '2e-2', '--batch-size', '3', '--grad-accum', '1', '--lora-rank', '8', '--warmup-ratio', '0', '--schedule', 'constant', '--date-string', '26 Jul 2024', '--quiet']),
+      await runCommand(['train', 'sft', '--model', model, '--data', sft, '--out', adapter, '--max-steps', '20', '--lr', '2e-2', '--batch-size', '3', '--grad-accum', '1', '--lora-rank', '16', '--warmup-ratio', '0', '--schedule', 'cosine', '--date-string', '26 Jul 2024', '--quiet']),
     ).toBe(0);
     console.log(`train: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -103,7 +104,20 @@ describe('fuse-studio eval', () => {
     expect(refused.stderr).toMatch(/already holds an evaluation: pass --resume to continue it, or choose another --out/);
   }, 240_000);
 
-  it('names the bad lines of EVAL.jsonl before loading the model', async () => {
+  it('--adapter repeats (NAME=DIR, or DIR named by its folder); "base" and a name given twice are refused', async () => {
+    let values: Record<string, unknown> = {};
+    const { program } = createProgram(async (_spec, parsed) => ((values = parsed.values), 0));
+    await program.parseAsync(['eval', '--model', 'm', '--data', 'd.jsonl', '--out', 'o', '--adapter', 'sft=runs/a', '--adapter', 'runs/sft+dpo'], { from: 'user' });
+    expect(values.adapter).toEqual(['sft=runs/a', 'runs/sft+dpo']);
+    expect(parseAdapterFlags(values.adapter as string[])).toEqual([
+      { name: 'sft', dir: 'runs/a' },
+      { name: 'sft+dpo', dir: 'runs/sft+dpo' },
+    ]);
+    expect(() => parseAdapterFlags(['base=x'])).toThrow(/"base" names the model without an adapter; choose another name/);
+    expect(() => parseAdapterFlags(['a=x', 'a=y'])).toThrow(/the name "a" is given twice/);
+  });
+
+    it('names the bad lines of EVAL.jsonl before loading the model', async () => {
     const data = join(root, 'bad.jsonl');
     await writeFile(data, ['{"prompt": "What is 1 + 1?", "domain": "math", "gold": "2"}', '{"prompt": "Which?", "choices": ["a"], "answer": 0}', 'not json'].join('\n'));
     const out = join(root, 'bad-out');
