@@ -217,6 +217,7 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await expect(page.getByRole('table', { name: 'Evaluation results' }).getByRole('rowheader')).toHaveText(['Base', 'SFT', 'SFT+DPO']);
   await expect(page.getByTestId('eval-run').getByRole('heading', { level: 2 })).toContainText('completed');
   await screenshot(page, 'evaluate-desktop.png');
+  await page.getByTestId('eval-report').getByRole('figure', { name: 'Math accuracy chart' }).screenshot({ path: test.info().outputPath('evaluate-chart.png') });
   await page.setViewportSize({ width: 390, height: 844 });
   await expect(page.getByRole('table', { name: 'Evaluation results' })).toBeVisible();
   expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);

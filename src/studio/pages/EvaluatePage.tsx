@@ -398,7 +398,7 @@ function IntervalChart({ spec }: { spec: BarChartSpec }) {
         {spec.reference !== null && <ReferenceLine y={spec.reference} stroke="var(--muted)" strokeDasharray="4 4" />}
         {/* A shape of its own keeps a 0% bar in the chart (recharts drops zero-height bars, and their whiskers with them). */}
         <Bar dataKey="value" fill="var(--accent)" isAnimationActive={false} maxBarSize={64} shape={(p: BarShapeProps) => <Rectangle {...p} />}>
-          <ErrorBar dataKey="error" width={10} strokeWidth={2} stroke="var(--text)" direction="y" />
+          <ErrorBar dataKey="error" width={10} strokeWidth={2} stroke="var(--text)" direction="y" isAnimationActive={false} />
         </Bar>
       </BarChart>
     </figure>
