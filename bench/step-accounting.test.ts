@@ -1,9 +1,10 @@
 // The step-accounting helpers count what really happens: dispatches, submits and readbacks of a
 // known batch, weight bytes of a real model's tensors, and the FLOP ratio's two terms.
 import { describe, expect, it } from 'vitest';
+import { matmul } from '../src/engine/matmul';
 import { testContext } from '../src/engine/testing/gpu';
 import { LLAMA_3_2_PRESETS } from '../src/model/config';
-import { countGpuWork, modelFlops, weightBytesPerToken } from './step-accounting';
+import { countGpuWork, modelFlops, modelMatmulFlops, weightBytesPerToken } from './step-accounting';
 import { loadDemoModel } from './demo-model';
 import { stepFlops } from './model-step';
 
@@ -26,10 +27,30 @@ describe('step accounting', () => {
       expect((await ctx.read(t))[0]).toBe(7);
       return mark();
     });
-    expect(work).toEqual({ dispatches: 2, submits: 2, readbacks: 1, readBytes: 16 });
+    expect(work).toEqual({ dispatches: 2, submits: 2, readbacks: 1, readBytes: 16, matmulFlops: 0 });
     const after = await countGpuWork(ctx, async (mark) => mark());
-    expect(after).toEqual({ dispatches: 0, submits: 0, readbacks: 0, readBytes: 0 });
+    expect(after).toEqual({ dispatches: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 });
     t.release();
+  });
+
+  it('counts 2·M·N·K for each matmul dispatch, whatever its layout', async () => {
+    const ctx = await testContext();
+    const [M, N, K] = [5, 7, 9];
+    const a = ctx.upload(Array.from({ length: M * K }, (_, i) => i % 3), [M, K], 'f32', 'a');
+    const b = ctx.upload(Array.from({ length: N * K }, (_, i) => i % 5), [N, K], 'f32', 'b');
+    const out = ctx.tensor([M, N], 'f32', 'out');
+    const dA = ctx.tensor([M, K], 'f32', 'dA');
+    const work = await countGpuWork(ctx, async (mark) => {
+      const batch = ctx.batch();
+      matmul(batch, { a, b, out, layout: 'nt' }); // [M,K]·[N,K]ᵀ
+      matmul(batch, { a: out, b, out: dA, layout: 'nn' }); // [M,N]·[N,K]
+      batch.submit();
+      await ctx.flush();
+      return mark();
+    });
+    expect(work.matmulFlops).toBe(2 * (2 * M * N * K));
+    expect(work.dispatches).toBe(2);
+    for (const x of [a, b, out, dA]) x.release();
   });
 
   it('weight bytes per token: every layer tensor, the norm and the lm_head once, one row of an untied embedding', async () => {
@@ -55,5 +76,15 @@ describe('step accounting', () => {
     // Projections 3 vs 2 passes, lm_head 3 vs 2 dominate: close to 1.5.
     expect(ratio).toBeGreaterThan(1.4);
     expect(ratio).toBeLessThan(1.55);
+  });
+
+  it('model matmul FLOPs: forward, input gradient and 3x the LoRA forward, nothing recomputed', () => {
+    const c = LLAMA_3_2_PRESETS['llama-3.2-1b']!;
+    const lora = { rank: 16, alpha: 32 };
+    // 2·params·tokens forward for 1.24B parameters (the tied lm_head counts as a matmul), twice.
+    const perToken = modelMatmulFlops(c, 1, 512, lora) / 512;
+    const params = c.numLayers * (c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize) + c.vocabSize * c.hiddenSize;
+    expect(perToken).toBeGreaterThan(4 * params);
+    expect(perToken).toBeLessThan(4 * params * 1.02);
   });
 });

@@ -1,24 +1,31 @@
 // Step accounting: what one training step and one decoded token cost in GPU work and round
 // trips. None of these rows depends on the adapter's speed (a CPU adapter runs the same
-// dispatches), so they hold for any GPU; all are counted on the real code paths.
-//   step.demo.sft.dispatches        compute dispatches per SFT optimizer step (src/train/trainer.ts:
+// dispatches), so they hold for any GPU; all are counted on the real code paths by the context's
+// counters (src/gpu/batch.ts, GpuCounters), not timed.
+//   step.demo.{sft,dpo}.dispatches  compute dispatches per optimizer step (src/train/trainer.ts:
 //                                   forward, loss, backward, gradient norm, AdamW), demo model,
-//                                   B1 x `--seq` tokens, LoRA r16 on all seven projections
-//   step.demo.sft.submits           queue submits per step
-//   step.demo.sft.readbacks         buffers mapped back to the host per step (loss, norms)
-//   step.demo.sft.readback-bytes    bytes those readbacks copy
-//   decode.demo.greedy.dispatches   dispatches per decoded token (greedy, GPU argmax)
+//                                   SFT B1 x `--seq` tokens / DPO one pair (2 rows) of `--seq`,
+//                                   LoRA r16 on all seven projections
+//   step.demo.{sft,dpo}.submits     queue submits per step
+//   step.demo.{sft,dpo}.readbacks   buffers mapped back to the host per step (loss, norms)
+//   step.demo.{sft,dpo}.readback-bytes  bytes those readbacks copy
+//   step.demo.{sft,dpo}.matmul-flops-over-model
+//                                   executed matmul FLOPs of the step (counted: 2·P·Q·D of every
+//                                   matmul dispatch) over the model's matmul FLOPs
+//                                   (`modelMatmulFlops`: forward 2·params·tokens, the same again
+//                                   for the input gradients, the LoRA weight gradients once), so
+//                                   recomputed layers and a recomputed lm_head show up as > 1
+//   decode.demo.greedy.{dispatches,submits,readbacks}  per decoded token (greedy, GPU argmax)
 //   decode.demo.weight-bytes        bytes of weights one decoded token reads: every layer weight and
 //                                   the final norm once, the lm_head in full, one embedding row (a
 //                                   tied embedding is read in full as the lm_head)
-//   step.<model>.flops-over-model   a checkpointed LoRA step's executed FLOPs (`stepFlops`,
-//                                   bench/model-step.ts) over the model's FLOPs (`modelFlops`
-//                                   below: the same step without the layers' recomputation and
-//                                   with the lm_head once forward, once for its input gradient),
-//                                   for the Llama-3.2 presets at T 512; a formula of the step's
-//                                   structure, no GPU work
+//   step.<model>.flops-over-model   a LoRA step's executed FLOPs (`stepFlops`, bench/model-step.ts,
+//                                   with the memory plan's choices for B1 x T512) over the model's
+//                                   FLOPs (`modelFlops` below: no recomputation, the lm_head once
+//                                   forward and once for its input gradient), for the Llama-3.2
+//                                   presets; a formula of the step's structure, no GPU work
 // All rows: unit count or bytes, no peer.
-import { CommandBatch } from '../src/gpu/batch';
+import type { GpuCounters } from '../src/gpu/batch';
 import type { GpuContext } from '../src/gpu/context';
 import type { Tensor } from '../src/gpu/tensor';
 import { LLAMA_3_2_PRESETS, type ModelConfig } from '../src/model/config';
@@ -26,7 +33,8 @@ import { generate } from '../src/model/generate';
 import { createLoraAdapters, resolveLoraConfig, targetDims, type LoraConfig } from '../src/model/lora';
 import { seededRandom } from '../src/model/random';
 import type { ModelWeights } from '../src/model/weights';
-import { Trainer, type SftTask } from '../src/train/trainer';
+import { Trainer, type DpoTask, type SftTask } from '../src/train/trainer';
+import type { DecoderModel } from '../src/model/decoder';
 import { describeDemo, loadDemoModel } from './demo-model';
 import { result, type BenchContext, type Benchmark, type Result } from './harness';
 import { stepFlops } from './model-step';
@@ -35,42 +43,22 @@ const SEED = 20250105;
 const LORA = { rank: 16, alpha: 32 } satisfies LoraConfig;
 const FLOPS_SEQ = 512;
 
-export interface GpuWork {
-  dispatches: number;
-  submits: number;
-  readbacks: number;
-  readBytes: number;
-}
+export type GpuWork = GpuCounters;
 
-/** Counts dispatches, queue submits and readbacks (count and bytes) while `f` runs; `mark()` reads the counts so far. */
+/** The context's counters while `f` runs; `mark()` reads the counts so far (GpuCounters, src/gpu/batch.ts). */
 export async function countGpuWork<T>(gpu: GpuContext, f: (mark: () => GpuWork) => Promise<T>): Promise<T> {
-  const queue = gpu.device.queue;
-  const submit = queue.submit.bind(queue);
-  const proto = CommandBatch.prototype;
-  const dispatch = proto.dispatch;
-  const copy = proto.copyToReadable;
-  const c: GpuWork = { dispatches: 0, submits: 0, readbacks: 0, readBytes: 0 };
-  queue.submit = (cbs: Iterable<GPUCommandBuffer>) => {
-    c.submits++;
-    submit(cbs);
+  const start = { ...gpu.counters };
+  const mark = (): GpuWork => {
+    const now = gpu.counters;
+    return {
+      dispatches: now.dispatches - start.dispatches,
+      submits: now.submits - start.submits,
+      readbacks: now.readbacks - start.readbacks,
+      readBytes: now.readBytes - start.readBytes,
+      matmulFlops: now.matmulFlops - start.matmulFlops,
+    };
   };
-  proto.dispatch = function (this: CommandBatch, d) {
-    const before = this.dispatches;
-    dispatch.call(this, d);
-    c.dispatches += this.dispatches - before; // empty grids are skipped by dispatch itself
-  };
-  proto.copyToReadable = function (this: CommandBatch, src: GPUBuffer, offset: number, size: number) {
-    c.readbacks++;
-    c.readBytes += size;
-    return copy.call(this, src, offset, size);
-  };
-  try {
-    return await f(() => ({ ...c }));
-  } finally {
-    queue.submit = submit;
-    proto.dispatch = dispatch;
-    proto.copyToReadable = copy;
-  }
+  return f(mark);
 }
 
 /** Bytes of weights one decoded token reads (see the header). */
@@ -106,9 +94,63 @@ export function modelFlops(c: ModelConfig, B: number, T: number, lora: LoraConfi
   return stepFlops(c, B, T, lora) - c.numLayers * (proj + attn + adapters) - lmHead;
 }
 
+/**
+ * The model's matmul FLOPs of one LoRA step over B rows of T tokens, what no step can do without:
+ * every projection and the lm_head once forward (2·params·tokens) and once for its input gradient
+ * (the frozen weights get no weight gradient), the LoRA products three times their forward's
+ * FLOPs (forward: x·Aᵀ and ·Bᵀ; backward: dB, dTmp, dA and dX, four products of the same sizes).
+ */
+export function modelMatmulFlops(c: ModelConfig, B: number, T: number, lora: LoraConfig): number {
+  const N = B * T;
+  const H = c.hiddenSize;
+  const qd = c.numHeads * c.headDim;
+  const kvd = c.numKvHeads * c.headDim;
+  const proj = 2 * N * (H * qd + 2 * H * kvd + qd * H + 3 * H * c.intermediateSize);
+  const { rank, targets } = resolveLoraConfig(lora);
+  const adapters = targets.reduce((s, t) => s + 2 * N * rank * targetDims(c, t).reduce((a, b) => a + b, 0), 0);
+  const lmHead = 2 * N * c.vocabSize * H;
+  return c.numLayers * (2 * proj + 3 * adapters) + 2 * lmHead;
+}
+
+type Hyper = ConstructorParameters<typeof Trainer>[0]['hyper'];
+const HYPER: Hyper = { maxSteps: 1_000_000, microBatchSize: 1, gradientAccumulationSteps: 1, scheduler: 'constant', warmupRatio: 0, lr: 1e-4 };
+
+/** The counts of one optimizer step (the second: the first compiles pipelines and, for DPO, scores the reference). */
+async function countStep(gpu: GpuContext, model: DecoderModel, task: SftTask | DpoTask, T: number): Promise<GpuWork> {
+  const lora = createLoraAdapters(gpu, model.config, LORA, { seed: SEED });
+  const trainer = new Trainer({ model, lora, task, hyper: HYPER, seqLen: T });
+  try {
+    await trainer.step();
+    return await countGpuWork(gpu, async (mark) => {
+      const r = await trainer.step();
+      if (r.nonFinite || !Number.isFinite(r.metrics.loss)) throw new Error(`step-accounting: non-finite loss ${r.metrics.loss}`);
+      await gpu.flush();
+      return mark();
+    });
+  } finally {
+    trainer.release();
+    lora.release();
+  }
+}
+
+function stepRows(kind: 'sft' | 'dpo', w: GpuWork, model: number, shape: string): Result[] {
+  return [
+    result({ name: `step.demo.${kind}.dispatches`, unit: 'count', ours: w.dispatches, shape }),
+    result({ name: `step.demo.${kind}.submits`, unit: 'count', ours: w.submits, shape }),
+    result({ name: `step.demo.${kind}.readbacks`, unit: 'count', ours: w.readbacks, shape }),
+    result({ name: `step.demo.${kind}.readback-bytes`, unit: 'bytes', ours: w.readBytes, shape }),
+    result({
+      name: `step.demo.${kind}.matmul-flops-over-model`,
+      unit: 'count',
+      ours: w.matmulFlops / model,
+      shape: `${shape}: ${(w.matmulFlops / 1e9).toFixed(3)} GFLOP executed, ${(model / 1e9).toFixed(3)} GFLOP model`,
+    }),
+  ];
+}
+
 export const stepAccountingBench: Benchmark = {
   name: 'step-accounting',
-  description: 'dispatches, submits and readbacks per training step and per decoded token, weight bytes per token, executed over model FLOPs (adapter-independent)',
+  description: 'dispatches, submits and readbacks per training step (SFT, DPO) and per decoded token, executed over model matmul FLOPs, weight bytes per token (adapter-independent)',
   async run(ctx: BenchContext): Promise<Result[]> {
     const { gpu, options } = ctx;
     const rows: Result[] = [];
@@ -126,35 +168,22 @@ export const stepAccountingBench: Benchmark = {
     }
     const demo = await loadDemoModel(gpu);
     const { model } = demo;
+    const c = model.config;
     const desc = describeDemo(demo);
     try {
-      // One SFT step through the trainer (the second: the first compiles pipelines, same counts).
       const T = options.seq;
       const next = seededRandom(SEED);
-      const ids = Array.from({ length: T }, () => Math.floor(next() * model.config.vocabSize));
-      const task: SftTask = { kind: 'sft', train: [{ inputIds: ids, labels: [...ids], truncated: false }] };
-      const lora = createLoraAdapters(gpu, model.config, LORA, { seed: SEED });
-      const trainer = new Trainer({ model, lora, task, hyper: { maxSteps: 1_000_000, microBatchSize: 1, gradientAccumulationSteps: 1, scheduler: 'constant', warmupRatio: 0, lr: 1e-4 }, seqLen: T });
-      let step: GpuWork;
-      try {
-        await trainer.step();
-        step = await countGpuWork(gpu, async (mark) => {
-          const r = await trainer.step();
-          if (r.nonFinite || !Number.isFinite(r.metrics.loss)) throw new Error(`step-accounting: non-finite loss ${r.metrics.loss}`);
-          await gpu.flush();
-          return mark();
-        });
-      } finally {
-        trainer.release();
-        lora.release();
-      }
-      const stepShape = `${desc} bf16, SFT B1xT${T} r${LORA.rank} all7, one optimizer step`;
-      rows.push(
-        result({ name: 'step.demo.sft.dispatches', unit: 'count', ours: step.dispatches, shape: stepShape }),
-        result({ name: 'step.demo.sft.submits', unit: 'count', ours: step.submits, shape: stepShape }),
-        result({ name: 'step.demo.sft.readbacks', unit: 'count', ours: step.readbacks, shape: stepShape }),
-        result({ name: 'step.demo.sft.readback-bytes', unit: 'bytes', ours: step.readBytes, shape: stepShape }),
-      );
+      const draw = (n: number) => Array.from({ length: n }, () => Math.floor(next() * c.vocabSize));
+      const ids = draw(T);
+      const sft: SftTask = { kind: 'sft', train: [{ inputIds: ids, labels: [...ids], truncated: false }] };
+      const sftWork = await countStep(gpu, model, sft, T);
+      rows.push(...stepRows('sft', sftWork, modelMatmulFlops(c, 1, T, LORA), `${desc} bf16, SFT B1xT${T} r${LORA.rank} all7, one optimizer step`));
+
+      // DPO: one pair, prompt half the length, answers filling the rest (2 rows of T).
+      const half = Math.max(1, Math.floor(T / 2));
+      const dpo: DpoTask = { kind: 'dpo', train: [{ prompt: draw(half), chosen: draw(T - half), rejected: draw(T - half), truncated: false }], beta: 0.1, lossType: 'sigmoid' };
+      const dpoWork = await countStep(gpu, model, dpo, T);
+      rows.push(...stepRows('dpo', dpoWork, modelMatmulFlops(c, 2, T, LORA), `${desc} bf16, DPO 1 pair (2 rows x T${T}) r${LORA.rank} all7, one optimizer step`));
 
       // Decoded tokens: counts between the first token and the last, per token.
       const N = Math.max(3, Math.min(options.decodeTokens, 16));
@@ -162,11 +191,14 @@ export const stepAccountingBench: Benchmark = {
         const at: GpuWork[] = [];
         await generate(model, { promptIds: ids.slice(0, Math.min(8, T)), maxNewTokens: N, sampling: { temperature: 0 } }, () => void at.push(mark()));
         const n = at.length - 1;
-        return { dispatches: (at[n]!.dispatches - at[0]!.dispatches) / n, submits: (at[n]!.submits - at[0]!.submits) / n };
+        const per = (k: keyof GpuWork) => (at[n]![k] - at[0]![k]) / n;
+        return { dispatches: per('dispatches'), submits: per('submits'), readbacks: per('readbacks') };
       });
       const decodeShape = `${desc} bf16, B1 greedy (GPU argmax), per token after the first`;
       rows.push(
-        result({ name: 'decode.demo.greedy.dispatches', unit: 'count', ours: perToken.dispatches, shape: `${decodeShape}, ${perToken.submits} submit(s)` }),
+        result({ name: 'decode.demo.greedy.dispatches', unit: 'count', ours: perToken.dispatches, shape: decodeShape }),
+        result({ name: 'decode.demo.greedy.submits', unit: 'count', ours: perToken.submits, shape: decodeShape }),
+        result({ name: 'decode.demo.greedy.readbacks', unit: 'count', ours: perToken.readbacks, shape: decodeShape }),
         result({ name: 'decode.demo.weight-bytes', unit: 'bytes', ours: weightBytesPerToken(demo.loaded.weights), shape: `${desc} bf16: layer weights, final norm and lm_head once, one embedding row` }),
       );
       return rows;

@@ -7,6 +7,28 @@ import type { KernelSpec } from './kernels';
 import { Tensor } from './tensor';
 
 const ARENA_BYTES = 64 * 1024;
+
+/**
+ * Running totals of the GPU work a context has encoded, for adapter-independent accounting
+ * (bench/step-accounting.ts): read them before and after a step and subtract. Counting is a few
+ * additions per dispatch, so it is always on.
+ *   dispatches    compute dispatches encoded (empty grids are skipped, not counted)
+ *   submits       queue submits
+ *   readbacks     buffers copied to a mappable buffer for the host, and their bytes
+ *   matmulFlops   2·P·Q·D of every `matmul` dispatch (src/engine/matmul.ts packs P, Q, D as its
+ *                 params' first three words), i.e. the multiply-adds the product kernels execute
+ */
+export interface GpuCounters {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  readBytes: number;
+  matmulFlops: number;
+}
+
+export function emptyCounters(): GpuCounters {
+  return { dispatches: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 };
+}
 const MAX_GROUPS_PER_DIM = 65535;
 
 export type Binding = GPUBuffer | Tensor | { buffer: GPUBuffer; offset: number; size: number };
@@ -88,6 +110,12 @@ export class CommandBatch {
     pass.dispatchWorkgroups(x, y, z);
     if (profiler) pass.end();
     this.count++;
+    const counters = this.ctx.counters;
+    counters.dispatches++;
+    if (d.kernel.name === 'matmul' && d.params && d.params.byteLength >= 12) {
+      const w = new DataView(d.params.buffer, d.params.byteOffset, 12);
+      counters.matmulFlops += 2 * w.getUint32(0, true) * w.getUint32(4, true) * w.getUint32(8, true);
+    }
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
@@ -104,6 +132,8 @@ export class CommandBatch {
 
   /** Encode a readback copy of `src` into a fresh mappable buffer (mapped after submit). */
   copyToReadable(src: GPUBuffer, offset: number, size: number): GPUBuffer {
+    this.ctx.counters.readbacks++;
+    this.ctx.counters.readBytes += size;
     const dst = this.ctx.device.createBuffer({
       size: Math.ceil(size / 4) * 4,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -120,6 +150,7 @@ export class CommandBatch {
     this.ctx.profiler?.resolve(this.encoder);
     for (const a of this.arenas) this.ctx.device.queue.writeBuffer(a.buffer, 0, a.staging, 0, a.used);
     this.ctx.device.queue.submit([this.encoder.finish()]);
+    this.ctx.counters.submits++;
     // The writes above are queue-ordered before this submit and any later one, so the arena
     // buffers can be handed to the next batch right away.
     for (const a of this.arenas) this.ctx.pool.release(a.buffer);

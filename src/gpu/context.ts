@@ -3,7 +3,7 @@
 // It is obtained the same way in a page, a Web Worker and Node; only the GPU object differs
 // (see browser.ts and node.ts).
 
-import { CommandBatch } from './batch';
+import { CommandBatch, emptyCounters, type GpuCounters } from './batch';
 import { byteLengthOf, decode, encode, type DType } from './dtype';
 import { KernelRegistry } from './kernels';
 import { BufferPool } from './pool';
@@ -54,6 +54,8 @@ export class GpuContext {
   readonly pool: BufferPool;
   readonly kernels: KernelRegistry;
   readonly profiler: Profiler | null;
+  /** Running totals of encoded work (batch.ts, GpuCounters); subtract two snapshots to count a step. */
+  readonly counters: GpuCounters = emptyCounters();
   private errors: string[] = [];
   private lostReason: string | null = null;
 
