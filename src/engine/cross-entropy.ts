@@ -21,7 +21,7 @@ import type { GpuContext } from '../gpu/context';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32, expectShape, expectSize } from './checks';
-import { matmul } from './matmul';
+import { MATMUL_B_DTYPES, matmul } from './matmul';
 
 export const IGNORE_INDEX = -100;
 /** Floats of per-row state: running max, running Σexp, target logit, target-found flag. */
@@ -274,7 +274,7 @@ export function chooseChunkSize(tokens: number, vocab: number, maxBytes = 64 * 1
 export interface LmHeadCrossEntropyForwardArgs {
   /** f32 [T, H]: final hidden states (after the last norm). */
   hidden: Tensor;
-  /** [V, H] lm_head weight, f32, bf16 or f16. */
+  /** [V, H] lm_head weight: f32, bf16, f16, or quantized int8/int4 (decoded in the matmul). */
   weight: Tensor;
   /** i32 [T]; -100 = ignore. */
   targets: Tensor;
@@ -293,7 +293,7 @@ interface Dims {
 
 function lmHeadDims(op: string, hidden: Tensor, weight: Tensor, targets: Tensor, ws: LmHeadWorkspace): Dims {
   expectF32(op, hidden);
-  expectDTypes(op, ['f32', 'bf16', 'f16'], weight);
+  expectDTypes(op, MATMUL_B_DTYPES.nt, weight);
   expectDTypes(op, ['i32'], targets);
   if (hidden.shape.length !== 2) throw new Error(`${op}: ${hidden.label} has shape [${hidden.shape.join(', ')}], expected [T, H]`);
   const [T, H] = hidden.shape as [number, number];
