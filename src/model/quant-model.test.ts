@@ -11,6 +11,7 @@ import { testContext } from '../engine/testing/gpu';
 import { freshSeed, rng } from '../engine/testing/random';
 import { backward, countTargets } from './backward';
 import { forward, readLogp } from './forward';
+import { generate } from './generate';
 import { planMemory } from './memory-plan';
 import { LORA_TARGETS } from './lora';
 import { hostWeightsByName, quantizedHostWeights, randomHostWeights, tinyConfig } from './random';
@@ -143,6 +144,25 @@ describe('decoder on a quantized base', () => {
         lmHeadChunk: s.lmHeadChunk!,
       });
       expect(measured).toBe(plan.training);
+    } finally {
+      m.release();
+    }
+  });
+
+  it('greedy generation (KV cache, the lm_head over int8 chunks) on an int4 base follows the float64 argmax of the dequantized model', async () => {
+    const ctx = await testContext();
+    const m = setup(ctx, QUANT_TIED, freshSeed(), { quant: 'int4' });
+    try {
+      const prompt = [5, 17, 42, 99, 3];
+      const got = await generate(m.model, { promptIds: prompt, maxNewTokens: 4, sampling: { temperature: 0 }, eosTokenIds: [] });
+      const ids = [...prompt];
+      const V = m.config.vocabSize;
+      for (let i = 0; i < 4; i++) {
+        const { logits } = referenceForward(m.host, { batchSize: 1, seqLen: ids.length, ids, mask: ids.map(() => 1) }, null);
+        const last = logits.subarray((ids.length - 1) * V, ids.length * V);
+        ids.push(last.indexOf(Math.max(...last)));
+      }
+      expect(got.ids).toEqual(ids.slice(prompt.length));
     } finally {
       m.release();
     }
