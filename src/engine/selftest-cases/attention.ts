@@ -1,19 +1,21 @@
 // Self-test cases: causal grouped-query attention (4 query heads on 2 KV heads) with left and
 // right padding, forward and backward. Padded rows must come out exactly 0, which the relative
 // error sees as any nonzero value there. The flash and split-KV cases prove those GPU paths on
-// the device (`proves`): a GPU takes them by default only after they passed here.
+// the device (`proves`), at head dim 64: a GPU takes them by default only after they passed here.
 import { ATTENTION_PATHS, attentionBackward, attentionForward, defaultDecodeReduce, splitKvPathName } from '../attention';
 import { attentionBackwardRef, attentionForwardRef, type AttentionRefDims } from '../reference/attention';
 import type { SelfTestCase, SelfTestTools } from '../selftest';
 import { draw, paddingMask, rel, worst } from './common';
 
-const [B, T, N_HEADS, N_KV, D] = [2, 11, 4, 2, 24];
+const [B, T, N_HEADS, N_KV, HEAD_DIM] = [2, 11, 4, 2, 24];
+// The GPU paths are proven at head dim 64 (Llama-3.2-1B, Qwen): each head dim is its own pipeline.
+const D_GPU = 64;
 // Split-KV decode: one token over 45 cached keys in chunks of 16 (the last one ragged).
 const [KV_LEN, KV_CAP, CHUNK] = [45, 48, 16];
 const FWD_BOUND = 1e-6;
 const BWD_BOUND = 2e-6;
 
-function inputs(t: SelfTestTools) {
+function inputs(t: SelfTestTools, D = HEAD_DIM) {
   const q = draw(t, B * T * N_HEADS * D);
   const k = draw(t, B * T * N_KV * D);
   const v = draw(t, B * T * N_KV * D);
@@ -52,10 +54,10 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
       const { q, k, v, dims, gpu } = inputs(t);
       const dOut = draw(t, q.length);
       const grads = {
-        dOut: t.upload(dOut, [B, T, N_HEADS, D], 'dOut'),
-        dq: t.poisoned([B, T, N_HEADS, D], 'dq'),
-        dk: t.poisoned([B, T, N_KV, D], 'dk'),
-        dv: t.poisoned([B, T, N_KV, D], 'dv'),
+        dOut: t.upload(dOut, [B, T, N_HEADS, HEAD_DIM], 'dOut'),
+        dq: t.poisoned([B, T, N_HEADS, HEAD_DIM], 'dq'),
+        dk: t.poisoned([B, T, N_KV, HEAD_DIM], 'dk'),
+        dv: t.poisoned([B, T, N_KV, HEAD_DIM], 'dv'),
       };
       const batch = ctx.batch('selftest attention backward');
       attentionForward(batch, gpu);
@@ -70,16 +72,16 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
     },
   },
   {
-    name: 'attention flash forward and backward (GPU path), GQA with padding mask',
+    name: 'attention flash forward and backward (GPU path), head dim 64, GQA with padding mask',
     proves: (ctx) => (ctx.adapter.isFallback ? null : ATTENTION_PATHS.flash),
     run: async (ctx, t) => {
-      const { q, k, v, dims, gpu } = inputs(t);
+      const { q, k, v, dims, gpu } = inputs(t, D_GPU);
       const dOut = draw(t, q.length);
       const grads = {
-        dOut: t.upload(dOut, [B, T, N_HEADS, D], 'dOut'),
-        dq: t.poisoned([B, T, N_HEADS, D], 'dq'),
-        dk: t.poisoned([B, T, N_KV, D], 'dk'),
-        dv: t.poisoned([B, T, N_KV, D], 'dv'),
+        dOut: t.upload(dOut, [B, T, N_HEADS, D_GPU], 'dOut'),
+        dq: t.poisoned([B, T, N_HEADS, D_GPU], 'dq'),
+        dk: t.poisoned([B, T, N_KV, D_GPU], 'dk'),
+        dv: t.poisoned([B, T, N_KV, D_GPU], 'dv'),
       };
       const batch = ctx.batch('selftest attention flash');
       attentionForward(batch, gpu, { path: 'flash' });
@@ -97,16 +99,16 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
     },
   },
   {
-    name: 'attention split-KV decode (GPU path; subgroup reductions where the adapter has them), ragged last chunk',
+    name: 'attention split-KV decode (GPU path; subgroup reductions where the adapter has them), head dim 64, ragged last chunk',
     proves: (ctx) => (ctx.adapter.isFallback ? null : splitKvPathName(defaultDecodeReduce(ctx))),
     run: async (ctx, t) => {
-      const q = draw(t, B * N_HEADS * D);
-      const k = draw(t, B * KV_CAP * N_KV * D);
-      const v = draw(t, B * KV_CAP * N_KV * D);
+      const q = draw(t, B * N_HEADS * D_GPU);
+      const k = draw(t, B * KV_CAP * N_KV * D_GPU);
+      const v = draw(t, B * KV_CAP * N_KV * D_GPU);
       const mask = paddingMask(B, KV_CAP, t.next);
       for (let b = 0; b < B; b++) mask[b * KV_CAP + KV_LEN - 1] = 1; // the new token is real
       const pastLen = KV_LEN - 1;
-      const out = t.poisoned([B, 1, N_HEADS, D], 'out');
+      const out = t.poisoned([B, 1, N_HEADS, D_GPU], 'out');
       const lse = t.poisoned([B, N_HEADS, 1], 'lse');
       const batch = ctx.batch('selftest attention split-KV decode');
       attentionForward(
@@ -115,11 +117,11 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
           batchSize: B,
           nHeads: N_HEADS,
           nKvHeads: N_KV,
-          headDim: D,
+          headDim: D_GPU,
           pastLen,
-          q: t.upload(q, [B, 1, N_HEADS, D], 'q'),
-          k: t.upload(k, [B, KV_CAP, N_KV, D], 'k'),
-          v: t.upload(v, [B, KV_CAP, N_KV, D], 'v'),
+          q: t.upload(q, [B, 1, N_HEADS, D_GPU], 'q'),
+          k: t.upload(k, [B, KV_CAP, N_KV, D_GPU], 'k'),
+          v: t.upload(v, [B, KV_CAP, N_KV, D_GPU], 'v'),
           mask: t.upload(mask, [B, KV_CAP], 'mask', 'i32'),
           out,
           lse,
@@ -127,7 +129,7 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
         { path: 'split', chunk: CHUNK },
       );
       batch.submit();
-      const want = attentionForwardRef(q, k, v, { B, tq: 1, kvCap: KV_CAP, nHeads: N_HEADS, nKv: N_KV, D, pastLen, mask, maskStride: KV_CAP });
+      const want = attentionForwardRef(q, k, v, { B, tq: 1, kvCap: KV_CAP, nHeads: N_HEADS, nKv: N_KV, D: D_GPU, pastLen, mask, maskStride: KV_CAP });
       return worst(rel(await t.read(out), want.out, FWD_BOUND), rel(await t.read(lse), want.lse, FWD_BOUND));
     },
   },
