@@ -82,10 +82,10 @@ test('the first page: what the studio does, what this device can run, and a star
   const how = page.getByRole('region', { name: 'How it works' });
   for (const word of ['Model.', 'Sources.', 'Data.', 'Train.', 'SFT', 'DPO', 'LoRA', 'FuseChat-3.0']) await expect(how).toContainText(word);
 
-  // Nothing done yet: every step to do, Evaluate honestly marked as not built, the next action loads a model.
-  await expectStates(page, { model: 'todo', sources: 'todo', data: 'todo', train: 'todo', evaluate: 'planned', compare: 'todo', export: 'todo' });
+  // Nothing done yet: every step to do, the next action loads a model.
+  await expectStates(page, { model: 'todo', sources: 'todo', data: 'todo', train: 'todo', evaluate: 'todo', compare: 'todo', export: 'todo' });
   await expect(nav(page).getByRole('link', { name: 'Model', exact: true })).toHaveAccessibleDescription('Step 1, to do: no model loaded');
-  await expect(nav(page).getByRole('link', { name: 'Evaluate', exact: true })).toHaveAccessibleDescription(/not built yet/);
+  await expect(nav(page).getByRole('link', { name: 'Evaluate', exact: true })).toHaveAccessibleDescription('Step 5, to do: needs a trained adapter');
   await expect(page.getByTestId('loaded-model')).toHaveText('No model loaded');
   await expect(next(page).getByRole('link', { name: 'Load a model →' })).toHaveAttribute('href', '/model');
 
@@ -282,7 +282,20 @@ test('the step bar walks the recipe with its next action, and every page reads a
     expect(await label.textContent()).toMatch(/^\d+(\.\d+)? (B|KiB|MiB|GiB)$/);
   }
 
-  // ---- Evaluate is not built: the next action skips it, to Compare.
+  // ---- Evaluate, the next action after training: a tiny evaluation (one math prompt, no judge) makes the step done.
+  await expect(step(page, 'evaluate')).toHaveAttribute('data-state', 'todo');
+  await next(page).getByRole('link', { name: 'Evaluate against the base model →' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Evaluate' })).toBeVisible();
+  const setup = page.getByRole('region', { name: 'What to evaluate' });
+  for (const name of [/^Base/, /^SFT \(SFT\)/, /^SFT\+DPO/]) await setup.getByRole('checkbox', { name }).check();
+  await setup.getByRole('checkbox', { name: 'Pairwise judge' }).uncheck();
+  await setup.getByRole('checkbox', { name: 'Forgetting guard (multiple choice)' }).uncheck();
+  await setup.getByRole('radio', { name: 'An EVAL.jsonl file' }).check();
+  await setup.getByLabel('EVAL.jsonl file', { exact: true }).setInputFiles({ name: 'eval.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from('{"prompt": "What is 2+3?", "domain": "math", "gold": "5"}\n') });
+  await setNumber(setup, 'Max new tokens', 4);
+  await setup.getByRole('button', { name: 'Start evaluation' }).click();
+  await expect(page.getByTestId('eval-run').getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 300_000 });
+  await expect(step(page, 'evaluate')).toHaveAttribute('data-state', 'done');
   await expect(next(page).getByRole('link', { name: 'Compare with the base model →' })).toBeVisible();
   await next(page).getByRole('link', { name: 'Compare with the base model →' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Compare' })).toBeVisible();
@@ -302,7 +315,7 @@ test('the step bar walks the recipe with its next action, and every page reads a
   await download;
   await expect(step(page, 'export')).toHaveAttribute('data-state', 'done');
   await expect(next(page)).toContainText('Every step is done.');
-  await expectStates(page, { model: 'done', sources: 'done', data: 'done', train: 'done', evaluate: 'planned', compare: 'done', export: 'done' });
+  await expectStates(page, { model: 'done', sources: 'done', data: 'done', train: 'done', evaluate: 'done', compare: 'done', export: 'done' });
 
   // ---- Every page, at 1366×860 and at 390×844: nothing wider than the screen.
   for (const [width, height, suffix] of [

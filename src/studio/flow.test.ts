@@ -6,6 +6,7 @@ const FRESH: FlowFacts = {
   sources: { entries: 0, usable: 0 },
   data: { prompts: 0, responses: 0, running: false, sft: null, dpo: null },
   train: { live: false, sftRuns: 0, dpoRuns: 0, adapters: 0 },
+  evaluate: { running: false, completed: 0 },
   compare: { running: false, compared: false },
   exported: false,
 };
@@ -13,8 +14,8 @@ const FRESH: FlowFacts = {
 const states = (f: FlowFacts) => Object.fromEntries(flowSteps(f).map((s) => [s.id, s.state]));
 
 describe('the recipe steps', () => {
-  it('start with everything to do, evaluate marked as not built, and "Load a model" next', () => {
-    expect(states(FRESH)).toEqual({ model: 'todo', sources: 'todo', data: 'todo', train: 'todo', evaluate: 'planned', compare: 'todo', export: 'todo' });
+  it('start with everything to do and "Load a model" next', () => {
+    expect(states(FRESH)).toEqual({ model: 'todo', sources: 'todo', data: 'todo', train: 'todo', evaluate: 'todo', compare: 'todo', export: 'todo' });
     expect(nextAction(FRESH)).toMatchObject({ step: 'model', path: '/model', label: 'Load a model' });
   });
 
@@ -42,13 +43,19 @@ describe('the recipe steps', () => {
     expect(states(f).train).toBe('active');
     expect(nextAction(f)?.label).toBe('Train DPO');
     f = { ...f, train: { live: false, sftRuns: 1, dpoRuns: 1, adapters: 2 } };
-    // Evaluate has no page yet: the next step after training is Compare.
+    expect(nextAction(f)).toMatchObject({ step: 'evaluate', path: '/evaluate', label: 'Evaluate against the base model' });
+    expect(flowSteps(f).find((s) => s.id === 'evaluate')?.detail).toBe('base and adapters not measured yet');
+    f = { ...f, evaluate: { running: true, completed: 0 } };
+    expect(states(f).evaluate).toBe('active');
+    expect(nextAction(f)?.label).toBe('Watch the evaluation');
+    f = { ...f, evaluate: { running: false, completed: 1 } };
+    expect(states(f).evaluate).toBe('done');
     expect(nextAction(f)).toMatchObject({ step: 'compare', path: '/compare' });
     f = { ...f, compare: { running: false, compared: true } };
     expect(nextAction(f)).toMatchObject({ step: 'export', label: 'Export the adapter' });
     f = { ...f, exported: true };
     expect(nextAction(f)).toBeNull();
-    expect(states(f)).toEqual({ model: 'done', sources: 'done', data: 'done', train: 'done', evaluate: 'planned', compare: 'done', export: 'done' });
+    expect(states(f)).toEqual({ model: 'done', sources: 'done', data: 'done', train: 'done', evaluate: 'done', compare: 'done', export: 'done' });
   });
 
   it('sends an earlier unfinished step first (a reload drops the model, the sets stay)', () => {

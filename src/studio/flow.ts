@@ -17,6 +17,8 @@ export interface FlowFacts {
   data: { prompts: number; responses: number; running: boolean; sft: number | null; dpo: number | null };
   /** Completed runs of the loaded model, by stage; adapters: stored for it (trained or imported). */
   train: { live: boolean; sftRuns: number; dpoRuns: number; adapters: number };
+  /** Evaluations of the loaded model: one running in this tab; completed ones stored. */
+  evaluate: { running: boolean; completed: number };
   /** compared: an adapter answered beside the base (or a blind vote was cast) in this tab. */
   compare: { running: boolean; compared: boolean };
   /** Something was exported (an adapter, a merged model, datasets, the recipe, a bundle) in this tab. */
@@ -97,7 +99,18 @@ export function flowSteps(f: FlowFacts): FlowStep[] {
             ? `${plural(t.adapters, 'adapter')} imported, none trained here`
             : 'nothing trained yet',
     ),
-    step('evaluate', 'Evaluate', 'planned', 'not built yet: compare side by side instead'),
+    step(
+      'evaluate',
+      'Evaluate',
+      f.evaluate.running ? 'active' : f.evaluate.completed > 0 ? 'done' : 'todo',
+      f.evaluate.running
+        ? 'measuring…'
+        : f.evaluate.completed > 0
+          ? `${plural(f.evaluate.completed, 'evaluation')} stored`
+          : t.adapters > 0
+            ? 'base and adapters not measured yet'
+            : 'needs a trained adapter',
+    ),
     step(
       'compare',
       'Compare',
@@ -132,6 +145,9 @@ export function nextAction(f: FlowFacts): NextAction | null {
       if (f.train.live) return at('Watch the training run', 'A run is under way.');
       if (f.train.sftRuns === 0) return at('Train SFT', 'The first stage: learn from the best answers.');
       return at('Train DPO', 'The second stage: prefer the better answer of each pair, continuing the SFT adapter.');
+    case 'evaluate':
+      if (f.evaluate.running) return at('Watch the evaluation', 'The base and tuned models are being measured.');
+      return at('Evaluate against the base model', 'Measure on held-out prompts whether the tuned model is better, with 95% intervals.');
     case 'compare':
       return at('Compare with the base model', 'Ask the base and the tuned model the same question.');
     case 'export':

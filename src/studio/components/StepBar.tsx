@@ -6,6 +6,7 @@ import { useEffect, useMemo } from 'react';
 import { create } from 'zustand';
 import { BASE, useCompareStore } from '../compareStore';
 import { activeDataRunId, useDataStore } from '../dataStore';
+import { useEvalStore } from '../evalStore';
 import { useExportStore } from '../exportStore';
 import { flowSteps, modelDisplayName, nextAction, type FlowFacts, type FlowStep, type StepState } from '../flow';
 import { useModelStore } from '../modelStore';
@@ -31,6 +32,7 @@ export function useFlowSync(): void {
   }, []);
   useEffect(() => {
     if (modelKey) void useTrainStore.getState().refresh(modelKey);
+    if (modelKey) void useEvalStore.getState().refresh(modelKey);
   }, [modelKey]);
 }
 
@@ -45,6 +47,8 @@ export function useFlowFacts(): FlowFacts {
   const runs = useTrainStore((s) => s.runs);
   const live = useTrainStore((s) => s.activeRunId !== null);
   const adapters = useTrainStore((s) => s.adapters.length);
+  const evalRunning = useEvalStore((s) => s.activeId !== null);
+  const evaluations = useEvalStore((s) => s.evaluations);
   const compareRunning = useCompareStore((s) => s.running);
   const compared = useCompareStore((s) => Object.entries(s.answers).some(([k, a]) => k !== BASE && a.status === 'done') || s.blind.votes.length > 0);
   const exported = useExported((s) => s.exported);
@@ -56,10 +60,11 @@ export function useFlowFacts(): FlowFacts {
       sources: { entries: entries.length, usable: pipelineSources(entries).length },
       data: { prompts, responses, running: dataRunning, sft: report ? (report.counts['sft.kept'] ?? 0) : null, dpo: report ? (report.counts['dpo.kept'] ?? 0) : null },
       train: { live, sftRuns: done.filter((r) => r.stage === 'sft').length, dpoRuns: done.filter((r) => r.stage === 'dpo').length, adapters: key ? adapters : 0 },
+      evaluate: { running: evalRunning, completed: evaluations.filter((e) => e.modelKey === key && e.status === 'completed').length },
       compare: { running: compareRunning, compared },
       exported,
     };
-  }, [load, model, entries, prompts, responses, dataRunning, report, runs, live, adapters, compareRunning, compared, exported]);
+  }, [load, model, entries, prompts, responses, dataRunning, report, runs, live, adapters, evalRunning, evaluations, compareRunning, compared, exported]);
 }
 
 const STATE_TEXT: Record<StepState, string> = { done: 'done', active: 'in progress', todo: 'to do', planned: 'not built yet' };
