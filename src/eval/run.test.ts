@@ -205,6 +205,8 @@ describe('runEvaluation', () => {
       const spec = parseJudgeConfig({ type: 'local-reward', model: rm.dir }, { file: 'judge.json' }).spec;
       const r = await runEvaluation(options(store, { judge: spec, rewardModel: runner }));
       expect(r.computed).toBe(5);
+      // The stored answers and likelihoods (10 + 6) are used; the other judge's 5 verdicts are not.
+      expect(r.reused).toBe(16);
       for (const v of judged()) {
         expect(v.judge).toBe(`local-reward:${rm.dir}`);
         const prompt = (items.items.find((i) => i.id === v.itemId) as PromptItem).prompt.text;
@@ -218,6 +220,11 @@ describe('runEvaluation', () => {
         expect(v.rewards!.b).toBeCloseTo(rb!, 3);
         expect(v.outcome).toBe(v.rewards!.b > v.rewards!.a ? 'b' : v.rewards!.a > v.rewards!.b ? 'a' : 'tie');
       }
+      // Without a judge, the stored verdicts stay out of the report.
+      const plain = await runEvaluation(options(store, { judge: undefined }));
+      expect(plain.computed).toBe(0);
+      expect(plain.report!.pairwise[0]!.judge).toBeUndefined();
+      expect(plain.report!.pairwise[0]!.math).toBeDefined();
     } finally {
       rmModel.release();
       releaseWeights(loaded.weights);

@@ -202,11 +202,13 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
     warnings.push(`${flagged.length} eval prompt(s) repeat training prompts (lines ${flagged.slice(0, 10).map((f) => f.line).join(', ')}${flagged.length > 10 ? ', …' : ''}): a model may have memorised them`);
 
   const results = new Map<string, EvalResult>((await o.store.list()).map((r) => [r.key, r]));
-  const reused = results.size;
+  // Stored results this run uses (one made with another judge is done again, and not counted).
+  let reused = results.size;
   let computed = 0;
   const has = (kind: EvalResultKind, model: string, id: string) => results.has(resultKey(kind, model, id));
   const put = async (r: EvalResult) => {
     await o.store.put(r);
+    if (results.has(r.key)) reused--;
     results.set(r.key, r);
     computed++;
   };
@@ -321,9 +323,10 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
   }
 
   // ---- 3. the judge ----
-  if (o.judge && prompts.length && o.models.length > 1) {
+  const judgeId = o.judge ? judgeSpecId(o.judge) + (o.judgePrompt !== undefined ? `#prompt:${hashHex(o.judgePrompt)}` : '') : null;
+  if (o.judge && judgeId !== null && prompts.length && o.models.length > 1) {
     const spec = o.judge;
-    const judgeId = judgeSpecId(spec) + (o.judgePrompt !== undefined ? `#prompt:${hashHex(o.judgePrompt)}` : '');
+    const judge = judgeId;
     const client = judgeClient(spec);
     const batcher = spec.type === 'local-reward' && o.rewardModel ? new RewardBatcher(o.rewardModel, spec.localReward.batchSize) : undefined;
     if (spec.type === 'local-reward' && !batcher) throw new EvalRunError(`the local reward model ${spec.localReward.model} is not loaded: the host loads it and passes it as rewardModel`);
@@ -343,7 +346,7 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
         const messages = promptMessages(it.prompt);
         const A = answerOf(a, it.id);
         const B = answerOf(b, it.id);
-        const base = { key: resultKey('judge', pairName(a, b), it.id), kind: 'judge' as const, model: pairName(a, b), itemId: it.id, a, b, judge: judgeId };
+        const base = { key: resultKey('judge', pairName(a, b), it.id), kind: 'judge' as const, model: pairName(a, b), itemId: it.id, a, b, judge };
         if (spec.type === 'judge') {
           const ask = async (first: 'a' | 'b'): Promise<JudgeOrder & { why?: string }> => {
             const [answerA, answerB] = first === 'a' ? [A, B] : [B, A];
@@ -384,14 +387,16 @@ export async function runEvaluation(o: RunEvaluationOptions): Promise<RunEvaluat
   // ---- 4. the report ----
   if (cancelled()) return finish(null, null);
   o.onProgress?.({ phase: 'report', done: 0, total: 1, etaSeconds: null, computed, reused });
+  const names = new Set(o.models.map((m) => m.name));
   const report = buildReport({
     items,
     itemsHash: o.items.hash,
     models: o.models.map((m) => m.name),
-    results: [...results.values()].filter((r) => o.models.some((m) => m.name === r.model) || r.kind === 'judge'),
+    // This run's models, and verdicts of this run's judge only (a store may hold another's).
+    results: [...results.values()].filter((r) => (r.kind === 'judge' ? r.judge === judgeId && names.has(r.a) && names.has(r.b) : names.has(r.model))),
     flagged,
     decoding: meta.decoding,
-    judge: o.judge ? judgeSpecId(o.judge) : null,
+    judge: judgeId,
   });
   o.onProgress?.({ phase: 'report', done: 1, total: 1, etaSeconds: 0, computed, reused });
   return finish(report, reportMarkdown(report));
