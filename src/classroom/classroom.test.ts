@@ -276,7 +276,7 @@ describe('source proxy', () => {
     expect(over.status).toBe(429);
     const e = (await over.json()) as { error: { message: string; code: string; type: string } };
     expect(e.error).toMatchObject({ code: 'classroom_quota', type: 'insufficient_quota' });
-    expect(e.error.message).toMatch(/^Classroom quota reached: you have used all 3 requests .* ask the instructor to raise the quota/);
+    expect(e.error.message).toMatch(/^Classroom quota reached: you have used the 3 requests this classroom allows each student\. .* ask the instructor to raise the quota/);
     expect((await chat('Big-Model', B, 'q0', { seed: 100 })).status).toBe(200); // another student is not held back
 
     // The studio's own client (the openai SDK, sources.ts) against the proxy: the message reaches the page.

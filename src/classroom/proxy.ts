@@ -239,7 +239,7 @@ export class SourceProxy {
       this.counters.refused.quota++;
       throw new ProxyError(
         429,
-        `Classroom quota reached: you have used all ${this.limits.quota} requests this classroom allows each student. Nothing more is sent for you; ask the instructor to raise the quota (or to reset it), then run again.`,
+        `Classroom quota reached: you have used the ${this.limits.quota} request${this.limits.quota === 1 ? '' : 's'} this classroom allows each student. Nothing more is sent for you; ask the instructor to raise the quota (or to reset it), then run again.`,
         'insufficient_quota',
         'classroom_quota',
       );

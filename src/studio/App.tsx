@@ -70,7 +70,8 @@ export function App() {
         Skip to content
       </a>
       <StudioNav route={route} />
-      <NextStep route={route} />
+      {/* The class board is projected: no "next step" banner over it. */}
+      {route !== '/board' && <NextStep route={route} />}
       <Page />
       <footer className="footer">
         <p>Fine-tune small language models in your browser, with handwritten WebGPU kernels.</p>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EvalReport } from '../eval/report';
-import { boardResults, percentWithInterval, usageLine } from './classroom';
+import type { ParsedBundle } from './bundle';
+import { boardResults, percentWithInterval, recipeSummary, usageLine } from './classroom';
 
 describe('classroom studio helpers', () => {
   it('turns an evaluation report into board rows: counted metrics with items, per model', () => {
@@ -22,5 +23,16 @@ describe('classroom studio helpers', () => {
     expect(usageLine({ student: 's', used: 12, quota: 40, perMinute: 60 })).toBe('12 of 40 source requests used (28 left; at most 60 a minute)');
     expect(usageLine(null)).toBeNull();
     expect(percentWithInterval(0.8333, { low: 0.436, high: 0.97 })).toBe('83% (44–97%)');
+  });
+
+  it('says what the class recipe brought', () => {
+    const b = {
+      project: { sources: [{ enabled: true }, { enabled: false }], settings: { judge: { kind: 'judge' } }, training: { sft: {} }, dataRun: { doc: { imports: [{ prompts: [1, 2] }, { prompts: [3] }] } } },
+      adapters: [{}],
+    } as unknown as ParsedBundle;
+    expect(recipeSummary(b)).toBe('Class recipe loaded: 1 source through the classroom and its judge (no API key needed), 3 prompts on the Data page, the training settings, 1 adapter.');
+    expect(recipeSummary({ project: { sources: [{ enabled: true }, { enabled: true }], settings: {}, training: null, dataRun: null }, adapters: [] } as unknown as ParsedBundle)).toBe(
+      'Class recipe loaded: 2 sources through the classroom (no API key needed).',
+    );
   });
 });

@@ -7,6 +7,7 @@
 import { create } from 'zustand';
 import type { BoardSummary } from '../classroom/board';
 import type { EvalReport } from '../eval/report';
+import type { ParsedBundle } from './bundle';
 
 export const STUDENT_KEY = 'fuse-studio.classroomStudent';
 const ADMIN_KEY = 'fuse-studio.classroomAdmin';
@@ -132,6 +133,8 @@ interface ClassroomState {
   /** Votes this browser sent to the board. */
   sent: number;
   detect(): Promise<ClassroomInfo | null>;
+  /** Reads /classroom/info again (your usage). */
+  refresh(): Promise<void>;
   /** Sends a vote when in a classroom (no-op otherwise). */
   reportVote(v: { a: string; b: string; winner: string | null }): Promise<void>;
   reportResult(r: { model: string; metric: string; correct: number; total: number }): Promise<void>;
@@ -150,6 +153,10 @@ export const useClassroomStore = create<ClassroomState>((set, get) => ({
       return info;
     });
     return detecting;
+  },
+  async refresh() {
+    const info = await fetchClassroomInfo();
+    if (info) set({ info });
   },
   async reportVote(v) {
     if (!get().info) return;
@@ -204,4 +211,20 @@ export function boardResults(report: EvalReport, label: (model: string) => strin
     }
   }
   return out;
+}
+
+/** What the class recipe brings, in words (the Model page says it after loading it). */
+export function recipeSummary(b: Pick<ParsedBundle, 'project' | 'adapters'>): string {
+  const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  const p = b.project;
+  const prompts = ((p.dataRun?.doc as { imports?: { prompts?: unknown[] }[] } | null)?.imports ?? []).reduce((s, i) => s + (i.prompts?.length ?? 0), 0);
+  const judge = (p.settings.judge as { kind?: string } | undefined)?.kind === 'judge';
+  const sources = p.sources.filter((s) => s.enabled).length;
+  const parts = [
+    `${plural(sources, 'source')} through the classroom${judge ? ' and its judge' : ''} (no API key needed)`,
+    ...(prompts ? [`${plural(prompts, 'prompt')} on the Data page`] : []),
+    ...(p.training ? ['the training settings'] : []),
+    ...(b.adapters.length ? [plural(b.adapters.length, 'adapter')] : []),
+  ];
+  return `Class recipe loaded: ${parts.join(', ')}.`;
 }

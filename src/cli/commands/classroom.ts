@@ -3,6 +3,7 @@
 // class recipe and a results board (src/classroom/). Ctrl-C or SIGTERM stops it (exit 0).
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { classroomJudge, classroomSources } from '../../classroom/config';
@@ -88,7 +89,13 @@ export async function run({ values: v }: Parsed<typeof CLASSROOM_OPTIONS>): Prom
       ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
       origins: v.origin ? v.origin.split(',').map((s) => s.trim()).filter(Boolean) : [],
     });
-    const address = host === '0.0.0.0' || host === '::' ? `http://<this machine's address>:${classroom.port}` : classroom.url;
+    // On all interfaces: name the addresses students can type (this machine's IPv4 ones on the room's network).
+    const lan = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a && a.family === 'IPv4' && !a.internal)
+      .map((a) => `http://${a!.address}:${classroom.port}`);
+    const address = host === '0.0.0.0' || host === '::' ? (lan[0] ?? `http://<this machine's address>:${classroom.port}`) : classroom.url;
+    if ((host === '0.0.0.0' || host === '::') && lan.length > 1) console.log(`this machine's addresses: ${lan.join(', ')}`);
     console.log(`classroom at ${classroom.url} — students open ${address}; the board is ${address}/board`);
     console.log(`admin token: ${classroom.adminToken} (board reset, quotas, export; keep it to yourself)`);
     for (const s of sources) console.log(`  source ${s.name}: ${address}/classroom/sources/${s.id}/v1 (${s.kind === 'local' ? 'on this GPU' : 'upstream, key kept here'})`);

@@ -251,7 +251,7 @@ function AdminPanel() {
       if (perMinute.trim()) body.perMinute = Number(perMinute);
       const res = await adminFetch('quota', token.trim(), { method: 'POST', body: JSON.stringify(body) });
       const { limits } = (await res.json()) as { limits: { quota: number; perMinute: number } };
-      return `Each student may now make ${limits.quota} source requests, ${limits.perMinute} a minute.`;
+      return `Each student may now make ${limits.quota} source request${limits.quota === 1 ? '' : 's'}, ${limits.perMinute} a minute.`;
     });
   };
   return (

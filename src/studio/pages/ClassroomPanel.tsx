@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { formatBytes } from '../../model/memory-plan';
-import { fetchRecipe, useClassroomStore, usageLine, type ClassroomModel } from '../classroom';
+import { parseBundle, unzipFiles } from '../bundle';
+import { fetchRecipe, recipeSummary, useClassroomStore, usageLine, type ClassroomModel } from '../classroom';
 import { useExportStore } from '../exportStore';
 import { useModelStore } from '../modelStore';
 import { onLinkClick } from '../navigation';
@@ -22,13 +23,23 @@ export function ClassroomPanel() {
   const exportBusy = useExportStore((s) => s.busy);
   const importBundle = useExportStore((s) => s.importBundle);
   const notice = useExportStore((s) => s.notice);
+  const refresh = useClassroomStore((s) => s.refresh);
   const [recipeError, setRecipeError] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState<string | null>(null);
   if (!info) return null;
 
   const loadRecipe = async () => {
     setRecipeError(null);
+    setLoaded(null);
     try {
-      await importBundle(await fetchRecipe());
+      const file = await fetchRecipe();
+      const summary = recipeSummary(parseBundle(unzipFiles(new Uint8Array(await file.arrayBuffer()))));
+      await importBundle(file);
+      // The import's own notice speaks of keys to enter and reloads: in a classroom neither applies.
+      const n = useExportStore.getState().notice;
+      if (n?.area === 'bundle' && n.kind === 'error') setRecipeError(n.text);
+      else setLoaded(summary + (n?.kind === 'warn' && n.text.includes('Skipped:') ? ` Skipped: ${n.text.split('Skipped:')[1]!.trim()}` : ''));
+      void refresh();
     } catch (e) {
       setRecipeError((e as Error).message);
     }
@@ -69,9 +80,9 @@ export function ClassroomPanel() {
           {recipeError}
         </p>
       )}
-      {notice?.area === 'bundle' && (
-        <p role={notice.kind === 'ok' ? 'status' : 'alert'} className={`notice notice--${notice.kind}`} data-testid="classroom-recipe-notice">
-          {notice.text}
+      {loaded && (
+        <p role={notice?.kind === 'warn' ? 'alert' : 'status'} className={`notice notice--${notice?.kind === 'warn' ? 'warn' : 'ok'}`} data-testid="classroom-recipe-notice">
+          {loaded}
         </p>
       )}
     </section>
