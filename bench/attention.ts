@@ -7,7 +7,8 @@
 //         k, v repeated over each group of 4 query heads, an additive causal mask, softmax, ·v;
 //         the backward is tf.grads of Σ(out · dOut) with respect to q, k and v
 // Rows (tokens/s = T / time of one forward + backward):
-//   attention.fwd+bwd.h32kv8d64   forward + backward, the adapter's default paths
+//   attention.fwd+bwd.h32kv8d64   forward + backward, the adapter's default paths (after the
+//                                 self-test's proof, as model loading does)
 //   attention.fwd.h32kv8d64       forward only, default path
 //   attention.flash.fwd+bwd.h32kv8d64, attention.flash.fwd.h32kv8d64
 //                                 the flash paths (issue 15's GPU kernels) forced, vs TF.js
@@ -34,6 +35,7 @@ import {
   type AttentionDqPath,
   type AttentionForwardPath,
 } from '../src/engine/attention';
+import { proveKernelPaths } from '../src/engine/selftest';
 import { relError } from '../src/engine/testing/compare';
 import { randn, rng } from '../src/engine/testing/random';
 import type { Tensor } from '../src/gpu/tensor';
@@ -59,6 +61,9 @@ export const attentionBench: Benchmark = {
   description: 'causal GQA attention forward + backward (32 q / 8 kv heads of 64, Llama-3.2-1B) vs TF.js ops + tf.grads',
   async run(ctx: BenchContext): Promise<Result[]> {
     const { gpu, options } = ctx;
+    // The default rows measure what a user's model gets: on a GPU the flash / split-KV paths once
+    // the self-test proved them here (model loading does the same); on CPU adapters nothing runs.
+    await proveKernelPaths(gpu);
     const peer = await ctx.peer();
     const B = 1;
     const T = options.attnSeq;
