@@ -20,6 +20,15 @@ const KEY = 'sk-e2e-classroom-key-0123456789abcdef';
 const SEED = 100;
 const PROMPTS = ['What is the capital of France?', 'Name three primary colours.', 'Write a haiku about autumn.'];
 const N = 2;
+const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+const EVAL_JSONL = jsonl([
+  { prompt: 'What is 2+3?', domain: 'math', gold: '5' },
+  { prompt: 'What is 10-4?', domain: 'math', gold: '6' },
+]);
+const CHOICES_JSONL = jsonl([
+  { prompt: 'Which planet is closest to the Sun?', choices: ['Mercury', 'Mars'], answer: 0 },
+  { prompt: 'What is 7 × 8?', choices: ['54', '56'], answer: 1 },
+]);
 
 /**
  * A random rank-4 LoRA adapter (q_proj, v_proj) for the demo model in PEFT's files, written here
@@ -212,6 +221,25 @@ test('three students load from the mirror, collect through the proxy, vote; the 
     await blind.getByRole('button', { name: choice }).click();
     await expect(page.getByTestId('board-sent')).toContainText('(1 sent from this page)');
 
+    // The first student also evaluates base and SFT (math with gold answers, the multiple-choice
+    // guard): the completed evaluation's counts go to the board.
+    if (s === 0) {
+      await go(page, 'Evaluate');
+      const setup = page.getByRole('region', { name: 'What to evaluate' });
+      for (const name of [/^Base/, /^SFT/]) await setup.getByRole('checkbox', { name }).check();
+      for (const name of [/^Losses and preference/, /^Pairwise judge/]) await setup.getByRole('checkbox', { name }).uncheck();
+      await setup.getByRole('radio', { name: 'An EVAL.jsonl file' }).check();
+      await setup.getByLabel('EVAL.jsonl file', { exact: true }).setInputFiles({ name: 'eval.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(EVAL_JSONL) });
+      await setup.getByRole('radio', { name: 'A multiple-choice JSONL file' }).check();
+      await setup.getByLabel('Multiple-choice file', { exact: true }).setInputFiles({ name: 'choices.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(CHOICES_JSONL) });
+      await setup.getByLabel('Max new tokens', { exact: true }).fill('2');
+      await setup.getByRole('button', { name: 'Start evaluation' }).click();
+      await expect(page.getByTestId('eval-run').getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 600_000 });
+      await expect
+        .poll(async () => ((await (await fetch(`${classroom.url}/classroom/board`)).json()) as { totals: { results: number } }).totals.results, { timeout: 30_000 })
+        .toBe(4);
+    }
+
     // Everything this student's browser asked for came from the classroom.
     const origin = new URL(classroom.url).origin;
     const elsewhere = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
@@ -254,6 +282,11 @@ test('three students load from the mirror, collect through the proxy, vote; the 
   await board.goto('/board');
   await expect(board.getByTestId('board-totals')).toContainText('3 students');
   await expect(board.getByTestId('board-totals')).toContainText('3 votes (1 tie)');
+  await expect(board.getByTestId('board-totals')).toContainText('4 results');
+  const results = board.getByRole('table', { name: 'Evaluation results' });
+  await expect(results.getByRole('row')).toHaveCount(5);
+  await expect(results).toContainText('math accuracy');
+  await expect(results).toContainText('multiple-choice accuracy');
   const votes = board.getByRole('table', { name: 'Votes by model' });
   const pct = (x: number) => Math.round(x * 100);
   for (const m of summary.models)
@@ -272,7 +305,7 @@ test('three students load from the mirror, collect through the proxy, vote; the 
   await board.getByLabel(/^Admin token/).fill(classroom.token);
   const [dl] = await Promise.all([board.waitForEvent('download'), board.getByRole('button', { name: 'Export CSV' }).click()]);
   const csv = await readFile((await dl.path())!, 'utf8');
-  expect(csv.trim().split('\n')).toHaveLength(4);
+  expect(csv.trim().split('\n')).toHaveLength(1 + 3 + 4);
   expect(csv).not.toContain(KEY);
   await board.getByLabel('Requests per student').fill('1');
   await board.getByRole('button', { name: 'Set quota' }).click();
