@@ -6,14 +6,23 @@
 //   inputs     ids, mask [B, T], positions, targets [N] (i32), rowScale [N] (f32)
 //   saved      resid.0 … resid.L [N, H]: the residual stream entering each layer, and the
 //              final norm's input (activation checkpointing keeps only these)
-//   layer      one layer's activations, rewritten by every layer and recomputed in the backward
+//   layer      one layer's activations, rewritten by every layer and recomputed in the backward;
+//              with keepActivations, every layer's own (layer.<l>.*) plus the final norm's
+//              output (final.xn, final.rstd), written by the forward and read by the backward
+//              without recomputing anything
 //   backward   one layer's gradients (dResid carries dL/dresid from layer to layer)
 //   lmHead     a vocab chunk of logits [N·chunk], the online log-sum-exp state, logp and lse [N],
-//              per-sequence sums [B]; with full fine-tuning a [chunk, H] lm_head gradient slice
+//              per-sequence sums [B]; with full fine-tuning a [chunk, H] lm_head gradient slice;
+//              with keepLogits, instead of the one chunk, every chunk's logits (logits.<i>,
+//              [N·cols]: all [N × V] of them), computed once in the forward
+// Which of the two to keep is the memory plan's choice (memory-plan.ts, planTrainingStep): keep
+// where the step fits the memory budget, else recompute. Kept tensors are consumed by the
+// backward (it reuses them as scratch), so each backward needs its own forward.
 import type { Tensor } from '../gpu/tensor';
 import { CE_STATE_WIDTH, chooseChunkSize } from '../engine/cross-entropy';
 import { checkSequenceLength, type ModelConfig } from './config';
 import type { DecoderModel } from './decoder';
+import { vocabChunkRanges } from './lm-head';
 import { LORA_TARGETS, resolveLoraConfig, type LoraConfig, type LoraTarget } from './lora';
 import { allocateSpecs, type TensorSpec } from './specs';
 import type { ChunkRange } from './weight-layout';
@@ -61,15 +70,28 @@ export interface TrainWorkspace {
   tokens: number;
   lora: Required<LoraConfig> | null;
   lmHeadChunk: number;
+  /** Every layer's activations are kept from the forward (`kept`), none recomputed. */
+  keepActivations: boolean;
+  /** The lm_head logits are kept from the forward (`keptLogits`), computed once. */
+  keepLogits: boolean;
   ids: Tensor; // i32 [B, T]
   mask: Tensor; // i32 [B, T]
   positions: Tensor; // i32 [N]
   targets: Tensor; // i32 [N], -100 = ignored
   rowScale: Tensor; // f32 [N], upstream weight -dL/dlogp per token
   resid: Tensor[]; // L + 1 of [N, H]
+  /** The one layer's activations (recompute), or layer 0's when every layer keeps its own. */
   layer: LayerActivations;
+  /** keepActivations: layer l's activations at [l]; null: every layer uses `layer`, recomputed. */
+  kept: LayerActivations[] | null;
+  /** The final norm's output [N, H] and 1/rms [N] (ws.layer.xn1/rstd1 unless activations are kept). */
+  final: { xn: Tensor; rstd: Tensor };
   grads: LayerGradients | null;
-  logits: Tensor; // f32 [N · lmHeadChunk]
+  logits: Tensor; // f32 [N · lmHeadChunk] (keepLogits: the first chunk's kept logits)
+  /** keepLogits: one f32 [N · cols] per vocab chunk (vocabChunkRanges); null otherwise. */
+  keptLogits: Tensor[] | null;
+  /** True between a forward and the backward that consumes kept tensors. */
+  fresh: boolean;
   ceState: Tensor; // f32 [N, 4]
   logp: Tensor; // f32 [N]
   lse: Tensor; // f32 [N]
@@ -90,6 +112,10 @@ export interface WorkspaceOptions {
   fullFineTune?: boolean;
   /** Vocab rows per lm_head chunk; default chooseLmHeadChunk. */
   lmHeadChunk?: number;
+  /** Keep every layer's activations instead of recomputing them (default false; see the file comment). */
+  keepActivations?: boolean;
+  /** Keep every vocab chunk's logits instead of recomputing them (default false). */
+  keepLogits?: boolean;
 }
 
 /**
@@ -141,8 +167,11 @@ export function layerActivationSpecs(c: ModelConfig, B: number, T: number, lora:
 
 export type WorkspaceCategory = 'inputs' | 'saved' | 'layer' | 'backward' | 'lmHead';
 
-/** The training workspace's tensors by category (see the file comment). */
-export function trainWorkspaceSpecs(c: ModelConfig, o: WorkspaceOptions & { lmHeadChunk: number }): Record<WorkspaceCategory, TensorSpec[]> {
+/** The training workspace's tensors by category (see the file comment); kept logits need the lm_head's row chunks. */
+export function trainWorkspaceSpecs(
+  c: ModelConfig,
+  o: WorkspaceOptions & { lmHeadChunk: number; lmHeadRows?: readonly ChunkRange[] },
+): Record<WorkspaceCategory, TensorSpec[]> {
   const B = o.batchSize;
   const T = o.seqLen;
   const N = B * T;
@@ -154,10 +183,22 @@ export function trainWorkspaceSpecs(c: ModelConfig, o: WorkspaceOptions & { lmHe
   const qd = c.numHeads * c.headDim;
   const kvd = c.numKvHeads * c.headDim;
   const I = c.intermediateSize;
+  const keepLogits = o.keepLogits ?? false;
+  if (keepLogits && !o.lmHeadRows) throw new Error('trainWorkspaceSpecs: keepLogits needs lmHeadRows (the lm_head row chunks)');
+  const logits = keepLogits
+    ? vocabChunkRanges(o.lmHeadRows!, o.lmHeadChunk).map((r, i) => f32(`logits.${i}`, [N * r.cols]))
+    : [f32('logits', [N * o.lmHeadChunk])];
+  const layer = o.keepActivations
+    ? [
+        ...Array.from({ length: c.numLayers }, (_, l) => layerActivationSpecs(c, B, T, lora, false).map((s) => ({ ...s, name: `layer.${l}.${s.name}` }))).flat(),
+        f32('final.xn', [N, H]),
+        f32('final.rstd', [N]),
+      ]
+    : layerActivationSpecs(c, B, T, lora, false);
   return {
     inputs: [i32('ids', [B, T]), i32('mask', [B, T]), i32('positions', [N]), i32('targets', [N]), f32('rowScale', [N])],
     saved: Array.from({ length: c.numLayers + 1 }, (_, l) => f32(`resid.${l}`, [N, H])),
-    layer: layerActivationSpecs(c, B, T, lora, false),
+    layer,
     backward: backward
       ? [
           f32('dResid', [N, H]),
@@ -172,7 +213,7 @@ export function trainWorkspaceSpecs(c: ModelConfig, o: WorkspaceOptions & { lmHe
         ]
       : [],
     lmHead: [
-      f32('logits', [N * o.lmHeadChunk]),
+      ...logits,
       f32('ceState', [N, CE_STATE_WIDTH]),
       f32('logp', [N]),
       f32('lse', [N]),
@@ -199,12 +240,19 @@ export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): 
   checkSequenceLength(c, o.seqLen, 'a training or scoring batch');
   if ((o.backward ?? true) && c.head !== 'causal-lm')
     throw new Error('this is a reward (sequence-classification) model: it scores text, Fuse Studio does not train it');
-  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, layout.lmHeadChunks ?? layout.embedChunks);
-  const specs = trainWorkspaceSpecs(c, { ...o, lmHeadChunk });
+  const lmHeadRows = layout.lmHeadChunks ?? layout.embedChunks;
+  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, lmHeadRows);
+  const specs = trainWorkspaceSpecs(c, { ...o, lmHeadChunk, lmHeadRows });
   const all = Object.values(specs).flat();
   const t = allocateSpecs<string>(ctx, all);
   const lora = o.lora ? resolveLoraConfig(o.lora) : null;
   const backward = o.backward ?? true;
+  const keepActivations = o.keepActivations ?? false;
+  const keepLogits = o.keepLogits ?? false;
+  const prefixed = (prefix: string) => Object.fromEntries(Object.entries(t).flatMap(([k, v]) => (k.startsWith(prefix) ? [[k.slice(prefix.length), v]] : [])));
+  const kept = keepActivations ? Array.from({ length: c.numLayers }, (_, l) => layerActivationsFrom(prefixed(`layer.${l}.`), lora, false)) : null;
+  const layer = kept ? kept[0]! : layerActivationsFrom(t, lora, false);
+  const keptLogits = keepLogits ? specs.lmHead.filter((s) => s.name.startsWith('logits.')).map((s) => t[s.name]!) : null;
   return {
     config: c,
     batchSize: o.batchSize,
@@ -212,13 +260,17 @@ export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): 
     tokens: o.batchSize * o.seqLen,
     lora,
     lmHeadChunk,
+    keepActivations,
+    keepLogits,
     ids: t.ids!,
     mask: t.mask!,
     positions: t.positions!,
     targets: t.targets!,
     rowScale: t.rowScale!,
     resid: specs.saved.map((s) => t[s.name]!),
-    layer: layerActivationsFrom(t, lora, false),
+    layer,
+    kept,
+    final: kept ? { xn: t['final.xn']!, rstd: t['final.rstd']! } : { xn: layer.xn1, rstd: layer.rstd1 },
     grads: backward
       ? {
           dResid: t.dResid!,
@@ -232,7 +284,9 @@ export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): 
           loraDTmp: t.loraDTmp ?? null,
         }
       : null,
-    logits: t.logits!,
+    logits: keptLogits ? keptLogits[0]! : t.logits!,
+    keptLogits,
+    fresh: false,
     ceState: t.ceState!,
     logp: t.logp!,
     lse: t.lse!,

@@ -1,7 +1,9 @@
 // Backward pass into LoRA gradients (and, for tiny f32 models, every base weight), with
 // activation checkpointing: from the saved residual stream, each layer's activations are
 // recomputed and back-propagated in one command batch, so memory holds one layer's
-// activations at a time.
+// activations at a time. A workspace made with keepActivations / keepLogits (the memory plan's
+// choice where the step fits) holds what the forward computed instead: nothing is recomputed,
+// and the backward consumes it (each backward then needs its own forward).
 //
 // The loss is L = scale · Σ_t rowScale[t] · (-logp[t]), so one API serves every objective:
 //   SFT mean cross-entropy: scale = 1 / (number of counted targets), rowScale omitted.
@@ -50,6 +52,8 @@ export function backward(model: DecoderModel, ws: TrainWorkspace, options: Backw
   if (lora && !lora.params.length) throw new Error('backward: the adapter is not trainable (made with trainable: false)');
   if (full && !ws.dWChunk) throw new Error('backward: full fine-tuning needs a workspace made with fullFineTune: true');
   if (!lora && !full) throw new Error('backward: nothing to differentiate (no enabled adapter, no full gradients)');
+  if ((ws.keepActivations || ws.keepLogits) && !ws.fresh)
+    throw new Error('backward: this workspace keeps activations or logits from the forward and a backward has consumed them; run forward() again before each backward()');
   const { ctx, config: c, weights } = model;
   if (options.rowScale && options.rowScale !== 'workspace') {
     if (options.rowScale.length !== ws.tokens) throw new Error(`backward: rowScale has ${options.rowScale.length} values, expected ${ws.tokens}`);
@@ -61,15 +65,16 @@ export function backward(model: DecoderModel, ws: TrainWorkspace, options: Backw
     if (lora) zeroLoraGrads(chain.batch, lora);
     if (full) zeroFullGrads(chain.batch, full);
   }
-  // lm_head + loss, then the final norm (recomputed from the saved residual stream).
+  // lm_head + loss, then the final norm (recomputed from the saved residual stream unless kept).
   const L = c.numLayers;
-  const final = ws.layer.xn1;
-  rmsnormForward(chain.batch, { y: final, rstd: ws.layer.rstd1, x: ws.resid[L]!, w: weights.finalNorm, eps: c.rmsNormEps });
+  const final = ws.final.xn;
+  if (!ws.kept) rmsnormForward(chain.batch, { y: final, rstd: ws.final.rstd, x: ws.resid[L]!, w: weights.finalNorm, eps: c.rmsNormEps });
   lmHeadBackward(chain, {
     hidden: final,
     weight: weights.lmHead,
     targets: ws.targets,
     logits: ws.logits,
+    kept: ws.keptLogits,
     chunk: ws.lmHeadChunk,
     lse: ws.lse,
     ...(options.rowScale ? { rowScale: ws.rowScale } : {}),
@@ -82,16 +87,16 @@ export function backward(model: DecoderModel, ws: TrainWorkspace, options: Backw
     dy: grads.dXn,
     x: ws.resid[L]!,
     w: weights.finalNorm,
-    rstd: ws.layer.rstd1,
+    rstd: ws.final.rstd,
     ...(full ? { dw: full.finalNorm, accumulateDw: true } : {}),
   });
   chain.submit();
 
-  // Layers, last to first: recompute the activations, then back-propagate (one submit each).
+  // Layers, last to first: recompute the activations (unless kept), then back-propagate (one submit each).
   for (let l = L - 1; l >= 0; l--) {
     const pass = trainLayerPass(model, ws, l, lora);
     const batch = chain.batch;
-    encodeLayerForward(batch, pass, ws.resid[l]!, null);
+    if (!ws.kept) encodeLayerForward(batch, pass, ws.resid[l]!, null);
     encodeLayerBackward(batch, pass, ws.resid[l]!, { grads, full: full ? full.layers[l]! : null });
     chain.submit();
   }
@@ -102,4 +107,5 @@ export function backward(model: DecoderModel, ws: TrainWorkspace, options: Backw
       embeddingBackward(chain.batch, { dTable: ch.tensor, dOut: grads.dResid, ids: ws.ids, rowStart: ch.rowStart });
     chain.submit();
   }
+  ws.fresh = false;
 }

@@ -24,9 +24,9 @@ export interface ForwardOptions {
   lora?: LoraAdapters | null;
 }
 
-/** The LayerPass of layer l over a training workspace. */
+/** The LayerPass of layer l over a training workspace (its own activations when the workspace keeps them). */
 export function trainLayerPass(model: DecoderModel, ws: TrainWorkspace, layer: number, lora: LoraAdapters | null): LayerPass {
-  return { model, layer, lora, acts: ws.layer, batchSize: ws.batchSize, tq: ws.seqLen, positions: ws.positions, mask: ws.mask };
+  return { model, layer, lora, acts: ws.kept?.[layer] ?? ws.layer, batchSize: ws.batchSize, tq: ws.seqLen, positions: ws.positions, mask: ws.mask };
 }
 
 /** Embedding lookup into resid[0], one dispatch per table chunk. */
@@ -42,7 +42,7 @@ export function checkWorkspace(model: DecoderModel, ws: TrainWorkspace, lora: Lo
 }
 
 /**
- * Embedding, the decoder layers and the final norm into ws.layer.xn1 (returned), encoded on
+ * Embedding, the decoder layers and the final norm into ws.final.xn (returned), encoded on
  * `chain` (one submit per layer). Shared by the LM head below and the reward head (reward.ts).
  */
 export function encodeHidden(chain: BatchChain, model: DecoderModel, ws: TrainWorkspace, lora: LoraAdapters | null): Tensor {
@@ -53,9 +53,11 @@ export function encodeHidden(chain: BatchChain, model: DecoderModel, ws: TrainWo
     encodeLayerForward(chain.batch, trainLayerPass(model, ws, l, lora), ws.resid[l]!, ws.resid[l + 1]!);
     chain.submit();
   }
-  // The final norm's output and rstd reuse the first norm's buffers (the layers are done).
-  const final = ws.layer.xn1;
-  rmsnormForward(chain.batch, { y: final, rstd: ws.layer.rstd1, x: ws.resid[c.numLayers]!, w: model.weights.finalNorm, eps: c.rmsNormEps });
+  // The final norm's output and rstd reuse the first norm's buffers (the layers are done) unless
+  // the workspace keeps every layer's activations.
+  const final = ws.final.xn;
+  rmsnormForward(chain.batch, { y: final, rstd: ws.final.rstd, x: ws.resid[c.numLayers]!, w: model.weights.finalNorm, eps: c.rmsNormEps });
+  ws.fresh = true;
   return final;
 }
 
@@ -69,6 +71,7 @@ export function forward(model: DecoderModel, ws: TrainWorkspace, options: Forwar
     weight: model.weights.lmHead,
     targets: ws.targets,
     logits: ws.logits,
+    kept: ws.keptLogits,
     chunk: ws.lmHeadChunk,
     state: ws.ceState,
     lse: ws.lse,

@@ -6,24 +6,36 @@ import type { Tensor } from '../gpu/tensor';
 import { ceChunkBackward, ceChunkForward, ceFinalize } from '../engine/cross-entropy';
 import { matmul } from '../engine/matmul';
 import type { BatchChain } from './chain';
+import type { ChunkRange } from './weight-layout';
 import type { RowChunkedTensor } from './weights';
 
-interface VocabChunk {
-  /** The weight tensor holding the chunk, and the chunk's first row inside it. */
-  tensor: Tensor;
+/** A vocab chunk: rows [local, local + cols) of weight part `part`, global ids from v0. */
+export interface VocabChunkRange {
+  part: number;
   local: number;
-  /** Global vocab id of the chunk's first row, and its width. */
   v0: number;
   cols: number;
-  /** Index of the weight tensor in the RowChunkedTensor. */
-  part: number;
 }
 
-function* vocabChunks(w: RowChunkedTensor, chunk: number): Generator<VocabChunk> {
+interface VocabChunk extends VocabChunkRange {
+  /** The weight tensor holding the chunk (rows from `local`). */
+  tensor: Tensor;
+}
+
+/**
+ * The vocab chunks of a row-chunked weight, in the order the passes below visit them: at most
+ * `chunk` rows each, never straddling two weight tensors. Workspaces size kept logits from it.
+ */
+export function vocabChunkRanges(parts: readonly ChunkRange[], chunk: number): VocabChunkRange[] {
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`lm_head: chunk ${chunk} must be a positive integer`);
-  for (const [part, c] of w.chunks.entries())
-    for (let local = 0; local < c.rows; local += chunk)
-      yield { tensor: c.tensor, local, v0: c.rowStart + local, cols: Math.min(chunk, c.rows - local), part };
+  const out: VocabChunkRange[] = [];
+  for (const [part, c] of parts.entries())
+    for (let local = 0; local < c.rows; local += chunk) out.push({ part, local, v0: c.rowStart + local, cols: Math.min(chunk, c.rows - local) });
+  return out;
+}
+
+function vocabChunks(w: RowChunkedTensor, chunk: number): VocabChunk[] {
+  return vocabChunkRanges(w.chunks, chunk).map((r) => ({ ...r, tensor: w.chunks[r.part]!.tensor }));
 }
 
 export interface LmHeadPass {
@@ -34,17 +46,32 @@ export interface LmHeadPass {
   targets: Tensor;
   /** f32, at least N · chunk: one chunk of logits. */
   logits: Tensor;
+  /**
+   * Logits kept from the forward to the backward (the memory plan's keepLogits): one f32
+   * [N · cols] tensor per vocab chunk (vocabChunkRanges order). The forward writes them, the
+   * backward turns them into dlogits in place instead of recomputing them; null: one chunk
+   * buffer (`logits`), recomputed in the backward.
+   */
+  kept?: readonly Tensor[] | null;
   /** Vocab rows per chunk. */
   chunk: number;
+}
+
+function chunkLogits(p: LmHeadPass, i: number): Tensor {
+  if (!p.kept) return p.logits;
+  const t = p.kept[i];
+  if (!t) throw new Error(`lm_head: no kept logits for vocab chunk ${i} (the workspace keeps ${p.kept.length})`);
+  return t;
 }
 
 /** lse [N] and logp [N] (0 on ignored rows) of softmax(hidden · Wᵀ), chunk by chunk. */
 export function lmHeadForward(chain: BatchChain, p: LmHeadPass & { state: Tensor; lse: Tensor; logp: Tensor }): void {
   const [N, H] = p.hidden.shape as [number, number];
-  for (const c of vocabChunks(p.weight, p.chunk)) {
+  for (const [i, c] of vocabChunks(p.weight, p.chunk).entries()) {
     const batch = chain.batch;
-    matmul(batch, { a: p.hidden, b: c.tensor, out: p.logits, layout: 'nt', bOffset: c.local * H, m: N, n: c.cols, k: H });
-    ceChunkForward(batch, { logits: p.logits, targets: p.targets, state: p.state, v0: c.v0, cols: c.cols, first: c.v0 === 0 });
+    const logits = chunkLogits(p, i);
+    matmul(batch, { a: p.hidden, b: c.tensor, out: logits, layout: 'nt', bOffset: c.local * H, m: N, n: c.cols, k: H });
+    ceChunkForward(batch, { logits, targets: p.targets, state: p.state, v0: c.v0, cols: c.cols, first: c.v0 === 0 });
   }
   ceFinalize(chain.batch, { state: p.state, targets: p.targets, lse: p.lse, logp: p.logp });
 }
@@ -64,16 +91,18 @@ export interface LmHeadBackwardPass extends LmHeadPass {
 }
 
 /**
- * Per chunk: recompute the logits, turn them into dlogits in place, dHidden += dlogits · W_chunk
- * and, when training lm_head, dW_chunk += dlogitsᵀ · hidden.
+ * Per chunk: recompute the logits (unless the forward kept them), turn them into dlogits in
+ * place, dHidden += dlogits · W_chunk and, when training lm_head, dW_chunk += dlogitsᵀ · hidden.
+ * Kept logits are consumed: a second backward needs a new forward.
  */
 export function lmHeadBackward(chain: BatchChain, p: LmHeadBackwardPass): void {
   const [N, H] = p.hidden.shape as [number, number];
-  for (const c of vocabChunks(p.weight, p.chunk)) {
+  for (const [i, c] of vocabChunks(p.weight, p.chunk).entries()) {
     const batch = chain.batch;
-    matmul(batch, { a: p.hidden, b: c.tensor, out: p.logits, layout: 'nt', bOffset: c.local * H, m: N, n: c.cols, k: H });
+    const logits = chunkLogits(p, i);
+    if (!p.kept) matmul(batch, { a: p.hidden, b: c.tensor, out: logits, layout: 'nt', bOffset: c.local * H, m: N, n: c.cols, k: H });
     ceChunkBackward(batch, {
-      logits: p.logits,
+      logits,
       targets: p.targets,
       lse: p.lse,
       ...(p.rowScale ? { rowScale: p.rowScale } : {}),
@@ -81,10 +110,10 @@ export function lmHeadBackward(chain: BatchChain, p: LmHeadBackwardPass): void {
       v0: c.v0,
       cols: c.cols,
     });
-    matmul(batch, { a: p.logits, b: c.tensor, out: p.dHidden, layout: 'nn', bOffset: c.local * H, m: N, n: c.cols, k: H, accumulate: c.v0 > 0 });
+    matmul(batch, { a: logits, b: c.tensor, out: p.dHidden, layout: 'nn', bOffset: c.local * H, m: N, n: c.cols, k: H, accumulate: c.v0 > 0 });
     if (!p.dWeight) continue;
     const grad = p.dWeight.chunks[c.part]!.tensor;
-    const dW = { a: p.logits, b: p.hidden, layout: 'tn' as const, m: N, n: c.cols, k: H, accumulate: true };
+    const dW = { a: logits, b: p.hidden, layout: 'tn' as const, m: N, n: c.cols, k: H, accumulate: true };
     if (c.local === 0) {
       matmul(batch, { ...dW, out: grad });
     } else {

@@ -10,9 +10,15 @@
 //   optimizerMoments     AdamW m and v of every trainable tensor (adapters, or all weights)
 //   fullGrads            gradients of every base weight (full fine-tuning)
 //   savedLayerInputs     the residual stream entering each layer + the final norm input, [B·T, H] × (L + 1)
-//   layerActivations     one layer's activations (recomputed per layer in the backward)
+//   layerActivations     one layer's activations (recomputed per layer in the backward), or with
+//                        keepActivations every layer's and the final norm's (nothing recomputed)
 //   layerGradients       one layer's gradients
-//   lmHead               lm_head / cross-entropy workspace (a vocab chunk of logits, lse state, logp, lse)
+//   lmHead               lm_head / cross-entropy workspace (a vocab chunk of logits, lse state, logp, lse);
+//                        with keepLogits every chunk's logits ([B·T × V] in all, computed once)
+//
+// planTrainingStep decides what a training step keeps: the lm_head logits (saves one lm_head
+// pass) and the layers' activations (saves recomputing every layer's forward) when the step's
+// plan with them fits the memory budget, else the chunked / recomputed path.
 //   batchInputs          ids, mask, positions, targets, row weights
 //   uniforms             the uniform arena of one command batch
 //   kvCache              generation: k and v of every layer, mask, hidden, [B, V] logits; with shared
@@ -50,8 +56,13 @@ export interface MemoryPlanOptions {
   quant?: QuantDType | null;
   /** The device's binding limit, which decides how the embedding is split (default 128 MiB). */
   maxBindingBytes?: number;
+  /** The layout of loaded weights (model.layout), instead of the one planned from the fields above. */
+  layout?: WeightLayout;
   /** Vocab rows per lm_head chunk (default: what the workspace picks). */
   lmHeadChunk?: number;
+  /** Training keeps every layer's activations / every chunk's logits (planTrainingStep decides; default false). */
+  keepActivations?: boolean;
+  keepLogits?: boolean;
   /**
    * Generation: sequences (rows), positions per sequence, the prefill length (default capacity),
    * and the distinct prompts prefilled once and copied into the rows that sample from them
@@ -93,17 +104,33 @@ export interface MemoryPlan {
   /** Training and generation state held at once. */
   total: number;
   lmHeadChunk: number;
+  /** What the training step keeps (the options it was planned with). */
+  keepActivations: boolean;
+  keepLogits: boolean;
   /** The largest single tensor: it must fit the device's maxStorageBufferBindingSize. */
   largestTensor: { name: string; bytes: number };
 }
 
 export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPlan {
   if (o.quant && o.fullFineTune) throw new Error('planMemory: full fine-tuning needs a float base; a quantized base trains LoRA adapters only');
-  const layout = planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES, o.quant ?? null);
+  const layout = o.layout ?? planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES, o.quant ?? null);
   const lora = o.loraRank ? resolveLoraConfig({ rank: o.loraRank, alpha: o.loraRank, ...(o.targets ? { targets: o.targets } : {}) }) : null;
   const tokens = o.batch * o.seq;
-  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(tokens, layout.lmHeadChunks ?? layout.embedChunks);
-  const ws = trainWorkspaceSpecs(config, { batchSize: o.batch, seqLen: o.seq, lora, backward: true, fullFineTune: o.fullFineTune ?? false, lmHeadChunk });
+  const lmHeadRows = layout.lmHeadChunks ?? layout.embedChunks;
+  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(tokens, lmHeadRows);
+  const keepActivations = o.keepActivations ?? false;
+  const keepLogits = o.keepLogits ?? false;
+  const ws = trainWorkspaceSpecs(config, {
+    batchSize: o.batch,
+    seqLen: o.seq,
+    lora,
+    backward: true,
+    fullFineTune: o.fullFineTune ?? false,
+    lmHeadChunk,
+    lmHeadRows,
+    keepActivations,
+    keepLogits,
+  });
   const adapters = lora ? loraSpecs(config, lora, true) : { adapters: [], grads: [], moments: [] };
   const full = o.fullFineTune ? fullGradSpecs(layout) : { grads: [], moments: [] };
   const g = o.generation;
@@ -132,7 +159,49 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
   const sum = (cats: readonly MemoryCategory[]) => cats.reduce((s, k) => s + bytes[k], 0);
   const training = sum(MEMORY_CATEGORIES.filter((k) => k !== 'kvCache' && k !== 'generationWorkspace'));
   const generation = sum(['weights', 'adapters', 'kvCache', 'generationWorkspace', 'uniforms']);
-  return { bytes, training, generation, total: training + bytes.kvCache + bytes.generationWorkspace, lmHeadChunk, largestTensor };
+  return { bytes, training, generation, total: training + bytes.kvCache + bytes.generationWorkspace, lmHeadChunk, keepActivations, keepLogits, largestTensor };
+}
+
+/** Without a stated budget, a step may take this much more than its leanest (checkpointed, chunked) plan. */
+export const DEFAULT_KEEP_HEADROOM = 0.25;
+
+/** The budget of a step when the caller states none: the leanest plan's bytes plus DEFAULT_KEEP_HEADROOM. */
+export function defaultStepBudget(config: ModelConfig, o: Omit<MemoryPlanOptions, 'keepActivations' | 'keepLogits'>): number {
+  return Math.floor(planMemory(config, { ...o, keepActivations: false, keepLogits: false }).training * (1 + DEFAULT_KEEP_HEADROOM));
+}
+
+export interface TrainingStepPlan {
+  keepActivations: boolean;
+  keepLogits: boolean;
+  /** The plan of the chosen step (its `training` figure is what was checked against the budget). */
+  plan: MemoryPlan;
+  /** Why, for logs and the studio: what is kept or recomputed and the bytes against the budget. */
+  reason: string;
+}
+
+/**
+ * What a training step keeps instead of recomputing, the first of these whose `training` bytes
+ * fit `budgetBytes`: logits and activations; logits only (they save the most FLOPs per byte kept:
+ * H/2, i.e. 2·V·H per token for 4·V bytes, against ~750 for a Llama-3.2-1B layer's activations);
+ * activations only; neither (the checkpointed, chunked step, planned whatever the budget). A null
+ * budget keeps nothing; `defaultStepBudget` is the budget when the caller knows none.
+ */
+export function planTrainingStep(config: ModelConfig, o: Omit<MemoryPlanOptions, 'keepActivations' | 'keepLogits'>, budgetBytes: number | null): TrainingStepPlan {
+  const choices = [
+    { keepActivations: true, keepLogits: true },
+    { keepActivations: false, keepLogits: true },
+    { keepActivations: true, keepLogits: false },
+  ];
+  const fallback = planMemory(config, { ...o, keepActivations: false, keepLogits: false });
+  const what = (k: { keepActivations: boolean; keepLogits: boolean }) =>
+    `${k.keepLogits ? 'lm_head logits computed once' : 'lm_head logits recomputed in the backward (chunked)'}, ${k.keepActivations ? 'layer activations kept' : 'layer activations recomputed per layer'}`;
+  if (budgetBytes !== null)
+    for (const k of choices) {
+      const plan = planMemory(config, { ...o, ...k });
+      if (plan.training <= budgetBytes) return { ...k, plan, reason: `${what(k)}: ${formatBytes(plan.training)} fits the ${formatBytes(budgetBytes)} budget` };
+    }
+  const why = budgetBytes === null ? 'no memory budget given' : `keeping more needs more than the ${formatBytes(budgetBytes)} budget`;
+  return { keepActivations: false, keepLogits: false, plan: fallback, reason: `${what({ keepActivations: false, keepLogits: false })}: ${why} (${formatBytes(fallback.training)})` };
 }
 
 /**

@@ -138,7 +138,12 @@ export interface Setup {
 }
 
 /** `quant`: a quantized base; `host` is then what the GPU holds (the dequantized weights). */
-export function setup(ctx: GpuContext, s: Scenario, seed: number, options: { fullFineTune?: boolean; dtype?: DType; quant?: QuantDType } = {}): Setup {
+export function setup(
+  ctx: GpuContext,
+  s: Scenario,
+  seed: number,
+  options: { fullFineTune?: boolean; dtype?: DType; quant?: QuantDType; keepActivations?: boolean; keepLogits?: boolean } = {},
+): Setup {
   const config = tinyConfig(s.config);
   const float = randomHostWeights(config, options.dtype ?? s.dtype, seed);
   const hostLora = randomHostLora(config, s.lora, seed + 1);
@@ -153,6 +158,8 @@ export function setup(ctx: GpuContext, s: Scenario, seed: number, options: { ful
     seqLen: s.seqLen,
     lora: s.lora,
     fullFineTune: options.fullFineTune ?? false,
+    keepActivations: options.keepActivations ?? false,
+    keepLogits: options.keepLogits ?? false,
     ...(s.lmHeadChunk ? { lmHeadChunk: s.lmHeadChunk } : {}),
   });
   // Nothing may read what a pass has not written: workspace and gradients start as NaN.
