@@ -87,6 +87,11 @@ test.describe('Model page presets', () => {
     await useMirror(page);
     await page.getByLabel('GPU memory free (GiB, optional)').fill('3');
     const llama3b = card(page, 'Llama-3.2-3B-Instruct');
+    // By default the 3B is planned with the most precise weights that fit: int4 here (issue 14).
+    await expect(llama3b.getByTestId('preset-weights-reason')).toContainText('Default int4');
+    await expect(llama3b.getByTestId('preset-verdict')).toContainText('Fits');
+    // In bf16 it does not fit.
+    await llama3b.getByTestId('preset-weights').getByLabel(/^bf16/).check();
     await expect(llama3b.getByTestId('preset-verdict')).toContainText(/Does not fit: a training step needs \d+\.\d\d GiB, more than the 3\.00 GiB you said this GPU has/);
     const instead = llama3b.getByRole('button', { name: /^Load .+ instead \(fits\)$/ });
     await expect(instead).toBeVisible();
