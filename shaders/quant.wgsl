@@ -6,7 +6,8 @@
 // per group of 32 consecutive elements.
 //   int8 (fmt 3): element e = signed byte e&3 of word e>>2;        value = q · d
 //   int4 (fmt 4): element e = nibble e&7 of word e>>3 (low first); value = (q − 8) · d
-// GGUF block formats add their fmt codes (5 q8_0, 6 q4_0, 7 q4_k, 8 q6_k) to each function.
+// GGUF block formats (5 q8_0, 6 q4_0, 7 q4_k, 8 q6_k; s0 unused) branch to shaders/gguf.wgsl,
+// which quantDecodeWgsl splices in after this snippet.
 
 const Q_INT8 = 3u;
 const Q_INT4 = 4u;
@@ -23,6 +24,9 @@ fn Q_scale(g: u32, s0: u32) -> f32 {
 
 // Element e.
 fn Q_at(e: u32, fmt: u32, s0: u32) -> f32 {
+  if (fmt >= 5u) {
+    return Q_gguf_at(e, fmt);
+  }
   let d = Q_scale(e >> 5u, s0);
   if (fmt == Q_INT8) {
     return f32(extractBits(bitcast<i32>(QWORD(e >> 2u)), 8u * (e & 3u), 8u)) * d;
@@ -32,6 +36,9 @@ fn Q_at(e: u32, fmt: u32, s0: u32) -> f32 {
 
 // Elements e..e+3, e a multiple of 4 (one group).
 fn Q_at4(e: u32, fmt: u32, s0: u32) -> vec4f {
+  if (fmt >= 5u) {
+    return Q_gguf_at4(e, fmt);
+  }
   let d = Q_scale(e >> 5u, s0);
   if (fmt == Q_INT8) {
     return Q_i8x4(QWORD(e >> 2u)) * d;
@@ -43,6 +50,9 @@ fn Q_at4(e: u32, fmt: u32, s0: u32) -> vec4f {
 
 // Elements e..e+7, e a multiple of 8 (one group).
 fn Q_at8(e: u32, fmt: u32, s0: u32) -> array<vec4f, 2> {
+  if (fmt >= 5u) {
+    return Q_gguf_at8(e, fmt);
+  }
   let d = Q_scale(e >> 5u, s0);
   if (fmt == Q_INT8) {
     return array(Q_i8x4(QWORD(e >> 2u)) * d, Q_i8x4(QWORD((e >> 2u) + 1u)) * d);

@@ -5,7 +5,9 @@ import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
-import { FORMAT_CODE, isQuantDType, quantDecodeWgsl, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
+import { GGML_DTYPES } from '../gpu/ggml';
+import { FORMAT_CODE, isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
+import { quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32, expectShape, expectSize } from './checks';
 
@@ -13,7 +15,7 @@ const WG = 256;
 /** The backward runs one workgroup per token; 64 invocations keep its barrier cheap everywhere. */
 const WG_BACKWARD = 64;
 const code = `${embeddingWgsl}\n${quantDecodeWgsl('qt_', 'table_word')}`;
-const TABLE_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16', ...QUANT_DTYPES];
+const TABLE_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16', ...QUANT_DTYPES, ...GGML_DTYPES];
 
 function params(n: number, h: number, rowStart: number, rows: number, dtype: DType): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart + rows > 0x7fffffff)

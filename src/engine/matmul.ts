@@ -8,20 +8,28 @@ import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import { splitGroups, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
-import { isQuantDType, quantDecodeWgsl, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
+import { GGML_DTYPES, GGML_FORMAT_CODE } from '../gpu/ggml';
+import { isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
+import { quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
 
 /** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
-const QUANT_DT = { int8: 'INT8', int4: 'INT8 + 1u' } as const;
+const QUANT_DT: Record<string, string> = {
+  int8: 'INT8',
+  int4: 'INT8 + 1u',
+  ...Object.fromEntries(GGML_DTYPES.map((d) => [d, `${GGML_FORMAT_CODE[d]}u`])),
+};
+/** Quantized weight dtypes with entry points: int8/int4 and GGUF's block formats. */
+const KERNEL_QUANT_DTYPES = [...QUANT_DTYPES, ...GGML_DTYPES];
 
 // Entry points of the quantized formats: the same bodies as the float ones, b decoded per format.
 function quantEntryPoints(): string {
   const out: string[] = [];
   const wg = { tiled: 'WX, WY', gemv: 'GV_LANES, GV_ROWS', direct: 'CX, CY', vec4: 'CX, CY' };
   const args = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
-  for (const q of QUANT_DTYPES) {
-    const dt = QUANT_DT[q];
+  for (const q of KERNEL_QUANT_DTYPES) {
+    const dt = QUANT_DT[q]!;
     const entry = (name: string, size: string, body: string, a = args) =>
       out.push(`@compute @workgroup_size(${size})\nfn ${name}_${q}(${a}) {\n  ${body};\n}\n`);
     for (const [layout, bt] of [['nt', 'true'], ['nn', 'false']] as const) {
@@ -44,8 +52,8 @@ const code = [matmulWgsl, quantDecodeWgsl('qb_', 'b_word'), quantDecodeWgsl('qb4
 
 /** The dtypes b may have in a layout: any weight format in nt and nn, f32 activations in tn. */
 export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
-  nt: ['f32', 'bf16', 'f16', ...QUANT_DTYPES],
-  nn: ['f32', 'bf16', 'f16', ...QUANT_DTYPES],
+  nt: ['f32', 'bf16', 'f16', ...KERNEL_QUANT_DTYPES],
+  nn: ['f32', 'bf16', 'f16', ...KERNEL_QUANT_DTYPES],
   tn: ['f32'],
 };
 

@@ -1,16 +1,33 @@
 // Element types the kernels understand, and host-side conversions between them.
 // bf16 and f16 tensors are stored packed two per u32 (little-endian: element 2i in the low half).
 // int8 and int4 are quantized weight formats (values + per-group f16 scales; see quant.ts).
+// q8_0, q4_0, q4_k, q6_k are GGUF's block formats, uploaded as the file stores them (see ggml.ts).
+import { dequantize as dequantizeBlocks, FORMAT_OF_DTYPE, ggmlByteLength, isGgmlDType } from './ggml';
+import { quantizeRows } from './ggml-quantize';
 import { dequantize, isQuantDType, quantByteLength, quantize as quantizeTo } from './quant';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'int8' | 'int4';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'int8' | 'int4' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
 
 /** Bytes of one element's value (quantized formats: without their scales; see byteLengthOf). */
-export const bytesPerElement: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, int8: 1, int4: 0.5 };
+/** GGML block formats: block bytes / block elements, exact for whole blocks. */
+export const bytesPerElement: Record<DType, number> = {
+  f32: 4,
+  f16: 2,
+  bf16: 2,
+  i32: 4,
+  u32: 4,
+  int8: 1,
+  int4: 0.5,
+  q8_0: 34 / 32,
+  q4_0: 18 / 32,
+  q4_k: 144 / 256,
+  q6_k: 210 / 256,
+};
 
 /** Bytes a GPU buffer needs for `n` elements (16-bit types are padded to whole u32 words). */
 export function byteLengthOf(n: number, dtype: DType): number {
   if (isQuantDType(dtype)) return quantByteLength(n, dtype);
+  if (isGgmlDType(dtype)) return ggmlByteLength(n, dtype);
   const raw = n * bytesPerElement[dtype];
   return Math.max(4, Math.ceil(raw / 4) * 4);
 }
@@ -77,6 +94,7 @@ export function f16BitsToF32(h: number): number {
 /** Encode numbers as the bytes a GPU buffer of `dtype` holds. */
 export function encode(values: ArrayLike<number>, dtype: DType): Uint8Array<ArrayBuffer> {
   if (isQuantDType(dtype)) return quantizeTo(values, dtype);
+  if (isGgmlDType(dtype)) return padWords(quantizeRows(FORMAT_OF_DTYPE[dtype], values, 1, values.length));
   const n = values.length;
   const out = new Uint8Array(byteLengthOf(n, dtype));
   switch (dtype) {
@@ -106,6 +124,11 @@ export function decode(bytes: ArrayBuffer, n: number, dtype: DType): Float32Arra
     case 'int8':
     case 'int4':
       return Float32Array.from(dequantize(bytes, n, dtype));
+    case 'q8_0':
+    case 'q4_0':
+    case 'q4_k':
+    case 'q6_k':
+      return Float32Array.from(dequantizeBlocks(FORMAT_OF_DTYPE[dtype], new Uint8Array(bytes), n));
     case 'f32':
       return new Float32Array(bytes, 0, n).slice();
     case 'i32':
@@ -126,11 +149,20 @@ export function decode(bytes: ArrayBuffer, n: number, dtype: DType): Float32Arra
 /** The value a number becomes after a round trip through `dtype` storage (for references). */
 export function quantize(values: ArrayLike<number>, dtype: DType): Float64Array {
   if (isQuantDType(dtype)) return dequantize(quantizeTo(values, dtype), values.length, dtype);
+  if (isGgmlDType(dtype)) return dequantizeBlocks(FORMAT_OF_DTYPE[dtype], quantizeRows(FORMAT_OF_DTYPE[dtype], values, 1, values.length), values.length);
   const out = new Float64Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     out[i] =
       dtype === 'bf16' ? bf16BitsToF32(f32ToBf16Bits(v)) : dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : Math.fround(v);
   }
+  return out;
+}
+
+/** Bytes padded with zeros to a whole number of u32 words (what writeBuffer takes). */
+function padWords(b: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  if (b.byteLength % 4 === 0 && b.byteLength) return b;
+  const out = new Uint8Array(Math.max(4, Math.ceil(b.byteLength / 4) * 4));
+  out.set(b);
   return out;
 }

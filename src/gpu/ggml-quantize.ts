@@ -1,10 +1,11 @@
 // Encoders for the GGML block types of blocks.ts: float rows → blocks. Used to write generated
-// GGUF files for tests and benchmarks (testing/gguf-writer.ts). Plain round-to-nearest with
+// GGUF files for tests and benchmarks (src/model/testing/gguf-writer.ts), and ctx.upload of a
+// GGML dtype. Plain round-to-nearest with
 // each block's range, not llama.cpp's error-minimising searches: any valid block is a fair test
 // of a decoder, and the loaded model is compared with these very blocks decoded.
 
-import { f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from '../../gpu/dtype';
-import { rowBytes, type BlockFormat } from './blocks';
+import { f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from './dtype';
+import { rowBytes, type BlockFormat } from './ggml';
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 

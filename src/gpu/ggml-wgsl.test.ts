@@ -1,21 +1,21 @@
-// The WGSL block decoders against the reference decoders (blocks.ts), on generated tensors:
+// The WGSL block decoders against the reference decoders (ggml.ts), on generated tensors:
 // random bytes (every quant bit pattern, finite random scales), ragged row counts, rows of one
 // block and of many, so blocks start at every even byte offset of a word. Each element is read
 // one at a time, four and eight at a time, as the kernels read them.
 import { describe, expect, it } from 'vitest';
-import { f32ToF16Bits } from '../../gpu/dtype';
-import { u32Params } from '../../gpu/params';
-import { poisoned, testContext } from '../../engine/testing/gpu';
-import { freshSeed, rng } from '../../engine/testing/random';
-import { dequantize, GGML_FORMATS, rowBytes, type BlockFormat } from './blocks';
-import { GGUF_FORMAT_CODE, ggufDecodeWgsl } from './decode-wgsl';
+import { u32Params } from './params';
+import { poisoned, testContext } from '../engine/testing/gpu';
+import { randomBlocks } from '../engine/testing/ggml';
+import { freshSeed, rng } from '../engine/testing/random';
+import { ggmlDecodeWgsl } from '../engine/quant-decode';
+import { dequantize, FORMAT_OF_DTYPE, GGML_FORMAT_CODE, type GgmlDType } from './ggml';
 
 const CODE = /* wgsl */ `
 @group(0) @binding(0) var<uniform> p: vec4u; // n, fmt
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 fn w_word(i: u32) -> u32 { return w[i]; }
-${ggufDecodeWgsl('G_', 'w_word')}
+${ggmlDecodeWgsl('G_', 'w_word')}
 @compute @workgroup_size(64) fn at1(@builtin(global_invocation_id) g: vec3u) {
   if (g.x < p.x) { out[g.x] = G_gguf_at(g.x, p.y); }
 }
@@ -29,28 +29,17 @@ ${ggufDecodeWgsl('G_', 'w_word')}
 }
 `;
 
-/** Random blocks whose scale halves are finite random f16s (offsets of d/dmin per format). */
-function randomBlocks(f: BlockFormat, rows: number, cols: number, r: () => number): Uint8Array {
-  const bytes = new Uint8Array(rows * rowBytes(f, cols));
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r() * 256);
-  const v = new DataView(bytes.buffer);
-  const halves = f.name === 'Q4_K' ? [0, 2] : f.name === 'Q6_K' ? [208] : [0];
-  for (let b = 0; b < bytes.length / f.blockBytes; b++)
-    for (const h of halves) v.setUint16(b * f.blockBytes + h, f32ToF16Bits((r() - 0.5) * 0.1), true);
-  return bytes;
-}
-
 describe('GGUF WGSL decoders', () => {
-  const shapes: Record<keyof typeof GGUF_FORMAT_CODE, [number, number][]> = {
-    Q8_0: [[7, 96], [1, 32], [5, 32]],
-    Q4_0: [[5, 160], [3, 32]],
-    Q4_K: [[3, 512], [1, 256]],
-    Q6_K: [[3, 768], [2, 256]],
+  const shapes: Record<GgmlDType, [number, number][]> = {
+    q8_0: [[7, 96], [1, 32], [5, 32]],
+    q4_0: [[5, 160], [3, 32]],
+    q4_k: [[3, 512], [1, 256]],
+    q6_k: [[3, 768], [2, 256]],
   };
-  for (const [name, list] of Object.entries(shapes) as [keyof typeof GGUF_FORMAT_CODE, [number, number][]][])
+  for (const [name, list] of Object.entries(shapes) as [GgmlDType, [number, number][]][])
     it(`${name}: every element, read 1, 4 and 8 at a time, equals the reference decoder`, async () => {
       const ctx = await testContext();
-      const f = GGML_FORMATS[name];
+      const f = FORMAT_OF_DTYPE[name];
       for (const [rows, cols] of list) {
         const seed = freshSeed();
         const bytes = randomBlocks(f, rows, cols, rng(seed));
@@ -65,7 +54,7 @@ describe('GGUF WGSL decoders', () => {
           const batch = ctx.batch();
           batch.dispatch({
             kernel: { name: 'gguf-decode-test', code: CODE, entryPoint: entry },
-            params: u32Params(n, GGUF_FORMAT_CODE[name]),
+            params: u32Params(n, GGML_FORMAT_CODE[name]),
             buffers: [w, out],
             groups: [Math.ceil(n / per / 64)],
           });

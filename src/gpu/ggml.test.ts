@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dequantize, formatOfType, GGML_FORMATS, GgufTypeError, q4kScaleMin, rowBytes, type GgmlTypeName } from './blocks';
-import { quantizeRows } from './quantize';
+import { dequantize, formatOfType, GGML_FORMATS, GgufTypeError, q4kScaleMin, rowBytes, type GgmlTypeName } from './ggml';
+import { quantizeRows } from './ggml-quantize';
 
 const F = GGML_FORMATS;
 

@@ -14,11 +14,11 @@
 //
 // A tensor is rows of ne0 elements (ne0 = the input dimension of a weight, a multiple of the
 // block size); each row is its blocks one after another, rows one after another. The decoders
-// here are the reference the WGSL decoders (gguf-decode.ts) are tested against; they compute in
+// here are the reference the WGSL decoders (shaders/gguf.wgsl) are tested against; they compute in
 // float64 from the same stored numbers, which are exact in f32, so the GPU matches to rounding.
 
 import { GGMLQuantizationType } from '@huggingface/gguf';
-import { bf16BitsToF32, f16BitsToF32 } from '../../gpu/dtype';
+import { bf16BitsToF32, f16BitsToF32 } from './dtype';
 
 export { GGMLQuantizationType };
 
@@ -169,3 +169,32 @@ export function dequantize(f: BlockFormat, bytes: Uint8Array, count: number): Fl
     }
   }
 }
+
+// ---- the WGSL decoders ---------------------------------------------------------------------
+
+/** The GPU dtypes of the GGML block types (DType in dtype.ts). */
+export type GgmlDType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export const GGML_DTYPES: readonly GgmlDType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+
+export function isGgmlDType(d: string): d is GgmlDType {
+  return (GGML_DTYPES as readonly string[]).includes(d);
+}
+
+/** The block format of a GPU dtype, and the GPU dtype of a block format (null for F32/F16/BF16). */
+export const FORMAT_OF_DTYPE: Record<GgmlDType, BlockFormat> = {
+  q8_0: GGML_FORMATS.Q8_0,
+  q4_0: GGML_FORMATS.Q4_0,
+  q4_k: GGML_FORMATS.Q4_K,
+  q6_k: GGML_FORMATS.Q6_K,
+};
+
+/** Format codes of the GGUF block types in every shader (after int8 = 3, int4 = 4). */
+export const GGML_FORMAT_CODE: Record<GgmlDType, number> = { q8_0: 5, q4_0: 6, q4_k: 7, q6_k: 8 };
+
+/** Exact bytes of n elements (whole blocks) of a GGML dtype, padded to a whole word. */
+export function ggmlByteLength(n: number, dtype: GgmlDType): number {
+  const f = FORMAT_OF_DTYPE[dtype];
+  if (n % f.blockSize) throw new GgufTypeError(`${f.name}: ${n} elements are not whole blocks of ${f.blockSize}`);
+  return Math.max(4, Math.ceil(((n / f.blockSize) * f.blockBytes) / 4) * 4);
+}
+

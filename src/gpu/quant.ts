@@ -6,7 +6,7 @@
 // int4: element e is nibble e&7 of word e>>3, unsigned, value = (q − 8)·d.
 // d of group e>>5 is an f16 at word scaleWord0 + (g>>1), half g&1. Groups are QUANT_GROUP
 // consecutive elements of the row-major tensor: along the input dimension for [out, in] weights.
-import snippet from '../../shaders/quant.wgsl?raw';
+import { GGML_FORMAT_CODE } from './ggml';
 import { f16BitsToF32, f32ToF16Bits } from './dtype';
 
 export type QuantDType = 'int8' | 'int4';
@@ -14,7 +14,7 @@ export const QUANT_DTYPES: readonly QuantDType[] = ['int8', 'int4'];
 export const QUANT_GROUP = 32;
 
 /** Format codes shared by every shader that reads a weight (matmul, embedding). */
-export const FORMAT_CODE = { f32: 0, bf16: 1, f16: 2, int8: 3, int4: 4 } as const;
+export const FORMAT_CODE = { f32: 0, bf16: 1, f16: 2, int8: 3, int4: 4, ...GGML_FORMAT_CODE } as const;
 export type WeightFormat = keyof typeof FORMAT_CODE;
 
 export function isQuantDType(d: string): d is QuantDType {
@@ -138,10 +138,3 @@ export function quantErrorBound(amax: number, dtype: QuantDType): number {
   return (dtype === 'int8' ? amax / 254 : amax / 8) * (1 + 1e-3);
 }
 
-/**
- * The decode functions of shaders/quant.wgsl for one shader: `prefix` replaces `Q_` in their
- * names and `word` is the shader's function returning the weight buffer's u32 word i.
- */
-export function quantDecodeWgsl(prefix: string, word: string): string {
-  return snippet.replaceAll('Q_', prefix).replaceAll('QWORD', word);
-}

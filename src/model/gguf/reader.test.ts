@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { memorySource } from '../../io/byte-source';
 import { hostWeightsByName, randomHostWeights, tinyConfig } from '../random';
 import { bool, q4kmTypes, str, u32, writeGguf, writeGgufModel } from '../testing/gguf-writer';
-import { dequantize, GGML_FORMATS } from './blocks';
+import { dequantize, GGML_FORMATS } from '../../gpu/ggml';
 import { expectedGgufTensors, ggufModelConfig, ggufRowOf, permutedHeads, permuteRows, unpermuteRows } from './config';
-import { quantizeRows } from './quantize';
+import { quantizeRows } from '../../gpu/ggml-quantize';
 import { readGgufHeader } from './reader';
 
 describe('llama.cpp q/k permutation', () => {

@@ -7,7 +7,7 @@
 
 import { gguf, type GGUFParseOutput, type MetadataValue } from '@huggingface/gguf';
 import type { ByteSource } from '../../io/byte-source';
-import { formatOfType, ggmlTypeName, GgufTypeError, type BlockFormat } from './blocks';
+import { formatOfType, ggmlTypeName, GgufTypeError, type BlockFormat } from '../../gpu/ggml';
 
 export class GgufError extends Error {
   override name = 'GgufError';

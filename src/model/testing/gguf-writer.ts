@@ -9,9 +9,9 @@
 
 import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
 import type { ModelConfig } from '../config';
-import { GGML_FORMATS, type GgmlTypeName } from '../gguf/blocks';
+import { GGML_FORMATS, type GgmlTypeName } from '../../gpu/ggml';
 import { expectedGgufTensors, llama3RopeFactors, permuteRows, permutedHeads } from '../gguf/config';
-import { quantizeRows } from '../gguf/quantize';
+import { quantizeRows } from '../../gpu/ggml-quantize';
 
 export const GGUF_ALIGNMENT = 32;
 
@@ -209,4 +209,36 @@ export function ggufTokenizerMetadata(
   if (ids.pad != null) out['tokenizer.ggml.padding_token_id'] = u32(ids.pad);
   if (typeof template === 'string') out['tokenizer.chat_template'] = str(template);
   return out;
+}
+
+/** GPT-2's byte → printable character map of byte-level BPE. */
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const out: string[] = new Array<string>(256);
+  for (const b of bs) out[b] = String.fromCharCode(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (out[b] === undefined) out[b] = String.fromCharCode(256 + n++);
+  return out;
+}
+
+/**
+ * A minimal byte-level BPE tokenizer for generated models: ids 0..255 are the bytes (no merges),
+ * 256 <|bos|> and 257 <|eos|> are control tokens, with a ChatML-like chat template.
+ */
+export function byteLevelTokenizerMetadata(pre: 'llama-bpe' | 'qwen2', ids: { bos: number; eos: number; addBos: boolean }): Record<string, GgufValue> {
+  const tokens = [...bytesToUnicode(), '<|bos|>', '<|eos|>'];
+  return {
+    'tokenizer.ggml.model': str('gpt2'),
+    'tokenizer.ggml.pre': str(pre),
+    'tokenizer.ggml.tokens': { type: 'string[]', value: tokens },
+    'tokenizer.ggml.token_type': { type: 'i32[]', value: tokens.map((_, i) => (i < 256 ? 1 : 3)) },
+    'tokenizer.ggml.merges': { type: 'string[]', value: [] },
+    'tokenizer.ggml.bos_token_id': u32(ids.bos),
+    'tokenizer.ggml.eos_token_id': u32(ids.eos),
+    'tokenizer.ggml.add_bos_token': bool(ids.addBos),
+    'tokenizer.chat_template': str("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|eos|>{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"),
+  };
 }
