@@ -2,7 +2,7 @@
 // device loss turned into a clear error, profiling, dispatch limits.
 import { describe, expect, it } from 'vitest';
 import { splitGroups } from './batch';
-import { isSoftwareAdapter } from './context';
+import { isSoftwareAdapter, summarize } from './context';
 import { createNodeContext } from './node';
 import { u32Params } from './params';
 
@@ -37,6 +37,11 @@ describe('GpuContext', () => {
     expect(hard.map(isSoftwareAdapter)).toEqual(hard.map(() => false));
     const ctx = await createNodeContext();
     expect(ctx.adapter.isFallback).toBe(isSoftwareAdapter(ctx.device.adapterInfo));
+    // summarize reads the names through the info object's getters (a spread would drop them).
+    const info = Object.create({ vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.7, 256 bits)', description: '', isFallbackAdapter: false }) as GPUAdapterInfo;
+    expect({ ...info }).toEqual({});
+    const fake = { info, features: new Set<string>(), limits: {} } as unknown as GPUAdapter;
+    expect(summarize(fake).isFallback).toBe(true);
   });
 
   it('counts live, allocated and peak bytes, and reuses released buffers', async () => {

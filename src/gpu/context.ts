@@ -193,7 +193,14 @@ export function summarize(adapter: GPUAdapter): AdapterSummary {
     description,
     features: [...adapter.features].sort(),
     limits,
-    isFallback: isSoftwareAdapter({ ...info, isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter }),
+    // Named fields, not a spread: GPUAdapterInfo's fields are prototype getters, which a spread drops.
+    isFallback: isSoftwareAdapter({
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      description: info.description,
+      isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    }),
   };
 }
 
