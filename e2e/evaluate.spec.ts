@@ -3,7 +3,7 @@
 // serving a differently seeded demo model) as the Sources page's chat judge; then base vs SFT vs
 // SFT+DPO on an uploaded EVAL.jsonl (math rows with gold answers, a plain prompt, an SFT record, a
 // DPO pair) and a multiple-choice file; a reload mid-run, the model loaded again and the evaluation
-// resumed with every finished result kept; the table with intervals and "not significant", the
+// resumed with every finished result kept, cancelled and resumed again; the table with intervals and "not significant", the
 // answers side by side with the judge's verdicts, the JSON and Markdown exports; screenshots at a
 // laptop's and a phone's size. The demo model is random: it writes noise, so its math is wrong and
 // the judge's verdicts unreadable — what this proves is the path, the persistence and the honesty
@@ -162,9 +162,16 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await loadDemoModel(page);
   await go(page, 'Evaluate');
   await run.getByRole('button', { name: 'Resume evaluation' }).click();
-  await expect(run.getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 900_000 });
-  // Nothing finished was redone: every result stored before the reload was reused.
+  await expect(run.getByRole('heading', { level: 2 })).toContainText('running');
   await expect(run.getByTestId('eval-reused')).toContainText(`${kept} finished results were found stored and kept`);
+  // Cancelled, then resumed again: still nothing finished is redone.
+  await run.getByRole('button', { name: 'Cancel' }).click();
+  await expect(run.getByRole('heading', { level: 2 })).toContainText('cancelled', { timeout: 120_000 });
+  const keptAgain = await storedResults(page);
+  expect(keptAgain).toBeGreaterThanOrEqual(kept);
+  await run.getByRole('button', { name: 'Resume evaluation' }).click();
+  await expect(run.getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 900_000 });
+  await expect(run.getByTestId('eval-reused')).toContainText(`${keptAgain} finished results were found stored and kept`);
   // 3 models × (4 likelihood items + 3 answers) + 3 pairs × 3 judged prompts.
   expect(await storedResults(page)).toBe(3 * 7 + 3 * 3);
   await expect(run.getByRole('list', { name: 'Warnings' })).toContainText('repeat training prompts');
@@ -211,6 +218,15 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await report.getByRole('button', { name: 'Export Markdown' }).click();
   const markdown = await readFile((await (await md).path())!, 'utf8');
   expect(markdown).toContain('not significant');
+
+  // ---- at a phone's width, with the form and its file pickers shown: nothing scrolls sideways ----
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect(page.getByLabel('EVAL.jsonl file', { exact: true })).toBeVisible();
+  // The models picked before the mid-run reload are still picked.
+  await expect(page.getByRole('checkbox', { name: /^SFT\+DPO/ })).toBeChecked();
+  expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+  await page.screenshot({ path: test.info().outputPath('evaluate-phone-form.png'), fullPage: true });
+  await page.setViewportSize({ width: 1366, height: 860 });
 
   // ---- the results survive a reload (no model needed to read them) ----
   await page.reload();

@@ -209,10 +209,13 @@ export const useEvalStore = create<EvalStore>((set, get) => {
       try {
         // Stored evaluations show without a model (after a reload); adapters need the model.
         const [evaluations, activeId, adapters] = await Promise.all([engine().listEvaluations(), engine().activeEvaluation(), modelKey ? engine().listAdapters() : Promise.resolve([])]);
-        const names = new Set(['base', ...adapters.map((a) => a.name)]);
-        const form = get().form;
-        const models = form.models.filter((m) => names.has(m));
-        set({ modelKey, adapters, evaluations, activeId, form: { ...form, models: models.length ? models : ['base'] } });
+        set({ modelKey, adapters, evaluations, activeId });
+        if (modelKey) {
+          // Adapters removed since are dropped from the choice (without a model the adapters are unknown: kept).
+          const names = new Set(['base', ...adapters.map((a) => a.name)]);
+          const models = get().form.models.filter((m) => names.has(m));
+          set({ form: { ...get().form, models: models.length ? models : ['base'] } });
+        }
         if (!get().currentId && evaluations[0]) await get().select(evaluations[0].evalId);
       } catch (e) {
         set({ error: errorMessage(e) });

@@ -83,9 +83,40 @@ function SetupPanel() {
   const choicesId = useId();
   const promptId = useId();
   const readFile = async (f: File | undefined, setter: (v: { name: string; text: string } | null) => void) => setter(f ? { name: f.name, text: await f.text() } : null);
+  const judgeSettingsBlock = (
+    <>
+      {form.tiers.judge && (
+        <p className={'problem' in judge ? 'notice notice--warn' : 'hint'} data-testid="eval-judge">
+          {'problem' in judge ? judge.problem : `Judge: ${judge.judge.label}.`}{' '}
+          <a href="/sources" onClick={onLinkClick('/sources')}>
+            Sources page
+          </a>
+        </p>
+      )}
+      {form.tiers.judge && 'judge' in judge && judge.judge.spec.type === 'judge' && (
+        <details>
+          <summary>Pairwise judge prompt</summary>
+          <div className="field">
+            <label htmlFor={promptId}>
+              <span>Judge prompt</span>
+            </label>
+            <textarea id={promptId} rows={8} value={form.judgePrompt ?? DEFAULT_PAIRWISE_PROMPT} onChange={(e) => setForm({ judgePrompt: e.target.value === DEFAULT_PAIRWISE_PROMPT ? null : e.target.value })} />
+            <p className="hint">
+              It asks for reasoning, then a final verdict on its own line: <code>[[A]]</code>, <code>[[B]]</code> or <code>[[C]]</code> for a tie (MT-Bench’s format).{' '}
+              {form.judgePrompt !== null && (
+                <button type="button" className="button button--secondary" onClick={() => setForm({ judgePrompt: null })}>
+                  Restore the default
+                </button>
+              )}
+            </p>
+          </div>
+        </details>
+      )}
+    </>
+  );
 
   return (
-    <section className="card" aria-labelledby="eval-setup-title">
+    <section className="card eval-setup" aria-labelledby="eval-setup-title">
       <h2 id="eval-setup-title">What to evaluate</h2>
       <fieldset className="train-fieldset">
         <legend>Models</legend>
@@ -110,8 +141,10 @@ function SetupPanel() {
         <legend>Held-out data</legend>
         <label className="radio-option">
           <input type="radio" name="eval-data" checked={form.data === 'heldout'} onChange={() => setForm({ data: 'heldout' })} />
-          The Data page’s held-out split{' '}
-          <span className="muted">({heldOut ? `${heldOut.prompts} prompts, ${heldOut.sft} SFT rows, ${heldOut.dpo} DPO pairs` : 'none set aside'})</span>
+          <span>
+            The Data page’s held-out split{' '}
+            <span className="muted">({heldOut ? `${heldOut.prompts} prompts, ${heldOut.sft} SFT rows, ${heldOut.dpo} DPO pairs` : 'none set aside'})</span>
+          </span>
         </label>
         <label className="radio-option">
           <input type="radio" name="eval-data" checked={form.data === 'file'} onChange={() => setForm({ data: 'file' })} />
@@ -140,40 +173,16 @@ function SetupPanel() {
               {t.label}
             </label>
             <p className="hint">{t.hint}</p>
+            {t.key === 'judge' && judgeSettingsBlock}
           </div>
         ))}
-        {form.tiers.judge && (
-          <p className={'problem' in judge ? 'notice notice--warn' : 'hint'} data-testid="eval-judge">
-            {'problem' in judge ? judge.problem : `Judge: ${judge.judge.label}.`}{' '}
-            <a href="/sources" onClick={onLinkClick('/sources')}>
-              Sources page
-            </a>
-          </p>
-        )}
-        {form.tiers.judge && 'judge' in judge && judge.judge.spec.type === 'judge' && (
-          <details>
-            <summary>Pairwise judge prompt</summary>
-            <div className="field">
-              <label htmlFor={promptId}>
-                <span>Judge prompt</span>
-              </label>
-              <textarea id={promptId} rows={8} value={form.judgePrompt ?? DEFAULT_PAIRWISE_PROMPT} onChange={(e) => setForm({ judgePrompt: e.target.value === DEFAULT_PAIRWISE_PROMPT ? null : e.target.value })} />
-              <p className="hint">
-                It asks for reasoning, then a final verdict on its own line: <code>[[A]]</code>, <code>[[B]]</code> or <code>[[C]]</code> for a tie (MT-Bench’s format).{' '}
-                {form.judgePrompt !== null && (
-                  <button type="button" className="button button--secondary" onClick={() => setForm({ judgePrompt: null })}>
-                    Restore the default
-                  </button>
-                )}
-              </p>
-            </div>
-          </details>
-        )}
         {form.tiers.choices && (
           <div className="eval-choices">
             <label className="radio-option">
               <input type="radio" name="eval-choices" checked={form.choices === 'builtin'} onChange={() => setForm({ choices: 'builtin' })} />
-              The built-in example <span className="muted">(a few questions showing the format: bring your own for a real guard)</span>
+              <span>
+                The built-in example <span className="muted">(a few questions showing the format: bring your own for a real guard)</span>
+              </span>
             </label>
             <label className="radio-option">
               <input type="radio" name="eval-choices" checked={form.choices === 'file'} onChange={() => setForm({ choices: 'file' })} />
