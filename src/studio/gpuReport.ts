@@ -36,7 +36,7 @@ export interface GpuReport {
 
 /** Features the engine uses when present; the f32 path runs everywhere. */
 export const KEY_FEATURES: readonly { name: string; why: string }[] = [
-  { name: 'shader-f16', why: 'f16 arithmetic in shaders: enables the faster half-precision kernel paths.' },
+  { name: 'shader-f16', why: 'f16 arithmetic in shaders: reported, not used yet: every kernel computes in f32 (bf16/f16 weights are widened in registers).' },
   { name: 'subgroups', why: 'subgroup operations: the max and sum reductions of split-KV decode attention (once the self-test proved them here).' },
   { name: 'timestamp-query', why: 'GPU timestamps: per-kernel timings in the profiler and benchmarks.' },
 ];
