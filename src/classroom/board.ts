@@ -101,6 +101,12 @@ export class BoardFullError extends Error {
   override name = 'BoardFullError';
 }
 
+/** Where a board keeps its entries across restarts (server.ts: a JSONL file), or nothing. */
+export interface BoardLog {
+  append(line: string): void;
+  clear(): void;
+}
+
 export class Board {
   private votes: StoredVote[] = [];
   private results: StoredResult[] = [];
@@ -108,6 +114,36 @@ export class Board {
   private updated: string | null = null;
   /** Changes on every write, so a page can poll cheaply. */
   version = 0;
+
+  constructor(private readonly log: BoardLog | null = null) {}
+
+  /**
+   * Replays a log's lines ({"vote": …} / {"result": …}, as written); a line that does not read as
+   * one is an error naming it (the file is the instructor's, and half a board is worse than none).
+   */
+  replay(lines: readonly string[], file: string): void {
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      let entry: { vote?: StoredVote; result?: StoredResult };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch (e) {
+        throw new Error(`${file}: line ${i + 1} is not JSON (${(e as Error).message}); fix or remove the file`, { cause: e });
+      }
+      const row = entry.vote ?? entry.result;
+      const v = entry.vote;
+      const r = entry.result;
+      const ok = v
+        ? voteSchema.safeParse({ a: v.a, b: v.b, winner: v.winner }).success
+        : resultSchema.safeParse({ model: r?.model, metric: r?.metric, correct: r?.correct, total: r?.total }).success;
+      if (!row || !ok || typeof row.student !== 'string' || typeof row.at !== 'string') throw new Error(`${file}: line ${i + 1} is not a board entry; fix or remove the file`);
+      this.perStudent.set(row.student, (this.perStudent.get(row.student) ?? 0) + 1);
+      if (entry.vote) this.votes.push(entry.vote);
+      else this.results.push(entry.result!);
+      this.updated = row.at;
+    });
+    this.version++;
+  }
 
   private admit(student: string): void {
     if (this.votes.length + this.results.length >= BOARD_LIMITS.entries) throw new BoardFullError(`the board is full (${BOARD_LIMITS.entries} entries): ask the instructor to export and reset it`);
@@ -125,6 +161,7 @@ export class Board {
     this.admit(student);
     const row = { ...v, student, at: this.touch() };
     this.votes.push(row);
+    this.log?.append(JSON.stringify({ vote: row }));
     return row;
   }
 
@@ -132,6 +169,7 @@ export class Board {
     this.admit(student);
     const row = { ...r, student, at: this.touch() };
     this.results.push(row);
+    this.log?.append(JSON.stringify({ result: row }));
     return row;
   }
 
@@ -141,6 +179,7 @@ export class Board {
     this.perStudent.clear();
     this.touch();
     this.updated = null;
+    this.log?.clear();
   }
 
   summary(): BoardSummary {

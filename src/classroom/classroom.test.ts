@@ -380,6 +380,30 @@ describe('recipe, board, admin, limits and keys', () => {
     expect(((await (await call('/classroom/board')).json()) as { totals: { votes: number } }).totals.votes).toBe(0);
   });
 
+  it('keeps the board in --board FILE across a restart, and a reset empties it', async () => {
+    const file = join(dir, 'board.jsonl');
+    await start(() => ({ kind: 'json', body: {} }), { boardFile: file });
+    await call('/classroom/board/votes', { method: 'POST', student: A, body: JSON.stringify({ a: 'base', b: 'sft', winner: 'sft' }) });
+    await call('/classroom/board/results', { method: 'POST', student: B, body: JSON.stringify({ model: 'sft', metric: 'math accuracy', correct: 1, total: 2 }) });
+    const before = (await (await call('/classroom/board')).json()) as { totals: unknown; models: unknown };
+    await classroom!.close();
+    classroom = null;
+    await upstream!.close();
+    upstream = null;
+    await start(() => ({ kind: 'json', body: {} }), { boardFile: file });
+    const after = (await (await call('/classroom/board')).json()) as { totals: unknown; models: unknown };
+    expect(after.totals).toEqual(before.totals);
+    expect(after.models).toEqual(before.models);
+    await call('/classroom/admin/reset', { method: 'POST', headers: { authorization: `Bearer ${classroom!.adminToken}` } });
+    expect(await readFile(file, 'utf8')).toBe('');
+    await writeFile(file, '{"vote": {"a": "x"}}\n');
+    await classroom!.close();
+    classroom = null;
+    await upstream!.close();
+    upstream = null;
+    await expect(start(() => ({ kind: 'json', body: {} }), { boardFile: file })).rejects.toThrow(`${file}: line 1 is not a board entry; fix or remove the file`);
+  });
+
   it('refuses oversized bodies and other origins, and answers the studio’s own origin', async () => {
     await start((r) => ({ kind: 'json', body: chatCompletion(answer(r)) }), { maxBodyBytes: 4096 });
     const big = await chat('Big-Model', A, 'x'.repeat(5000));

@@ -10,6 +10,7 @@
 //                                        204 while nothing changed after version V
 //   POST /classroom/board/votes          a blind A/B vote {a, b, winner}
 //   POST /classroom/board/results        an evaluation result {model, metric, correct, total}
+//                                        (in memory, or in --board FILE, JSONL, across restarts)
 //   /classroom/admin/…                   with the token printed at start (Authorization: Bearer):
 //                                        GET stats, GET export.json, GET export.csv, POST reset,
 //                                        POST quota {quota, perMinute}
@@ -20,7 +21,7 @@
 // origin's request that is not a plain GET is refused, so another web page a student has open
 // cannot spend the instructor's quota. Request bodies are limited (413), errors OpenAI-shaped.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +53,8 @@ export interface ClassroomOptions {
   adminToken?: string;
   /** Largest proxy request body (bytes); board posts are held to 16 KiB. */
   maxBodyBytes?: number;
+  /** A JSONL file the board is kept in (read at start, appended to, emptied by a reset); default: memory only. */
+  boardFile?: string;
   /** Origins besides the server's own that may call it (e.g. a studio dev server). */
   origins?: readonly string[];
   /** Wait before the proxy's one retry (ms). */
@@ -139,7 +142,8 @@ export async function startClassroom(o: ClassroomOptions): Promise<Classroom> {
   const adminToken = o.adminToken ?? randomBytes(18).toString('base64url');
   const mirror = new ModelMirror(o.models);
   const proxy = new SourceProxy(o.sources, { ...o.limits, ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}) });
-  const board = new Board();
+  const board = new Board(o.boardFile ? { append: (line) => appendFileSync(o.boardFile!, `${line}\n`), clear: () => writeFileSync(o.boardFile!, '') } : null);
+  if (o.boardFile && existsSync(o.boardFile)) board.replay(readFileSync(o.boardFile, 'utf8').split('\n'), o.boardFile);
   const secrets = o.sources.flatMap((s) => s.secrets).filter((s) => s.length >= 4);
   const instructorRecipe: ParsedBundle | null = o.recipe ? parseBundle(unzipFiles(o.recipe)) : null;
   const origins = new Set(o.origins ?? []);

@@ -225,6 +225,7 @@ export const CLASSROOM_OPTIONS = {
   'per-minute': { type: 'string', value: 'N', help: 'source requests each student may make a minute (default 120)' },
   'max-body': { type: 'string', value: 'BYTES', help: 'largest source request body (default 1 MiB)' },
   origin: { type: 'string', value: 'URL[,…]', help: "origins besides the classroom's own allowed to call it (e.g. a studio dev server)" },
+  board: { type: 'string', value: 'FILE.jsonl', help: "keep the results board in this file (read at start, so a restart keeps the class's votes; default: memory only)" },
   studio: { type: 'string', value: 'DIR', help: 'the built studio to serve (default: dist/studio beside the CLI)' },
 } as const satisfies OptionSpecs;
 

@@ -88,6 +88,7 @@ export async function run({ values: v }: Parsed<typeof CLASSROOM_OPTIONS>): Prom
       port,
       ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
       origins: v.origin ? v.origin.split(',').map((s) => s.trim()).filter(Boolean) : [],
+      ...(v.board ? { boardFile: v.board } : {}),
     });
     // On all interfaces: name the addresses students can type (this machine's IPv4 ones on the room's network).
     const lan = Object.values(networkInterfaces())
