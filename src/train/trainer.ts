@@ -8,8 +8,10 @@
 //   1. up to `gradientAccumulationSteps` micro-batches of `microBatchSize` examples (DPO: pairs,
 //      2 rows each) from the epoch's shuffled order; a step never spans two epochs, so the last
 //      step of an epoch may be smaller (drop_last = false)
-//   2. per micro-batch: forward, the per-sequence log-prob sums back to the host, backward with
-//      gradients accumulated. The loss is normalised over the whole step, so accumulation changes
+//   2. per micro-batch: forward, backward with gradients accumulated. SFT encodes every
+//      micro-batch's backward before reading anything back: the per-sequence log-prob sums stay on
+//      the GPU (copied beside the gradient norm) and come back in the step's one readback after
+//      step 3; DPO reads them back between forward and backward (its row weights need them). The loss is normalised over the whole step, so accumulation changes
 //      nothing but memory: SFT scale = 1/N with N the step's counted targets (transformers ≥ 4.46
 //      semantics), DPO weights 1/P with P the step's pairs
 //   3. the global gradient norm (GPU, read back: `grad_norm`, before clipping); a NaN/Inf loss or
@@ -33,9 +35,11 @@
 import { adamwStep, gradNormSlots, gradNormSquared, NON_FINITE_INF, NON_FINITE_NAN, nonFiniteCheck } from '../engine/adamw';
 import type { Tensor } from '../gpu/tensor';
 import { createTrainWorkspace, type TrainWorkspace } from '../model/activations';
+import { defaultStepBudget, planTrainingStep, type TrainingStepPlan } from '../model/memory-plan';
 import { backward } from '../model/backward';
 import { BatchChain } from '../model/chain';
 import { forward, readSequenceLogProbs } from '../model/forward';
+import { sequenceLogProbSums } from '../engine/cross-entropy';
 import { setBatchInputs } from '../model/inputs';
 import type { DecoderModel } from '../model/decoder';
 import type { LoraAdapters } from '../model/lora';
@@ -101,6 +105,13 @@ export interface TrainerOptions {
   seqLen?: number;
   /** Token id written on padding positions (masked; default 0). */
   padId?: number;
+  /**
+   * GPU bytes the training step may use (weights, adapter, workspace: the memory plan's
+   * `training` figure). The plan keeps the lm_head logits and the layers' activations from the
+   * forward when they fit (planTrainingStep), else recomputes them. Omitted: the leanest step's
+   * bytes + 25% (defaultStepBudget); null: keep nothing.
+   */
+  memoryBudgetBytes?: number | null;
   /** Evaluate every this many steps (0: only at the end of the run). Needs task.eval. */
   evalEvery?: number;
   /** Call onCheckpoint every this many steps (0: only at the end). */
@@ -209,6 +220,7 @@ export class Trainer {
   private readonly dpo: DpoLossOptions | null;
   private state: TrainerState;
   private ws: TrainWorkspace | null = null;
+  private plan: TrainingStepPlan | null = null;
   private normBuf: Tensor | null = null;
   private orderCache: { epoch: number; order: number[] } | null = null;
   private referenceReady = false;
@@ -302,14 +314,65 @@ export class Trainer {
   // -------------------------------------------------------------------------------------------
   // Resources
 
+  /** What the step keeps from the forward and why (the memory plan's choice for this model, batch and budget). */
+  get stepPlan(): TrainingStepPlan {
+    if (!this.plan) {
+      const { config, layout } = this.model;
+      const o = {
+        batch: this.rows,
+        seq: this.seqLen,
+        loraRank: this.lora.config.rank,
+        targets: this.lora.config.targets,
+        weightDType: layout.dtype,
+        layout,
+      };
+      const budget = this.options.memoryBudgetBytes === undefined ? defaultStepBudget(config, o) : this.options.memoryBudgetBytes;
+      this.plan = planTrainingStep(config, o, budget);
+    }
+    return this.plan;
+  }
+
   private workspace(): TrainWorkspace {
-    this.ws ??= createTrainWorkspace(this.model, { batchSize: this.rows, seqLen: this.seqLen, lora: this.lora.config });
+    const { keepActivations, keepLogits } = this.stepPlan;
+    this.ws ??= createTrainWorkspace(this.model, { batchSize: this.rows, seqLen: this.seqLen, lora: this.lora.config, keepActivations, keepLogits });
     return this.ws;
   }
 
+  /**
+   * f32: the gradient norm's slots (gradNormSlots; [0] the squared norm), then room for the
+   * per-sequence log-prob sums of a step's micro-batches (SFT), read back together.
+   */
   private gradNormBuffer(): Tensor {
-    this.normBuf ??= this.model.ctx.tensor([gradNormSlots(this.lora.params.map((p) => p.grad))], 'f32', 'trainer grad norm');
+    this.normBuf ??= this.model.ctx.tensor([this.normSlots() + this.hyper.gradientAccumulationSteps * this.rows], 'f32', 'trainer grad norm');
     return this.normBuf;
+  }
+
+  private normSlots(): number {
+    return gradNormSlots(this.lora.params.map((p) => p.grad));
+  }
+
+  /**
+   * Encodes the squared gradient norm into the norm buffer and, in the same submit, the copy
+   * of its slot 0 and of `sums` floats after the slots to a mappable buffer: one readback.
+   */
+  private async readNormAndSums(sums: number, withNorm: boolean): Promise<{ gradNorm: number; sums: Float32Array }> {
+    const ctx = this.model.ctx;
+    const normBuf = this.gradNormBuffer();
+    const slots = this.normSlots();
+    const nb = ctx.batch(withNorm ? 'grad norm' : 'step sums');
+    if (withNorm) gradNormSquared(nb, this.lora.params.map((p) => p.grad), normBuf);
+    // Slot 0 and the sums are not contiguous (the partial slots lie between): read from 0.
+    const staging = nb.copyToReadable(normBuf.buffer, 0, (slots + sums) * 4);
+    nb.submit();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const v = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      return { gradNorm: withNorm ? Math.sqrt(v[0]!) : NaN, sums: v.subarray(slots, slots + sums) };
+    } finally {
+      staging.destroy();
+      await ctx.flush();
+    }
   }
 
   /** Free the workspace and scratch (the adapter and model are the caller's). */
@@ -404,18 +467,30 @@ export class Trainer {
    * Forward and backward of one step's micro-batches: the step loss (and DPO metrics) on the
    * host, the step's gradients accumulated in lora.params[i].grad.
    */
-  private async accumulate(groups: number[][]): Promise<{ loss: number; metrics: Metrics; tokens: number }> {
+  private async accumulate(groups: number[][], withNorm: boolean): Promise<{ loss: number; metrics: Metrics; tokens: number; gradNorm: number }> {
     const batches = groups.map((g) => this.collate(g, 'train'));
     const tokens = batches.reduce((s, b) => s + b.tokens, 0);
     if (this.task.kind === 'sft') {
+      // Every micro-batch's forward and backward are encoded before the one readback.
       const N = batches.reduce((s, b) => s + b.targetCount, 0);
-      let sum = 0;
+      const ctx = this.model.ctx;
+      const ws = this.workspace();
+      const normBuf = this.gradNormBuffer();
+      const slots = this.normSlots();
       for (let j = 0; j < batches.length; j++) {
-        const { sums } = await this.forwardBatch(batches[j]!);
-        sum -= sumOf(sums);
-        backward(this.model, this.workspace(), { lora: this.lora, scale: 1 / N, accumulate: j > 0 });
+        setBatchInputs(ctx, ws, batches[j]!);
+        forward(this.model, ws, { lora: this.lora });
+        const batch = ctx.batch('sequence log-probs');
+        sequenceLogProbSums(batch, { logp: ws.logp, mask: ws.targets, kind: 'labels', seqLen: ws.seqLen, sums: ws.seqSums, counts: ws.seqCounts });
+        batch.copy(ws.seqSums.buffer, 0, normBuf.buffer, (slots + j * this.rows) * 4, this.rows * 4);
+        batch.submit();
+        backward(this.model, ws, { lora: this.lora, scale: 1 / N, accumulate: j > 0 });
       }
-      return { loss: sum / N, metrics: {}, tokens };
+      const { gradNorm, sums } = await this.readNormAndSums(batches.length * this.rows, withNorm);
+      // The same sum, in the same order, as reading each micro-batch's sums back in turn.
+      let sum = 0;
+      for (let j = 0; j < batches.length; j++) sum -= sumOf(sums.subarray(j * this.rows, (j + 1) * this.rows));
+      return { loss: sum / N, metrics: {}, tokens, gradNorm };
     }
     const pairs = groups.map((g) => g.map((i) => this.task.train[i] as DpoPair));
     const P = pairs.reduce((s, g) => s + g.length, 0);
@@ -435,7 +510,8 @@ export class Trainer {
       backward(this.model, this.workspace(), { lora: this.lora, rowScale, accumulate: j > 0 });
     }
     const metrics = acc.mean();
-    return { loss: metrics.loss, metrics, tokens };
+    const gradNorm = withNorm ? (await this.readNormAndSums(0, true)).gradNorm : NaN;
+    return { loss: metrics.loss, metrics, tokens, gradNorm };
   }
 
   /**
@@ -444,7 +520,7 @@ export class Trainer {
    */
   async computeGradients(): Promise<{ loss: number; metrics: Metrics }> {
     await this.prepare();
-    const { loss, metrics } = await this.accumulate(this.nextStepIndices().groups);
+    const { loss, metrics } = await this.accumulate(this.nextStepIndices().groups, false);
     await this.model.ctx.flush();
     return { loss, metrics };
   }
@@ -456,15 +532,9 @@ export class Trainer {
     const ctx = this.model.ctx;
     const t0 = performance.now();
     const { groups, epoch, after } = this.nextStepIndices();
-    const { loss, metrics, tokens } = await this.accumulate(groups);
-
-    // Global gradient norm (before clipping), then the NaN/Inf guard.
-    const grads = this.lora.params.map((p) => p.grad);
+    // Loss and global gradient norm (before clipping), then the NaN/Inf guard.
+    const { loss, metrics, tokens, gradNorm } = await this.accumulate(groups, true);
     const normBuf = this.gradNormBuffer();
-    const nb = ctx.batch('grad norm');
-    gradNormSquared(nb, grads, normBuf);
-    nb.submit();
-    const gradNorm = Math.sqrt((await ctx.readF32(normBuf))[0]!);
     const nextStep = this.state.step + 1;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       const tensors = await this.nonFiniteTensors();
