@@ -13,6 +13,7 @@ import type { Tensor } from '../gpu/tensor';
 import { parseModelConfig, type ModelConfig } from './config';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry } from './safetensors';
 import { checkFileName, fetchFiles, type ModelSource } from './source';
+import { loadGgufModel, readGgufMeta } from './gguf/load';
 import { cacheStoreOf, quantCacheKey, readQuantCache, writeQuantCache } from './quant-cache';
 import { expectedTensors, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
 
@@ -197,6 +198,11 @@ export interface ModelMeta {
 /** config.json (+ generation_config.json) and the tokenizer files, no weights. */
 export async function readModelMeta(source: ModelSource, opts: { signal?: AbortSignal } = {}): Promise<ModelMeta> {
   const { signal } = opts;
+  if (source.ggufFile) {
+    // One GGUF file: its metadata holds the config and tokenizer (gguf/load.ts).
+    const { config, tokenizerFiles, generationConfig, files } = await readGgufMeta(source, source.ggufFile, { signal });
+    return { config, tokenizerFiles, generationConfig, files };
+  }
   const files: LoadedFile[] = [];
   const readJsonFile = async <T>(name: string): Promise<T> => {
     const value = await source.json<T>(name, { signal });
@@ -233,6 +239,13 @@ export async function loadModel(ctx: GpuContext, source: ModelSource, opts: Load
   // GPU-only kernel paths (flash attention, split-KV decode) are taken once proven on this
   // device; the proof is a few tiny kernels against float64 (none on CPU adapters).
   await proveKernelPaths(ctx);
+  if (source.ggufFile) {
+    if (opts.quant)
+      throw new CheckpointError(
+        `${source.description}: quant ${opts.quant} quantizes bf16/f16/f32 safetensors on load; a GGUF file's weights load in the file's own formats (decoded in the kernels): load it without quant`,
+      );
+    return loadGgufModel(ctx, source, source.ggufFile, opts);
+  }
   const { config, tokenizerFiles, generationConfig, files } = await readModelMeta(source, { signal });
   const quant = opts.quant ?? null;
   const store = quant ? cacheStoreOf(source) : null;

@@ -3,7 +3,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NodeFileStore, nodeFileSource } from '../io/node-files';
 import {
@@ -11,11 +11,13 @@ import {
   HF_ENDPOINT,
   type HttpModelSource,
   modelCacheId,
+  type ModelLocation,
   ModelSourceError,
   parseModelLocation,
   remoteSource,
   type ModelSource,
 } from './source';
+import { ggufModelSource, parseGgufSpec } from './gguf/source';
 import { PRESET_IDS } from './presets';
 
 /** A model folder on disk. */
@@ -79,7 +81,8 @@ export interface NodeSourceOptions {
 }
 
 /**
- * Open `spec` as a model source: an existing folder (or file:// URL), else `hf://repo[@rev]`,
+ * Open `spec` as a model source: an existing folder (or file:// URL), a .gguf file (a path, an
+ * http(s) URL, or a Hub repo + file: gguf/source.ts), else `hf://repo[@rev]`,
  * a bare repo id `org/name[@rev]`, a Hub page URL, an http(s) base URL, or a preset alias
  * (presets.ts) — the Hub repo it names.
  */
@@ -90,11 +93,26 @@ export async function openModelSource(spec: string, opts: NodeSourceOptions = {}
     () => false,
   );
   if (isDir) return localFolderSource(local);
+  // One .gguf file: a local path, a URL, or a Hub repo + file (gguf/source.ts).
+  const gguf = parseGgufSpec(local);
+  if (gguf) {
+    const isFile = await stat(local).then((s) => s.isFile(), () => false);
+    if (isFile || gguf.kind === 'local') {
+      if (!isFile) throw new ModelSourceError(`${resolve(local)}: no such GGUF file`);
+      return ggufModelSource(localFolderSource(dirname(resolve(local))), basename(local));
+    }
+    return ggufModelSource(openRemote(gguf.location, opts), gguf.file);
+  }
   const loc = parseModelLocation(spec);
   if (!loc)
     throw new ModelSourceError(
       `"${spec}" is not a folder, an http(s) URL, a Hugging Face repo id (org/name, hf://org/name@revision) or a preset (${PRESET_IDS.join(', ')}; \`fuse-studio models\` lists them)`,
     );
+  return openRemote(loc, opts);
+}
+
+/** A remote location's source, cached under the cache root. */
+function openRemote(loc: ModelLocation, opts: NodeSourceOptions): HttpModelSource {
   const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? HF_ENDPOINT;
   const store = new NodeFileStore(join(opts.cacheRoot ?? defaultModelCacheRoot(), modelCacheId(loc, endpoint)));
   const token = opts.token ?? process.env.HF_TOKEN;

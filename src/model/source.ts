@@ -41,6 +41,8 @@ export interface ModelSource {
   open(name: string, opts?: OpenOptions): Promise<ByteSource>;
   /** Drop a cached copy (e.g. a file found truncated), so the next load downloads it again. */
   evict?(name: string): Promise<void>;
+  /** Set when the model is this one GGUF file of the folder (gguf/source.ts ggufModelSource). */
+  readonly ggufFile?: string;
 }
 
 /** Refuse names that could escape a folder or cache (they come from untrusted index files). */

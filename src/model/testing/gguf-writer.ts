@@ -9,6 +9,7 @@
 
 import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
 import type { ModelConfig } from '../config';
+import { FAMILIES } from '../families';
 import { GGML_FORMATS, type GgmlTypeName } from '../../gpu/ggml';
 import { expectedGgufTensors, llama3RopeFactors, permuteRows, permutedHeads } from '../gguf/config';
 import { quantizeRows } from '../../gpu/ggml-quantize';
@@ -242,3 +243,33 @@ export function byteLevelTokenizerMetadata(pre: 'llama-bpe' | 'qwen2', ids: { bo
     'tokenizer.chat_template': str("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|eos|>{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"),
   };
 }
+
+/** config.json of a ModelConfig (what transformers would write for it). */
+export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
+  const f = FAMILIES[c.family];
+  return {
+    architectures: [f.architectures['causal-lm']],
+    model_type: f.modelType,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    vocab_size: c.vocabSize,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: c.ropeScaling && {
+      rope_type: 'llama3',
+      factor: c.ropeScaling.factor,
+      low_freq_factor: c.ropeScaling.lowFreqFactor,
+      high_freq_factor: c.ropeScaling.highFreqFactor,
+      original_max_position_embeddings: c.ropeScaling.originalMaxPositionEmbeddings,
+    },
+    tie_word_embeddings: c.tieWordEmbeddings,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenIds,
+  };
+}
+

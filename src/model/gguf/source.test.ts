@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { parseGgufSpec } from './source';
+
+describe('parseGgufSpec', () => {
+  it('reads a .gguf path, URL, Hub file URL and repo + file; anything else is not a GGUF spec', () => {
+    expect(parseGgufSpec('/models/x/model-Q4_K_M.gguf')).toEqual({ kind: 'local', path: '/models/x/model-Q4_K_M.gguf' });
+    expect(parseGgufSpec('./tiny.gguf')).toEqual({ kind: 'local', path: './tiny.gguf' });
+    expect(parseGgufSpec('https://example.com/files/a%20b.GGUF')).toEqual({
+      kind: 'remote',
+      location: { kind: 'url', url: 'https://example.com/files/' },
+      file: 'a b.GGUF',
+    });
+    expect(parseGgufSpec('https://huggingface.co/org/repo-GGUF/resolve/v2/sub/m.gguf')).toEqual({
+      kind: 'remote',
+      location: { kind: 'hf', repo: 'org/repo-GGUF', revision: 'v2' },
+      file: 'sub/m.gguf',
+    });
+    expect(parseGgufSpec('https://huggingface.co/org/repo/blob/main/m.gguf')).toMatchObject({ location: { kind: 'hf', repo: 'org/repo', revision: 'main' }, file: 'm.gguf' });
+    expect(parseGgufSpec('hf://org/repo@abc123/m.gguf')).toEqual({ kind: 'remote', location: { kind: 'hf', repo: 'org/repo', revision: 'abc123' }, file: 'm.gguf' });
+    expect(parseGgufSpec('org/repo/m.gguf')).toEqual({ kind: 'remote', location: { kind: 'hf', repo: 'org/repo', revision: 'main' }, file: 'm.gguf' });
+    expect(parseGgufSpec('org/repo')).toBeNull();
+    expect(parseGgufSpec('/models/x')).toBeNull();
+    expect(parseGgufSpec('hf://bad')).toBeNull();
+  });
+});
