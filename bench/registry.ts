@@ -7,6 +7,7 @@ import type { Benchmark } from './harness';
 import { decodeBench } from './decode';
 import { familiesBench } from './families';
 import { loadBench } from './load';
+import { loadGgufBench } from './load-gguf';
 import { matmulBench } from './matmul';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
@@ -14,4 +15,4 @@ import { quantBench } from './quant';
 import { stepAccountingBench } from './step-accounting';
 import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, classroomBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
