@@ -27,9 +27,11 @@ describe('step accounting', () => {
       expect((await ctx.read(t))[0]).toBe(7);
       return mark();
     });
-    expect(work).toEqual({ dispatches: 2, submits: 2, readbacks: 1, readBytes: 16, matmulFlops: 0 });
+    expect(work).toEqual({ dispatches: 2, maxMatmulFlops: 0, bindGroups: work.bindGroups, submits: 2, readbacks: 1, readBytes: 16, matmulFlops: 0 });
+    // The second dispatch binds what the first did: one bind group at most (none if an earlier test made it).
+    expect(work.bindGroups).toBeLessThanOrEqual(1);
     const after = await countGpuWork(ctx, async (mark) => mark());
-    expect(after).toEqual({ dispatches: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 });
+    expect(after).toEqual({ dispatches: 0, maxMatmulFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 });
     t.release();
   });
 
@@ -49,6 +51,7 @@ describe('step accounting', () => {
       return mark();
     });
     expect(work.matmulFlops).toBe(2 * (2 * M * N * K));
+    expect(work.maxMatmulFlops).toBe(2 * M * N * K);
     expect(work.dispatches).toBe(2);
     for (const x of [a, b, out, dA]) x.release();
   });

@@ -6,7 +6,10 @@
 //                                   forward, loss, backward, gradient norm, AdamW), demo model,
 //                                   SFT B1 x `--seq` tokens / DPO one pair (2 rows) of `--seq`,
 //                                   LoRA r16 on all seven projections
+//   step.demo.{sft,dpo}.bind-groups bind groups created per step (the others come from the cache)
 //   step.demo.{sft,dpo}.submits     queue submits per step
+//   step.demo.{sft,dpo}.max-matmul-dispatch-flops  FLOPs of the step's largest single matmul
+//                                   dispatch (the GPU watchdog's concern: LM_HEAD_MAX_DISPATCH_FLOPS)
 //   step.demo.{sft,dpo}.readbacks   buffers mapped back to the host per step (loss, norms)
 //   step.demo.{sft,dpo}.readback-bytes  bytes those readbacks copy
 //   step.demo.{sft,dpo}.matmul-flops-over-model
@@ -47,11 +50,14 @@ export type GpuWork = GpuCounters;
 
 /** The context's counters while `f` runs; `mark()` reads the counts so far (GpuCounters, src/gpu/batch.ts). */
 export async function countGpuWork<T>(gpu: GpuContext, f: (mark: () => GpuWork) => Promise<T>): Promise<T> {
+  gpu.counters.maxMatmulFlops = 0;
   const start = { ...gpu.counters };
   const mark = (): GpuWork => {
     const now = gpu.counters;
     return {
       dispatches: now.dispatches - start.dispatches,
+      maxMatmulFlops: now.maxMatmulFlops,
+      bindGroups: now.bindGroups - start.bindGroups,
       submits: now.submits - start.submits,
       readbacks: now.readbacks - start.readbacks,
       readBytes: now.readBytes - start.readBytes,
@@ -136,7 +142,9 @@ async function countStep(gpu: GpuContext, model: DecoderModel, task: SftTask | D
 function stepRows(kind: 'sft' | 'dpo', w: GpuWork, model: number, shape: string): Result[] {
   return [
     result({ name: `step.demo.${kind}.dispatches`, unit: 'count', ours: w.dispatches, shape }),
+    result({ name: `step.demo.${kind}.bind-groups`, unit: 'count', ours: w.bindGroups, shape: `${shape}; created, the rest reused` }),
     result({ name: `step.demo.${kind}.submits`, unit: 'count', ours: w.submits, shape }),
+    result({ name: `step.demo.${kind}.max-matmul-dispatch-flops`, unit: 'count', ours: w.maxMatmulFlops, shape: `${shape}; the largest single matmul dispatch` }),
     result({ name: `step.demo.${kind}.readbacks`, unit: 'count', ours: w.readbacks, shape }),
     result({ name: `step.demo.${kind}.readback-bytes`, unit: 'bytes', ours: w.readBytes, shape }),
     result({

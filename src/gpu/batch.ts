@@ -17,9 +17,13 @@ const ARENA_BYTES = 64 * 1024;
  *   readbacks     buffers copied to a mappable buffer for the host, and their bytes
  *   matmulFlops   2·P·Q·D of every `matmul` dispatch (src/engine/matmul.ts packs P, Q, D as its
  *                 params' first three words), i.e. the multiply-adds the product kernels execute
+ *   bindGroups    bind groups created (the rest of the dispatches reused a cached one)
+ *   maxMatmulFlops  the largest single matmul dispatch (the GPU watchdog's concern; reset by the reader)
  */
 export interface GpuCounters {
   dispatches: number;
+  maxMatmulFlops: number;
+  bindGroups: number;
   submits: number;
   readbacks: number;
   readBytes: number;
@@ -27,8 +31,52 @@ export interface GpuCounters {
 }
 
 export function emptyCounters(): GpuCounters {
-  return { dispatches: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 };
+  return { dispatches: 0, maxMatmulFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 };
 }
+
+/**
+ * Bind groups reused across batches and steps: a step encodes the same dispatches over the same
+ * buffers every time (workspaces and weights are allocated once; the uniform arenas come back
+ * from the pool), so a bind group is looked up by its pipeline and the exact (buffer, offset,
+ * size) of every binding instead of created per dispatch. A GPUBuffer keeps its identity for its
+ * whole life (the pool reuses buffers, never rebinds them), so a hit binds exactly what a fresh
+ * bind group would; entries of destroyed buffers are never hit again and go when the cache is
+ * cleared at BIND_GROUP_CACHE_MAX entries.
+ */
+export class BindGroupCache {
+  private ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+  private groups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
+  private size = 0;
+
+  constructor(readonly max = BIND_GROUP_CACHE_MAX) {}
+
+  get(pipeline: GPUComputePipeline, entries: readonly { binding: number; resource: GPUBufferBinding }[], create: () => GPUBindGroup): { group: GPUBindGroup; created: boolean } {
+    let key = '';
+    for (const e of entries) key += `${e.binding}:${this.id(e.resource.buffer)}:${e.resource.offset ?? 0}:${e.resource.size ?? -1};`;
+    let byKey = this.groups.get(pipeline);
+    if (!byKey) this.groups.set(pipeline, (byKey = new Map()));
+    const hit = byKey.get(key);
+    if (hit) return { group: hit, created: false };
+    if (this.size >= this.max) {
+      this.groups = new WeakMap();
+      this.size = 0;
+      this.groups.set(pipeline, (byKey = new Map()));
+    }
+    const group = create();
+    byKey.set(key, group);
+    this.size++;
+    return { group, created: true };
+  }
+
+  private id(b: GPUBuffer): number {
+    let id = this.ids.get(b);
+    if (id === undefined) this.ids.set(b, (id = this.nextId++));
+    return id;
+  }
+}
+
+export const BIND_GROUP_CACHE_MAX = 8192;
 const MAX_GROUPS_PER_DIM = 65535;
 
 export type Binding = GPUBuffer | Tensor | { buffer: GPUBuffer; offset: number; size: number };
@@ -82,18 +130,17 @@ export class CommandBatch {
   dispatch(d: Dispatch): void {
     if (this.submitted) throw new Error(`${this.label}: dispatch after submit`);
     const pipeline = this.ctx.kernels.pipeline(d.kernel);
-    const entries: GPUBindGroupEntry[] = [];
-    if (d.params) entries.push({ binding: 0, resource: this.uniform(d.params) });
-    d.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: asResource(b) }));
-    const bindGroup = this.ctx.device.createBindGroup({
-      label: `${d.kernel.name}.${d.kernel.entryPoint}`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
     const [x, y = 1, z = 1] = d.groups;
     if (x > MAX_GROUPS_PER_DIM || y > MAX_GROUPS_PER_DIM || z > MAX_GROUPS_PER_DIM)
       throw new Error(`${d.kernel.name}.${d.kernel.entryPoint}: dispatch (${x}, ${y}, ${z}) exceeds 65,535 per dimension`);
     if (x === 0 || y === 0 || z === 0) return;
+    const entries: { binding: number; resource: GPUBufferBinding }[] = [];
+    if (d.params) entries.push({ binding: 0, resource: this.uniform(d.params) });
+    d.buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: asResource(b) }));
+    const { group: bindGroup, created } = this.ctx.bindGroups.get(pipeline, entries, () =>
+      this.ctx.device.createBindGroup({ label: `${d.kernel.name}.${d.kernel.entryPoint}`, layout: pipeline.getBindGroupLayout(0), entries }),
+    );
+    if (created) this.ctx.counters.bindGroups++;
     const profiler = this.ctx.profiler;
     let pass: GPUComputePassEncoder;
     if (profiler) {
@@ -114,7 +161,9 @@ export class CommandBatch {
     counters.dispatches++;
     if (d.kernel.name === 'matmul' && d.params && d.params.byteLength >= 12) {
       const w = new DataView(d.params.buffer, d.params.byteOffset, 12);
-      counters.matmulFlops += 2 * w.getUint32(0, true) * w.getUint32(4, true) * w.getUint32(8, true);
+      const flops = 2 * w.getUint32(0, true) * w.getUint32(4, true) * w.getUint32(8, true);
+      counters.matmulFlops += flops;
+      counters.maxMatmulFlops = Math.max(counters.maxMatmulFlops, flops);
     }
   }
 

@@ -3,7 +3,7 @@
 // It is obtained the same way in a page, a Web Worker and Node; only the GPU object differs
 // (see browser.ts and node.ts).
 
-import { CommandBatch, emptyCounters, type GpuCounters } from './batch';
+import { BindGroupCache, CommandBatch, emptyCounters, type GpuCounters } from './batch';
 import { byteLengthOf, decode, encode, type DType } from './dtype';
 import { KernelRegistry } from './kernels';
 import { BufferPool } from './pool';
@@ -56,6 +56,8 @@ export class GpuContext {
   readonly profiler: Profiler | null;
   /** Running totals of encoded work (batch.ts, GpuCounters); subtract two snapshots to count a step. */
   readonly counters: GpuCounters = emptyCounters();
+  /** Bind groups reused across batches and steps (batch.ts). */
+  readonly bindGroups = new BindGroupCache();
   private errors: string[] = [];
   private lostReason: string | null = null;
 
