@@ -48,9 +48,11 @@ export const STEP_MODELS: Record<string, ModelConfig> = {
  * FLOPs a checkpointed LoRA step executes for B sequences of T tokens (multiply-add = 2):
  * the base projections and lm_head three times (forward, recompute, input gradient; the frozen
  * weights get no gradient), causal attention (T/2 keys per query on average) about 4.5 times
- * its forward (forward, recompute, backward ≈ 2.5×), the LoRA products four times.
+ * its forward (forward, recompute, backward ≈ 2.5×), the LoRA products four times. With the
+ * memory plan's `keep` choices (planTrainingStep): kept activations drop the layers' recompute
+ * (projections 2×, attention 3.5×, LoRA 3×), kept logits the lm_head's (2×).
  */
-export function stepFlops(c: ModelConfig, B: number, T: number, lora: LoraConfig): number {
+export function stepFlops(c: ModelConfig, B: number, T: number, lora: LoraConfig, keep: { keepActivations?: boolean; keepLogits?: boolean } = {}): number {
   const N = B * T;
   const H = c.hiddenSize;
   const qd = c.numHeads * c.headDim;
@@ -61,7 +63,8 @@ export function stepFlops(c: ModelConfig, B: number, T: number, lora: LoraConfig
   const { rank, targets } = resolveLoraConfig(lora);
   const adapters = targets.reduce((s, t) => s + 2 * N * rank * targetDims(c, t).reduce((a, b) => a + b, 0), 0);
   const lmHead = 2 * N * c.vocabSize * H;
-  return c.numLayers * (3 * proj + 4.5 * attn + 4 * adapters) + 3 * lmHead;
+  const r = keep.keepActivations ? 0 : 1;
+  return c.numLayers * ((2 + r) * proj + (3.5 + r) * attn + (3 + r) * adapters) + (keep.keepLogits ? 2 : 3) * lmHead;
 }
 
 /** The memory-plan rows of the Llama-3.2 presets at training lengths (no GPU). */

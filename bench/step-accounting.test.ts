@@ -81,6 +81,15 @@ describe('step accounting', () => {
     expect(ratio).toBeLessThan(1.55);
   });
 
+  it('a step that keeps activations and logits executes exactly the model FLOPs', () => {
+    const c = LLAMA_3_2_PRESETS['llama-3.2-1b']!;
+    const lora = { rank: 16, alpha: 32 };
+    const kept = stepFlops(c, 1, 512, lora, { keepActivations: true, keepLogits: true });
+    expect(kept / modelFlops(c, 1, 512, lora)).toBeCloseTo(1, 12);
+    const logitsOnly = stepFlops(c, 1, 512, lora, { keepLogits: true });
+    expect(stepFlops(c, 1, 512, lora) - logitsOnly).toBe(2 * 512 * c.vocabSize * c.hiddenSize);
+  });
+
   it('model matmul FLOPs: forward, input gradient and 3x the LoRA forward, nothing recomputed', () => {
     const c = LLAMA_3_2_PRESETS['llama-3.2-1b']!;
     const lora = { rank: 16, alpha: 32 };

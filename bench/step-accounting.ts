@@ -22,11 +22,15 @@
 //   decode.demo.weight-bytes        bytes of weights one decoded token reads: every layer weight and
 //                                   the final norm once, the lm_head in full, one embedding row (a
 //                                   tied embedding is read in full as the lm_head)
-//   step.<model>.flops-over-model   a LoRA step's executed FLOPs (`stepFlops`, bench/model-step.ts,
-//                                   with the memory plan's choices for B1 x T512) over the model's
-//                                   FLOPs (`modelFlops` below: no recomputation, the lm_head once
-//                                   forward and once for its input gradient), for the Llama-3.2
-//                                   presets; a formula of the step's structure, no GPU work
+//   step.<model>.flops-over-model.{checkpointed,default-budget,16gib}
+//                                   a LoRA step's executed FLOPs (`stepFlops`, bench/model-step.ts)
+//                                   over the model's FLOPs (`modelFlops` below: no recomputation,
+//                                   the lm_head once forward and once for its input gradient), for
+//                                   the Llama-3.2 presets at B1 x T512: the checkpointed chunked
+//                                   step, and the memory plan's choices (planTrainingStep) without
+//                                   a stated budget and with 16 GiB; a formula, no GPU work
+//   step.<model>.lm-head-dispatch-flops  FLOPs of one lm_head chunk matmul at B1 x T512 (the
+//                                   largest dispatch of a step, bounded by LM_HEAD_MAX_DISPATCH_FLOPS)
 // All rows: unit count or bytes, no peer.
 import type { GpuCounters } from '../src/gpu/batch';
 import type { GpuContext } from '../src/gpu/context';
@@ -41,6 +45,8 @@ import type { DecoderModel } from '../src/model/decoder';
 import { describeDemo, loadDemoModel } from './demo-model';
 import { result, type BenchContext, type Benchmark, type Result } from './harness';
 import { stepFlops } from './model-step';
+import { LM_HEAD_MAX_DISPATCH_FLOPS } from '../src/model/activations';
+import { defaultStepBudget, planMemory, planTrainingStep } from '../src/model/memory-plan';
 
 const SEED = 20250105;
 const LORA = { rank: 16, alpha: 32 } satisfies LoraConfig;
@@ -163,14 +169,34 @@ export const stepAccountingBench: Benchmark = {
     const { gpu, options } = ctx;
     const rows: Result[] = [];
     for (const [name, c] of Object.entries(LLAMA_3_2_PRESETS)) {
-      const executed = stepFlops(c, 1, FLOPS_SEQ, LORA);
       const model = modelFlops(c, 1, FLOPS_SEQ, LORA);
+      // The checkpointed, chunked step (before issue 15), and what the memory plan now picks
+      // without a stated budget (the leanest plan + 25%) and with a 16 GiB one.
+      const o = { batch: 1, seq: FLOPS_SEQ, loraRank: LORA.rank, weightDType: 'bf16' as const };
+      const variants = [
+        ['checkpointed', {}],
+        ['default-budget', planTrainingStep(c, o, defaultStepBudget(c, o))],
+        ['16gib', planTrainingStep(c, o, 16 * 2 ** 30)],
+      ] as const;
+      for (const [variant, keep] of variants) {
+        const executed = stepFlops(c, 1, FLOPS_SEQ, LORA, keep);
+        const plan = 'plan' in keep ? `, ${keep.reason}` : ', layers recomputed, lm_head three times';
+        rows.push(
+          result({
+            name: `step.${name}.flops-over-model.${variant}`,
+            unit: 'count',
+            ours: executed / model,
+            shape: `B1xT${FLOPS_SEQ} r${LORA.rank} all7: ${(executed / 1e12).toFixed(2)} TFLOP executed, ${(model / 1e12).toFixed(2)} TFLOP model${plan}`,
+          }),
+        );
+      }
+      const chunk = planMemory(c, o).lmHeadChunk;
       rows.push(
         result({
-          name: `step.${name}.flops-over-model`,
+          name: `step.${name}.lm-head-dispatch-flops`,
           unit: 'count',
-          ours: executed / model,
-          shape: `B1xT${FLOPS_SEQ} r${LORA.rank} all7: ${(executed / 1e12).toFixed(2)} TFLOP executed, ${(model / 1e12).toFixed(2)} TFLOP without recompute and the extra lm_head pass`,
+          ours: 2 * FLOPS_SEQ * chunk * c.hiddenSize,
+          shape: `B1xT${FLOPS_SEQ}: one lm_head chunk matmul, ${chunk} vocab rows (bound ${LM_HEAD_MAX_DISPATCH_FLOPS} FLOPs per dispatch)`,
         }),
       );
     }

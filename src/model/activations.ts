@@ -119,12 +119,22 @@ export interface WorkspaceOptions {
 }
 
 /**
- * Vocab rows per lm_head chunk: chooseChunkSize's bound (64 MiB of logits) capped at the
+ * GPU watchdog bound: at most this many FLOPs (2·M·N·K) in one lm_head matmul dispatch, about
+ * 40 ms on a weak integrated GPU at 100 GFLOP/s, 50× under Windows' 2 s TDR. The lm_head is the
+ * largest dispatch of a step (Llama-3.2-1B at T 512 with the 64 MiB chunk alone: 2·512·32768·2048
+ * = 69 GFLOP in one matmul); bounding its vocab chunk bounds it, down to the 256-row minimum.
+ */
+export const LM_HEAD_MAX_DISPATCH_FLOPS = 2 ** 32;
+
+/**
+ * Vocab rows per lm_head chunk: chooseChunkSize's bound (64 MiB of logits), at most
+ * LM_HEAD_MAX_DISPATCH_FLOPS per chunk matmul (a multiple of 256, at least 256), capped at the
  * largest weight chunk, since a chunk never straddles two weight tensors.
  */
-export function chooseLmHeadChunk(tokens: number, lmHeadChunks: readonly ChunkRange[]): number {
+export function chooseLmHeadChunk(tokens: number, lmHeadChunks: readonly ChunkRange[], hidden: number): number {
   const vocab = lmHeadChunks.reduce((s, c) => s + c.rows, 0);
-  return Math.min(chooseChunkSize(tokens, vocab), Math.max(...lmHeadChunks.map((c) => c.rows)));
+  const byFlops = Math.max(256, Math.floor(LM_HEAD_MAX_DISPATCH_FLOPS / (2 * Math.max(1, tokens) * hidden) / 256) * 256);
+  return Math.min(chooseChunkSize(tokens, vocab), byFlops, Math.max(...lmHeadChunks.map((c) => c.rows)));
 }
 
 const LAYER_NAMES = ['xn1', 'rstd1', 'q', 'k', 'v', 'attn', 'attnLse', 'h1', 'xn2', 'rstd2', 'gate', 'up', 'act', 'proj'] as const;
@@ -241,7 +251,7 @@ export function createTrainWorkspace(model: DecoderModel, o: WorkspaceOptions): 
   if ((o.backward ?? true) && c.head !== 'causal-lm')
     throw new Error('this is a reward (sequence-classification) model: it scores text, Fuse Studio does not train it');
   const lmHeadRows = layout.lmHeadChunks ?? layout.embedChunks;
-  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, lmHeadRows);
+  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(o.batchSize * o.seqLen, lmHeadRows, c.hiddenSize);
   const specs = trainWorkspaceSpecs(c, { ...o, lmHeadChunk, lmHeadRows });
   const all = Object.values(specs).flat();
   const t = allocateSpecs<string>(ctx, all);

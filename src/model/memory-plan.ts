@@ -117,7 +117,7 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
   const lora = o.loraRank ? resolveLoraConfig({ rank: o.loraRank, alpha: o.loraRank, ...(o.targets ? { targets: o.targets } : {}) }) : null;
   const tokens = o.batch * o.seq;
   const lmHeadRows = layout.lmHeadChunks ?? layout.embedChunks;
-  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(tokens, lmHeadRows);
+  const lmHeadChunk = o.lmHeadChunk ?? chooseLmHeadChunk(tokens, lmHeadRows, config.hiddenSize);
   const keepActivations = o.keepActivations ?? false;
   const keepLogits = o.keepLogits ?? false;
   const ws = trainWorkspaceSpecs(config, {
