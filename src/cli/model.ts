@@ -8,7 +8,7 @@ import { createNodeContext } from '../gpu/node';
 import type { QuantDType } from '../gpu/quant';
 import { parseQuant } from './quant-option';
 import { createDecoderModel, type DecoderModel } from '../model/decoder';
-import { loadModel, type LoadedModel, type LoadProgress } from '../model/load';
+import { loadModel, readModelMeta, type LoadedModel, type LoadProgress } from '../model/load';
 import type { LoraAdapters } from '../model/lora';
 import { formatBytes } from '../model/memory-plan';
 import { PRESET_PLAN_DEFAULTS, presetPlan } from '../model/preset-plans';
@@ -35,8 +35,10 @@ export interface OpenedModel {
 export { openModelSource, parseQuant };
 
 /** Whether a source has tokenizer files (checked before any weight is read). */
-export function hasTokenizer(source: ModelSource): Promise<boolean> {
-  return source.has('tokenizer.json');
+export async function hasTokenizer(source: ModelSource): Promise<boolean> {
+  if (await source.has('tokenizer.json')) return true;
+  // A GGUF file carries its tokenizer in its metadata (gguf/tokenizer.ts).
+  return source.ggufFile ? (await readModelMeta(source)).tokenizerFiles !== null : false;
 }
 
 /** A one-line progress report on stderr, only when it is a terminal. */

@@ -4,6 +4,7 @@
 import { FAMILIES } from '../../model/families';
 import type { DType } from '../../gpu/dtype';
 import { parseModelConfig, type ModelConfig } from '../../model/config';
+import { readModelMeta } from '../../model/load';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
 import { presetById, presetModelConfig } from '../../model/presets';
@@ -18,6 +19,8 @@ async function configOf(spec: string): Promise<ModelConfig> {
   const preset = presetById(spec);
   if (preset) return presetModelConfig(preset);
   const source = await openModelSource(spec);
+  // A .gguf file: the config from its metadata (the header; a remote file is downloaded first).
+  if (source.ggufFile) return (await readModelMeta(source)).config;
   const gen = (await source.has('generation_config.json')) ? await source.json('generation_config.json') : undefined;
   return parseModelConfig(await source.json('config.json'), gen);
 }

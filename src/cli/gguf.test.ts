@@ -1,0 +1,47 @@
+// The CLI with a .gguf file as --model: `generate` renders the chat template and tokenizes with
+// the tokenizer from the GGUF metadata, and writes the tokens the engine generates from the same
+// file loaded in-process (greedy); `plan` reads the shapes from the metadata.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { testContext } from '../engine/testing/gpu';
+import { createDecoderModel } from '../model/decoder';
+import { generate } from '../model/generate';
+import { loadModel } from '../model/load';
+import { hostWeightsByName, randomHostWeights, tinyConfig } from '../model/random';
+import { openModelSource } from '../model/source-node';
+import { byteLevelTokenizerMetadata, q4kmTypes, writeGgufModel } from '../model/testing/gguf-writer';
+import { releaseWeights } from '../model/weights';
+import { loadTokenizer } from '../tokenizer/tokenizer';
+import { runCli } from './testing/run-cli';
+
+describe('CLI with a GGUF file', () => {
+  it('generate --model x.gguf --prompt: the metadata tokenizer and chat template, the same greedy tokens as the engine', async () => {
+    const config = { ...tinyConfig({ family: 'qwen3', hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512, vocabSize: 258, numLayers: 1, tieWordEmbeddings: true }), bosTokenId: 256, eosTokenIds: [257] };
+    const host = hostWeightsByName(randomHostWeights(config, 'f32', 5));
+    const dir = await mkdtemp(join(tmpdir(), 'fuse-cli-gguf-'));
+    const path = join(dir, 'tiny-Q4_K_M.gguf');
+    await writeFile(path, writeGgufModel(config, (n) => host.get(n)!, { typeOf: q4kmTypes, metadata: byteLevelTokenizerMetadata('qwen2', { bos: 256, eos: 257, addBos: false }) }));
+
+    const run = await runCli(['generate', '--model', path, '--prompt', 'Hi', '--max-new-tokens', '5', '--temperature', '0', '--json'], { timeoutMs: 240_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { ids: number[]; text: string };
+
+    const ctx = await testContext();
+    const loaded = await loadModel(ctx, await openModelSource(path));
+    const tok = loadTokenizer({ tokenizerJson: loaded.tokenizerFiles!.tokenizerJson, tokenizerConfig: loaded.tokenizerFiles!.tokenizerConfig });
+    const prompt = tok.encodeChat([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }).ids;
+    expect(tok.decode(prompt)).toBe('user: Hi<|eos|>assistant: ');
+    const model = createDecoderModel(ctx, loaded.weights);
+    const want = await generate(model, { promptIds: prompt, maxNewTokens: 5, sampling: { temperature: 0 }, eosTokenIds: [257] });
+    model.release();
+    releaseWeights(loaded.weights);
+    expect(out.ids).toEqual(want.ids);
+    expect(out.text).toBe(tok.decode(want.ids, { skipSpecialTokens: true }));
+
+    const plan = await runCli(['plan', '--model', path, '--seq', '16', '--batch', '1'], { timeoutMs: 120_000 });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/GiB|MiB/);
+  }, 400_000);
+});
