@@ -1,8 +1,8 @@
 // The Evaluate page end to end on the built-in demo model in real Chromium (WebGPU on SwiftShader):
 // a tiny SFT run then DPO continuing it on the Train page; a real `fuse-studio serve` (the CLI,
 // serving a differently seeded demo model) as the Sources page's chat judge; then base vs SFT vs
-// SFT+DPO on an uploaded EVAL.jsonl (math rows with gold answers, a plain prompt, an SFT record, a
-// DPO pair) and a multiple-choice file; a reload mid-run, the model loaded again and the evaluation
+// SFT+DPO on an uploaded EVAL.jsonl (math rows with gold answers, a code row with tests, a plain
+// prompt, an SFT record, a DPO pair) and a multiple-choice file; a reload mid-run, the model loaded again and the evaluation
 // resumed with every finished result kept, cancelled and resumed again; the table with intervals and "not significant", the
 // answers side by side with the judge's verdicts, the JSON and Markdown exports; screenshots at a
 // laptop's and a phone's size. The demo model is random: it writes noise, so its math is wrong and
@@ -27,6 +27,8 @@ const DPO_JSONL = jsonl([{ prompt: [{ role: 'user', content: 'Say hi.' }], chose
 const EVAL_JSONL = jsonl([
   { prompt: 'What is 2+3?', domain: 'math', gold: '5' },
   { prompt: 'What is 10-4?', domain: 'math', gold: '6' },
+  // Run against its tests in the browser's sandbox (a worker the engine worker starts).
+  { prompt: 'Write a JavaScript function `add(a, b)` that returns a + b, in a ```javascript block.', domain: 'code', tests: ['assert.strictEqual(add(1, 2), 3);'] },
   // Repeats a training prompt: flagged.
   { prompt: 'Say hi.' },
   { messages: [{ role: 'user', content: 'Name a fruit.' }, { role: 'assistant', content: 'An apple.' }] },
@@ -140,7 +142,7 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await setup.getByLabel('Max new tokens', { exact: true }).fill('4');
   await setup.getByLabel('Seed', { exact: true }).fill('7');
   await setup.getByRole('button', { name: 'Start evaluation' }).click();
-  await expect(page.getByRole('alert').filter({ hasText: 'bad-eval.jsonl' })).toContainText('line 6:');
+  await expect(page.getByRole('alert').filter({ hasText: 'bad-eval.jsonl' })).toContainText('line 7:');
   await setup.getByLabel('EVAL.jsonl file', { exact: true }).setInputFiles({ name: 'eval.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(EVAL_JSONL) });
   await expect(setup.getByText('Chosen: eval.jsonl.')).toBeVisible();
   await setup.getByRole('button', { name: 'Start evaluation' }).click();
@@ -172,15 +174,15 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await run.getByRole('button', { name: 'Resume evaluation' }).click();
   await expect(run.getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 900_000 });
   await expect(run.getByTestId('eval-reused')).toContainText(`${keptAgain} finished results were found stored and kept`);
-  // 3 models × (4 likelihood items + 3 answers) + 3 pairs × 3 judged prompts.
-  expect(await storedResults(page)).toBe(3 * 7 + 3 * 3);
+  // 3 models × (4 likelihood items + 4 answers) + 3 pairs × 4 judged prompts.
+  expect(await storedResults(page)).toBe(3 * 8 + 3 * 4);
   await expect(run.getByRole('list', { name: 'Warnings' })).toContainText('repeat training prompts');
 
   // ---- the report ----
   const report = page.getByTestId('eval-report');
   const table = report.getByRole('table', { name: 'Evaluation results' });
   await expect(table.getByRole('rowheader')).toHaveText(['Base', 'SFT', 'SFT+DPO']);
-  for (const col of ['SFT loss', 'Perplexity', 'Pref. accuracy', 'Math', 'Judge win rate', 'Multiple choice', 'Mean length'])
+  for (const col of ['SFT loss', 'Perplexity', 'Pref. accuracy', 'Math', 'Code pass@1', 'Judge win rate', 'Multiple choice', 'Mean length'])
     await expect(table.getByRole('columnheader', { name: col, exact: true })).toBeVisible();
   await expect(table).toContainText('95% CI [');
   await expect(table).toContainText('of 2 items');
@@ -194,7 +196,9 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   // ---- answers side by side, each pair's verdict from the real judge ----
   const items = page.getByTestId('eval-items');
   await expect(items.getByRole('listitem', { name: 'Item 1' })).toBeVisible();
-  await expect(items.getByRole('listitem', { name: 'Item 3' })).toContainText('repeats a training prompt');
+  // The code answers were run against their tests (not "tests not run").
+  await expect(items.getByRole('listitem', { name: 'Item 3' }).getByTestId(/^answer-.*-base$/)).toContainText(/tests (pass|fail)/);
+  await expect(items.getByRole('listitem', { name: 'Item 4' })).toContainText('repeats a training prompt');
   const verdicts = items.getByRole('list', { name: 'Verdicts of line 1' }).getByRole('listitem');
   await expect(verdicts).toHaveCount(3);
   await verdicts.first().getByText('The judge’s replies').click();
