@@ -3,6 +3,7 @@
 
 import { listAdapters, removeAdapter } from './adapter-store';
 import { afterGenerations, chatService } from './chat-service';
+import { evalService } from './eval-service';
 import { exportService } from './export-service';
 import { localSourceService } from './local-source-service';
 import { modelService } from './model-service';
@@ -20,6 +21,7 @@ export const engineApi = {
   ...rewardService,
   ...localSourceService,
   ...tokenService,
+  ...evalService,
   ...speedService,
 
   /** Adapters stored for the loaded model. */
