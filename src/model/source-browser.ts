@@ -15,6 +15,7 @@ import {
   remoteSource,
   type ModelSource,
 } from './source';
+import { ggufModelSource, parseGgufSpec } from './gguf/source';
 
 /** A folder the user picked (`await showDirectoryPicker()`); files are read on demand. */
 export function directorySource(dir: FileSystemDirectoryHandle): ModelSource {
@@ -73,7 +74,10 @@ export function droppedFilesSource(files: Iterable<File | PathedFile>, descripti
   const shared = first !== undefined && list.every((f) => f.path.includes('/') && f.path.split('/')[0] === first);
   const map = new Map<string, Blob>();
   for (const f of list) map.set(shared ? f.path.slice(first!.length + 1) : f.path, f.file);
-  return blobsSource(shared ? first! : description, map);
+  const source = blobsSource(shared ? first! : description, map);
+  // One .gguf file and no config.json: that file is the model (gguf/source.ts).
+  const ggufs = [...map.keys()].filter((n) => /\.gguf$/i.test(n));
+  return ggufs.length === 1 && !map.has('config.json') ? ggufModelSource(source, ggufs[0]!) : source;
 }
 
 /** Every file in a drop, walking dropped folders (DataTransferItem.webkitGetAsEntry). */
@@ -107,6 +111,14 @@ export interface BrowserRemoteOptions {
 
 /** A Hub repo or URL, downloaded into this origin's model cache (OPFS, else Cache Storage). */
 export async function openRemoteModelSource(spec: string, opts: BrowserRemoteOptions = {}): Promise<HttpModelSource> {
+  // One .gguf file: a URL, a Hub file URL or a repo + file, cached as its folder (gguf/source.ts).
+  const gguf = parseGgufSpec(spec);
+  if (gguf?.kind === 'remote') {
+    const endpoint = opts.endpoint ?? HF_ENDPOINT;
+    const store = await browserModelStore(modelCacheId(gguf.location, endpoint));
+    const remote = remoteSource(gguf.location, { store, token: opts.token || undefined, endpoint, fetchImpl: opts.fetchImpl, maxRetries: opts.maxRetries });
+    return ggufModelSource(remote, gguf.file);
+  }
   const loc = parseModelLocation(spec);
   if (!loc) throw new ModelSourceError(`"${spec}" is not an http(s) URL, a Hugging Face repo id (org/name, hf://org/name@revision) or a preset name`);
   const endpoint = opts.endpoint ?? HF_ENDPOINT;

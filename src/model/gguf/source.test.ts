@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { readModelMeta } from '../load';
+import { tinyConfig, hostWeightsByName, randomHostWeights } from '../random';
+import { droppedFilesSource } from '../source-browser';
+import { writeGgufModel } from '../testing/gguf-writer';
 import { parseGgufSpec } from './source';
 
 describe('parseGgufSpec', () => {
@@ -21,5 +25,19 @@ describe('parseGgufSpec', () => {
     expect(parseGgufSpec('org/repo')).toBeNull();
     expect(parseGgufSpec('/models/x')).toBeNull();
     expect(parseGgufSpec('hf://bad')).toBeNull();
+  });
+});
+
+describe('a dropped .gguf file (the studio)', () => {
+  it('is the model when the drop has one .gguf and no config.json; its config comes from the header', async () => {
+    const config = tinyConfig({ hiddenSize: 64, numHeads: 2, numKvHeads: 1, headDim: 32, intermediateSize: 96, vocabSize: 40, tieWordEmbeddings: true });
+    const w = hostWeightsByName(randomHostWeights(config, 'f32', 1));
+    const bytes = writeGgufModel(config, (n) => w.get(n)!);
+    const source = droppedFilesSource([new File([bytes], 'tiny-Q8_0.gguf'), new File(['x'], 'README.md')]);
+    expect(source.ggufFile).toBe('tiny-Q8_0.gguf');
+    const meta = await readModelMeta(source);
+    expect(meta.config).toEqual({ ...config, dtype: 'gguf' });
+    expect(meta.tokenizerFiles).toBeNull();
+    expect(droppedFilesSource([new File(['{}'], 'config.json'), new File([bytes], 'a.gguf')]).ggufFile).toBeUndefined();
   });
 });
