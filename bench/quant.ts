@@ -7,8 +7,9 @@
 //     model (hidden 64, the Llama 3 vocabulary of 128,256). Random token sequences, B = 2, T = 32.
 //     Computed by the float64 reference on the dequantized weights, which every quantized kernel
 //     matches to rel err < 1e-5 (src/engine/matmul-quant.test.ts, src/model/quant-model.test.ts).
-//   quant.matmul.{bf16,int8,int4}.KxN   GFLOP/s of x·Wᵀ on the Llama-3.2-1B projection shapes, the
-//                                       same x, the same adapter, default path (output checked)
+//   quant.matmul.{bf16,int8,int4,q4_k}.KxN   GFLOP/s of x·Wᵀ on the Llama-3.2-1B projection shapes,
+//                                       the same x, the same adapter, default path (output checked);
+//                                       q4_k: GGUF's Q4_K blocks as a .gguf stores them (src/gpu/ggml.ts)
 //   quant.memory-plan.{bf16,int8,int4}.{1b,3b}  bytes of a LoRA r16 training step at seq 1024
 //   quant.memory-peak.int4.<model>      the pool's measured peak over a LoRA r16 forward + backward
 //   quant.memory-plan.int4.<model>      step on an int4 base of `--model` (default Llama-3.2-1B, its
@@ -122,11 +123,11 @@ export const quantBench: Benchmark = {
       const x = Float32Array.from({ length: M * K }, () => 2 * next() - 1);
       const w = Float32Array.from({ length: N * K }, () => ((2 * next() - 1) * 1) / Math.sqrt(K));
       const tx = gpu.upload(x, [M, K], 'f32', 'bench x');
-      const formats = ['bf16', ...QUANTS] as const;
+      const formats = ['bf16', ...QUANTS, 'q4_k'] as const;
       const weights = Object.fromEntries(
         formats.map((f) => {
           const t = gpu.tensor([N, K], f, `bench W ${f}`);
-          gpu.writeBytes(t, f === 'bf16' ? encode(w, 'bf16') : quantizeTo(w, f));
+          gpu.writeBytes(t, f === 'bf16' || f === 'q4_k' ? encode(w, f) : quantizeTo(w, f));
           return [f, t];
         }),
       ) as Record<(typeof formats)[number], ReturnType<typeof gpu.tensor>>;
@@ -151,7 +152,7 @@ export const quantBench: Benchmark = {
         const shape = `${M}x${K}x${N}`;
         for (const f of formats) {
           // Row 0 against float64 of the weights this format holds.
-          const wf = f === 'bf16' ? decode(encode(w, 'bf16').buffer, w.length, 'bf16') : dequantize(quantizeTo(w, f), w.length, f);
+          const wf = f === 'bf16' || f === 'q4_k' ? decode(encode(w, f).buffer, w.length, f) : dequantize(quantizeTo(w, f), w.length, f);
           const want = new Float64Array(N);
           for (let n = 0; n < N; n++) {
             let s = 0;
