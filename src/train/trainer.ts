@@ -38,7 +38,7 @@ import { createTrainWorkspace, type TrainWorkspace } from '../model/activations'
 import { defaultStepBudget, planTrainingStep, type TrainingStepPlan } from '../model/memory-plan';
 import { backward } from '../model/backward';
 import { BatchChain } from '../model/chain';
-import { forward, readSequenceLogProbs } from '../model/forward';
+import { forward } from '../model/forward';
 import { sequenceLogProbSums } from '../engine/cross-entropy';
 import { setBatchInputs } from '../model/inputs';
 import type { DecoderModel } from '../model/decoder';
@@ -340,10 +340,11 @@ export class Trainer {
 
   /**
    * f32: the gradient norm's slots (gradNormSlots; [0] the squared norm), then room for the
-   * per-sequence log-prob sums of a step's micro-batches (SFT), read back together.
+   * per-sequence log-prob sums of a step's micro-batches (SFT), read back together, or for one
+   * batch's sums and counts (DPO, evaluation).
    */
   private gradNormBuffer(): Tensor {
-    this.normBuf ??= this.model.ctx.tensor([this.normSlots() + this.hyper.gradientAccumulationSteps * this.rows], 'f32', 'trainer grad norm');
+    this.normBuf ??= this.model.ctx.tensor([this.normSlots() + Math.max(2, this.hyper.gradientAccumulationSteps) * this.rows], 'f32', 'trainer grad norm');
     return this.normBuf;
   }
 
@@ -440,10 +441,20 @@ export class Trainer {
 
   /** Forward one batch; the sums and counts of its rows. */
   private async forwardBatch(b: TokenBatch): Promise<{ sums: Float32Array; counts: Float32Array }> {
+    const ctx = this.model.ctx;
     const ws = this.workspace();
-    setBatchInputs(this.model.ctx, ws, b);
+    setBatchInputs(ctx, ws, b);
     forward(this.model, ws, { lora: this.lora });
-    return readSequenceLogProbs(this.model, ws);
+    // Sums and counts side by side after the norm slots: one submit, one readback.
+    const normBuf = this.gradNormBuffer();
+    const slots = this.normSlots();
+    const batch = ctx.batch('sequence log-probs');
+    sequenceLogProbSums(batch, { logp: ws.logp, mask: ws.targets, kind: 'labels', seqLen: ws.seqLen, sums: ws.seqSums, counts: ws.seqCounts });
+    batch.copy(ws.seqSums.buffer, 0, normBuf.buffer, slots * 4, this.rows * 4);
+    batch.copy(ws.seqCounts.buffer, 0, normBuf.buffer, (slots + this.rows) * 4, this.rows * 4);
+    batch.submit();
+    const { sums } = await this.readNormAndSums(2 * this.rows, false);
+    return { sums: sums.slice(0, this.rows), counts: sums.slice(this.rows, 2 * this.rows) };
   }
 
   /** The DPO numbers of pair k of a batch made by collateDpo. */
