@@ -1,19 +1,20 @@
 // The CLI with a .gguf file as --model: `generate` renders the chat template and tokenizes with
 // the tokenizer from the GGUF metadata, and writes the tokens the engine generates from the same
 // file loaded in-process (greedy); `plan` reads the shapes from the metadata.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { testContext } from '../engine/testing/gpu';
 import { createDecoderModel } from '../model/decoder';
 import { generate } from '../model/generate';
 import { loadModel } from '../model/load';
-import { hostWeightsByName, randomHostWeights, tinyConfig } from '../model/random';
+import { hostWeightsByName, randomHostWeights, seededRandom, tinyConfig } from '../model/random';
 import { openModelSource } from '../model/source-node';
 import { byteLevelTokenizerMetadata, q4kmTypes, writeGgufModel } from '../model/testing/gguf-writer';
 import { releaseWeights } from '../model/weights';
 import { loadTokenizer } from '../tokenizer/tokenizer';
+import { runCommand } from './program';
 import { runCli } from './testing/run-cli';
 
 describe('CLI with a GGUF file', () => {
@@ -44,4 +45,37 @@ describe('CLI with a GGUF file', () => {
     expect(plan.code, plan.stderr).toBe(0);
     expect(plan.stdout).toMatch(/GiB|MiB/);
   }, 400_000);
+
+  it('train sft --model x.gguf: LoRA on the block-format base (input gradients through the blocks), a falling loss, a PEFT adapter', async () => {
+    const config = { ...tinyConfig({ family: 'llama', hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512, vocabSize: 258, numLayers: 1, tieWordEmbeddings: true, llama3Rope: true }), bosTokenId: 256, eosTokenIds: [257] };
+    const host = hostWeightsByName(randomHostWeights(config, 'f32', 9));
+    const dir = await mkdtemp(join(tmpdir(), 'fuse-cli-gguf-train-'));
+    const path = join(dir, 'tiny-Q4_K_M.gguf');
+    await writeFile(path, writeGgufModel(config, (n) => host.get(n)!, { typeOf: q4kmTypes }));
+    const next = seededRandom(3);
+    const ids = (n: number) => Array.from({ length: n }, () => Math.floor(next() * 256));
+    const lines = [0, 1, 2, 3].map(() => {
+      const prompt = ids(5);
+      const answer = ids(4);
+      return JSON.stringify({ input_ids: [...prompt, ...answer], labels: [...prompt.map(() => -100), ...answer] });
+    });
+    const data = join(dir, 'sft.jsonl');
+    await writeFile(data, lines.join('\n') + '\n');
+    const out = join(dir, 'out');
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    let code: number;
+    try {
+      code = await runCommand(['train', 'sft', '--model', path, '--data', data, '--out', out, '--max-steps', '6', '--lr', '3e-2', '--batch-size', '4', '--lora-rank', '4', '--warmup-ratio', '0', '--schedule', 'constant', '--seed', '1']);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+    }
+    expect(code).toBe(0);
+    expect(await readdir(out)).toContain('adapter_model.safetensors');
+    const loss = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+    expect(loss).toHaveLength(6);
+    expect(loss[5]!, `losses ${loss.join(', ')}`).toBeLessThan(loss[0]! - 0.3);
+  }, 400_000);
 });
+
