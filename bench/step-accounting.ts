@@ -171,7 +171,7 @@ export const stepAccountingBench: Benchmark = {
     for (const [name, c] of Object.entries(LLAMA_3_2_PRESETS)) {
       const model = modelFlops(c, 1, FLOPS_SEQ, LORA);
       // The checkpointed, chunked step (before issue 15), and what the memory plan now picks
-      // without a stated budget (the leanest plan + 25%) and with a 16 GiB one.
+      // without a stated budget (defaultStepBudget) and with a 16 GiB one.
       const o = { batch: 1, seq: FLOPS_SEQ, loraRank: LORA.rank, weightDType: 'bf16' as const };
       const variants = [
         ['checkpointed', {}],

@@ -162,12 +162,18 @@ export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPla
   return { bytes, training, generation, total: training + bytes.kvCache + bytes.generationWorkspace, lmHeadChunk, keepActivations, keepLogits, largestTensor };
 }
 
-/** Without a stated budget, a step may take this much more than its leanest (checkpointed, chunked) plan. */
+/**
+ * Without a stated budget, a step may take this much more than its leanest (checkpointed,
+ * chunked) plan — the figure the studio and `fuse-studio plan` show and check against the stated
+ * memory — a quarter more, at most 256 MiB, so a step that fit with little to spare still fits.
+ */
 export const DEFAULT_KEEP_HEADROOM = 0.25;
+export const DEFAULT_KEEP_MAX_EXTRA_BYTES = 256 * 2 ** 20;
 
-/** The budget of a step when the caller states none: the leanest plan's bytes plus DEFAULT_KEEP_HEADROOM. */
+/** The budget of a step when the caller states none: the leanest plan's bytes plus the default headroom. */
 export function defaultStepBudget(config: ModelConfig, o: Omit<MemoryPlanOptions, 'keepActivations' | 'keepLogits'>): number {
-  return Math.floor(planMemory(config, { ...o, keepActivations: false, keepLogits: false }).training * (1 + DEFAULT_KEEP_HEADROOM));
+  const lean = planMemory(config, { ...o, keepActivations: false, keepLogits: false }).training;
+  return lean + Math.min(Math.floor(lean * DEFAULT_KEEP_HEADROOM), DEFAULT_KEEP_MAX_EXTRA_BYTES);
 }
 
 export interface TrainingStepPlan {

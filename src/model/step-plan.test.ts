@@ -10,7 +10,7 @@ import { freshSeed } from '../engine/testing/random';
 import { backward, countTargets } from './backward';
 import { LLAMA_3_2_PRESETS } from './config';
 import { forward } from './forward';
-import { planMemory, planTrainingStep } from './memory-plan';
+import { defaultStepBudget, planMemory, planTrainingStep } from './memory-plan';
 import { BF16_TIED, F32_UNTIED, QWEN3_F32, setup, type Scenario } from './testing/fixtures';
 import type { LoraTarget } from './lora';
 
@@ -114,5 +114,14 @@ describe('planTrainingStep', () => {
     expect(tight.plan.training).toBe(plans.none);
     expect(tight.reason).toMatch(/recomputed.*budget/);
     expect(planTrainingStep(c, o, null)).toMatchObject({ keepLogits: false, keepActivations: false, reason: expect.stringMatching(/no memory budget/) });
+  });
+
+  it('without a stated budget: at most 256 MiB over the leanest plan (1B at T512 keeps its 247 MiB of logits, at T1024 not)', () => {
+    expect(defaultStepBudget(c, o) - plans.none).toBe(256 * 2 ** 20);
+    expect(planTrainingStep(c, o, defaultStepBudget(c, o))).toMatchObject({ keepLogits: true, keepActivations: false });
+    const long = { ...o, seq: 1024 };
+    expect(planTrainingStep(c, long, defaultStepBudget(c, long))).toMatchObject({ keepLogits: false, keepActivations: false });
+    const tiny = { ...o, seq: 8 };
+    expect(planTrainingStep(c, tiny, defaultStepBudget(c, tiny))).toMatchObject({ keepLogits: true });
   });
 });

@@ -109,7 +109,7 @@ export interface TrainerOptions {
    * GPU bytes the training step may use (weights, adapter, workspace: the memory plan's
    * `training` figure). The plan keeps the lm_head logits and the layers' activations from the
    * forward when they fit (planTrainingStep), else recomputes them. Omitted: the leanest step's
-   * bytes + 25% (defaultStepBudget); null: keep nothing.
+   * bytes + 25%, at most + 256 MiB (defaultStepBudget); null: keep nothing.
    */
   memoryBudgetBytes?: number | null;
   /** Evaluate every this many steps (0: only at the end of the run). Needs task.eval. */
