@@ -4,7 +4,8 @@
 // SFT+DPO on an uploaded EVAL.jsonl (math rows with gold answers, a code row with tests, a plain
 // prompt, an SFT record, a DPO pair) and a multiple-choice file; a reload mid-run, the model loaded again and the evaluation
 // resumed with every finished result kept, cancelled and resumed again; the table with intervals and "not significant", the
-// answers side by side with the judge's verdicts, the JSON and Markdown exports; screenshots at a
+// answers side by side with the judge's verdicts, the JSON and Markdown exports; the same prompts
+// judged again by serve's /pooling reward (readable verdicts: a win rate with its interval); screenshots at a
 // laptop's and a phone's size. The demo model is random: it writes noise, so its math is wrong and
 // the judge's verdicts unreadable — what this proves is the path, the persistence and the honesty
 // of the page about thin evidence, not that tuning helped. SwiftShader is slow: few items, 4 tokens.
@@ -222,6 +223,28 @@ test('base vs SFT vs SFT+DPO against a fuse-studio serve judge, resumed after a 
   await report.getByRole('button', { name: 'Export Markdown' }).click();
   const markdown = await readFile((await (await md).path())!, 'utf8');
   expect(markdown).toContain('not significant');
+
+  // ---- the same prompts judged by serve's /pooling reward (a reward endpoint: the higher reward
+  // wins): readable verdicts, so the judge's win rate has a number and an interval ----
+  await go(page, 'Sources');
+  await page.getByRole('radio', { name: /A reward-model endpoint/ }).check();
+  await page.getByRole('group', { name: 'Reward endpoint from a source' }).getByRole('button', { name: 'Judge serve' }).click();
+  await go(page, 'Evaluate');
+  await expect(setup.getByTestId('eval-judge')).toContainText('(reward model: the higher reward wins)');
+  await setup.getByRole('checkbox', { name: 'Losses and preference accuracy' }).uncheck();
+  await setup.getByRole('checkbox', { name: 'Forgetting guard (multiple choice)' }).uncheck();
+  // The file chosen before the mid-run reload is gone with the tab: the page says so.
+  await setup.getByRole('button', { name: 'Start evaluation' }).click();
+  await expect(page.getByRole('alert')).toContainText('Choose an EVAL.jsonl file first.');
+  await setup.getByLabel('EVAL.jsonl file', { exact: true }).setInputFiles({ name: 'eval.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(EVAL_JSONL) });
+  await setup.getByRole('button', { name: 'Start evaluation' }).click();
+  await expect(run.getByRole('heading', { level: 2 })).toContainText('running');
+  await expect(run.getByRole('heading', { level: 2 })).toContainText('completed', { timeout: 600_000 });
+  const judged = page.getByTestId('eval-report').getByRole('table', { name: 'Evaluation results' });
+  await expect(judged.getByRole('columnheader', { name: 'SFT loss' })).toHaveCount(0);
+  await expect(judged.getByRole('row', { name: /^SFT\+DPO/ })).toContainText(/\d+%95% CI \[\d+%, \d+%\] vs Base · 4 items/);
+  await expect(page.getByTestId('eval-items').getByRole('list', { name: 'Verdicts of line 1' })).toContainText(/wins \(reward|tie \(reward/);
+  await expect(page.getByRole('figure', { name: 'Judge win rate vs Base chart' }).locator('.recharts-errorBar')).toHaveCount(2);
 
   // ---- at a phone's width, with the form and its file pickers shown: nothing scrolls sideways ----
   await page.setViewportSize({ width: 390, height: 844 });
