@@ -199,8 +199,9 @@ export interface ModelMeta {
 export async function readModelMeta(source: ModelSource, opts: { signal?: AbortSignal } = {}): Promise<ModelMeta> {
   const { signal } = opts;
   if (source.ggufFile) {
-    // One GGUF file: its metadata holds the config and tokenizer (gguf/load.ts).
-    const { config, tokenizerFiles, generationConfig, files } = await readGgufMeta(source, source.ggufFile, { signal });
+    // One GGUF file: its metadata holds the config and tokenizer (gguf/load.ts); a remote file
+    // not in the cache is not downloaded for this, its header is read with Range requests.
+    const { config, tokenizerFiles, generationConfig, files } = await readGgufMeta(source, source.ggufFile, { signal, headerOnly: true });
     return { config, tokenizerFiles, generationConfig, files };
   }
   const files: LoadedFile[] = [];

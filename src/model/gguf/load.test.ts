@@ -6,7 +6,7 @@
 // dequantized (each tensor's blocks decoded on the host, in Hugging Face row order) and loaded as
 // an f32 safetensors folder: the same greedy tokens and log-probabilities to f32 rounding.
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { loadTokenizer } from '../../tokenizer/tokenizer';
 import type { ModelConfig } from '../config';
 import { createDecoderModel } from '../decoder';
 import { generate } from '../generate';
-import { loadModel } from '../load';
+import { loadModel, readModelMeta } from '../load';
 import { hostWeightsByName, randomHostWeights, tinyConfig } from '../random';
 import { writeSafetensors } from '../safetensors';
 import { scoreSequences } from '../score';
@@ -87,7 +87,7 @@ let dropOnceAt: number | null = null;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
+    requests.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}`);
     const body = files.get(decodeURIComponent(req.url ?? ''));
     if (!body) return res.writeHead(404).end();
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
@@ -168,11 +168,28 @@ describe('GGUF models through the real loader', () => {
     requests.length = 0;
     await compare('hf://org/tiny-qwen3-GGUF/tiny-Q4_K_M.gguf', written[1]!.f32Dir, CASES[1]!, cacheRoot);
     expect(dropOnceAt).toBeNull();
-    const gets = requests.filter((r) => r.startsWith('GET') && r.endsWith('.gguf'));
+    const gets = requests.filter((r) => r.startsWith('GET') && r.includes('.gguf'));
     expect(gets.length).toBe(2); // the first cut, the second resumed
     requests.length = 0;
     const again = await loadModel(await testContext(), await openModelSource('org/tiny-qwen3-GGUF/tiny-Q4_K_M.gguf', { cacheRoot, endpoint: base, token: '' }));
     releaseWeights(again.weights);
     expect(requests.filter((r) => r.includes('.gguf'))).toEqual([]);
   });
+
+  it('readModelMeta of a remote .gguf not in the cache reads its header with Range requests and downloads nothing', async () => {
+    files.set('/org/tiny-llama-GGUF/resolve/main/m.gguf', written[0]!.gguf);
+    const cacheRoot = join(root, 'cache-meta');
+    requests.length = 0;
+    const source = await openModelSource('https://huggingface.co/org/tiny-llama-GGUF/resolve/main/m.gguf'.replace('https://huggingface.co', base), { cacheRoot, endpoint: base, token: '' });
+    expect(source.ggufFile).toBe('m.gguf');
+    const meta = await readModelMeta(source);
+    expect(meta.config).toEqual({ ...CASES[0]!.config, dtype: 'gguf' });
+    expect(meta.tokenizerFiles).not.toBeNull();
+    const gets = requests.filter((q) => q.startsWith('GET'));
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.every((q) => / bytes=\d+-\d+$/.test(q)), gets.join('; ')).toBe(true);
+    const cached = await readdir(cacheRoot, { recursive: true }).catch(() => [] as string[]);
+    expect(cached.filter((f) => String(f).endsWith('m.gguf'))).toEqual([]);
+  });
 });
+

@@ -7,7 +7,7 @@
 // (dtype q8_0, q4_0, q4_k, q6_k), F32/F16/BF16 tensors are ordinary f32/f16/bf16 tensors. Only the
 // llama q/k projections are reordered on the way, row by row (config.ts: unpermuteRows).
 
-import type { ByteSource } from '../../io/byte-source';
+import { checkRange, type ByteSource } from '../../io/byte-source';
 import { ProgressMeter } from '../../io/progress';
 import type { GpuContext } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
@@ -15,7 +15,7 @@ import { dequantize, formatOfType, type GgmlTypeName } from '../../gpu/ggml';
 import type { Tensor } from '../../gpu/tensor';
 import type { ModelConfig } from '../config';
 import { type LoadedFile, type LoadedModel, type LoadOptions, type ModelMeta, type TokenizerFiles } from '../load';
-import { fetchFiles, type ModelSource } from '../source';
+import { fetchFiles, type HttpModelSource, type ModelSource } from '../source';
 import { uploadWeights, type ModelWeights, type TensorBytes } from '../weights';
 import { expectedGgufTensors, ggufArchitecture, ggufModelConfig, IGNORED_GGUF_TENSORS, permutedHeads, unpermuteRows } from './config';
 import { GgufError, readGgufHeader, type GgufHeader, type GgufTensor } from './reader';
@@ -95,18 +95,50 @@ async function readRopeFreqs(h: GgufHeader, src: ByteSource): Promise<Float64Arr
 }
 
 /**
- * Fetch `file` from `source` (download with progress and resume when remote) and read its header,
- * config and tokenizer. No GPU work.
+ * The file read with Range requests where it is, without downloading it: for a remote file not yet
+ * in the cache, when only the header is wanted (plans, tokenizer checks). Null otherwise.
  */
-export async function readGgufMeta(source: ModelSource, file: string, opts: LoadOptions = {}): Promise<GgufMeta> {
+async function rangeSourceOf(source: ModelSource, file: string, signal?: AbortSignal): Promise<ByteSource | null> {
+  const http = source as Partial<HttpModelSource>;
+  if (!source.remote || !http.urlFor || !http.options || !http.store || (await http.store.isComplete(file))) return null;
+  const size = await source.size(file, { signal });
+  if (size === null) return null;
+  const url = http.urlFor(file);
+  const headers: Record<string, string> = http.options.token ? { Authorization: `Bearer ${http.options.token}` } : {};
+  const fetchImpl = http.options.fetchImpl ?? fetch;
+  return {
+    name: file,
+    size,
+    async read(offset, length) {
+      checkRange(file, size, offset, length);
+      if (length === 0) return new Uint8Array(0);
+      const res = await fetchImpl(url, { headers: { ...headers, Range: `bytes=${offset}-${offset + length - 1}` }, signal });
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        throw new GgufError(`${url}: the server answered a Range request with HTTP ${res.status}; the header cannot be read without downloading the file`);
+      }
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (bytes.byteLength !== length) throw new GgufError(`${url}: asked for ${length} bytes at ${offset}, got ${bytes.byteLength}`);
+      return bytes;
+    },
+  };
+}
+
+/**
+ * Fetch `file` from `source` (download with progress and resume when remote) and read its header,
+ * config and tokenizer. No GPU work. `headerOnly`: a remote file not in the cache is not
+ * downloaded; its header is read with Range requests (a few MB of a multi-GB file).
+ */
+export async function readGgufMeta(source: ModelSource, file: string, opts: LoadOptions & { headerOnly?: boolean } = {}): Promise<GgufMeta> {
   const { signal, onProgress } = opts;
-  const [src] = await fetchFiles(source, [file], { signal, onProgress: onProgress && ((p) => onProgress({ phase: 'download', ...p })) });
+  const ranged = opts.headerOnly ? await rangeSourceOf(source, file, signal).catch(() => null) : null;
+  const [src] = ranged ? [ranged] : await fetchFiles(source, [file], { signal, onProgress: onProgress && ((p) => onProgress({ phase: 'download', ...p })) });
   let header: GgufHeader;
   try {
     header = await readGgufHeader(src!);
   } catch (e) {
     // A truncated or corrupt cached copy would fail the same way forever: drop it.
-    if (e instanceof GgufError) await source.evict?.(file);
+    if (e instanceof GgufError && !ranged) await source.evict?.(file);
     throw e;
   }
   const files: LoadedFile[] = [{ name: file, bytes: src!.size }];
