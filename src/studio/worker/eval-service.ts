@@ -95,9 +95,11 @@ async function trainedPrompts(modelKey: string, extra: readonly PromptText[]): P
 }
 
 /** The worker's local reward model as the runner takes it; cancelling stops its scoring. */
+let rewardJobs = 0;
 const localRewardRunner: RewardModelRunner = {
   async score(conversations, signal) {
-    const jobId = 1_000_000 + Math.floor(Math.random() * 1_000_000);
+    // Job ids of their own (the Data page's count up from 1), so a cancel stops only this call.
+    const jobId = -++rewardJobs;
     const stop = () => rewardService.cancelScoring(jobId);
     signal?.addEventListener('abort', stop, { once: true });
     try {
