@@ -3,8 +3,9 @@ import { memorySource } from '../../io/byte-source';
 import { hostWeightsByName, randomHostWeights, tinyConfig } from '../random';
 import { bool, q4kmTypes, str, u32, writeGguf, writeGgufModel } from '../testing/gguf-writer';
 import { dequantize, GGML_FORMATS } from '../../gpu/ggml';
-import { expectedGgufTensors, ggufModelConfig, ggufRowOf, permutedHeads, permuteRows, unpermuteRows } from './config';
+import { expectedGgufTensors, ggufModelConfig, ggufRowOf, llama3RopeFactors, permutedHeads, permuteRows, unpermuteRows } from './config';
 import { quantizeRows } from '../../gpu/ggml-quantize';
+import { planGgufTensors } from './load';
 import { readGgufHeader } from './reader';
 
 describe('llama.cpp q/k permutation', () => {
@@ -68,7 +69,18 @@ describe('GGUF header and config', () => {
     expect(() => ggufModelConfig({ ...h, metadata: { ...h.metadata, 'llama.expert_count': 8 } })).toThrow(/expert_count" is 8; mixture-of-experts/);
     expect(() => ggufModelConfig({ ...h, metadata: { ...h.metadata, 'llama.rope.scaling.type': 'yarn' } })).toThrow(/rope\.scaling\.type "yarn" is not supported/);
     expect(() => ggufModelConfig(h, new Float64Array(16).fill(3))).toThrow(/rope_freqs\.weight holds rope factors that are not Llama 3's rule/);
-    const q5 = writeGguf({ 'general.architecture': str('llama') }, []);
-    expect(q5.byteLength).toBeGreaterThan(0);
+    // The loader's plan: a tensor in a type we do not decode is refused by tensor and type name;
+    // tensors of another layer design (MoE experts) and missing ones too.
+    const cfg = ggufModelConfig(h, new Float64Array(llama3RopeFactors(32, config.ropeTheta, config.ropeScaling!)));
+    expect(planGgufTensors(h, cfg).tensors.size).toBe(expectedGgufTensors(cfg).length);
+    const q5 = new Map(h.tensors);
+    q5.set('blk.1.attn_q.weight', { ...q5.get('blk.1.attn_q.weight')!, type: 13, typeName: 'Q5_K', end: null });
+    expect(() => planGgufTensors({ ...h, tensors: q5 }, cfg)).toThrow(/tiny\.gguf: tensor "blk\.1\.attn_q\.weight" is stored as Q5_K, which Fuse Studio cannot decode \(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K\)/);
+    const moe = new Map(h.tensors);
+    moe.set('blk.0.ffn_gate_exps.weight', { ...moe.get('blk.0.ffn_gate.weight')!, name: 'blk.0.ffn_gate_exps.weight' });
+    expect(() => planGgufTensors({ ...h, tensors: moe }, cfg)).toThrow(/"blk\.0\.ffn_gate_exps\.weight", which the llama decoder here does not use/);
+    const missing = new Map(h.tensors);
+    missing.delete('output_norm.weight');
+    expect(() => planGgufTensors({ ...h, tensors: missing }, cfg)).toThrow(/tiny\.gguf: tensor "output_norm\.weight" missing/);
   });
 });
