@@ -100,6 +100,11 @@ export const TRAIN_OPTIONS = {
   adapter: { type: 'string', value: 'INIT_DIR', help: 'start from this PEFT adapter (dpo: the SFT adapter, also the reference policy)' },
   epochs: { type: 'string', value: 'N', help: 'passes over the data' },
   'max-steps': { type: 'string', value: 'N', help: 'stop after N optimizer steps' },
+  'gpu-memory': {
+    type: 'string',
+    value: 'GIB',
+    help: 'GPU memory the training step may use (GiB): the memory plan keeps the lm_head logits and the layers\' activations when they fit instead of recomputing them (default: the leanest plan + 25%, at most 256 MiB more)',
+  },
   ...HYPERPARAMETER_OPTIONS,
   lr: { type: 'string', value: 'X', help: 'peak learning rate' },
   resume: { type: 'string', value: 'DIR', help: 'continue from the newest valid checkpoint under DIR/checkpoints (usually the --out of the stopped run)' },

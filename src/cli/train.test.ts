@@ -73,6 +73,8 @@ describe('fuse-studio train / export', () => {
     console.log(`train sft: ${((performance.now() - t0) / 1000).toFixed(1)} s\n${r.out}`);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/step 1\/6 {2}loss \d+\.\d{4} {2}lr 0\.02000 {2}\d+ tok\/s {2}ETA \d+:\d\d/);
+    // A tiny model's step keeps everything within the default budget (the memory plan says so).
+    expect(r.out).toMatch(/step plan: lm_head logits computed once, layer activations kept: .* fits the .* budget/);
     expect((await readdir(out)).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'checkpoints', 'metrics.jsonl', 'train_config.json']);
     // A folder is not the Hub: base_model_name_or_path stays empty, with a warning and README.md saying what to do.
     expect(r.err).toMatch(/warning: the base model \(.*demo\) was not loaded from the Hugging Face Hub or a mirror of it.*\(--base-model-name\)/);
@@ -164,6 +166,7 @@ describe('fuse-studio train / export', () => {
     await writeFile(text, [JSON.stringify({ input_ids: [1, 2, 3], labels: [-100, 2, 3] }), JSON.stringify({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] })].join('\n'));
     await expect(trainCommand(['sft', '--model', model, '--data', text, '--out', join(root, 'x')])).rejects.toThrow(/text\.jsonl line 2: text records need a tokenizer/);
     await expect(trainCommand(['sft', '--model', model, '--data', bad, '--out', 'x', '--loss', 'ln-dpo'])).rejects.toThrow(/--loss is for train dpo/);
+    await expect(trainCommand(['sft', '--model', model, '--data', bad, '--out', 'x', '--gpu-memory', '0'])).rejects.toThrow(/--gpu-memory: must be a number of GiB above 0, got 0/);
     await expect(trainCommand(['dpo', '--model', model, '--data', bad, '--out', 'x', '--lora-targets', 'q_proj,lm_head'])).rejects.toThrow(/lm_head/);
   });
 

@@ -121,6 +121,8 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
   const evalEvery = intOption('eval-every', v['eval-every']) ?? 0;
   const checkpointEvery = intOption('checkpoint-every', v['checkpoint-every']) ?? 500;
   const keepLast = intOption('keep-checkpoints', v['keep-checkpoints']) ?? 2;
+  const gpuMemoryGiB = numberOption('gpu-memory', v['gpu-memory']);
+  if (gpuMemoryGiB !== undefined && !(gpuMemoryGiB > 0)) throw new UsageError(`--gpu-memory: must be a number of GiB above 0, got ${v['gpu-memory']}`);
   let baseModelName: string;
   try {
     baseModelName = checkBaseModelName(v['base-model-name'] ?? '', '--base-model-name');
@@ -147,6 +149,7 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
     evalEvery,
     checkpointEvery,
     keepLast,
+    ...(gpuMemoryGiB !== undefined ? { memoryBudgetBytes: gpuMemoryGiB * 2 ** 30 } : {}),
     ...(v['date-string'] !== undefined ? { dateString: v['date-string'] } : {}),
     ...(baseModelName ? { baseModelName } : {}),
     say: v.quiet ? () => {} : (s: string) => console.log(s),
@@ -188,6 +191,8 @@ export interface TrainAdapterOptions {
    * and a README.md in OUT saying what to put there (src/train/base-model.ts).
    */
   baseModelName?: string;
+  /** GPU bytes the training step may use (Trainer's memoryBudgetBytes; default its own). */
+  memoryBudgetBytes?: number | null;
   /** Progress lines (default console.log). */
   say?: (line: string) => void;
   /** Warnings (default console.error, also when `say` is silent). */
@@ -336,6 +341,7 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
       padId: m.tokenizer?.eosTokenIds[0] ?? 0,
       evalEvery,
       checkpointEvery,
+      ...(o.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: o.memoryBudgetBytes } : {}),
       onCheckpoint: (step) => saveCheckpoint(step),
       onLog: (x: Metrics) => {
         writes = writes.then(() => appendFile(metricsPath, JSON.stringify(x) + '\n'));
@@ -356,6 +362,7 @@ export async function trainAdapter(o: TrainAdapterOptions): Promise<TrainAdapter
     }
     const examplesWord = stage === 'sft' ? 'examples' : 'pairs';
     say(`train ${stage}: ${task.train.length} ${examplesWord}${evalSet ? ` (+${evalSet.examples.length} eval)` : ''}, ${trainer.totalSteps} steps, seq ${trainer.seqLen}; ${initNote}`);
+    say(`step plan: ${trainer.stepPlan.reason}`);
     if (stage === 'dpo' && !resumeFrom) say('computing reference log-probs …');
 
     const result = await trainer.run();
