@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
-import { writeDemoModel } from '../src/model/demo-node';
+import type { TinyRewardModel } from '../src/data/test-reward-model';
 import { downloadSize, formatDownload, presetById } from '../src/model/presets';
-import { isPlainName, startFileServer, type FileServer } from './file-server';
+import type { FileServer } from './file-server';
 import { nav } from './flow-steps';
 import { cliRewards, readRun, screenshot, watchErrors } from './helpers';
+import { serveLocalModels, type LocalModels } from './local-models';
 
 type StoredResponse = { key: string; promptId: string; sourceName: string; servedModel: string; content: string };
 type StoredScore = { key: string; judge: { method: string; raw: number } };
@@ -27,24 +25,18 @@ const TOTAL = 2 * PROMPTS.length * N;
 /** The recipe's bundled starter prompts. */
 const STARTER = JSON.parse(readFileSync('src/data/starter-prompts.json', 'utf8')) as unknown[];
 
+let models: LocalModels;
 let dir = '';
 let files: FileServer;
 let rmModel: TinyRewardModel;
 
 test.beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-local-'));
-  await writeDemoModel(join(dir, 'llama'), { family: 'llama', seed: 11 });
-  await writeDemoModel(join(dir, 'qwen'), { family: 'qwen3', seed: 12 });
-  rmModel = await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
-  files = await startFileServer((path) => {
-    const m = /^\/(llama|qwen|rm)\/(.+)$/.exec(path);
-    return m && isPlainName(m[2]!) ? readFile(join(dir, m[1]!, m[2]!)) : undefined;
-  });
+  models = await serveLocalModels(11);
+  ({ dir, files, rm: rmModel } = models);
 });
 
 test.afterAll(async () => {
-  await files?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await models?.close();
 });
 
 

@@ -1,13 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { writeTinyRewardModel } from '../src/data/test-reward-model';
-import { writeDemoModel } from '../src/model/demo-node';
-import { isPlainName, startFileServer, type FileServer } from './file-server';
 import { buildSets, compareAll, loadDemoModel, nav, trainBoth } from './flow-steps';
 import { readRun, screenshot, watchErrors } from './helpers';
+import { serveLocalModels, type LocalModels } from './local-models';
 
 // "Fusion with no API key", offline, start to finish in the tab: the one-click recipe sets up its
 // starter prompts, two local sources of different families and the local reward model as the
@@ -20,23 +15,14 @@ import { readRun, screenshot, watchErrors } from './helpers';
 const STARTER = JSON.parse(readFileSync('src/data/starter-prompts.json', 'utf8')) as { prompt: string }[];
 const N = 2;
 
-let dir = '';
-let files: FileServer;
+let models: LocalModels;
 
 test.beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fuse-e2e-nokey-'));
-  await writeDemoModel(join(dir, 'llama'), { family: 'llama', seed: 21 });
-  await writeDemoModel(join(dir, 'qwen'), { family: 'qwen3', seed: 22 });
-  await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
-  files = await startFileServer((path) => {
-    const m = /^\/(llama|qwen|rm)\/(.+)$/.exec(path);
-    return m && isPlainName(m[2]!) ? readFile(join(dir, m[1]!, m[2]!)) : undefined;
-  });
+  models = await serveLocalModels(21);
 });
 
 test.afterAll(async () => {
-  await files?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await models?.close();
 });
 
 test('fusion with no API key, offline: the one-click recipe with generated models in place of the downloads builds sets, trains SFT then DPO, and compares', async ({ page }) => {
@@ -51,12 +37,12 @@ test('fusion with no API key, offline: the one-click recipe with generated model
   // The generated models in place of the downloads; SwiftShader's time: few tokens per answer.
   for (const [name, path] of [['Llama-3.2-1B-Instruct', 'llama'], ['Qwen3-0.6B', 'qwen']] as const) {
     const card = page.getByRole('group', { name: new RegExp(`^Local source \\d: ${name}$`) });
-    await card.getByLabel('Model', { exact: true }).fill(`${files.base}/${path}`);
+    await card.getByLabel('Model', { exact: true }).fill(`${models.files.base}/${path}`);
     await card.getByLabel('Responses per prompt (n)').fill(String(N));
     await card.getByLabel('Max new tokens').fill('6');
   }
   await expect(page.getByRole('radio', { name: /A local reward model/ })).toBeChecked();
-  await page.getByLabel('Reward model: a Hub repo id or URL').fill(`${files.base}/rm`);
+  await page.getByLabel('Reward model: a Hub repo id or URL').fill(`${models.files.base}/rm`);
   await page.getByRole('button', { name: 'Load reward model' }).click();
   await expect(page.getByRole('status').filter({ hasText: /Loaded .*reward model/ })).toBeVisible({ timeout: 60_000 });
 
