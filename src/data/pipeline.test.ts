@@ -306,6 +306,23 @@ describe('runPipeline end to end against local sources and a judge', () => {
     expect(parseSftJsonl((await store.readArtifact(ARTIFACTS.sftEval))!).records).toHaveLength(res.evalConstruct!.sft.length);
   });
 
+  it('a stable eval split keeps each prompt on its side when prompts are left out; a run with none held out empties the eval files', async () => {
+    const store = new MemoryRunStore();
+    const base = { judge: undefined, construct: undefined, evalFraction: 0.5, stableEvalSplit: true } as const;
+    const all = await runPipeline(options(store, base));
+    const held = new Set(all.evalConstruct!.report.prompts.map((p) => p.promptId));
+    expect(held.size).toBeGreaterThan(0);
+    expect(held.size).toBeLessThan(prompts.length);
+    // Leave two prompts out (a long-prompt filter does this): every other prompt stays where it was.
+    const fewer = await runPipeline(options(store, { ...base, prompts: prompts.slice(2) }));
+    for (const p of prompts.slice(2)) expect(fewer.evalConstruct?.report.prompts.some((r) => r.promptId === p.id) ?? false).toBe(held.has(p.id));
+    expect(fewer.construct!.report.prompts.some((r) => held.has(r.promptId))).toBe(false);
+    expect(JSON.parse((await store.readArtifact(ARTIFACTS.run))!)).toMatchObject({ evalFraction: 0.5, stableEvalSplit: true });
+    // Nothing held out now: the earlier eval files must not stay behind as an eval set.
+    await runPipeline(options(store, { ...base, evalFraction: 0 }));
+    for (const name of [ARTIFACTS.evalPrompts, ARTIFACTS.sftEval, ARTIFACTS.dpoEval]) expect(await store.readArtifact(name)).toBe('');
+  });
+
   it("a judge's default window is 1 to 3 points of 10; unreadable verdicts and failed requests are named as the cause of the drops", async () => {
     const instruction = prompts.filter((p) => p.domain === 'instruction');
     const n = instruction.length * 2 * SAMPLES_PER_SOURCE;

@@ -115,6 +115,11 @@ export interface PipelineOptions {
   overrides?: readonly Override[];
   /** Share of prompts held out for evaluation (default 0): their rows go to the *_eval files. */
   evalFraction?: number;
+  /**
+   * Split each prompt by its own id hash (splitEval's `stable`): no prompt moves between train
+   * and eval when prompts are added or left out between runs (default false: the exact share).
+   */
+  stableEvalSplit?: boolean;
   /** Seed of the eval split and of the instruction SFT/DPO split (default 0). */
   seed?: number | string;
   signal?: AbortSignal;
@@ -417,7 +422,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   if (firstLocal && !opts.local) throw new Error(`source "${firstLocal.name}" is a local model, but no local model runner was given to load it`);
   const evalFraction = opts.evalFraction ?? 0;
   if (!(evalFraction >= 0 && evalFraction < 1)) throw new RangeError(`evalFraction must be in [0, 1), got ${evalFraction}`);
-  const split = evalFraction > 0 ? splitEval(opts.prompts, { fraction: evalFraction, seed }) : { train: [...opts.prompts], eval: [] as Prompt[] };
+  const split = evalFraction > 0 ? splitEval(opts.prompts, { fraction: evalFraction, seed, ...(opts.stableEvalSplit ? { stable: true } : {}) }) : { train: [...opts.prompts], eval: [] as Prompt[] };
   const promptSummary: PromptSummary = {
     total: opts.prompts.length,
     train: split.train.length,
@@ -460,6 +465,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         judge: opts.judge ? sanitizeJudgeSpec(opts.judge) : null,
         judgeDomains: [...judgeDomains],
         evalFraction,
+        ...(opts.stableEvalSplit ? { stableEvalSplit: true } : {}),
         seed,
         construct: opts.construct ?? {},
       },
@@ -661,6 +667,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     await write(ARTIFACTS.evalPrompts, toJsonl(split.eval.map(promptRow)), split.eval.length);
     await write(ARTIFACTS.sftEval, writeTrlSftJsonl(es), es.length);
     await write(ARTIFACTS.dpoEval, writeTrlDpoJsonl(ed), ed.length);
+  } else if ((await store.readArtifact(ARTIFACTS.evalPrompts)) !== undefined) {
+    // An earlier run held prompts out and this one holds none: empty its eval files, so nobody
+    // evaluates on prompts this run's sets now train on.
+    for (const name of [ARTIFACTS.evalPrompts, ARTIFACTS.sftEval, ARTIFACTS.dpoEval]) await write(name, '', 0);
   }
   const report = {
     createdAt: new Date().toISOString(),

@@ -260,6 +260,31 @@ describe('eval split', () => {
     expect(splitEval(prompts, { count: 7, seed: 1, stratify: false }).eval).toHaveLength(7);
     expect(splitEval([], { fraction: 0.5 }).eval).toEqual([]);
   });
+
+  it('stable: each prompt decided by its own id, so adding or leaving out prompts moves none between train and eval', () => {
+    const ids = (ps: Prompt[]) => ps.map((p) => p.id);
+    const base = [...make(150), ...make(50, 'math')];
+    const a = splitEval(base, { fraction: 0.1, seed: 0, stable: true });
+    // about 10% (binomial), none in both sets, every prompt in one
+    expect(a.eval.length).toBeGreaterThan(8);
+    expect(a.eval.length).toBeLessThan(35);
+    expect(ids(a.eval).filter((id) => ids(a.train).includes(id))).toEqual([]);
+    expect(a.eval.length + a.train.length).toBe(base.length);
+    // deterministic, independent of input order
+    expect(ids(splitEval([...base].reverse(), { fraction: 0.1, seed: 0, stable: true }).eval).sort()).toEqual(ids(a.eval).sort());
+    // prompts added (and some left out): the others keep their side
+    const grown = [...base.slice(20), ...make(300, 'code')];
+    const b = splitEval(grown, { fraction: 0.1, seed: 0, stable: true });
+    const heldB = new Set(ids(b.eval));
+    for (const p of base.slice(20)) expect(heldB.has(p.id)).toBe(ids(a.eval).includes(p.id));
+    expect(b.eval.some((p) => p.domain === 'code')).toBe(true);
+    // a larger fraction only moves train prompts into eval; another seed, another split
+    const c = splitEval(base, { fraction: 0.2, seed: 0, stable: true });
+    expect(ids(a.eval).every((id) => ids(c.eval).includes(id))).toBe(true);
+    expect(c.eval.length).toBeGreaterThan(a.eval.length);
+    expect(ids(splitEval(base, { fraction: 0.1, seed: 7, stable: true }).eval)).not.toEqual(ids(a.eval));
+    expect(splitEval(base, { fraction: 0, stable: true }).eval).toEqual([]);
+  });
 });
 
 describe('FuseChat-3.0 records as prompts', () => {

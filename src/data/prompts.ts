@@ -1012,6 +1012,13 @@ export interface EvalSplitOptions {
   seed?: number | string;
   /** Hold out the same fraction of each domain (default true). */
   stratify?: boolean;
+  /**
+   * Decide each prompt alone: held out iff hash(seed, id) / 2^53 < fraction (`count` and
+   * `stratify` are ignored). The eval size is then only about fraction × n, but a prompt never
+   * moves between train and eval when other prompts are added, removed or left out, and raising
+   * the fraction only moves train prompts into eval.
+   */
+  stable?: boolean;
 }
 
 /**
@@ -1025,6 +1032,10 @@ export function splitEval(prompts: readonly Prompt[], opts: EvalSplitOptions = {
   const seed = seedToInt(opts.seed ?? 0);
   const fraction = opts.fraction ?? 0.05;
   if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`fraction must be in [0, 1], got ${fraction}`);
+  if (opts.stable) {
+    const heldOut = (p: Prompt) => hash53(p.id, seed) / 2 ** 53 < fraction;
+    return { train: prompts.filter((p) => !heldOut(p)), eval: prompts.filter(heldOut) };
+  }
   const total = Math.min(n, Math.max(0, Math.round(opts.count ?? fraction * n)));
   const groups = new Map<string, Prompt[]>();
   for (const p of prompts) {
