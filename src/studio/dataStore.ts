@@ -26,7 +26,7 @@ import { isLocalSource } from '../data/local-source';
 import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 import type { ConstructReport } from '../data/construct';
 import { estimatePromptTokens, findLongPrompts, type LengthLimit, type LongPrompt } from '../data/prompt-length';
-import { mergePrompts } from './dataView';
+import { evalPercentOf, mergePrompts } from './dataView';
 import { emptyImportProblem, explainImportError, type ImportSource } from './importView';
 import { engine } from './engine';
 import { pipelineLocalSources, useLocalSourcesStore, workerLocalCollect } from './localSources';
@@ -84,6 +84,11 @@ export interface DataRunDoc {
   promptTokenLimit?: number;
   /** Leave the prompts over a limit (promptLimits) out of the run. */
   skipLongPrompts?: boolean;
+  /**
+   * Percent of prompts held out for evaluation (never in the SFT/DPO sets); unset = the default for
+   * the prompt count (evalPercentOf), fixed into the doc by the first run so re-runs keep it.
+   */
+  evalPercent?: number;
   createdAt: string;
 }
 
@@ -182,6 +187,8 @@ interface DataStore {
   measurePrompts(): Promise<void>;
   setPromptTokenLimit(tokens: number): Promise<void>;
   setSkipLongPrompts(on: boolean): Promise<void>;
+  /** Percent of the prompts held out for evaluation (0 to 50). */
+  setEvalPercent(percent: number): Promise<void>;
   importFile(file: File, req: ImportRequest): Promise<void>;
   importHf(req: ImportRequest & { dataset: string; config: string; split: string; length: number; token?: string }): Promise<void>;
   removeImport(id: string): Promise<void>;
@@ -395,6 +402,11 @@ export const useDataStore = create<DataStore>((set, get) => {
       await patchDoc({ skipLongPrompts: on });
     },
 
+    async setEvalPercent(percent) {
+      if (!(percent >= 0 && percent <= 50)) throw new RangeError(`evalPercent must be in [0, 50], got ${percent}`);
+      await patchDoc({ evalPercent: percent });
+    },
+
     async run(opts = {}) {
       await get().load();
       const doc = get().doc;
@@ -431,7 +443,10 @@ export const useDataStore = create<DataStore>((set, get) => {
         });
       }
       set({ job: { ...get().job, skippedSources, message: 'Starting…' } });
-      await patchDoc({ status: 'running' });
+      // The held-out share is fixed into the doc by the first run: the default must not change
+      // under a resumed run when prompts are added past MIN_PROMPTS_FOR_EVAL.
+      const evalPercent = evalPercentOf(doc.evalPercent, runPrompts(doc).length);
+      await patchDoc({ status: 'running', evalPercent });
       const store = new EditedRunStore(new DexieRunStore(doc.runId), doc.edits);
       try {
         // A local reward model runs in the engine worker: load it there first (a Hub repo or URL).
@@ -448,6 +463,9 @@ export const useDataStore = create<DataStore>((set, get) => {
           ...(doc.useSandbox && sandbox ? { sandbox } : {}),
           store,
           overrides: doc.overrides,
+          // Held out by each prompt's own id: prompts added or left out move no other prompt.
+          evalFraction: evalPercent / 100,
+          stableEvalSplit: true,
           signal,
           retryFailed: !opts.rebuild,
           ...(notAsked.length ? { notAsked } : {}),
@@ -551,7 +569,7 @@ export const useDataStore = create<DataStore>((set, get) => {
       const runId = newRunId();
       localStorage.setItem(DATA_RUN_KEY, runId);
       // The new run starts with the same prompts; responses are collected again.
-      const doc: DataRunDoc = { ...freshDoc(runId), imports: old?.imports ?? [], useSandbox: old?.useSandbox ?? true };
+      const doc: DataRunDoc = { ...freshDoc(runId), imports: old?.imports ?? [], useSandbox: old?.useSandbox ?? true, ...(old?.evalPercent !== undefined ? { evalPercent: old.evalPercent } : {}) };
       for (const f of Object.values(get().files)) URL.revokeObjectURL(f.url);
       set({ job: IDLE_JOB, browse: EMPTY_BROWSE, report: null, files: {} });
       await save(doc);

@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { Prompt } from '../data/prompts';
 import { responseKey, type ErrorRecord, type ResponseRecord, type ScoreRecord } from '../data/types';
-import { EMPTY_MAPPING, formatSeconds, groupResponses, mappingFromForm, mergePrompts, promptOutcome, reportRows, verdictLine } from './dataView';
+import {
+  DEFAULT_EVAL_PERCENT,
+  EMPTY_MAPPING,
+  evalPercentOf,
+  formatSeconds,
+  groupResponses,
+  heldOutPrompts,
+  mappingFromForm,
+  mergePrompts,
+  MIN_PROMPTS_FOR_EVAL,
+  promptOutcome,
+  reportRows,
+  verdictLine,
+} from './dataView';
 
 const p = (id: string): Prompt => ({ id, text: `text ${id}`, domain: 'instruction' });
 
@@ -111,5 +124,29 @@ describe('verdictLine and promptOutcome', () => {
       dpo: { kept: true, gap: 0.05, sources: [], manual: true },
     });
     expect(o).toEqual({ sft: 'dropped: DPO side of the 4:6 split', dpo: 'kept (by hand), gap 0.05' });
+  });
+});
+
+describe('held-out prompts', () => {
+  const make = (n: number, from = 0): Prompt[] => Array.from({ length: n }, (_, i) => ({ id: `p${from + i}`, text: `prompt ${from + i}`, domain: 'math', gold: String(i) }));
+
+  it('defaults to 10% from 20 prompts, 0 below; a chosen percent wins', () => {
+    expect(evalPercentOf(undefined, 19)).toBe(0);
+    expect(evalPercentOf(undefined, MIN_PROMPTS_FOR_EVAL)).toBe(DEFAULT_EVAL_PERCENT);
+    expect(evalPercentOf(0, 500)).toBe(0);
+    expect(evalPercentOf(25, 3)).toBe(25);
+  });
+
+  it('splits by id: none in both sets, gold kept, stable when prompts are added', () => {
+    const first = heldOutPrompts(make(200), 10);
+    expect(first.eval.length).toBeGreaterThan(5);
+    expect(first.eval.length + first.train.length).toBe(200);
+    const trainIds = new Set(first.train.map((p) => p.id));
+    expect(first.eval.some((p) => trainIds.has(p.id))).toBe(false);
+    expect(first.eval.every((p) => p.gold !== undefined)).toBe(true);
+    const grown = heldOutPrompts([...make(200), ...make(100, 200)], 10);
+    const grownEval = new Set(grown.eval.map((p) => p.id));
+    for (const p of make(200)) expect(grownEval.has(p.id)).toBe(!trainIds.has(p.id));
+    expect(heldOutPrompts(make(200), 0).eval).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 // grouping a prompt's responses by source, and formatting progress. No I/O (unit-tested).
 
 import type { ConstructReport, PromptReport } from '../data/construct';
-import { DOMAINS, type ColumnMapping, type Domain, type Prompt } from '../data/prompts';
+import { DOMAINS, splitEval, type ColumnMapping, type Domain, type Prompt } from '../data/prompts';
 import type { ErrorRecord, ResponseRecord, ScoreRecord } from '../data/types';
 
 /** Adds `incoming` to `existing`, skipping ids already there (an earlier import keeps a prompt). */
@@ -179,4 +179,27 @@ export function promptOutcome(r: PromptReport | undefined): { sft: string; dpo: 
     sft: word(r.sft.kept, r.sft.reason, r.sft.manual),
     dpo: word(r.dpo.kept, r.dpo.reason, r.dpo.manual) + (r.dpo.kept && r.dpo.gap !== null && r.dpo.gap !== undefined ? `, gap ${r.dpo.gap.toFixed(2)}` : ''),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held-out prompts for the Evaluate page
+
+/** Held out by default when there are enough prompts for a split to leave both sides useful. */
+export const DEFAULT_EVAL_PERCENT = 10;
+/** Below this many prompts nothing is held out by default (a few would be held out, mostly by chance). */
+export const MIN_PROMPTS_FOR_EVAL = 20;
+
+/** The run's held-out share in percent: the one chosen on the page, else the default for `n` prompts. */
+export function evalPercentOf(chosen: number | undefined, n: number): number {
+  if (chosen !== undefined) return chosen;
+  return n >= MIN_PROMPTS_FOR_EVAL ? DEFAULT_EVAL_PERCENT : 0;
+}
+
+/**
+ * The run's prompts split for evaluation, each prompt by its own id (splitEval's stable split, the
+ * pipeline's default seed 0): adding prompts or leaving long ones out moves no prompt between the
+ * training sets and the held-out ones, so a resumed run keeps them apart.
+ */
+export function heldOutPrompts(prompts: readonly Prompt[], percent: number): { train: Prompt[]; eval: Prompt[] } {
+  return percent > 0 ? splitEval(prompts, { fraction: percent / 100, stable: true, seed: 0 }) : { train: [...prompts], eval: [] };
 }

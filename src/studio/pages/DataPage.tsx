@@ -11,10 +11,13 @@ import { HF_EXAMPLE, importSummary, runPlanCounts } from '../importView';
 import { useModelStore } from '../modelStore';
 import {
   EMPTY_MAPPING,
+  evalPercentOf,
   formatCount,
   formatSeconds,
   groupResponses,
+  heldOutPrompts,
   mappingFromForm,
+  MIN_PROMPTS_FOR_EVAL,
   promptOutcome,
   REASON_TEXT,
   reportRows,
@@ -301,6 +304,7 @@ function RunCard() {
       </label>
       {hasCode && !doc.useSandbox && <p className="hint">Without the sandbox, code prompts give no rows.</p>}
       <LongPrompts running={job.running} />
+      <HoldOut prompts={asked} running={job.running} />
       <div className="actions">
         <button type="button" className="button" onClick={() => void run()} disabled={job.running || sources.length === 0 || prompts.length === 0}>
           {interrupted ? 'Resume run' : doc.status === 'done' ? 'Run again' : 'Run pipeline'}
@@ -467,6 +471,54 @@ function LongPrompts({ running }: { running: boolean }) {
             <input type="checkbox" checked={!!doc.skipLongPrompts} onChange={(e) => void setSkip(e.target.checked)} disabled={running} /> Leave them out of this run
           </label>
         </div>
+      )}
+    </div>
+  );
+}
+
+/**
+ * The share of prompts held out for evaluation: never in the SFT/DPO sets, written (with their
+ * gold answers and tests) as the Evaluate page's default data. Split by each prompt's own id.
+ */
+function HoldOut({ prompts, running }: { prompts: readonly Prompt[]; running: boolean }) {
+  const doc = useDataStore((s) => s.doc)!;
+  const setPercent = useDataStore((s) => s.setEvalPercent);
+  const percent = evalPercentOf(doc.evalPercent, runPrompts(doc).length);
+  const held = useMemo(() => heldOutPrompts(prompts, percent).eval, [prompts, percent]);
+  const trained = doc.status === 'done' || doc.status === 'stopped';
+  return (
+    <div className="hold-out" aria-label="Held-out prompts">
+      <div className="form-grid form-grid--numbers">
+        <NumberField
+          label="Hold out for evaluation (% of prompts, never trained on)"
+          value={percent}
+          min={0}
+          max={50}
+          hint="0 to 50; each prompt is held out by its own id, so re-runs keep the split"
+          onChange={(v) => v !== undefined && !running && void setPercent(v)}
+        />
+      </div>
+      <p className="hint" data-testid="held-out-count">
+        {held.length > 0 ? (
+          <>
+            {held.length} of {prompts.length} prompt(s) held out ({held.filter((p) => p.gold !== undefined || p.tests !== undefined).length} with a gold answer or
+            tests): they never enter the SFT or DPO sets and become the Evaluate page’s default data.
+          </>
+        ) : percent === 0 && doc.evalPercent === undefined && prompts.length < MIN_PROMPTS_FOR_EVAL ? (
+          <>
+            Nothing held out: with fewer than {MIN_PROMPTS_FOR_EVAL} prompts a held-out share would leave a handful of items, too few to tell models apart. Import more
+            prompts, set a percent anyway, or upload an EVAL.jsonl on the Evaluate page.
+          </>
+        ) : percent === 0 ? (
+          <>Nothing held out: the Evaluate page then needs an uploaded EVAL.jsonl of prompts the model never trained on.</>
+        ) : (
+          <>No prompt falls in the held-out {percent}% yet (each is drawn by its id): raise the percent or import more prompts.</>
+        )}
+      </p>
+      {trained && percent > 0 && (
+        <p className="hint">
+          Change it before training: prompts moved into the held-out set after an adapter trained on them would no longer be unseen.
+        </p>
       )}
     </div>
   );
