@@ -8,7 +8,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { testContext } from '../engine/testing/gpu';
 import { createDecoderModel } from '../model/decoder';
 import { generate } from '../model/generate';
-import { loadModel } from '../model/load';
+import { loadModel, readModelMeta } from '../model/load';
+import { planMemory } from '../model/memory-plan';
 import { hostWeightsByName, randomHostWeights, seededRandom, tinyConfig } from '../model/random';
 import { openModelSource } from '../model/source-node';
 import { byteLevelTokenizerMetadata, q4kmTypes, writeGgufModel } from '../model/testing/gguf-writer';
@@ -41,9 +42,20 @@ describe('CLI with a GGUF file', () => {
     expect(out.ids).toEqual(want.ids);
     expect(out.text).toBe(tok.decode(want.ids, { skipSpecialTokens: true }));
 
+    // plan counts each tensor in the file's block type (Q4_K / Q6_K / F32), not as bf16.
     const plan = await runCli(['plan', '--model', path, '--seq', '16', '--batch', '1'], { timeoutMs: 120_000 });
     expect(plan.code, plan.stderr).toBe(0);
     expect(plan.stdout).toMatch(/GiB|MiB/);
+    for (const d of ['q4_k', 'q6_k', 'f32']) expect(plan.stdout).toMatch(new RegExp(`GGUF tensors: .*\\d+ ${d}`));
+    const planJson = await runCli(['plan', '--model', path, '--seq', '16', '--batch', '1', '--json'], { timeoutMs: 120_000 });
+    expect(planJson.code, planJson.stderr).toBe(0);
+    const printed = JSON.parse(planJson.stdout) as { training: number; bytes: { weights: number } };
+    const meta = await readModelMeta(await openModelSource(path));
+    const options = { batch: 1, seq: 16, loraRank: 16, weightDType: 'bf16' as const };
+    expect(printed.training).toBe(planMemory(meta.config, { ...options, tensorDTypes: meta.tensorDTypes! }).training);
+    const asBf16 = planMemory(meta.config, options);
+    expect(printed.bytes.weights).toBeLessThan(asBf16.bytes.weights / 3);
+    expect(printed.training).toBeLessThan(asBf16.training);
   }, 400_000);
 
   it('train sft --model x.gguf: LoRA on the block-format base (input gradients through the blocks), a falling loss, a PEFT adapter', async () => {

@@ -13,7 +13,7 @@ import type { Tensor } from '../gpu/tensor';
 import { parseModelConfig, type ModelConfig } from './config';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry } from './safetensors';
 import { checkFileName, fetchFiles, type ModelSource } from './source';
-import { loadGgufModel, readGgufMeta } from './gguf/load';
+import { ggufTensorDTypes, loadGgufModel, planGgufTensors, readGgufMeta } from './gguf/load';
 import { cacheStoreOf, quantCacheKey, readQuantCache, writeQuantCache } from './quant-cache';
 import { expectedTensors, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
 
@@ -193,6 +193,8 @@ export interface ModelMeta {
   generationConfig: Record<string, unknown> | null;
   /** The files read, in order. */
   files: LoadedFile[];
+  /** A GGUF file's per-tensor dtypes by Hugging Face name (its block types), for the memory plan. */
+  tensorDTypes?: Record<string, DType>;
 }
 
 /** config.json (+ generation_config.json) and the tokenizer files, no weights. */
@@ -201,8 +203,8 @@ export async function readModelMeta(source: ModelSource, opts: { signal?: AbortS
   if (source.ggufFile) {
     // One GGUF file: its metadata holds the config and tokenizer (gguf/load.ts); a remote file
     // not in the cache is not downloaded for this, its header is read with Range requests.
-    const { config, tokenizerFiles, generationConfig, files } = await readGgufMeta(source, source.ggufFile, { signal, headerOnly: true });
-    return { config, tokenizerFiles, generationConfig, files };
+    const { config, tokenizerFiles, generationConfig, files, header } = await readGgufMeta(source, source.ggufFile, { signal, headerOnly: true });
+    return { config, tokenizerFiles, generationConfig, files, tensorDTypes: ggufTensorDTypes(planGgufTensors(header, config)) };
   }
   const files: LoadedFile[] = [];
   const readJsonFile = async <T>(name: string): Promise<T> => {

@@ -56,6 +56,8 @@ export interface MemoryPlanOptions {
   quant?: QuantDType | null;
   /** The device's binding limit, which decides how the embedding is split (default 128 MiB). */
   maxBindingBytes?: number;
+  /** Per-tensor dtypes by Hugging Face name (a GGUF file's tensor table: ModelMeta.tensorDTypes). */
+  tensorDTypes?: Readonly<Record<string, DType>>;
   /** The layout of loaded weights (model.layout), instead of the one planned from the fields above. */
   layout?: WeightLayout;
   /** Vocab rows per lm_head chunk (default: what the workspace picks). */
@@ -113,7 +115,7 @@ export interface MemoryPlan {
 
 export function planMemory(config: ModelConfig, o: MemoryPlanOptions): MemoryPlan {
   if (o.quant && o.fullFineTune) throw new Error('planMemory: full fine-tuning needs a float base; a quantized base trains LoRA adapters only');
-  const layout = o.layout ?? planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES, o.quant ?? null);
+  const layout = o.layout ?? planWeightLayout(config, o.weightDType, o.maxBindingBytes ?? DEFAULT_BINDING_BYTES, o.quant ?? null, o.tensorDTypes);
   const lora = o.loraRank ? resolveLoraConfig({ rank: o.loraRank, alpha: o.loraRank, ...(o.targets ? { targets: o.targets } : {}) }) : null;
   const tokens = o.batch * o.seq;
   const lmHeadRows = layout.lmHeadChunks ?? layout.embedChunks;

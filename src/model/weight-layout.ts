@@ -23,21 +23,48 @@ export interface WeightLayout {
   embedChunks: ChunkRange[];
   /** null when lm_head is tied to the embedding. */
   lmHeadChunks: ChunkRange[] | null;
+  /**
+   * Per-tensor dtypes by Hugging Face name (a GGUF file's mix of Q4_K / Q6_K / F32 tensors): a
+   * tensor named here has this dtype, not the one of its role above; row chunks take their table's.
+   */
+  tensorDTypes?: Readonly<Record<string, DType>>;
 }
 
 /** Default binding limit of WebGPU (the embedding of Llama-3.2-1B in bf16 is 525 MB). */
 export const DEFAULT_BINDING_BYTES = 128 * 1024 * 1024;
 
 /** The layout uploadWeights produces on a device whose binding limit is `limitBytes`. */
-export function planWeightLayout(config: ModelConfig, dtype: DType, limitBytes = DEFAULT_BINDING_BYTES, quant: QuantDType | null = null): WeightLayout {
+export function planWeightLayout(
+  config: ModelConfig,
+  dtype: DType,
+  limitBytes = DEFAULT_BINDING_BYTES,
+  quant: QuantDType | null = null,
+  tensorDTypes?: Readonly<Record<string, DType>>,
+): WeightLayout {
   const tableDType = quant ? QUANT_TABLE_DTYPE : dtype;
-  const chunks = rowChunks(config.vocabSize, config.hiddenSize, tableDType, limitBytes);
+  const chunksOf = (name: string) => rowChunks(config.vocabSize, config.hiddenSize, tensorDTypes?.[name] ?? tableDType, limitBytes);
   const ownHead = !config.tieWordEmbeddings && config.head === 'causal-lm';
-  return { config, dtype, matrixDType: quant ?? dtype, tableDType, embedChunks: chunks, lmHeadChunks: ownHead ? chunks : null };
+  return {
+    config,
+    dtype,
+    matrixDType: quant ?? dtype,
+    tableDType,
+    embedChunks: chunksOf(EMBED_NAME),
+    lmHeadChunks: ownHead ? chunksOf(LM_HEAD_NAME) : null,
+    ...(tensorDTypes ? { tensorDTypes } : {}),
+  };
 }
 
 export function layoutOf(w: ModelWeights): WeightLayout {
   const ranges = (c: ModelWeights['embed']) => c.chunks.map(({ rowStart, rows }) => ({ rowStart, rows }));
+  // Every tensor's own dtype, so a mixed base (GGUF) is described exactly.
+  const tensorDTypes: Record<string, DType> = { [EMBED_NAME]: w.embed.dtype, [FINAL_NORM_NAME]: w.finalNorm.dtype };
+  if (w.lmHead !== w.embed) tensorDTypes[LM_HEAD_NAME] = w.lmHead.dtype;
+  if (w.score) tensorDTypes[SCORE_NAME] = w.score.dtype;
+  const layer = layerTensors(w.config);
+  w.layers.forEach((l, i) => {
+    for (const t of layer) tensorDTypes[`model.layers.${i}.${t.name}`] = l[t.key]!.dtype;
+  });
   return {
     config: w.config,
     dtype: w.finalNorm.dtype,
@@ -45,6 +72,7 @@ export function layoutOf(w: ModelWeights): WeightLayout {
     tableDType: w.embed.dtype,
     embedChunks: ranges(w.embed),
     lmHeadChunks: w.lmHead === w.embed ? null : ranges(w.lmHead),
+    tensorDTypes,
   };
 }
 
@@ -68,14 +96,17 @@ export function weightSpecs(layout: WeightLayout, as?: DType): TensorSpec[] {
   const dtype = as ?? layout.dtype;
   const table = as ?? layout.tableDType;
   const matrix = as ?? layout.matrixDType;
-  const specs: TensorSpec[] = layout.embedChunks.map((ch, i) => ({ name: chunkName(EMBED_NAME, ch, i), shape: [ch.rows, H], dtype: table }));
+  const own = (name: string, role: DType): DType => as ?? layout.tensorDTypes?.[name] ?? role;
+  const specs: TensorSpec[] = layout.embedChunks.map((ch, i) => ({ name: chunkName(EMBED_NAME, ch, i), shape: [ch.rows, H], dtype: own(EMBED_NAME, table) }));
   const layer = layerTensors(c);
   for (let l = 0; l < c.numLayers; l++)
-    for (const t of layer)
-      specs.push({ name: `model.layers.${l}.${t.name}`, shape: t.shape, dtype: QUANTIZED_LAYER_WEIGHTS.includes(t.key) ? matrix : dtype });
-  specs.push({ name: FINAL_NORM_NAME, shape: [H], dtype });
-  if (c.head === 'sequence-classification') specs.push({ name: SCORE_NAME, shape: [c.numLabels, H], dtype });
+    for (const t of layer) {
+      const name = `model.layers.${l}.${t.name}`;
+      specs.push({ name, shape: t.shape, dtype: own(name, QUANTIZED_LAYER_WEIGHTS.includes(t.key) ? matrix : dtype) });
+    }
+  specs.push({ name: FINAL_NORM_NAME, shape: [H], dtype: own(FINAL_NORM_NAME, dtype) });
+  if (c.head === 'sequence-classification') specs.push({ name: SCORE_NAME, shape: [c.numLabels, H], dtype: own(SCORE_NAME, dtype) });
   if (layout.lmHeadChunks)
-    layout.lmHeadChunks.forEach((ch, i) => specs.push({ name: chunkName(LM_HEAD_NAME, ch, i), shape: [ch.rows, H], dtype: table }));
+    layout.lmHeadChunks.forEach((ch, i) => specs.push({ name: chunkName(LM_HEAD_NAME, ch, i), shape: [ch.rows, H], dtype: own(LM_HEAD_NAME, table) }));
   return specs;
 }

@@ -15,14 +15,26 @@ import { intOption, UsageError, type Parsed } from './args';
 
 const TORCH_DTYPES: Record<string, DType> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
 
-async function configOf(spec: string): Promise<ModelConfig> {
+async function configOf(spec: string): Promise<{ config: ModelConfig; tensorDTypes?: Record<string, DType> }> {
   const preset = presetById(spec);
-  if (preset) return presetModelConfig(preset);
+  if (preset) return { config: presetModelConfig(preset) };
   const source = await openModelSource(spec);
-  // A .gguf file: the config from its metadata (the header; a remote file is downloaded first).
-  if (source.ggufFile) return (await readModelMeta(source)).config;
+  // A .gguf file: the config and each tensor's block type from its header (a remote file is read
+  // with Range requests), so the plan counts the file's Q4_K / Q6_K / F32 bytes.
+  if (source.ggufFile) {
+    const { config, tensorDTypes } = await readModelMeta(source);
+    return { config, ...(tensorDTypes ? { tensorDTypes } : {}) };
+  }
   const gen = (await source.has('generation_config.json')) ? await source.json('generation_config.json') : undefined;
-  return parseModelConfig(await source.json('config.json'), gen);
+  return { config: parseModelConfig(await source.json('config.json'), gen) };
+}
+
+function describeDTypes(quant: string | null, weightDType: DType, tensorDTypes?: Record<string, DType>): string {
+  if (quant) return `${quant} projections, int8 embedding/lm_head, ${weightDType} norms`;
+  if (!tensorDTypes) return `${weightDType} weights`;
+  const counts = new Map<DType, number>();
+  for (const d of Object.values(tensorDTypes)) counts.set(d, (counts.get(d) ?? 0) + 1);
+  return `GGUF tensors: ${[...counts].map(([d, n]) => `${n} ${d}`).join(', ')}`;
 }
 
 export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<number> {
@@ -48,7 +60,8 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
   const quant = parseQuant(v.quant);
   if (quant && v.full) throw new UsageError('--quant: full fine-tuning needs a float base; drop --full (LoRA trains on a quantized base) or --quant');
 
-  const config = await configOf(v.model);
+  const { config, tensorDTypes } = await configOf(v.model);
+  if (tensorDTypes && quant) throw new UsageError('--quant: a GGUF file is planned in its own block types; drop --quant');
   const weightDType: DType = (v.dtype as DType | undefined) ?? TORCH_DTYPES[config.dtype ?? ''] ?? 'bf16';
   const options: MemoryPlanOptions = {
     batch,
@@ -56,6 +69,7 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
     loraRank,
     weightDType,
     ...(quant ? { quant } : {}),
+    ...(tensorDTypes ? { tensorDTypes } : {}),
     ...(targets ? { targets } : {}),
     ...(v.full ? { fullFineTune: true } : {}),
     ...(maxBindingBytes !== undefined ? { maxBindingBytes } : {}),
@@ -72,7 +86,7 @@ export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<n
     ...(v.full ? ['full fine-tuning'] : []),
     ...(genCapacity !== undefined ? [`generation ${genBatch} × ${genCapacity} positions`] : []),
   ];
-  console.log(`model: ${v.model} (${FAMILIES[config.family].architectures[config.head]}, ${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${quant ? `${quant} projections, int8 embedding/lm_head, ${weightDType} norms` : `${weightDType} weights`}`);
+  console.log(`model: ${v.model} (${FAMILIES[config.family].architectures[config.head]}, ${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${describeDTypes(quant, weightDType, tensorDTypes)}`);
   console.log(what.join(', '));
   console.log('');
   const row = (name: string, bytes: number) => `${name.padEnd(22)}${String(bytes).padStart(14)}  ${formatBytes(bytes).padStart(10)}`;

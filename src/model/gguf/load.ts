@@ -77,6 +77,11 @@ export function planGgufTensors(h: GgufHeader, config: ModelConfig): GgufPlan {
   return { config, arch, tensors, totalBytes };
 }
 
+/** The dtype each planned tensor is uploaded as, by Hugging Face name (WeightLayout.tensorDTypes). */
+export function ggufTensorDTypes(plan: GgufPlan): Record<string, DType> {
+  return Object.fromEntries([...plan.tensors].map(([hf, t]) => [hf, GGUF_UPLOAD_DTYPE[formatOfType(t.type).name]]));
+}
+
 /** What a GGUF file says about itself: config, tokenizer (metadata or tokenizer.json beside it). */
 export interface GgufMeta extends ModelMeta {
   header: GgufHeader;
