@@ -31,6 +31,11 @@
 //   dims and bOffset to be multiples of 4; `direct` takes any shape.
 // skinny (CPU adapters, nt with M ≤ 4: decode, the lm_head): each thread 4 columns for all M rows,
 //   vec4 loads along d, no barriers (see its section at the end).
+// narrow (hardware GPUs, Q ≤ 64: LoRA's rank-r products): NW threads, each 4 rows × 16 columns,
+//   so a (4·NW)×16 tile instead of a 64×64 one that would be 75% idle at Q = 16.
+// splitk (hardware GPUs, small P·Q with long D: LoRA's weight gradients summing over all tokens):
+//   `splits` slices of d each write a 4×4 block's partial sums into a scratch buffer; splitk_reduce
+//   adds them in split order (deterministic) and applies alpha/accumulate.
 //
 // Tiles are numbered linearly (q fastest) and the grid is spread over x and y (see splitGroups);
 // workgroups past `groups` exit at once.
@@ -45,6 +50,8 @@ struct Params {
   tiles_q: u32,    // tiles along Q (tiled, direct, vec4)
   groups: u32,     // workgroups that carry work
   scale_word: u32, // quantized b: word index of its f16 scales
+  chunk: u32,      // splitk: reduction length per split
+  splits: u32,     // splitk: number of splits (partial sums per output)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -728,4 +735,209 @@ fn skinny_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 fn skinny_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   skinny_nt(wid, nwg, lid, F16);
+}
+
+// ---------------------------------------------------------------------------------------------
+// narrow: Q ≤ 64. Each of NW threads holds rows pb..pb+3 × columns qb..qb+15 (acc[4i + g] is row i,
+// columns qb+4g..qb+4g+3); the workgroup's threads share the same 16 columns of B, so B's reads
+// are broadcasts. Rows and columns past the edge are clamped and their results dropped.
+
+override NW: u32 = 64; // threads per workgroup; the tile is (4·NW)×16
+
+fn narrow(wid: vec3u, nwg: vec3u, lid: u32, a_t: bool, b_t: bool, dt: u32) {
+  let tile = tile_index(wid, nwg);
+  if (tile >= p.groups) {
+    return;
+  }
+  let P = p.rows;
+  let Q = p.cols;
+  let D = p.depth;
+  let pb = (tile / p.tiles_q) * (4u * NW) + lid * 4u;
+  let qb = (tile % p.tiles_q) * 16u;
+  if (pb >= P) {
+    return;
+  }
+  let pr = clamp4(pb, P);
+  let ap = select(pr * D, pr, a_t);
+  let as_ = select(1u, P, a_t);
+  var bq: array<vec4u, 4>;
+  for (var g = 0u; g < 4u; g++) {
+    let qr = clamp4(qb + 4u * g, Q);
+    bq[g] = select(qr, qr * D, b_t) + vec4u(p.b_offset);
+  }
+  let bs = select(Q, 1u, b_t);
+  var acc: array<vec4f, 16>;
+  for (var d = 0u; d < D; d++) {
+    let ai = ap + vec4u(d * as_);
+    let av = vec4f(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
+    for (var g = 0u; g < 4u; g++) {
+      let bi = bq[g] + vec4u(d * bs);
+      let bv = vec4f(load_b(bi.x, dt), load_b(bi.y, dt), load_b(bi.z, dt), load_b(bi.w, dt));
+      acc[g] += av.x * bv;
+      acc[4u + g] += av.y * bv;
+      acc[8u + g] += av.z * bv;
+      acc[12u + g] += av.w * bv;
+    }
+  }
+  for (var g = 0u; g < 4u; g++) {
+    store_block(pb, qb + 4u * g, 1u, array(acc[g], acc[4u + g], acc[8u + g], acc[12u + g]));
+  }
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nt_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, true, F32);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, true, BF16);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, true, F16);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, false, F32);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nn_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, false, BF16);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_nn_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, false, false, F16);
+}
+
+@compute @workgroup_size(NW)
+fn narrow_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  narrow(wid, nwg, lid, true, false, F32);
+}
+
+// ---------------------------------------------------------------------------------------------
+// splitk: workgroup w works on split s = w / tiles_q (tiles_q is here the workgroups per split).
+// Each thread a 4×4 block (columns contiguous) over d in [s·chunk, min(D, (s+1)·chunk)), written
+// unscaled into `out`, bound to the scratch partials [splits][P][Q].
+
+override SKW: u32 = 64; // threads per workgroup, for both dispatches
+
+fn splitk(wid: vec3u, nwg: vec3u, lid: u32, a_t: bool, b_t: bool, dt: u32) {
+  let w = tile_index(wid, nwg);
+  if (w >= p.groups) {
+    return;
+  }
+  let P = p.rows;
+  let Q = p.cols;
+  let D = p.depth;
+  let s = w / p.tiles_q;
+  let block = (w % p.tiles_q) * SKW + lid;
+  let qblocks = (Q + 3u) / 4u;
+  let pb = (block / qblocks) * 4u;
+  let qb = (block % qblocks) * 4u;
+  if (pb >= P) {
+    return;
+  }
+  let pr = clamp4(pb, P);
+  let qr = clamp4(qb, Q);
+  let ap = select(pr * D, pr, a_t);
+  let as_ = select(1u, P, a_t);
+  let bq = select(qr, qr * D, b_t) + vec4u(p.b_offset);
+  let bs = select(Q, 1u, b_t);
+  let d0 = s * p.chunk;
+  let d1 = min(D, d0 + p.chunk);
+  var acc: array<vec4f, 4>;
+  for (var d = d0; d < d1; d++) {
+    let ai = ap + vec4u(d * as_);
+    let bi = bq + vec4u(d * bs);
+    let av = vec4f(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
+    let bv = vec4f(load_b(bi.x, dt), load_b(bi.y, dt), load_b(bi.z, dt), load_b(bi.w, dt));
+    acc[0] += av.x * bv;
+    acc[1] += av.y * bv;
+    acc[2] += av.z * bv;
+    acc[3] += av.w * bv;
+  }
+  let base = s * P * Q;
+  for (var i = 0u; i < 4u; i++) {
+    let gp = pb + i;
+    if (gp < P) {
+      for (var j = 0u; j < 4u; j++) {
+        let gq = qb + j;
+        if (gq < Q) {
+          out[base + gp * Q + gq] = acc[i][j];
+        }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nt_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, true, F32);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, true, BF16);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, true, F16);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, false, F32);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nn_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, false, BF16);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_nn_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, false, false, F16);
+}
+
+@compute @workgroup_size(SKW)
+fn splitk_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  splitk(wid, nwg, lid, true, false, F32);
+}
+
+// The second dispatch: `a` is bound to the partials, `b` too (unused; it keeps the one layout), and
+// out[i] = alpha · Σ_s part[s][i] + (accumulate ? out[i] : 0), always summed in order s = 0, 1, ….
+@compute @workgroup_size(SKW)
+fn splitk_reduce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_index) lid: u32) {
+  _ = &b;
+  let i = tile_index(wid, nwg) * SKW + lid;
+  let n = p.rows * p.cols;
+  if (i >= n) {
+    return;
+  }
+  var sum = 0.0;
+  for (var s = 0u; s < p.splits; s++) {
+    sum += a[s * n + i];
+  }
+  store(i, sum);
 }

@@ -13,6 +13,7 @@ import { isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
 import { quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
+import { isProven } from './proven';
 
 /** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
 const QUANT_DT: Record<string, string> = {
@@ -76,7 +77,7 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'gemv' | 'direct' | 'vec4' | 'skinny';
+export type MatmulPath = 'tiled' | 'gemv' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
@@ -88,12 +89,33 @@ export const MATMUL_DIRECT = { CX: 8, CY: 8 } as const;
 /** skinny (CPU adapters, layout nt, M ≤ SKINNY_MAX_M): SW threads, each 4 columns for SR ≥ M rows (SR set per call). */
 export const MATMUL_SKINNY = { SW: 64 } as const;
 export const SKINNY_MAX_M = 4;
+/** narrow (GPUs, Q ≤ NARROW_MAX_Q, any layout): NW threads, each 4 rows × 16 columns, so a (4·NW)×16 tile. */
+export const MATMUL_NARROW = { NW: 64 } as const;
+export const NARROW_MAX_Q = 64;
+/**
+ * splitk (GPUs, any layout): SKW threads per workgroup, each a 4×4 block over one slice of the
+ * reduction; partial sums in a pool scratch buffer, added in split order by a second dispatch.
+ * Chosen by default when P·Q ≤ SPLITK_MAX_OUT and D ≥ SPLITK_MIN_D.
+ */
+export const MATMUL_SPLITK = { SKW: 64 } as const;
+export const SPLITK_MAX_OUT = 64 * 1024;
+export const SPLITK_MIN_D = 1024;
+/** Slices of at least this many d per split; splits aim at SPLITK_TARGET_THREADS threads in all. */
+const SPLITK_MIN_CHUNK = 128;
+const SPLITK_TARGET_THREADS = 32 * 1024;
+/** The dtypes of b narrow and splitk take (float weights; quantized b keeps the older paths). */
+export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+
+/** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', splitk: 'matmul.splitk' } as const;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
   path?: MatmulPath;
   /** Override constants of the path (tile sizes; GV_LANES a power of two ≥ 8), e.g. for tests of very large grids. */
   constants?: Record<string, number>;
+  /** splitk: how many slices D is cut into (default: enough for SPLITK_TARGET_THREADS threads). */
+  splits?: number;
 }
 
 type Dim = 'm' | 'n' | 'k';
@@ -182,13 +204,51 @@ export function skinnyAligned(layout: MatmulLayout, dims: MatmulDims, dtype: str
   return layout === 'nt' && dims.m >= 1 && dims.m <= SKINNY_MAX_M && dims.k % q === 0 && bOffset % q === 0;
 }
 
-/** The path `matmul` takes by default: barrier-free kernels on CPU adapters, where a workgroup barrier costs ~1 ms. */
-export function defaultMatmulPath(isFallback: boolean, layout: MatmulLayout, dims: MatmulDims, bOffset = 0, dtype = 'f32'): MatmulPath {
+/** P, Q, D of the generic product C[P,Q] = Σ_D A·B for a layout's M, N, K. */
+export function matmulPQD(layout: MatmulLayout, dims: MatmulDims): [number, number, number] {
+  const [pd, qd, dd] = SHAPES[layout].pqd;
+  return [dims[pd], dims[qd], dims[dd]];
+}
+
+/**
+ * The path `matmul` takes by default: barrier-free kernels on CPU adapters, where a workgroup
+ * barrier costs ~1 ms. On GPUs, splitk (small output, long reduction) and narrow (≤ 64 output
+ * columns) only once `proven` says the self-test passed them on this device.
+ */
+export function defaultMatmulPath(
+  isFallback: boolean,
+  layout: MatmulLayout,
+  dims: MatmulDims,
+  bOffset = 0,
+  dtype = 'f32',
+  proven: (path: string) => boolean = () => false,
+): MatmulPath {
   if (isFallback) {
     if (skinnyAligned(layout, dims, dtype, bOffset)) return 'skinny';
     return vec4Aligned(layout, dims, bOffset) ? 'vec4' : 'direct';
   }
-  return layout === 'nt' && dims.m <= GEMV_MAX_M ? 'gemv' : 'tiled';
+  if (layout === 'nt' && dims.m <= GEMV_MAX_M) return 'gemv';
+  if (NARROW_SPLITK_B_DTYPES.includes(dtype as DType)) {
+    const [P, Q, D] = matmulPQD(layout, dims);
+    if (P * Q <= SPLITK_MAX_OUT && D >= SPLITK_MIN_D && proven(MATMUL_PATHS.splitk)) return 'splitk';
+    if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow)) return 'narrow';
+  }
+  return 'tiled';
+}
+
+/** Splits of D for splitk: enough workgroups to fill a GPU, slices of at least SPLITK_MIN_CHUNK. */
+export function splitKCount(P: number, Q: number, D: number): number {
+  const blocks = Math.ceil(P / 4) * Math.ceil(Q / 4);
+  const want = Math.ceil(SPLITK_TARGET_THREADS / blocks);
+  return Math.max(1, Math.min(want, Math.ceil(D / SPLITK_MIN_CHUNK)));
+}
+
+/** Throws unless a workgroup of `size` threads fits this device's limits (override constants may raise it). */
+function checkWorkgroup(op: string, name: string, size: number, limits: GPUSupportedLimits): void {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`${op}: ${name} = ${size} must be a positive integer`);
+  const max = Math.min(limits.maxComputeWorkgroupSizeX, limits.maxComputeInvocationsPerWorkgroup);
+  if (size > max)
+    throw new Error(`${op}: ${name} = ${size} threads exceeds this device's workgroup limit (${max}); pass a smaller ${name}`);
 }
 
 export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOptions = {}): void {
@@ -199,16 +259,23 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   if (out.buffer === a.buffer || out.buffer === b.buffer)
     throw new Error(`${op}: out (${out.label}) must not share a buffer with ${out.buffer === a.buffer ? `a (${a.label})` : `b (${b.label})`}`);
   const dims = matmulDims(args);
-  const [pd, qd, dd] = SHAPES[layout].pqd;
-  const P = dims[pd];
-  const Q = dims[qd];
-  const D = dims[dd];
+  const [P, Q, D] = matmulPQD(layout, dims);
   if (P === 0 || Q === 0) return;
   const alpha = args.alpha ?? 1;
   const accumulate = args.accumulate ? 1 : 0;
   const bOffset = args.bOffset ?? 0;
 
-  const path = options.path ?? defaultMatmulPath(batch.ctx.adapter.isFallback, layout, dims, bOffset, b.dtype);
+  const ctx = batch.ctx;
+  const path =
+    options.path ?? defaultMatmulPath(ctx.adapter.isFallback, layout, dims, bOffset, b.dtype, (name) => isProven(ctx, name));
+  if ((path === 'narrow' || path === 'splitk') && !NARROW_SPLITK_B_DTYPES.includes(b.dtype))
+    throw new Error(`${op}: the ${path} path takes b as f32, bf16 or f16 (b ${b.label} is ${b.dtype}); use tiled for quantized weights`);
+  if (path === 'narrow' && Q > NARROW_MAX_Q)
+    throw new Error(`${op}: the narrow path needs at most ${NARROW_MAX_Q} output columns (${Q} here); use tiled`);
+  if (path === 'splitk') {
+    splitK(batch, args, options, P, Q, D, alpha, accumulate, bOffset);
+    return;
+  }
   if (path === 'gemv' && (layout !== 'nt' || dims.m > GEMV_MAX_M))
     throw new Error(`${op}: the gemv path needs layout nt and M ≤ ${GEMV_MAX_M} (M = ${dims.m})`);
   if (path === 'vec4' && !vec4Aligned(layout, dims, bOffset))
@@ -224,14 +291,20 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
         ? MATMUL_GEMV
         : path === 'skinny'
           ? { ...MATMUL_SKINNY, SR: dims.m === 1 ? 1 : dims.m === 2 ? 2 : 4 }
-          : MATMUL_DIRECT;
+          : path === 'narrow'
+            ? MATMUL_NARROW
+            : MATMUL_DIRECT;
   const constants: Record<string, number> = { ...defaults, ...options.constants };
+  if (path === 'narrow') checkWorkgroup(op, 'NW', constants.NW!, ctx.limits);
   let tilesQ = 0;
   let groups: number;
   if (path === 'gemv') {
     groups = Math.ceil(Q / constants.GV_ROWS!);
   } else if (path === 'skinny') {
     groups = Math.ceil(Q / (4 * constants.SW!));
+  } else if (path === 'narrow') {
+    tilesQ = Math.ceil(Q / 16);
+    groups = Math.ceil(P / (4 * constants.NW!)) * tilesQ;
   } else {
     const [tp, tq] =
       path === 'tiled'
@@ -250,7 +323,64 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   });
 }
 
-function params(P: number, Q: number, D: number, bOffset: number, alpha: number, acc: number, tilesQ: number, groups: number, scaleWord: number) {
+/**
+ * splitk: `splits` workgroup rows each sum one slice of D into a scratch [splits, P, Q] from the
+ * pool; splitk_reduce then adds the slices in order 0, 1, … (the same bits every run).
+ */
+function splitK(
+  batch: CommandBatch,
+  args: MatmulArgs,
+  options: MatmulOptions,
+  P: number,
+  Q: number,
+  D: number,
+  alpha: number,
+  accumulate: number,
+  bOffset: number,
+): void {
+  const { a, b, out, layout } = args;
+  const op = `matmul ${layout}`;
+  const constants: Record<string, number> = { ...MATMUL_SPLITK, ...options.constants };
+  checkWorkgroup(op, 'SKW', constants.SKW!, batch.ctx.limits);
+  const splits = options.splits ?? splitKCount(P, Q, D);
+  if (!Number.isInteger(splits) || splits < 1) throw new Error(`${op}: splits = ${splits} must be a positive integer`);
+  const chunk = Math.max(1, Math.ceil(D / splits));
+  const used = Math.max(1, Math.ceil(D / chunk)); // no empty trailing slices
+  const perSplit = Math.ceil((Math.ceil(P / 4) * Math.ceil(Q / 4)) / constants.SKW!);
+  const part = batch.ctx.tensor([used, P * Q], 'f32', 'matmul split-K partials');
+  try {
+    batch.dispatch({
+      kernel: { name: 'matmul', code, entryPoint: `splitk_${layout}_${b.dtype}`, constants },
+      params: params(P, Q, D, bOffset, alpha, accumulate, perSplit, perSplit * used, 0, chunk, used),
+      buffers: [a, b, part],
+      groups: splitGroups(perSplit * used),
+    });
+    // depth 0 so the dispatch counters do not count the product's FLOPs twice
+    batch.dispatch({
+      kernel: { name: 'matmul', code, entryPoint: 'splitk_reduce', constants: { SKW: constants.SKW! } },
+      params: params(P, Q, 0, 0, alpha, accumulate, 0, 0, 0, chunk, used),
+      buffers: [part, part, out],
+      groups: splitGroups(Math.ceil((P * Q) / constants.SKW!)),
+    });
+  } finally {
+    // Dispatches of one batch run in order and the pool hands the buffer out again only to later work.
+    part.release();
+  }
+}
+
+function params(
+  P: number,
+  Q: number,
+  D: number,
+  bOffset: number,
+  alpha: number,
+  acc: number,
+  tilesQ: number,
+  groups: number,
+  scaleWord: number,
+  chunk = 0,
+  splits = 0,
+) {
   return packParams([
     { u32: P },
     { u32: Q },
@@ -261,5 +391,7 @@ function params(P: number, Q: number, D: number, bOffset: number, alpha: number,
     { u32: tilesQ },
     { u32: groups },
     { u32: scaleWord },
+    { u32: chunk },
+    { u32: splits },
   ]);
 }

@@ -1,9 +1,10 @@
 // Self-test cases: matmul in its three layouts (Linear forward, input and weight gradients) and
 // the LoRA adapter built on it. Ragged shapes, so CPU adapters take the `direct` path and GPUs
-// `tiled` (or `gemv` for M ≤ 8); LoRA reuses the same pipelines.
+// `tiled` (or `gemv` for M ≤ 8); LoRA reuses the same pipelines. The narrow and split-K cases
+// force their path and prove it (./proven.ts) on GPUs, which take it by default only afterwards.
 import type { DType } from '../../gpu/dtype';
 import { loraBackward, loraForward } from '../lora';
-import { matmul, type MatmulLayout } from '../matmul';
+import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
 import { loraBackwardRef, loraForwardRef } from '../reference/lora';
 import { matmulRef } from '../reference/matmul';
 import type { SelfTestCase } from '../selftest';
@@ -22,6 +23,8 @@ interface MatmulCase {
   alpha: number;
   accumulate: boolean;
   bOffset: number;
+  /** Force this path and prove it on GPUs (the self-test is what lets a GPU choose it). */
+  path?: 'narrow' | 'splitk';
 }
 
 /** [rows, cols] of a, b and out for each layout. */
@@ -32,8 +35,10 @@ function shapesOf({ layout, m, n, k }: MatmulCase) {
 }
 
 function matmulCase(name: string, c: MatmulCase): SelfTestCase {
+  const path: MatmulPath | undefined = c.path;
   return {
     name,
+    proves: path ? (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS[path]) : undefined,
     run: async (ctx, t) => {
       const s = shapesOf(c);
       const size = (shape: number[]) => shape[0]! * shape[1]!;
@@ -43,7 +48,7 @@ function matmulCase(name: string, c: MatmulCase): SelfTestCase {
       const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
       const batch = ctx.batch(`selftest ${name}`);
       const { layout, m, n, k, alpha, accumulate, bOffset } = c;
-      matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset });
+      matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path });
       batch.submit();
       const want = matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset });
       return rel(await t.read(out), want, MATMUL_BOUND);
@@ -59,6 +64,9 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
   matmulCase('matmul nt, bf16 weight slice, accumulate', { layout: 'nt', dtype: 'bf16', m: 5, n: 67, k: 33, alpha: -0.75, accumulate: true, bOffset: 3 }),
   matmulCase('matmul nn, accumulate', { layout: 'nn', dtype: 'f32', m: 19, n: 29, k: 37, alpha: 1, accumulate: true, bOffset: 0 }),
   matmulCase('matmul tn', { layout: 'tn', dtype: 'f32', m: 23, n: 29, k: 37, alpha: 0.5, accumulate: false, bOffset: 0 }),
+  // LoRA's rank-16 products: x·Aᵀ (narrow) and the A gradient dTmpᵀ·x summed over tokens (split-K).
+  matmulCase('matmul narrow nt, bf16 weight, 16 columns', { layout: 'nt', dtype: 'bf16', m: 261, n: 16, k: 45, alpha: 1, accumulate: true, bOffset: 1, path: 'narrow' }),
+  matmulCase('matmul split-K tn, long reduction', { layout: 'tn', dtype: 'f32', m: 1031, n: 16, k: 37, alpha: 0.5, accumulate: true, bOffset: 0, path: 'splitk' }),
   {
     name: 'lora forward',
     run: async (ctx, t) => {
