@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
 import { watchErrors, screenshot } from './helpers';
+import { loadDemoModel } from './flow-steps';
 
 // The Sources and Data pages end to end, against a real OpenAI-compatible server on 127.0.0.1:
 // add a source from a preset (key masked), test the connection (401, unreachable, CORS, then
@@ -287,4 +288,53 @@ test('Python code prompts run in Pyodide, served by the studio at /pyodide/', as
     },
     timeout: 150_000,
   });
+});
+
+test('held-out prompts: under 20 none by default (and why), then 10% of 40 math prompts kept out of the sets and offered on the Evaluate page', async ({ page }) => {
+  test.setTimeout(150_000);
+  const errors = watchErrors(page);
+  const server = await startOpenAIMock({ reply: () => 'The answer is 4.' });
+  try {
+    await page.goto('/sources');
+    await page.getByRole('button', { name: 'Add llama.cpp server (local)' }).click();
+    const src = page.getByRole('region', { name: /^Source 1:/ });
+    await src.getByLabel('Base URL').fill(server.baseURL);
+    await src.getByLabel('Model', { exact: true }).fill(MOCK_MODEL);
+    await src.getByLabel('Responses per prompt', { exact: true }).fill('1');
+
+    await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Data' }).click();
+    await page.getByLabel('Domain for this import').selectOption('math');
+    const importRows = async (name: string, from: number, n: number) => {
+      const rows = Array.from({ length: n }, (_, i) => JSON.stringify({ prompt: `What is ${from + i} + 2?`, gold: String(from + i + 2) }));
+      await page.getByLabel(/^Prompt file/).setInputFiles({ name, mimeType: 'application/x-ndjson', buffer: Buffer.from(rows.join('\n') + '\n') });
+      await page.getByRole('button', { name: 'Import file' }).click();
+    };
+    await importRows('few.jsonl', 0, 5);
+    const field = page.getByLabel('Hold out for evaluation (% of prompts, never trained on)');
+    const count = page.getByTestId('held-out-count');
+    await expect(field).toHaveValue('0');
+    await expect(count).toContainText('Nothing held out: with fewer than 20 prompts');
+    await importRows('more.jsonl', 5, 35);
+    await expect(field).toHaveValue('10');
+    await field.fill('80');
+    await expect(page.getByRole('alert').filter({ hasText: 'not a percent from 0 to 50' })).toContainText('the run keeps 10%');
+    await field.fill('10');
+    await expect(count).toContainText(/^\d+ of 40 prompt\(s\) held out \(\d+ with a gold answer or tests\): they never enter the SFT or DPO sets/);
+    const held = Number(/^(\d+) of/.exec(await count.innerText())![1]);
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(40);
+    await page.locator('.hold-out').screenshot({ path: test.info().outputPath('hold-out.png') });
+
+    await page.getByRole('button', { name: 'Run pipeline' }).click();
+    await expect(page.getByTestId('run-status')).toContainText('Done.', { timeout: 60_000 });
+    // The held-out prompts, with their gold answers, are the Evaluate page's default data.
+    await loadDemoModel(page);
+    await page.getByRole('navigation', { name: 'Studio' }).getByRole('link', { name: 'Evaluate' }).click();
+    const heldOut = page.getByRole('region', { name: 'What to evaluate' }).getByRole('radio', { name: /held-out split/ });
+    await expect(heldOut).toHaveAccessibleName(new RegExp(`\\(${held} prompts, \\d+ SFT rows, \\d+ DPO pairs\\)`));
+    await expect(heldOut).toBeChecked();
+    expect(errors).toEqual([]);
+  } finally {
+    await server.close();
+  }
 });

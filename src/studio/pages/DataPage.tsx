@@ -486,18 +486,45 @@ function HoldOut({ prompts, running }: { prompts: readonly Prompt[]; running: bo
   const percent = evalPercentOf(doc.evalPercent, runPrompts(doc).length);
   const held = useMemo(() => heldOutPrompts(prompts, percent).eval, [prompts, percent]);
   const trained = doc.status === 'done' || doc.status === 'stopped';
+  const [text, setText] = useState(String(percent));
+  // A percent changed from outside (the default moving at 20 prompts, a new run) replaces the text.
+  const [seen, setSeen] = useState(percent);
+  if (seen !== percent) {
+    setSeen(percent);
+    if (Number(text) !== percent) setText(String(percent));
+  }
+  const typed = Number(text);
+  const bad = text.trim() === '' || !(typed >= 0 && typed <= 50);
   return (
     <div className="hold-out" aria-label="Held-out prompts">
-      <div className="form-grid form-grid--numbers">
-        <NumberField
-          label="Hold out for evaluation (% of prompts, never trained on)"
-          value={percent}
-          min={0}
-          max={50}
-          hint="0 to 50; each prompt is held out by its own id, so re-runs keep the split"
-          onChange={(v) => v !== undefined && !running && void setPercent(v)}
-        />
-      </div>
+      <p className="hold-out-field">
+        <label>
+          Hold out for evaluation:{' '}
+          <input
+            type="number"
+            inputMode="decimal"
+            aria-label="Hold out for evaluation (% of prompts, never trained on)"
+            aria-invalid={bad || undefined}
+            style={{ width: '5em' }}
+            min={0}
+            max={50}
+            step={1}
+            value={text}
+            disabled={running}
+            onChange={(e) => {
+              setText(e.target.value);
+              const v = Number(e.target.value);
+              if (e.target.value.trim() !== '' && v >= 0 && v <= 50) void setPercent(v);
+            }}
+          />{' '}
+          % of prompts (never trained on)
+        </label>
+      </p>
+      {bad && (
+        <p className="notice notice--warn" role="alert">
+          “{text}” is not a percent from 0 to 50: the run keeps {percent}%. Type a number such as 10 (0 holds nothing out).
+        </p>
+      )}
       <p className="hint" data-testid="held-out-count">
         {held.length > 0 ? (
           <>
