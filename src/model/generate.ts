@@ -206,6 +206,7 @@ export async function generateSamples(model: DecoderModel, o: GenerateSamplesOpt
     planGenerationBatch(model.config, {
       weightDType: model.layout.dtype,
       quant: isQuantDType(model.layout.matrixDType) ? model.layout.matrixDType : null,
+      ...(model.layout.tensorDTypes ? { tensorDTypes: model.layout.tensorDTypes } : {}),
       ...(lora ? { loraRank: lora.config.rank, targets: lora.config.targets } : {}),
       maxBindingBytes: model.ctx.limits.maxStorageBufferBindingSize,
       maxBufferBytes: model.ctx.limits.maxBufferSize,

@@ -263,6 +263,8 @@ export function generationBatchLayout(batchSize: number, samplesPerPrompt: numbe
 export interface GenerationBatchOptions {
   weightDType: DType;
   quant?: QuantDType | null;
+  /** Per-tensor dtypes (a GGUF base: model.layout.tensorDTypes). */
+  tensorDTypes?: Readonly<Record<string, DType>>;
   /** LoRA rank of the adapter generation runs with; 0 or omitted: none. */
   loraRank?: number;
   targets?: readonly LoraTarget[];
@@ -326,6 +328,7 @@ export function planGenerationBatch(config: ModelConfig, o: GenerationBatchOptio
       weightDType: o.weightDType,
       quant: o.quant ?? null,
       maxBindingBytes: bindingBytes,
+      ...(o.tensorDTypes ? { tensorDTypes: o.tensorDTypes } : {}),
       ...(o.loraRank ? { loraRank: o.loraRank } : {}),
       ...(o.targets ? { targets: o.targets } : {}),
       generation: generationShape(rows, o),

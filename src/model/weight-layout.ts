@@ -30,6 +30,13 @@ export interface WeightLayout {
   tensorDTypes?: Readonly<Record<string, DType>>;
 }
 
+/** "9 q4_k, 6 q6_k, 5 f32": how many tensors of each dtype (a GGUF file's mix), most first. */
+export function describeTensorDTypes(tensorDTypes: Readonly<Record<string, DType>>): string {
+  const counts = new Map<DType, number>();
+  for (const d of Object.values(tensorDTypes)) counts.set(d, (counts.get(d) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([d, n]) => `${n} ${d}`).join(', ');
+}
+
 /** Default binding limit of WebGPU (the embedding of Llama-3.2-1B in bf16 is 525 MB). */
 export const DEFAULT_BINDING_BYTES = 128 * 1024 * 1024;
 

@@ -33,8 +33,8 @@ export interface PlanVerdict {
   alternatives: string[];
 }
 
-function planFor(config: ModelConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null): MemoryPlan {
-  return planMemory(config, { batch: 1, seq: c.seq, loraRank: c.rank, weightDType: dtype, quant, maxBindingBytes: limits.maxStorageBufferBindingSize });
+function planFor(config: ModelConfig, dtype: DType, c: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null, tensorDTypes?: Readonly<Record<string, DType>>): MemoryPlan {
+  return planMemory(config, { batch: 1, seq: c.seq, loraRank: c.rank, weightDType: dtype, quant, maxBindingBytes: limits.maxStorageBufferBindingSize, ...(tensorDTypes ? { tensorDTypes } : {}) });
 }
 
 /** Why `needed` bytes (the work named by `what`) and its largest tensor do not fit the device. */
@@ -53,17 +53,17 @@ function problemsOf(plan: MemoryPlan, limits: DeviceLimits): string[] {
 }
 
 /** The plan for `choice`, whether it fits, and if not the nearest settings that would. */
-export function planVerdict(config: ModelConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null): PlanVerdict {
-  const plan = planFor(config, dtype, choice, limits, quant);
+export function planVerdict(config: ModelConfig, dtype: DType, choice: PlanChoice, limits: DeviceLimits, quant: QuantDType | null = null, tensorDTypes?: Readonly<Record<string, DType>>): PlanVerdict {
+  const plan = planFor(config, dtype, choice, limits, quant, tensorDTypes);
   const problems = problemsOf(plan, limits);
   if (!problems.length) return { plan, fits: true, problems, alternatives: [] };
   const alternatives: string[] = [];
-  const fitsWith = (c: PlanChoice) => problemsOf(planFor(config, dtype, c, limits, quant), limits).length === 0;
+  const fitsWith = (c: PlanChoice) => problemsOf(planFor(config, dtype, c, limits, quant, tensorDTypes), limits).length === 0;
   // Shorter sequences first (the largest activations scale with it), then smaller ranks, then both.
   const seq = [...SEQ_CHOICES].reverse().find((s) => s < choice.seq && fitsWith({ seq: s, rank: choice.rank }));
-  if (seq) alternatives.push(`sequence length ${seq} at rank ${choice.rank} (${formatBytes(planFor(config, dtype, { seq, rank: choice.rank }, limits, quant).training)})`);
+  if (seq) alternatives.push(`sequence length ${seq} at rank ${choice.rank} (${formatBytes(planFor(config, dtype, { seq, rank: choice.rank }, limits, quant, tensorDTypes).training)})`);
   const rank = [...RANK_CHOICES].reverse().find((r) => r < choice.rank && fitsWith({ seq: choice.seq, rank: r }));
-  if (rank) alternatives.push(`rank ${rank} at sequence length ${choice.seq} (${formatBytes(planFor(config, dtype, { seq: choice.seq, rank }, limits, quant).training)})`);
+  if (rank) alternatives.push(`rank ${rank} at sequence length ${choice.seq} (${formatBytes(planFor(config, dtype, { seq: choice.seq, rank }, limits, quant, tensorDTypes).training)})`);
   if (!seq && !rank && fitsWith({ seq: SEQ_CHOICES[0], rank: RANK_CHOICES[0] }))
     alternatives.push(`sequence length ${SEQ_CHOICES[0]} at rank ${RANK_CHOICES[0]}`);
   if (!alternatives.length) alternatives.push(config.hiddenSize >= 3072 ? 'a smaller model: Llama-3.2-1B-Instruct instead of the 3B' : 'a smaller model, or a GPU with more memory');

@@ -8,6 +8,7 @@ import { readModelMeta } from '../../model/load';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { formatBytes, MEMORY_CATEGORIES, planMemory, type MemoryPlanOptions } from '../../model/memory-plan';
 import { presetById, presetModelConfig } from '../../model/presets';
+import { describeTensorDTypes } from '../../model/weight-layout';
 import { openModelSource } from '../../model/source-node';
 import { parseQuant } from '../quant-option';
 import type { PLAN_OPTIONS } from '../commands';
@@ -32,9 +33,7 @@ async function configOf(spec: string): Promise<{ config: ModelConfig; tensorDTyp
 function describeDTypes(quant: string | null, weightDType: DType, tensorDTypes?: Record<string, DType>): string {
   if (quant) return `${quant} projections, int8 embedding/lm_head, ${weightDType} norms`;
   if (!tensorDTypes) return `${weightDType} weights`;
-  const counts = new Map<DType, number>();
-  for (const d of Object.values(tensorDTypes)) counts.set(d, (counts.get(d) ?? 0) + 1);
-  return `GGUF tensors: ${[...counts].map(([d, n]) => `${n} ${d}`).join(', ')}`;
+  return `GGUF tensors: ${describeTensorDTypes(tensorDTypes)}`;
 }
 
 export async function run({ values: v }: Parsed<typeof PLAN_OPTIONS>): Promise<number> {

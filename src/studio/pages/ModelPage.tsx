@@ -4,6 +4,7 @@ import type { QuantDType } from '../../gpu/quant';
 import { FAMILIES } from '../../model/families';
 import type { LoadProgress } from '../../model/load';
 import { formatBytes } from '../../model/memory-plan';
+import { describeTensorDTypes } from '../../model/weight-layout';
 import { HF_ENDPOINT } from '../../model/source';
 import { planVerdict } from '../planAdvice';
 import { filesFromDataTransfer } from '../../model/source-browser';
@@ -254,7 +255,9 @@ function ModelCard({ model }: { model: ModelSummary }) {
       'Weights on GPU',
       model.quant
         ? `${model.quant} projections, int8 embedding, ${model.weightDType} norms${model.quantCache === 'read' ? ' (read from the quantized cache)' : model.quantCache === 'written' ? ' (quantized now, cached for the next load)' : ''}`
-        : model.weightDType,
+        : model.tensorDTypes
+          ? `GGUF blocks as stored: ${describeTensorDTypes(model.tensorDTypes)}`
+          : model.weightDType,
     ],
     ['Tied embeddings', c.tieWordEmbeddings ? 'yes' : 'no'],
     ['Context length', c.maxPositionEmbeddings.toLocaleString('en-US')],
@@ -282,7 +285,7 @@ function MemoryPlanPanel({ model }: { model: ModelSummary }) {
   const memoryBytes = limits.memoryBytes;
   const result = useMemo(() => {
     try {
-      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, deviceLimits(model.adapter, memoryGiB), model.quant), error: null };
+      return { verdict: planVerdict(model.config, model.weightDType, { seq, rank }, deviceLimits(model.adapter, memoryGiB), model.quant, model.tensorDTypes ?? undefined), error: null };
     } catch (e) {
       return { verdict: null, error: e instanceof Error ? e.message : String(e) };
     }

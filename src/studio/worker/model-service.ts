@@ -14,6 +14,7 @@ import { loadModel, type LoadedModel, type LoadProgress } from '../../model/load
 import { blobsSource, modelCacheId, parseModelLocation, type ModelSource } from '../../model/source';
 import { directorySource, droppedFilesSource, openRemoteModelSource, type PathedFile } from '../../model/source-browser';
 import { releaseWeights } from '../../model/weights';
+import { layoutOf } from '../../model/weight-layout';
 import { loadTokenizer, type LoadedTokenizer } from '../../tokenizer';
 import { fetchLlama3TokenizerJson } from '../../tokenizer/llama3-asset';
 import { explainLoadError, type LoadAttempt } from '../loadErrors';
@@ -43,6 +44,8 @@ export interface ModelSummary {
   weightDType: DType;
   /** The projections' quantized format, or null. */
   quant: QuantDType | null;
+  /** A GGUF base: each tensor's dtype by Hugging Face name (its block types), for the card and the plan; else null. */
+  tensorDTypes: Record<string, DType> | null;
   /** 'read': the quantized base came from the browser cache; 'written': quantized now and cached. */
   quantCache: 'read' | 'written' | null;
   params: number;
@@ -79,6 +82,7 @@ function summarize(loaded: LoadedModel, modelKey: string, cacheId: string | null
     config: loaded.config,
     weightDType: loaded.weights.finalNorm.dtype,
     quant: loaded.quant ?? null,
+    tensorDTypes: loaded.config.dtype === 'gguf' ? { ...layoutOf(loaded.weights).tensorDTypes } : null,
     quantCache: loaded.quantCache ?? null,
     params: countParams(loaded.config),
     hasTokenizer,
