@@ -9,10 +9,11 @@ import { familiesBench } from './families';
 import { loadBench } from './load';
 import { loadGgufBench } from './load-gguf';
 import { matmulBench } from './matmul';
+import { matmulNarrowBench } from './matmul-narrow';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
 import { quantBench } from './quant';
 import { stepAccountingBench } from './step-accounting';
 import { dpoStepBench, trainStepBench } from './train-step';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, matmulNarrowBench, attentionBench, modelStepBench, trainStepBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
