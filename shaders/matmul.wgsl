@@ -32,7 +32,8 @@
 // skinny (CPU adapters, nt with M ≤ 4: decode, the lm_head): each thread 4 columns for all M rows,
 //   vec4 loads along d, no barriers (see its section at the end).
 // narrow (hardware GPUs, Q ≤ 64: LoRA's rank-r products): NW threads, each 4 rows × 16 columns,
-//   so a (4·NW)×16 tile instead of a 64×64 one that would be 75% idle at Q = 16.
+//   so a (4·NW)×16 tile instead of a 64×64 one that would be 75% idle at Q = 16; in nt with K and
+//   bOffset multiples of 4 (narrow4) a and b are read 16 bytes at a time.
 // splitk (hardware GPUs, small P·Q with long D: LoRA's weight gradients summing over all tokens):
 //   `splits` slices of d each write a 4×4 block's partial sums into a scratch buffer; splitk_reduce
 //   adds them in split order (deterministic) and applies alpha/accumulate.
@@ -824,6 +825,65 @@ fn narrow_nn_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn narrow_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                  @builtin(local_invocation_index) lid: u32) {
   narrow(wid, nwg, lid, true, false, F32);
+}
+
+// narrow4 (the narrow path for nt when K and bOffset are multiples of 4): the same tile with
+// 16-byte loads of a and b along d (a4/b4, bound whole), 64 dot products per 4 d.
+fn narrow4_nt(wid: vec3u, nwg: vec3u, lid: u32, dt: u32) {
+  let tile = tile_index(wid, nwg);
+  if (tile >= p.groups) {
+    return;
+  }
+  let pb = (tile / p.tiles_q) * (4u * NW) + lid * 4u;
+  let qb = (tile % p.tiles_q) * 16u;
+  if (pb >= p.rows) {
+    return;
+  }
+  let D4 = p.depth / 4u;
+  let ar = clamp4(pb, p.rows) * D4;
+  var bq: array<vec4u, 4>;
+  for (var g = 0u; g < 4u; g++) {
+    bq[g] = clamp4(qb + 4u * g, p.cols) * p.depth + vec4u(p.b_offset);
+  }
+  var acc: array<vec4f, 16>;
+  for (var d = 0u; d < D4; d++) {
+    let e = 4u * d;
+    let x0 = a4[ar.x + d];
+    let x1 = a4[ar.y + d];
+    let x2 = a4[ar.z + d];
+    let x3 = a4[ar.w + d];
+    for (var g = 0u; g < 4u; g++) {
+      let b0 = load_b4(bq[g].x + e, dt);
+      let b1 = load_b4(bq[g].y + e, dt);
+      let b2 = load_b4(bq[g].z + e, dt);
+      let b3 = load_b4(bq[g].w + e, dt);
+      acc[g] += vec4f(dot(x0, b0), dot(x0, b1), dot(x0, b2), dot(x0, b3));
+      acc[4u + g] += vec4f(dot(x1, b0), dot(x1, b1), dot(x1, b2), dot(x1, b3));
+      acc[8u + g] += vec4f(dot(x2, b0), dot(x2, b1), dot(x2, b2), dot(x2, b3));
+      acc[12u + g] += vec4f(dot(x3, b0), dot(x3, b1), dot(x3, b2), dot(x3, b3));
+    }
+  }
+  for (var g = 0u; g < 4u; g++) {
+    store_block(pb, qb + 4u * g, 1u, array(acc[g], acc[4u + g], acc[8u + g], acc[12u + g]));
+  }
+}
+
+@compute @workgroup_size(NW)
+fn narrow4_nt_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  narrow4_nt(wid, nwg, lid, F32);
+}
+
+@compute @workgroup_size(NW)
+fn narrow4_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  narrow4_nt(wid, nwg, lid, BF16);
+}
+
+@compute @workgroup_size(NW)
+fn narrow4_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_index) lid: u32) {
+  narrow4_nt(wid, nwg, lid, F16);
 }
 
 // ---------------------------------------------------------------------------------------------

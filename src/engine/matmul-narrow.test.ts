@@ -84,6 +84,12 @@ describe('matmul narrow (≤ 64 output columns)', () => {
         expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
       }
     }
+    // K and bOffset multiples of 4: nt reads 16 bytes at a time (narrow4); the others the same as above
+    for (const Q of COLUMNS) {
+      const c: Case = { layout, dtype, P: 4 * 64 + 9, Q, D: 44, alpha: 0.5, accumulate: Q % 2 === 1, bOffset: Q % 2 ? 4 : 0 };
+      const { err, seed } = await runCase(ctx, c, { path: 'narrow' });
+      expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
+    }
     // a smaller workgroup through the override constant
     const c: Case = { layout, dtype, P: 77, Q: 16, D: 21, alpha: 1, accumulate: false, bOffset: 0 };
     const { err, seed } = await runCase(ctx, c, { path: 'narrow', constants: { NW: 8 } });
@@ -135,6 +141,9 @@ describe('narrow and split-K selection and refusals', () => {
     expect(defaultMatmulPath(false, 'tn', gradA, 0, 'f32')).toBe('tiled');
     expect(defaultMatmulPath(false, 'tn', gradA, 0, 'f32', (p) => p === MATMUL_PATHS.narrow)).toBe('tiled'); // Q = 2048
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', yes)).toBe('narrow');
+    // aligned nt runs the 16-byte-load kernel, which its own self-test case proves
+    expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4)).toBe('tiled');
+    expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192, k: 2047 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4)).toBe('narrow');
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16')).toBe('tiled');
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'int8', yes)).toBe('tiled');
     expect(defaultMatmulPath(true, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', yes)).toBe('vec4');

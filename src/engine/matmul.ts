@@ -89,7 +89,10 @@ export const MATMUL_DIRECT = { CX: 8, CY: 8 } as const;
 /** skinny (CPU adapters, layout nt, M ≤ SKINNY_MAX_M): SW threads, each 4 columns for SR ≥ M rows (SR set per call). */
 export const MATMUL_SKINNY = { SW: 64 } as const;
 export const SKINNY_MAX_M = 4;
-/** narrow (GPUs, Q ≤ NARROW_MAX_Q, any layout): NW threads, each 4 rows × 16 columns, so a (4·NW)×16 tile. */
+/**
+ * narrow (GPUs, Q ≤ NARROW_MAX_Q, any layout): NW threads, each 4 rows × 16 columns, so a (4·NW)×16
+ * tile; 16-byte loads of a and b in nt when K and bOffset are multiples of 4.
+ */
 export const MATMUL_NARROW = { NW: 64 } as const;
 export const NARROW_MAX_Q = 64;
 /**
@@ -107,7 +110,7 @@ const SPLITK_TARGET_THREADS = 32 * 1024;
 export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
-export const MATMUL_PATHS = { narrow: 'matmul.narrow', splitk: 'matmul.splitk' } as const;
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk' } as const;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
@@ -231,7 +234,9 @@ export function defaultMatmulPath(
   if (NARROW_SPLITK_B_DTYPES.includes(dtype as DType)) {
     const [P, Q, D] = matmulPQD(layout, dims);
     if (P * Q <= SPLITK_MAX_OUT && D >= SPLITK_MIN_D && proven(MATMUL_PATHS.splitk)) return 'splitk';
-    if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow)) return 'narrow';
+    // narrow in nt with aligned K takes the 16-byte-load kernel (narrow4), proven by its own case
+    const needs4 = layout === 'nt' && vec4Aligned(layout, dims, bOffset);
+    if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow) && (!needs4 || proven(MATMUL_PATHS.narrow4))) return 'narrow';
   }
   return 'tiled';
 }
@@ -313,12 +318,14 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     tilesQ = Math.ceil(Q / tq);
     groups = Math.ceil(P / tp) * tilesQ;
   }
-  // vec4 and skinny read a and b whole (b's last vec4 of 16-bit values may lie in the buffer's padding).
+  // narrow in nt with K and bOffset multiples of 4 reads 16 bytes at a time (narrow4).
+  const narrow4 = path === 'narrow' && layout === 'nt' && vec4Aligned(layout, dims, bOffset);
+  // vec4, narrow4 and skinny read a and b whole (b's last vec4 of 16-bit values may lie in the buffer's padding).
   const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
   batch.dispatch({
-    kernel: { name: 'matmul', code, entryPoint: `${path}_${layout}_${b.dtype}`, constants },
+    kernel: { name: 'matmul', code, entryPoint: `${narrow4 ? 'narrow4' : path}_${layout}_${b.dtype}`, constants },
     params: params(P, Q, D, bOffset, alpha, accumulate, tilesQ, groups, isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0),
-    buffers: path === 'vec4' || path === 'skinny' ? [whole(a), whole(b), out] : [a, b, out],
+    buffers: path === 'vec4' || path === 'skinny' || narrow4 ? [whole(a), whole(b), out] : [a, b, out],
     groups: splitGroups(groups),
   });
 }

@@ -25,6 +25,8 @@ interface MatmulCase {
   bOffset: number;
   /** Force this path and prove it on GPUs (the self-test is what lets a GPU choose it). */
   path?: 'narrow' | 'splitk';
+  /** The name this case proves (default: the path's); narrow's aligned-nt kernel is proven apart. */
+  proves?: keyof typeof MATMUL_PATHS;
 }
 
 /** [rows, cols] of a, b and out for each layout. */
@@ -38,7 +40,7 @@ function matmulCase(name: string, c: MatmulCase): SelfTestCase {
   const path: MatmulPath | undefined = c.path;
   return {
     name,
-    proves: path ? (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS[path]) : undefined,
+    proves: path ? (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS[c.proves ?? path]) : undefined,
     run: async (ctx, t) => {
       const s = shapesOf(c);
       const size = (shape: number[]) => shape[0]! * shape[1]!;
@@ -65,7 +67,19 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
   matmulCase('matmul nn, accumulate', { layout: 'nn', dtype: 'f32', m: 19, n: 29, k: 37, alpha: 1, accumulate: true, bOffset: 0 }),
   matmulCase('matmul tn', { layout: 'tn', dtype: 'f32', m: 23, n: 29, k: 37, alpha: 0.5, accumulate: false, bOffset: 0 }),
   // LoRA's rank-16 products: x·Aᵀ (narrow) and the A gradient dTmpᵀ·x summed over tokens (split-K).
-  matmulCase('matmul narrow nt, bf16 weight, 16 columns', { layout: 'nt', dtype: 'bf16', m: 261, n: 16, k: 45, alpha: 1, accumulate: true, bOffset: 1, path: 'narrow' }),
+  matmulCase('matmul narrow nn, bf16 weight, 16 columns', { layout: 'nn', dtype: 'bf16', m: 261, n: 45, k: 16, alpha: 1, accumulate: true, bOffset: 1, path: 'narrow' }),
+  matmulCase('matmul narrow nt, 16-byte loads, bf16 weight, 16 columns', {
+    layout: 'nt',
+    dtype: 'bf16',
+    m: 261,
+    n: 16,
+    k: 44,
+    alpha: -0.5,
+    accumulate: true,
+    bOffset: 4,
+    path: 'narrow',
+    proves: 'narrow4',
+  }),
   matmulCase('matmul split-K tn, long reduction', { layout: 'tn', dtype: 'f32', m: 1031, n: 16, k: 37, alpha: 0.5, accumulate: true, bOffset: 0, path: 'splitk' }),
   {
     name: 'lora forward',
