@@ -56,8 +56,14 @@ test.describe('quantized base', () => {
     await page.getByLabel('GPU memory free (GiB, optional)').fill('3.5');
     const card = page.locator('[data-preset="llama-3.2-3b"]');
     const weights = card.getByTestId('preset-weights');
-    await expect(weights).toContainText(/bf16: 7\.0\d GiB to train .* — does not fit/);
-    await expect(weights).toContainText(/int4: 2\.9\d GiB to train · the first load downloads .* later loads read a 1\.8\d GiB cache \(default\)/);
+    // The figures are the memory plan's (tested against measured peaks in src/model); here: bf16
+    // over the stated 3.5 GiB, int4 under it (the issue's bound for 3B) and the default.
+    await expect(weights).toContainText(/bf16: \d+\.\d\d GiB to train .* — does not fit/);
+    await expect(weights).toContainText(/int4: \d\.\d\d GiB to train · the first load downloads .* later loads read a \d\.\d\d GiB cache \(default\)/);
+    const text = await weights.innerText();
+    const gib = (dtype: string) => Number(new RegExp(`${dtype}: (\\d+\\.\\d\\d) GiB to train`).exec(text)![1]);
+    expect(gib('bf16')).toBeGreaterThan(3.5);
+    expect(gib('int4')).toBeLessThanOrEqual(3.5);
     await expect(card.getByTestId('preset-weights-reason')).toContainText('Default int4: int4 is the most precise that fits the 3.50 GiB');
     await expect(card.getByTestId('preset-verdict')).toContainText('Fits');
     await weights.getByLabel(/^bf16/).check();
