@@ -6,8 +6,8 @@ import { hubRepoOf } from '../train/base-model';
 
 export type StepId = 'model' | 'sources' | 'data' | 'train' | 'evaluate' | 'compare' | 'export';
 
-/** done; active: under way or partly done; todo; planned: the studio has no such page yet. */
-export type StepState = 'done' | 'active' | 'todo' | 'planned';
+/** done; active: under way or partly done; todo. */
+export type StepState = 'done' | 'active' | 'todo';
 
 export interface FlowFacts {
   model: { state: 'none' | 'loading' | 'loaded' | 'error'; name: string | null; demo: boolean };
@@ -124,7 +124,7 @@ export function flowSteps(f: FlowFacts): FlowStep[] {
 /** The first unfinished step's action (the studio's "what now?"), or null when every step is done. */
 export function nextAction(f: FlowFacts): NextAction | null {
   const steps = flowSteps(f);
-  const first = steps.find((s) => s.state !== 'done' && s.state !== 'planned');
+  const first = steps.find((s) => s.state !== 'done');
   if (!first) return null;
   const at = (label: string, why: string): NextAction => ({ step: first.id, path: first.path, label, why });
   const d = f.data;

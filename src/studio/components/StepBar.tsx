@@ -67,7 +67,7 @@ export function useFlowFacts(): FlowFacts {
   }, [load, model, entries, prompts, responses, dataRunning, report, runs, live, adapters, evalRunning, evaluations, compareRunning, compared, exported]);
 }
 
-const STATE_TEXT: Record<StepState, string> = { done: 'done', active: 'in progress', todo: 'to do', planned: 'not built yet' };
+const STATE_TEXT: Record<StepState, string> = { done: 'done', active: 'in progress', todo: 'to do' };
 
 function StepLink({ step, n, current }: { step: FlowStep; n: number; current: boolean }) {
   const id = `step-${step.id}-state`;
