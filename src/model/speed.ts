@@ -7,6 +7,7 @@
 import type { GpuContext } from '../gpu/context';
 import { decode, encode } from '../gpu/dtype';
 import { matmul } from '../engine/matmul';
+import { seededRandom } from './rng';
 
 export interface DeviceSpeed {
   /** GFLOP/s of x·Wᵀ with `decodeRows` rows (a decode step of a batch). */
@@ -21,16 +22,11 @@ export interface DeviceSpeed {
 
 export const SPEED_PROBE = { decodeRows: 8, prefillRows: 128, k: 2048, n: 2048 } as const;
 
-/** A cheap deterministic fill in [-scale, scale) (xorshift32): no need for a seeded RNG module here. */
+/** Uniform values in [-scale, scale) from a seeded generator (the probe's inputs are the same every run). */
 function fill(n: number, seed: number, scale: number): Float32Array {
+  const next = seededRandom(seed);
   const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296 * 2 - 1) * scale;
-  }
+  for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * scale;
   return out;
 }
 
