@@ -1,11 +1,10 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { writeTinyRewardModel, type TinyRewardModel } from '../src/data/test-reward-model';
 import { writeDemoModel } from '../src/model/demo-node';
+import { isPlainName, startFileServer, type FileServer } from './file-server';
 import { MOCK_MODEL, startOpenAIMock, type MockOpenAI } from './openai-mock';
 import { cliRewards, readRun, screenshot, watchErrors } from './helpers';
 
@@ -22,7 +21,7 @@ const N = 2;
 
 let dir = '';
 let rmModel: TinyRewardModel;
-let server: Server;
+let files: FileServer;
 let base = '';
 let mock: MockOpenAI;
 
@@ -32,32 +31,17 @@ test.beforeAll(async () => {
   rmModel = await writeTinyRewardModel(join(dir, 'rm'), { scoreScale: 16, template: 'llama-3' });
   await writeDemoModel(join(dir, 'lm'), { tokenizer: false, vocabSize: 256 });
   // The model folders on 127.0.0.1 with CORS and Range support.
-  server = createServer((req, res) => {
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Allow-Headers', 'Range, Authorization');
-    res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges');
-    if (req.method === 'OPTIONS') return void res.writeHead(204).end();
-    const m = /^\/(rm|lm)\/([\w.-]+)$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
-    if (!m) return void res.writeHead(404).end();
-    readFile(join(dir, m[1]!, m[2]!)).then(
-      (body) => {
-        const r = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-        const start = r ? Number(r[1]) : 0;
-        const end = r?.[2] ? Math.min(Number(r[2]), body.length - 1) : body.length - 1;
-        res.writeHead(r ? 206 : 200, { 'Accept-Ranges': 'bytes', 'Content-Length': end - start + 1, ...(r ? { 'Content-Range': `bytes ${start}-${end}/${body.length}` } : {}) });
-        res.end(req.method === 'HEAD' ? undefined : body.subarray(start, end + 1));
-      },
-      () => res.writeHead(404).end(),
-    );
+  files = await startFileServer((path) => {
+    const m = /^\/(rm|lm)\/(.+)$/.exec(path);
+    return m && isPlainName(m[2]!) ? readFile(join(dir, m[1]!, m[2]!)) : undefined;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = files.base;
   mock = await startOpenAIMock({ reply: (prompt, seed) => `Answer (sample ${(seed ?? NaN) - SEED}) to: ${prompt}` });
 });
 
 test.afterAll(async () => {
   await mock?.close();
-  await new Promise((r) => server?.close(r));
+  await files?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
