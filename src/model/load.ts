@@ -9,13 +9,12 @@ import type { GpuContext } from '../gpu/context';
 import { proveKernelPaths } from '../engine/selftest';
 import type { DType } from '../gpu/dtype';
 import type { QuantDType } from '../gpu/quant';
-import type { Tensor } from '../gpu/tensor';
 import { parseModelConfig, type ModelConfig } from './config';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry } from './safetensors';
 import { checkFileName, fetchFiles, type ModelSource } from './source';
 import { ggufTensorDTypes, loadGgufModel, planGgufTensors, readGgufMeta } from './gguf/load';
 import { cacheStoreOf, quantCacheKey, readQuantCache, writeQuantCache } from './quant-cache';
-import { expectedTensors, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
+import { expectedTensors, uploadReleasingOnFailure, uploadWeights, type ModelWeights, type TensorBytes } from './weights';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -345,26 +344,5 @@ async function uploadPlanned(
     };
   };
 
-  // Track every tensor uploadWeights allocates, so a failure part-way leaks no GPU memory.
-  const created: Tensor[] = [];
-  const tracking = new Proxy(ctx, {
-    get(target, prop) {
-      if (prop === 'tensor')
-        return (...args: Parameters<GpuContext['tensor']>) => {
-          const t = target.tensor(...args);
-          created.push(t);
-          return t;
-        };
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-  try {
-    const weights = await uploadWeights(tracking, config, get, undefined, { quant: opts.quant ?? null });
-    await ctx.flush();
-    return weights;
-  } catch (e) {
-    for (const t of created) if (!t.isReleased) t.release();
-    throw e;
-  }
+  return uploadReleasingOnFailure(ctx, (tracking) => uploadWeights(tracking, config, get, undefined, { quant: opts.quant ?? null }));
 }

@@ -168,6 +168,34 @@ export async function uploadQuantized(ctx: GpuContext, t: Tensor, src: TensorByt
   }
 }
 
+/**
+ * Runs `upload` on a view of `ctx` that records every tensor it allocates, then flushes; if the
+ * upload fails part-way, what it allocated is released, so a failed load leaks no GPU memory.
+ */
+export async function uploadReleasingOnFailure<T>(ctx: GpuContext, upload: (tracking: GpuContext) => Promise<T>): Promise<T> {
+  const created: Tensor[] = [];
+  const tracking = new Proxy(ctx, {
+    get(target, prop) {
+      if (prop === 'tensor')
+        return (...args: Parameters<GpuContext['tensor']>) => {
+          const t = target.tensor(...args);
+          created.push(t);
+          return t;
+        };
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  try {
+    const result = await upload(tracking);
+    await ctx.flush();
+    return result;
+  } catch (e) {
+    for (const t of created) if (!t.isReleased) t.release();
+    throw e;
+  }
+}
+
 export interface UploadWeightsOptions {
   /** Quantize the base on the way: projections to this format, embedding / lm_head to int8. */
   quant?: QuantDType | null;

@@ -12,11 +12,10 @@ import { ProgressMeter } from '../../io/progress';
 import type { GpuContext } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import { dequantize, formatOfType, type GgmlTypeName } from '../../gpu/ggml';
-import type { Tensor } from '../../gpu/tensor';
 import type { ModelConfig } from '../config';
 import { type LoadedFile, type LoadedModel, type LoadOptions, type ModelMeta, type TokenizerFiles } from '../load';
 import { fetchFiles, type HttpModelSource, type ModelSource } from '../source';
-import { uploadWeights, type ModelWeights, type TensorBytes } from '../weights';
+import { uploadReleasingOnFailure, uploadWeights, type ModelWeights, type TensorBytes } from '../weights';
 import { expectedGgufTensors, ggufArchitecture, ggufModelConfig, IGNORED_GGUF_TENSORS, permutedHeads, unpermuteRows } from './config';
 import { GgufError, readGgufHeader, type GgufHeader, type GgufTensor } from './reader';
 import { ggufTokenizerFiles, ggufTokenizerProblem } from './tokenizer';
@@ -213,25 +212,5 @@ async function uploadGguf(ctx: GpuContext, plan: GgufPlan, src: ByteSource, { on
       },
     };
   };
-  const created: Tensor[] = [];
-  const tracking = new Proxy(ctx, {
-    get(target, prop) {
-      if (prop === 'tensor')
-        return (...args: Parameters<GpuContext['tensor']>) => {
-          const t = target.tensor(...args);
-          created.push(t);
-          return t;
-        };
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-  try {
-    const weights = await uploadWeights(tracking, plan.config, get);
-    await ctx.flush();
-    return weights;
-  } catch (e) {
-    for (const t of created) if (!t.isReleased) t.release();
-    throw e;
-  }
+  return uploadReleasingOnFailure(ctx, (tracking) => uploadWeights(tracking, plan.config, get));
 }
