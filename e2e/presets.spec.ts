@@ -91,6 +91,7 @@ test.describe('Model page presets', () => {
     await expect(llama3b.getByTestId('preset-weights-reason')).toContainText('Default int4');
     await expect(llama3b.getByTestId('preset-verdict')).toContainText('Fits');
     // In bf16 it does not fit.
+    await llama3b.getByTestId('preset-weights').locator('summary').click();
     await llama3b.getByTestId('preset-weights').getByLabel(/^bf16/).check();
     await expect(llama3b.getByTestId('preset-verdict')).toContainText(/Does not fit: a training step needs \d+\.\d\d GiB, more than the 3\.00 GiB you said this GPU has/);
     const instead = llama3b.getByRole('button', { name: /^Load .+ instead \(fits\)$/ });

@@ -56,6 +56,9 @@ test.describe('quantized base', () => {
     await page.getByLabel('GPU memory free (GiB, optional)').fill('3.5');
     const card = page.locator('[data-preset="llama-3.2-3b"]');
     const weights = card.getByTestId('preset-weights');
+    // Folded to the chosen weights; the summary names it, opening it lists the three.
+    await expect(weights.getByTestId('preset-weights-chosen')).toHaveText('int4');
+    await weights.locator('summary').click();
     // The figures are the memory plan's (tested against measured peaks in src/model); here: bf16
     // over the stated 3.5 GiB, int4 under it (the bound for 3B) and the default.
     await expect(weights).toContainText(/bf16: \d+\.\d\d GiB to train .* — does not fit/);

@@ -132,26 +132,38 @@ export function PresetPanel({ busy }: { busy: boolean }) {
   );
 }
 
-/** bf16 / int8 / int4 for a target preset: each one's plan, download and cache; the default fits. */
+/**
+ * bf16 / int8 / int4 for a target preset: each one's plan, download and cache; the default fits.
+ * Folded to the chosen one (every target card lists three choices, which made the page very long
+ * on a phone); the summary says which is chosen and whether it fits.
+ */
 function WeightsFieldset({ id, advice, selected, onSelect }: { id: string; advice: WeightsAdvice; selected: WeightsChoice; onSelect: (q: WeightsChoice) => void }) {
+  const chosen = advice.options.find((o) => o.quant === selected) ?? advice.options.find((o) => o.quant === advice.recommended)!;
   return (
-    <fieldset className="preset-source" data-testid="preset-weights">
-      <legend>Weights on the GPU</legend>
-      {advice.options.map((o) => (
-        <label className="radio-option" key={o.label}>
-          <input type="radio" name={`${id}-weights`} checked={selected === o.quant} onChange={() => onSelect(o.quant)} />
-          <span>
-            {describeWeightsOption(o)}
-            {o.quant === advice.recommended ? ' (default)' : ''}
-            {o.fits ? '' : ' — does not fit'}
-          </span>
-        </label>
-      ))}
-      <small className="field-hint" data-testid="preset-weights-reason">
-        Default {advice.options.find((o) => o.quant === advice.recommended)!.label}: {advice.reason} int8/int4 keep the projections quantized (an f16 scale per 32 weights) and the
-        embedding int8; adapters trained on them are ordinary adapters of the full-precision model.
-      </small>
-    </fieldset>
+    <details className="preset-weights" data-testid="preset-weights">
+      <summary>
+        Weights on the GPU: <strong data-testid="preset-weights-chosen">{chosen.label}</strong>
+        {chosen.quant === advice.recommended ? ' (default)' : ''}
+        {chosen.fits ? '' : ' — does not fit'} · {advice.options.length} choices
+      </summary>
+      <fieldset className="preset-source">
+        <legend className="sr-only">Weights on the GPU</legend>
+        {advice.options.map((o) => (
+          <label className="radio-option" key={o.label}>
+            <input type="radio" name={`${id}-weights`} checked={selected === o.quant} onChange={() => onSelect(o.quant)} />
+            <span>
+              {describeWeightsOption(o)}
+              {o.quant === advice.recommended ? ' (default)' : ''}
+              {o.fits ? '' : ' — does not fit'}
+            </span>
+          </label>
+        ))}
+        <small className="field-hint" data-testid="preset-weights-reason">
+          Default {advice.options.find((o) => o.quant === advice.recommended)!.label}: {advice.reason} int8/int4 keep the projections quantized (an f16 scale per 32 weights) and the
+          embedding int8; adapters trained on them are ordinary adapters of the full-precision model.
+        </small>
+      </fieldset>
+    </details>
   );
 }
 
