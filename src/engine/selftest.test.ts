@@ -87,6 +87,25 @@ describe('GPU self-test', () => {
     expect(draws[0]).toEqual(draws[1]);
   });
 
+  it('skips a case the device cannot run (missing feature): reported with its reason, not run, proves nothing', async () => {
+    const ctx = await testContext();
+    let runs = 0;
+    const cases: SelfTestCase[] = [
+      {
+        name: 'needs a feature',
+        skip: () => 'not available: adapter lacks test-feature',
+        proves: () => 'test.skipped',
+        run: async () => (runs++, { relError: 0, bound: 1e-6 }),
+      },
+    ];
+    const [r] = await runSelfTest(ctx, undefined, { cases, seed: 4 });
+    expect(runs).toBe(0);
+    expect(r).toMatchObject({ pass: true, skipped: 'not available: adapter lacks test-feature' });
+    expect(r!.proved).toBeUndefined();
+    expect(isProven(ctx, 'test.skipped')).toBe(false);
+    expect(await proveKernelPaths(ctx, { cases })).toEqual([]);
+  });
+
   it('has uniquely named cases (names seed the cases and key the result rows)', () => {
     const names = SELF_TEST_CASES.map((c) => c.name);
     expect(new Set(names).size).toBe(names.length);

@@ -69,6 +69,11 @@ export interface SelfTestCase {
    * there (a CPU adapter, which never takes the path by default). A pass marks it proven.
    */
   proves?: (ctx: GpuContext) => string | null;
+  /**
+   * Why the case cannot run on this device (e.g. "not available: adapter lacks shader-f16"), or
+   * null to run it. A skipped case proves nothing and counts as neither pass nor failure.
+   */
+  skip?: (ctx: GpuContext) => string | null;
 }
 
 export interface SelfTestResult {
@@ -84,6 +89,8 @@ export interface SelfTestResult {
   error?: string;
   /** The kernel path this run proved on the device (the case passed). */
   proved?: string;
+  /** Set when the case did not run on this device (SelfTestCase.skip): why. `pass` is then true, relError NaN. */
+  skipped?: string;
 }
 
 export interface SelfTestProgress {
@@ -140,6 +147,7 @@ export async function runSelfTest(
  */
 export async function proveKernelPaths(ctx: GpuContext, options: SelfTestOptions = {}): Promise<SelfTestResult[]> {
   const cases = (options.cases ?? SELF_TEST_CASES).filter((c) => {
+    if (c.skip?.(ctx)) return false;
     const path = c.proves?.(ctx);
     return path && !isProven(ctx, path);
   });
@@ -154,6 +162,8 @@ function caseSeed(runSeed: number, name: string): number {
 }
 
 async function runCase(ctx: GpuContext, c: SelfTestCase, seed: number): Promise<SelfTestResult> {
+  const skipped = c.skip?.(ctx);
+  if (skipped) return { name: c.name, relError: NaN, bound: NaN, pass: true, ms: 0, seed, skipped };
   const next = rng(caseSeed(seed, c.name));
   const owned: Tensor[] = [];
   const own = (t: Tensor): Tensor => (owned.push(t), t);

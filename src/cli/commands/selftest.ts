@@ -15,7 +15,7 @@ export async function run({ values }: Parsed<typeof SELFTEST_OPTIONS>): Promise<
       op: r.name,
       'rel error': r.relError,
       bound: r.bound,
-      result: r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`,
+      result: r.skipped ? `skipped (${r.skipped})` : r.pass ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`,
       ms: Math.round(r.ms),
     })),
   );

@@ -20,6 +20,8 @@ export function SelfTestPanel() {
   const { running, results, done, total, current, error } = selfTest;
   const finished = !running && results.length > 0;
   const failed = results.filter((r) => !r.pass).length;
+  const skipped = results.filter((r) => r.skipped).length;
+  const ran = results.length - skipped;
 
   return (
     <section className="card" aria-labelledby="selftest-title">
@@ -37,8 +39,8 @@ export function SelfTestPanel() {
           {running && (current ? `Running ${current} (${done + 1} of ${total})…` : 'Starting…')}
           {finished &&
             (failed === 0
-              ? `All ${results.length} kernels passed.`
-              : `${failed} of ${results.length} kernels failed.`)}
+              ? `All ${ran} kernels passed${skipped ? ` (${skipped} not available on this GPU)` : ''}.`
+              : `${failed} of ${ran} kernels failed.`)}
         </p>
       </div>
       {error && (
@@ -90,7 +92,12 @@ function ResultRow({ r }: { r: SelfTestResult }) {
       <td className="num">{formatError(r.relError)}</td>
       <td className="num">{formatBound(r.bound)}</td>
       <td>
-        <span className={r.pass ? 'badge badge--pass' : 'badge badge--fail'}>{r.pass ? 'pass' : 'fail'}</span>
+        {r.skipped ? (
+          <span className="badge">skipped</span>
+        ) : (
+          <span className={r.pass ? 'badge badge--pass' : 'badge badge--fail'}>{r.pass ? 'pass' : 'fail'}</span>
+        )}
+        {r.skipped && <span className="hint"> {r.skipped}</span>}
         {r.error && <span className="error-text"> {r.error}</span>}
       </td>
       <td className="num">{r.ms < 10 ? r.ms.toFixed(1) : Math.round(r.ms)} ms</td>
