@@ -44,6 +44,21 @@ describe('GpuContext', () => {
     expect(summarize(fake).isFallback).toBe(true);
   });
 
+  it('records the subgroup-matrix configs and max subgroup size of an adapter that reports them (chromium-experimental-subgroup-matrix)', async () => {
+    // An Apple M-series adapter in Chrome: fields are prototype getters, configs interface objects.
+    const config = Object.create({ componentType: 'f32', resultComponentType: 'f32', M: 8, N: 8, K: 8 }) as object;
+    const info = Object.create({ vendor: 'apple', architecture: 'metal-3', device: '', description: '', subgroupMaxSize: 32, subgroupMatrixConfigs: [config] }) as GPUAdapterInfo;
+    const features = new Set(['subgroups', 'chromium-experimental-subgroup-matrix']);
+    const s = summarize({ info, features, limits: {} } as unknown as GPUAdapter);
+    expect(s.subgroupMaxSize).toBe(32);
+    expect(s.subgroupMatrixConfigs).toEqual([{ componentType: 'f32', resultComponentType: 'f32', M: 8, N: 8, K: 8 }]);
+    expect(structuredClone(s).subgroupMatrixConfigs).toEqual(s.subgroupMatrixConfigs); // posts to a worker intact
+    // SwiftShader lacks the feature: no configs, and the feature is not requested.
+    const ctx = await createNodeContext();
+    expect(ctx.adapter.subgroupMatrixConfigs).toEqual([]);
+    expect(ctx.features.has('chromium-experimental-subgroup-matrix')).toBe(false);
+  });
+
   it('counts live, allocated and peak bytes, and reuses released buffers', async () => {
     const ctx = await createNodeContext();
     const before = ctx.pool.stats();

@@ -10,7 +10,18 @@ import { BufferPool } from './pool';
 import { Profiler } from './profiler';
 import { Tensor } from './tensor';
 
-export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+// 'chromium-experimental-subgroup-matrix' (Chrome on Apple M1 and later) is not in @webgpu/types'
+// GPUFeatureName; like the others it is requested only where the adapter lists it.
+export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;
+
+/** One of GPUAdapterInfo.subgroupMatrixConfigs (chromium-experimental-subgroup-matrix): result[M,N] += left[M,K]·right[K,N]. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
 
 // Limits we ask for at the adapter's real value instead of the spec default.
 const RAISED_LIMITS = [
@@ -34,6 +45,10 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   /** True for CPU implementations: SwiftShader, lavapipe (llvmpipe), WARP (`isSoftwareAdapter`). */
   isFallback: boolean;
+  /** GPUAdapterInfo.subgroupMaxSize where the adapter reports it (`subgroups`). */
+  subgroupMaxSize?: number;
+  /** GPUAdapterInfo.subgroupMatrixConfigs: empty unless the adapter has chromium-experimental-subgroup-matrix. */
+  subgroupMatrixConfigs?: SubgroupMatrixConfig[];
 }
 
 export interface ContextOptions {
@@ -188,6 +203,7 @@ export function summarize(adapter: GPUAdapter): AdapterSummary {
     if (typeof v === 'number') limits[key] = v;
   }
   const description = info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(' ');
+  const extra = info as { subgroupMaxSize?: number; subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[] };
   return {
     vendor: info.vendor,
     architecture: info.architecture,
@@ -195,6 +211,15 @@ export function summarize(adapter: GPUAdapter): AdapterSummary {
     description,
     features: [...adapter.features].sort(),
     limits,
+    subgroupMaxSize: typeof extra.subgroupMaxSize === 'number' ? extra.subgroupMaxSize : undefined,
+    // Copied field by field: the configs are interface objects whose fields are getters (a page posts the summary to a worker).
+    subgroupMatrixConfigs: [...(extra.subgroupMatrixConfigs ?? [])].map((c) => ({
+      componentType: String(c.componentType),
+      resultComponentType: String(c.resultComponentType),
+      M: c.M,
+      N: c.N,
+      K: c.K,
+    })),
     // Named fields, not a spread: GPUAdapterInfo's fields are prototype getters, which a spread drops.
     isFallback: isSoftwareAdapter({
       vendor: info.vendor,
