@@ -14,6 +14,7 @@ import { quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
 import { isProven } from './proven';
+import { matmulGemvSg } from './matmul-gemv-sg';
 
 /** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
 const QUANT_DT: Record<string, string> = {
@@ -77,7 +78,7 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'gemv' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk';
+export type MatmulPath = 'tiled' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
@@ -110,7 +111,7 @@ const SPLITK_TARGET_THREADS = 32 * 1024;
 export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
-export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk' } as const;
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', gemvSg: 'matmul.gemv-sg' } as const;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
@@ -230,7 +231,8 @@ export function defaultMatmulPath(
     if (skinnyAligned(layout, dims, dtype, bOffset)) return 'skinny';
     return vec4Aligned(layout, dims, bOffset) ? 'vec4' : 'direct';
   }
-  if (layout === 'nt' && dims.m <= GEMV_MAX_M) return 'gemv';
+  // decode: subgroup reductions (./matmul-gemv-sg.ts) once proven, which needs `subgroups`
+  if (layout === 'nt' && dims.m <= GEMV_MAX_M) return proven(MATMUL_PATHS.gemvSg) ? 'gemv-sg' : 'gemv';
   if (NARROW_SPLITK_B_DTYPES.includes(dtype as DType)) {
     const [P, Q, D] = matmulPQD(layout, dims);
     if (P * Q <= SPLITK_MAX_OUT && D >= SPLITK_MIN_D && proven(MATMUL_PATHS.splitk)) return 'splitk';
@@ -279,6 +281,11 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     throw new Error(`${op}: the narrow path needs at most ${NARROW_MAX_Q} output columns (${Q} here); use tiled`);
   if (path === 'splitk') {
     splitK(batch, args, options, P, Q, D, alpha, accumulate, bOffset);
+    return;
+  }
+  if (path === 'gemv-sg') {
+    if (layout !== 'nt') throw new Error(`${op}: the gemv-sg path needs layout nt and M ≤ ${GEMV_MAX_M}`);
+    matmulGemvSg(batch, { a, b, out, ...dims, alpha, accumulate: accumulate === 1, bOffset }, options.constants);
     return;
   }
   if (path === 'gemv' && (layout !== 'nt' || dims.m > GEMV_MAX_M))
