@@ -14,6 +14,7 @@ import { quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
 import { isProven } from './proven';
+import { matmulSgmat, type SgmatVariant } from './matmul-sgmat';
 import { matmulGemvSg } from './matmul-gemv-sg';
 
 /** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
@@ -78,7 +79,7 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk';
+export type MatmulPath = 'tiled' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk' | 'sgmat';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
@@ -108,10 +109,12 @@ export const SPLITK_MIN_D = 1024;
 const SPLITK_MIN_CHUNK = 128;
 const SPLITK_TARGET_THREADS = 32 * 1024;
 /** The dtypes of b narrow and splitk take (float weights; quantized b keeps the older paths). */
+/** sgmat: GPUs take it by default (once proven) for outputs past split-K's with both sides at least one 64-wide tile. */
+export const SGMAT_MIN_SIDE = 64;
 export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
-export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', gemvSg: 'matmul.gemv-sg' } as const;
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', sgmat: 'matmul.subgroup-matrix', gemvSg: 'matmul.gemv-sg' } as const;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
@@ -120,6 +123,8 @@ export interface MatmulOptions {
   constants?: Record<string, number>;
   /** splitk: how many slices D is cut into (default: enough for SPLITK_TARGET_THREADS threads). */
   splits?: number;
+  /** sgmat (./matmul-sgmat.ts): the chromium subgroup-matrix builtins (default) or their plain-WGSL emulation (tests, benches on adapters without the feature). */
+  subgroupMatrix?: SgmatVariant;
 }
 
 type Dim = 'm' | 'n' | 'k';
@@ -239,6 +244,8 @@ export function defaultMatmulPath(
     // narrow in nt with aligned K takes the 16-byte-load kernel (narrow4), proven by its own case
     const needs4 = layout === 'nt' && vec4Aligned(layout, dims, bOffset);
     if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow) && (!needs4 || proven(MATMUL_PATHS.narrow4))) return 'narrow';
+    // subgroup matrices (chromium-experimental-subgroup-matrix) once the self-test proved them on this device
+    if (P * Q > SPLITK_MAX_OUT && P >= SGMAT_MIN_SIDE && Q >= SGMAT_MIN_SIDE && proven(MATMUL_PATHS.sgmat)) return 'sgmat';
   }
   return 'tiled';
 }
@@ -286,6 +293,10 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   if (path === 'gemv-sg') {
     if (layout !== 'nt') throw new Error(`${op}: the gemv-sg path needs layout nt and M ≤ ${GEMV_MAX_M}`);
     matmulGemvSg(batch, { a, b, out, ...dims, alpha, accumulate: accumulate === 1, bOffset }, options.constants);
+    return;
+  }
+  if (path === 'sgmat') {
+    matmulSgmat(batch, { a, b, out, layout, P, Q, D, alpha, accumulate: accumulate === 1, bOffset }, { variant: options.subgroupMatrix });
     return;
   }
   if (path === 'gemv' && (layout !== 'nt' || dims.m > GEMV_MAX_M))

@@ -7,6 +7,7 @@ import type { DType } from '../../gpu/dtype';
 import { loraBackward, loraForward } from '../lora';
 import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
 import { loraBackwardRef, loraForwardRef } from '../reference/lora';
+import { prepareSubgroupMatrix, sgmatUnavailable } from '../matmul-sgmat';
 import { matmulRef } from '../reference/matmul';
 import type { SelfTestCase } from '../selftest';
 import { draw, plus, rel, worst } from './common';
@@ -132,6 +133,7 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
     },
   },
   gemvSgCase(),
+  sgmatCase(),
 ];
 
 /**
@@ -161,6 +163,47 @@ function gemvSgCase(): SelfTestCase {
         matmul(batch, args, { path: path(ctx) });
         batch.submit();
         checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
+      }
+      return worst(...checks);
+    },
+  };
+}
+
+/**
+ * Subgroup matrices (./matmul-sgmat.ts, chromium-experimental-subgroup-matrix): the hardware
+ * kernels a GPU then takes by default, each layout with 16-byte loads and ragged (element by
+ * element, odd offsets), over several 64 × 64 tiles and 32-deep slices. Skipped where the adapter
+ * lacks the feature (SwiftShader); only here is the real variant ever run and proven.
+ */
+function sgmatCase(): SelfTestCase {
+  const products: (Omit<MatmulCase, 'path' | 'proves'> & { label: string })[] = [
+    { label: 'nt bf16, 16-byte loads', layout: 'nt', dtype: 'bf16', m: 72, n: 130, k: 72, alpha: 1, accumulate: false, bOffset: 8 },
+    { label: 'nt bf16 slice, ragged', layout: 'nt', dtype: 'bf16', m: 67, n: 75, k: 45, alpha: -0.75, accumulate: true, bOffset: 3 },
+    { label: 'nt f32, 16-byte loads', layout: 'nt', dtype: 'f32', m: 130, n: 68, k: 36, alpha: 0.5, accumulate: true, bOffset: 4 },
+    { label: 'nn bf16, 16-byte loads', layout: 'nn', dtype: 'bf16', m: 66, n: 40, k: 72, alpha: 1, accumulate: true, bOffset: 8 },
+    { label: 'nn f32, ragged', layout: 'nn', dtype: 'f32', m: 70, n: 41, k: 77, alpha: 1, accumulate: false, bOffset: 1 },
+    { label: 'tn f32, 16-byte loads', layout: 'tn', dtype: 'f32', m: 36, n: 68, k: 72, alpha: 1, accumulate: true, bOffset: 0 },
+    { label: 'tn f32, ragged', layout: 'tn', dtype: 'f32', m: 67, n: 69, k: 71, alpha: 0.5, accumulate: false, bOffset: 0 },
+  ];
+  return {
+    name: 'matmul subgroup-matrix (sgmat) nt/nn/tn, bf16 and f32 b, 16-byte and ragged loads',
+    skip: (ctx) => sgmatUnavailable(ctx),
+    proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.sgmat),
+    run: async (ctx, t) => {
+      await prepareSubgroupMatrix(ctx);
+      const checks = [];
+      for (const c of products) {
+        const s = shapesOf(c);
+        const size = (shape: number[]) => shape[0]! * shape[1]!;
+        const a = draw(t, size(s.a));
+        const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype);
+        const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
+        const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
+        const { layout, m, n, k, alpha, accumulate, bOffset } = c;
+        const batch = ctx.batch(`selftest matmul sgmat ${c.label}`);
+        matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path: 'sgmat' });
+        batch.submit();
+        checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
       }
       return worst(...checks);
     },
