@@ -21,6 +21,12 @@ export const HELP = `usage: npm run bench -- [options]
   --peer-layers N      layers of the Llama-3.2-1B-shaped model in train-step's TF.js comparison
                        (default 1 on CPU fallbacks, 16 = the full model on GPUs)
   --peer-vocab N       vocabulary of that model (default 8192 on CPU fallbacks, 128256 on GPUs)
+                       (--peer-layers and --peer-vocab also size train-step-vs-before's model)
+  --step-batch N       rows per step of train-step-vs-before, each of --seq tokens
+                       (default 1 on CPU fallbacks, 4 on GPUs)
+  --gpu-memory GIB     GPU memory the current step of train-step-vs-before plans with (what it
+                       keeps instead of recomputing; default 16 on GPUs, on CPU fallbacks none
+                       stated: the trainer's default budget)
   --samples N          timed samples per measurement (median is reported)
   --warmup N           untimed runs before timing
   --min-sample-ms MS   repeat an op within a sample until it lasts this long
@@ -69,6 +75,8 @@ export function parseCli(argv: string[]): { options: Partial<BenchOptions>; json
       'decode-tokens': { type: 'string' },
       'peer-layers': { type: 'string' },
       'peer-vocab': { type: 'string' },
+      'step-batch': { type: 'string' },
+      'gpu-memory': { type: 'string' },
       warmup: { type: 'string' },
       'min-sample-ms': { type: 'string' },
       'no-peer': { type: 'boolean' },
@@ -83,6 +91,8 @@ export function parseCli(argv: string[]): { options: Partial<BenchOptions>; json
   const seq = nonNegativeInt('seq', values.seq ?? (process.env.FUSE_BENCH_SEQ || undefined));
   if (seq !== undefined && seq < 2) throw new Error('--seq must be at least 2 (a step needs a target)');
   const model = values.model ?? (process.env.FUSE_BENCH_MODEL || undefined);
+  const gpuMemory = values['gpu-memory'];
+  if (gpuMemory !== undefined && !(Number.isFinite(Number(gpuMemory)) && Number(gpuMemory) > 0)) throw new Error(`--gpu-memory: expected a number of GiB above 0, got "${gpuMemory}"`);
   return {
     options: {
       only,
@@ -96,6 +106,8 @@ export function parseCli(argv: string[]): { options: Partial<BenchOptions>; json
       decodeTokens: positiveInt('decode-tokens', values['decode-tokens']),
       peerLayers: positiveInt('peer-layers', values['peer-layers']),
       peerVocab: positiveInt('peer-vocab', values['peer-vocab']),
+      stepBatch: positiveInt('step-batch', values['step-batch']),
+      gpuMemoryGiB: gpuMemory === undefined ? undefined : Number(gpuMemory),
       warmup: nonNegativeInt('warmup', values.warmup),
       minSampleMs: nonNegativeInt('min-sample-ms', values['min-sample-ms']),
       peer: values['no-peer'] ? false : undefined,

@@ -67,6 +67,14 @@ export interface BenchOptions {
   peerLayers: number;
   /** Vocabulary of that model (full 1B: 128,256). */
   peerVocab: number;
+  /** Rows (batch) of train-step-vs-before's step, each of `seq` tokens. */
+  stepBatch: number;
+  /**
+   * GPU memory (GiB) train-step-vs-before's current step plans with (the trainer's
+   * memoryBudgetBytes, as `fuse-studio train --gpu-memory`); null: none stated, the trainer's
+   * default budget (the leanest plan + 25%, at most + 256 MiB).
+   */
+  gpuMemoryGiB: number | null;
   /** Untimed runs before timing. */
   warmup: number;
   /** Timed samples per measurement (at least). */
@@ -99,6 +107,10 @@ export function defaultOptions(isFallback: boolean): BenchOptions {
     decodeTokens: isFallback ? 8 : 128,
     peerLayers: isFallback ? 1 : 16,
     peerVocab: isFallback ? 8192 : 128_256,
+    stepBatch: isFallback ? 1 : 4,
+    // 16 GiB: a common discrete / Apple GPU (WebGPU does not report a device's memory); the 1B
+    // step at B4xT512 keeps everything in 8.6 GiB of it.
+    gpuMemoryGiB: isFallback ? null : 16,
     warmup: isFallback ? 1 : 3,
     samples: isFallback ? 2 : 10,
     minSampleMs: isFallback ? 0 : 50,

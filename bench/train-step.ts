@@ -31,7 +31,7 @@ const LORA = { rank: 16, alpha: 32 } satisfies LoraConfig;
 /** Past this, one timed step per side is enough. */
 const SLOW_STEP_MS = 30_000;
 
-function randomIds(n: number, vocab: number, seed: number): number[] {
+export function randomIds(n: number, vocab: number, seed: number): number[] {
   const next = seededRandom(seed);
   return Array.from({ length: n }, () => Math.floor(next() * vocab));
 }
@@ -55,13 +55,18 @@ function ourTrainer(gpu: GpuContext, model: DecoderModel, task: SftTask | DpoTas
   };
 }
 
-interface Side {
+export interface Side {
+  /** One step; its loss. */
   run(): Promise<number>;
 }
 
 /** Warm-up, then interleaved timed steps of each side (ms per step, median), one each once slow. */
-async function timeSteps(ctx: BenchContext, label: string, sides: Record<string, Side>): Promise<Record<string, { ms: number; loss: number }>> {
-  const { warmup, samples } = ctx.options;
+export async function timeSteps(
+  ctx: BenchContext,
+  label: string,
+  sides: Record<string, Side>,
+  { warmup, samples }: { warmup: number; samples: number } = ctx.options,
+): Promise<Record<string, { ms: number; loss: number }>> {
   const ms: Record<string, number[]> = {};
   const loss: Record<string, number> = {};
   for (const [k, s] of Object.entries(sides)) {
