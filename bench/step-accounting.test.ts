@@ -27,11 +27,11 @@ describe('step accounting', () => {
       expect((await ctx.read(t))[0]).toBe(7);
       return mark();
     });
-    expect(work).toEqual({ dispatches: 2, maxMatmulFlops: 0, bindGroups: work.bindGroups, submits: 2, readbacks: 1, readBytes: 16, matmulFlops: 0 });
+    expect(work).toEqual({ dispatches: 2, maxMatmulFlops: 0, maxAttentionFlops: 0, bindGroups: work.bindGroups, submits: 2, readbacks: 1, readBytes: 16, matmulFlops: 0 });
     // The second dispatch binds what the first did: one bind group at most (none if an earlier test made it).
     expect(work.bindGroups).toBeLessThanOrEqual(1);
     const after = await countGpuWork(ctx, async (mark) => mark());
-    expect(after).toEqual({ dispatches: 0, maxMatmulFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 });
+    expect(after).toEqual({ dispatches: 0, maxMatmulFlops: 0, maxAttentionFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 });
     t.release();
   });
 

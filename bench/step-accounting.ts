@@ -10,6 +10,9 @@
 //   step.demo.{sft,dpo}.submits     queue submits per step
 //   step.demo.{sft,dpo}.max-matmul-dispatch-flops  FLOPs of the step's largest single matmul
 //                                   dispatch (the GPU watchdog's concern: LM_HEAD_MAX_DISPATCH_FLOPS)
+//   step.demo.{sft,dpo}.max-attention-dispatch-flops  the FLOP bound of the step's largest single
+//                                   attention dispatch (src/engine/attention.ts cuts each pass at
+//                                   MAX_DISPATCH_FLOPS, src/gpu/batch.ts)
 //   step.demo.{sft,dpo}.readbacks   buffers mapped back to the host per step (loss, norms)
 //   step.demo.{sft,dpo}.readback-bytes  bytes those readbacks copy
 //   step.demo.{sft,dpo}.matmul-flops-over-model
@@ -32,7 +35,7 @@
 //   step.<model>.lm-head-dispatch-flops  FLOPs of one lm_head chunk matmul at B1 x T512 (the
 //                                   largest dispatch of a step, bounded by LM_HEAD_MAX_DISPATCH_FLOPS)
 // All rows: unit count or bytes, no peer.
-import type { GpuCounters } from '../src/gpu/batch';
+import { MAX_DISPATCH_FLOPS, type GpuCounters } from '../src/gpu/batch';
 import type { GpuContext } from '../src/gpu/context';
 import type { Tensor } from '../src/gpu/tensor';
 import { LLAMA_3_2_PRESETS, type ModelConfig } from '../src/model/config';
@@ -57,12 +60,14 @@ export type GpuWork = GpuCounters;
 /** The context's counters while `f` runs; `mark()` reads the counts so far (GpuCounters, src/gpu/batch.ts). */
 export async function countGpuWork<T>(gpu: GpuContext, f: (mark: () => GpuWork) => Promise<T>): Promise<T> {
   gpu.counters.maxMatmulFlops = 0;
+  gpu.counters.maxAttentionFlops = 0;
   const start = { ...gpu.counters };
   const mark = (): GpuWork => {
     const now = gpu.counters;
     return {
       dispatches: now.dispatches - start.dispatches,
       maxMatmulFlops: now.maxMatmulFlops,
+      maxAttentionFlops: now.maxAttentionFlops,
       bindGroups: now.bindGroups - start.bindGroups,
       submits: now.submits - start.submits,
       readbacks: now.readbacks - start.readbacks,
@@ -151,6 +156,7 @@ function stepRows(kind: 'sft' | 'dpo', w: GpuWork, model: number, shape: string)
     result({ name: `step.demo.${kind}.bind-groups`, unit: 'count', ours: w.bindGroups, shape: `${shape}; created, the rest reused` }),
     result({ name: `step.demo.${kind}.submits`, unit: 'count', ours: w.submits, shape }),
     result({ name: `step.demo.${kind}.max-matmul-dispatch-flops`, unit: 'count', ours: w.maxMatmulFlops, shape: `${shape}; the largest single matmul dispatch` }),
+    result({ name: `step.demo.${kind}.max-attention-dispatch-flops`, unit: 'count', ours: w.maxAttentionFlops, shape: `${shape}; the largest single attention dispatch (bound ${MAX_DISPATCH_FLOPS})` }),
     result({ name: `step.demo.${kind}.readbacks`, unit: 'count', ours: w.readbacks, shape }),
     result({ name: `step.demo.${kind}.readback-bytes`, unit: 'bytes', ours: w.readBytes, shape }),
     result({

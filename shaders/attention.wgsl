@@ -40,9 +40,18 @@ struct Params {
   head_dim: u32,
   mask_stride: u32,  // 0: no mask
   scale: f32,
+  // This dispatch runs workgroups [wg_first, wg_end) of the pass's linear grid (a long pass is
+  // cut into several dispatches to stay under the GPU watchdog; src/engine/attention.ts).
+  wg_first: u32,
+  wg_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// The workgroup's index in the pass's linear grid (wg_end and past: padding of splitGroups).
+fn wg_index(wid: vec3u, nwg: vec3u) -> u32 {
+  return p.wg_first + wid.x + wid.y * nwg.x;
+}
 
 override BQ: u32 = 16u;   // query rows per tile
 override BK: u32 = 16u;   // keys per tile
@@ -103,9 +112,9 @@ fn row_tile(wid: vec3u, nwg: vec3u) -> RowTile {
   let g = p.n_heads / p.n_kv;
   let rows = p.tq * g;
   let nblk = (rows + BQ - 1u) / BQ;
-  let w = wid.x + wid.y * nwg.x;
+  let w = wg_index(wid, nwg);
   let bh = w / nblk;
-  return RowTile(bh / p.n_kv, bh % p.n_kv, (w % nblk) * BQ, rows, g, w < p.batch * p.n_kv * nblk);
+  return RowTile(bh / p.n_kv, bh % p.n_kv, (w % nblk) * BQ, rows, g, w < p.wg_end);
 }
 
 // Keys a row tile needs: up to the last row's causal limit.
@@ -280,8 +289,9 @@ override WG: u32 = 256u;
 fn attention_backward_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                             @builtin(local_invocation_index) lid: u32) {
   let n = p.batch * p.n_heads * p.tq;
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= n) {
+  let w = wg_index(wid, nwg);
+  let i = w * WG + lid;
+  if (w >= p.wg_end || i >= n) {
     return;
   }
   let tok = i % p.tq;
@@ -317,8 +327,8 @@ fn attention_backward_kv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
   let g = p.n_heads / p.n_kv;
   let rows = p.tq * g;
   let nkb = (p.kv_cap + BK - 1u) / BK;
-  let w = wid.x + wid.y * nwg.x;
-  if (w >= p.batch * p.n_kv * nkb) {
+  let w = wg_index(wid, nwg);
+  if (w >= p.wg_end) {
     return;
   }
   let j0 = (w % nkb) * BK;
@@ -492,8 +502,9 @@ override RW: u32 = 64u;  // invocations per workgroup
 @compute @workgroup_size(RW)
 fn attention_backward_q_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                              @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.x + wid.y * nwg.x) * RW + lid;
-  if (row >= p.batch * p.tq * p.n_heads) {
+  let w = wg_index(wid, nwg);
+  let row = w * RW + lid;
+  if (w >= p.wg_end || row >= p.batch * p.tq * p.n_heads) {
     return;
   }
   let h = row % p.n_heads;
@@ -553,8 +564,9 @@ fn attention_backward_q_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_wor
 @compute @workgroup_size(RW)
 fn attention_backward_kv_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                               @builtin(local_invocation_index) lid: u32) {
-  let idx = (wid.x + wid.y * nwg.x) * RW + lid;
-  if (idx >= p.batch * p.n_kv * p.kv_cap) {
+  let w = wg_index(wid, nwg);
+  let idx = w * RW + lid;
+  if (w >= p.wg_end || idx >= p.batch * p.n_kv * p.kv_cap) {
     return;
   }
   let j = idx % p.kv_cap;

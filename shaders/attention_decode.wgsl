@@ -29,9 +29,15 @@ struct Params {
   scale: f32,
   chunk: u32,        // keys per chunk, <= CHUNK_MAX
   n_chunks: u32,
+  wg_first: u32,     // this dispatch runs workgroups [wg_first, wg_end) of the linear grid
+  wg_end: u32,       // (the watchdog cut of src/engine/attention.ts)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+fn wg_index(wid: vec3u, nwg: vec3u) -> u32 {
+  return p.wg_first + wid.x + wid.y * nwg.x;
+}
 
 override WD: u32 = 64u;          // invocations per workgroup (a power of two)
 override D4: u32 = 16u;          // head_dim / 4
@@ -63,8 +69,8 @@ fn is_real(b: u32, pos: u32) -> bool {
 @compute @workgroup_size(WD)
 fn decode_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
-  let w = wid.x + wid.y * nwg.x;
-  if (w >= p.batch * p.n_heads * p.n_chunks) {
+  let w = wg_index(wid, nwg);
+  if (w >= p.wg_end) {
     return;
   }
   let c = w % p.n_chunks;
@@ -138,8 +144,9 @@ fn decode_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
 @compute @workgroup_size(WD)
 fn decode_combine(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                   @builtin(local_invocation_index) lid: u32) {
-  let idx = (wid.x + wid.y * nwg.x) * WD + lid;
-  if (idx >= p.batch * p.n_heads * D4) {
+  let w = wg_index(wid, nwg);
+  let idx = w * WD + lid;
+  if (w >= p.wg_end || idx >= p.batch * p.n_heads * D4) {
     return;
   }
   let i = idx % D4;

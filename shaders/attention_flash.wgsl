@@ -37,9 +37,18 @@ struct Params {
   head_dim: u32,
   mask_stride: u32,  // 0: no mask
   scale: f32,
+  // This dispatch runs workgroups [wg_first, wg_end) of the pass's linear grid (a long pass is
+  // cut into several dispatches to stay under the GPU watchdog; src/engine/attention.ts).
+  wg_first: u32,
+  wg_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// The workgroup's index in the pass's linear grid (wg_end and past: padding of splitGroups).
+fn wg_index(wid: vec3u, nwg: vec3u) -> u32 {
+  return p.wg_first + wid.x + wid.y * nwg.x;
+}
 
 override WG: u32 = 64u;   // rows (invocations) per workgroup
 override BT: u32 = 16u;   // rows of the staged side per tile (keys: forward and dq; queries: dk/dv)
@@ -93,11 +102,11 @@ fn row_block(wid: vec3u, nwg: vec3u) -> RowBlock {
   let g = p.n_heads / p.n_kv;
   let rows = p.tq * g;
   let nblk = (rows + WG - 1u) / WG;
-  let w = wid.x + wid.y * nwg.x;
+  let w = wg_index(wid, nwg);
   let bh = w / nblk;
   let r0 = (w % nblk) * WG;
   let last_tok = (min(r0 + WG, rows) - 1u) / g;
-  return RowBlock(bh / p.n_kv, bh % p.n_kv, r0, rows, g, min(p.tkv, p.q_offset + last_tok + 1u), w < p.batch * p.n_kv * nblk);
+  return RowBlock(bh / p.n_kv, bh % p.n_kv, r0, rows, g, min(p.tkv, p.q_offset + last_tok + 1u), w < p.wg_end);
 }
 
 // Stage keys [kb, kb + BT) of k and v (zeros past kend) into t_a, t_b.
@@ -208,8 +217,9 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn flash_backward_delta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                         @builtin(local_invocation_index) lid: u32) {
   let n = p.batch * p.n_heads * p.tq;
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= n) {
+  let w = wg_index(wid, nwg);
+  let i = w * WG + lid;
+  if (w >= p.wg_end || i >= n) {
     return;
   }
   let tok = i % p.tq;
@@ -238,8 +248,8 @@ fn flash_backward_kv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
   let g = p.n_heads / p.n_kv;
   let rows = p.tq * g;
   let nkb = (p.kv_cap + WG - 1u) / WG;
-  let w = wid.x + wid.y * nwg.x;
-  if (w >= p.batch * p.n_kv * nkb) {
+  let w = wg_index(wid, nwg);
+  if (w >= p.wg_end) {
     return;
   }
   let j0 = (w % nkb) * WG;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_DISPATCH_FLOPS } from '../gpu/batch';
 import type { GpuContext } from '../gpu/context';
 import {
   ATTENTION_PATHS,
@@ -10,6 +11,7 @@ import {
   defaultForwardPath,
   flashTiles,
   setAttentionPaths,
+  sliceGrid,
   splitKvPathName,
   type AttentionDqPath,
   type AttentionForwardPath,
@@ -68,7 +70,7 @@ function cacheLike(x: Float64Array, B: number, cap: number, rowSize: number, val
   return out;
 }
 
-async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqPath?: AttentionDqPath, path?: AttentionForwardPath) {
+async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqPath?: AttentionDqPath, path?: AttentionForwardPath, maxDispatchFlops?: number) {
   const r = rng(seed);
   const pastLen = c.pastLen ?? 0;
   const kvCap = c.kvCap ?? c.T;
@@ -94,8 +96,8 @@ async function gpuCase(ctx: GpuContext, c: Case, seed: number, pad: boolean, dqP
   const dv = poisoned(ctx, [c.B, kvCap, c.nKv, c.D], 'dv');
   const shape = { batchSize: c.B, nHeads: c.nHeads, nKvHeads: c.nKv, headDim: c.D, pastLen, ...(tmask ? { mask: tmask } : {}) };
   const batch = ctx.batch();
-  attentionForward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse }, { path });
-  attentionBackward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse, dOut: tdo, dq, dk, dv }, { dqPath });
+  attentionForward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse }, { path, maxDispatchFlops });
+  attentionBackward(batch, { ...shape, q: tq, k: tk, v: tv, out, lse, dOut: tdo, dq, dk, dv }, { dqPath, maxDispatchFlops });
   batch.submit();
   const got = {
     out: await ctx.read(out),
@@ -308,6 +310,146 @@ describe('attention', () => {
             }
           for (const t of [tq, tk, tv, tmask, out, lse]) t.release();
         }
+  });
+
+  // The GPU watchdog cut (attention.ts: each pass sliced into dispatches of at most
+  // maxDispatchFlops): a bound of a few workgroups' work, then of 1 FLOP (one workgroup per
+  // dispatch), cuts every pass into many dispatches with ragged slices; the results must be the single dispatch's bits, and float64's within the
+  // usual bounds. Ragged shapes: T not a multiple of the tiles, GQA 6:1 and 2:1, head dims 8,
+  // 16, 24 (tiled only), a cache offset, padding.
+  it('watchdog cut: every pass sliced under a tiny FLOP bound is bit-identical to one dispatch and matches float64 (tiled, rows, flash)', async () => {
+    const ctx = await testContext();
+    const cases: Case[] = [
+      { B: 2, T: 37, nHeads: 6, nKv: 1, D: 16 },
+      { B: 1, T: 70, nHeads: 4, nKv: 2, D: 8 },
+      { B: 2, T: 45, nHeads: 3, nKv: 1, D: 24 },
+      { B: 2, T: 5, nHeads: 4, nKv: 2, D: 16, pastLen: 3, kvCap: 11 },
+    ];
+    const combos: [AttentionForwardPath, AttentionDqPath][] = [
+      ['tiled', 'tiled'],
+      ['tiled', 'rows'],
+      ['flash', 'flash'],
+    ];
+    for (const c of cases)
+      for (const [path, dqPath] of combos) {
+        if (dqPath !== 'tiled' && c.D % 4) continue;
+        const seed = freshSeed();
+        const count = async (maxFlops?: number) => {
+          const before = ctx.counters.dispatches;
+          ctx.counters.maxAttentionFlops = 0;
+          const r = await gpuCase(ctx, c, seed, true, dqPath, path, maxFlops);
+          return { ...r, dispatches: ctx.counters.dispatches - before, maxFlops: ctx.counters.maxAttentionFlops };
+        };
+        const one = await count();
+        expect(one.dispatches).toBe(4); // forward, then delta, dk/dv, dq
+        // A fifth of the largest pass (a few workgroups a dispatch), and 1 FLOP (one workgroup a dispatch).
+        for (const bound of [Math.floor(one.maxFlops / 5), 1]) {
+          const cut = await count(bound);
+          const msg = `seed ${seed} case ${JSON.stringify(c)} fwd ${path} dq ${dqPath} bound ${bound}`;
+          expect(cut.dispatches, msg).toBeGreaterThan(one.dispatches);
+          expect(cut.maxFlops, msg).toBeLessThan(one.maxFlops);
+          for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const)
+            expect(Buffer.from(cut.got[key].buffer).equals(Buffer.from(one.got[key].buffer)), `${key} bits ${msg}`).toBe(true);
+          expect(relError(cut.got.out, cut.fwd.out), msg).toBeLessThan(FWD_BOUND);
+          expect(relError(cut.got.lse, cut.fwd.lse), msg).toBeLessThan(FWD_BOUND);
+          expect(relError(cut.got.dq, cut.bwd.dq), msg).toBeLessThan(BWD_BOUND);
+          expect(relError(cut.got.dk, cut.bwd.dk), msg).toBeLessThan(BWD_BOUND);
+          expect(relError(cut.got.dv, cut.bwd.dv), msg).toBeLessThan(BWD_BOUND);
+          expect(zeroRowsViolations(c, cut.mask, cut.got), msg).toEqual([]);
+        }
+      }
+  });
+
+  it('watchdog cut: split-KV decode sliced under a tiny FLOP bound is bit-identical to one dispatch and matches float64', async () => {
+    const ctx = await testContext();
+    for (const reduce of (ctx.features.has('subgroups') ? ['subgroups', 'workgroup'] : ['workgroup']) as DecodeReduce[])
+      for (const [B, nHeads, nKv, D, kvLen, chunk] of [
+        [2, 8, 2, 64, 600, 32],
+        [3, 3, 1, 24, 77, 32],
+      ] as const) {
+        const seed = freshSeed();
+        const r = rng(seed);
+        const cap = kvLen + 5;
+        const kvRow = nKv * D;
+        const q = randn(B * nHeads * D, r);
+        const k = cacheLike(randn(B * cap * kvRow, r), B, cap, kvRow, kvLen);
+        const v = cacheLike(randn(B * cap * kvRow, r), B, cap, kvRow, kvLen);
+        const mask = paddingMask(B, cap, r).map((m, i) => (i % cap < kvLen - 2 ? m : 1));
+        const pastLen = kvLen - 1;
+        const want = attentionForwardRef(q, k, v, { B, tq: 1, kvCap: cap, nHeads, nKv, D, pastLen, mask, maskStride: cap });
+        const tq = ctx.upload(q, [B, 1, nHeads, D], 'f32', 'q');
+        const tk = ctx.upload(k, [B, cap, nKv, D], 'f32', 'k');
+        const tv = ctx.upload(v, [B, cap, nKv, D], 'f32', 'v');
+        const tmask = ctx.upload(mask, [B, cap], 'i32', 'mask');
+        const run = async (maxDispatchFlops?: number) => {
+          const out = poisoned(ctx, [B, 1, nHeads, D], 'out');
+          const lse = poisoned(ctx, [B, nHeads, 1], 'lse');
+          const batch = ctx.batch();
+          attentionForward(batch, { batchSize: B, nHeads, nKvHeads: nKv, headDim: D, pastLen, q: tq, k: tk, v: tv, out, lse, mask: tmask }, { path: 'split', reduce, chunk, maxDispatchFlops });
+          const dispatches = batch.dispatches;
+          batch.submit();
+          const got = { out: await ctx.read(out), lse: await ctx.read(lse), dispatches };
+          out.release();
+          lse.release();
+          return got;
+        };
+        const one = await run();
+        // Three chunks' work per partial dispatch; the combine's workgroups a few at a time.
+        const cut = await run(3 * chunk * 4 * D);
+        const msg = `seed ${seed} ${JSON.stringify({ B, nHeads, nKv, D, kvLen, chunk, reduce })}`;
+        expect(one.dispatches, msg).toBe(2);
+        expect(cut.dispatches, msg).toBeGreaterThan(Math.floor((B * nHeads * Math.ceil(kvLen / chunk)) / 3));
+        expect(Buffer.from(cut.out.buffer).equals(Buffer.from(one.out.buffer)), `out bits ${msg}`).toBe(true);
+        expect(Buffer.from(cut.lse.buffer).equals(Buffer.from(one.lse.buffer)), `lse bits ${msg}`).toBe(true);
+        expect(relError(cut.out, want.out), msg).toBeLessThan(FWD_BOUND);
+        expect(relError(cut.lse, want.lse), msg).toBeLessThan(FWD_BOUND);
+        for (const t of [tq, tk, tv, tmask]) t.release();
+      }
+  });
+
+  it('at Llama-3.2-1B shapes and T 4096 the default bound cuts every pass into dispatches of at most MAX_DISPATCH_FLOPS (encoded, not run)', async () => {
+    const ctx = await testContext();
+    const [B, T, nHeads, nKv, D] = [1, 4096, 32, 8, 64];
+    const q = ctx.tensor([B, T, nHeads, D], 'f32', 'q');
+    const k = ctx.tensor([B, T, nKv, D], 'f32', 'k');
+    const v = ctx.tensor([B, T, nKv, D], 'f32', 'v');
+    const out = ctx.tensor([B, T, nHeads, D], 'f32', 'out');
+    const dOut = ctx.tensor([B, T, nHeads, D], 'f32', 'dOut');
+    const dq = ctx.tensor([B, T, nHeads, D], 'f32', 'dq');
+    const dk = ctx.tensor([B, T, nKv, D], 'f32', 'dk');
+    const dv = ctx.tensor([B, T, nKv, D], 'f32', 'dv');
+    const lse = ctx.tensor([B, nHeads, T], 'f32', 'lse');
+    const shape = { batchSize: B, nHeads, nKvHeads: nKv, headDim: D };
+    // Causal forward FLOPs: 4 D per visible (row, key) pair, T (T + 1) / 2 pairs per head.
+    const forwardFlops = 4 * D * nHeads * (T * (T + 1)) / 2;
+    for (const [path, dqPath] of [['flash', 'flash'], ['tiled', 'tiled'], ['tiled', 'rows']] as const) {
+      ctx.counters.maxAttentionFlops = 0;
+      const batch = ctx.batch();
+      attentionForward(batch, { ...shape, q, k, v, out, lse }, { path });
+      const forward = batch.dispatches;
+      attentionBackward(batch, { ...shape, q, k, v, out, lse, dOut, dq, dk, dv }, { dqPath });
+      const msg = `${path} / ${dqPath}: ${forward} forward, ${batch.dispatches - forward} backward dispatches`;
+      expect(ctx.counters.maxAttentionFlops, msg).toBeLessThanOrEqual(MAX_DISPATCH_FLOPS);
+      expect(ctx.counters.maxAttentionFlops, msg).toBeGreaterThan(MAX_DISPATCH_FLOPS / 4); // and not cut needlessly fine
+      expect(forward, msg).toBeGreaterThanOrEqual(Math.ceil(forwardFlops / MAX_DISPATCH_FLOPS));
+      expect(batch.dispatches - forward, msg).toBeGreaterThan(3);
+    }
+    for (const t of [q, k, v, out, dOut, dq, dk, dv, lse]) t.release();
+  });
+
+  it('sliceGrid: consecutive slices covering the grid, each within the bound (a lone workgroup over it alone), greedy', () => {
+    expect(sliceGrid(3, [5, 1, 2], 100)).toEqual([{ first: 0, end: 9, flops: 24 }]);
+    expect(sliceGrid(2, [5, 1, 2], 6)).toEqual([
+      { first: 0, end: 2, flops: 6 },
+      { first: 2, end: 3, flops: 2 },
+      { first: 3, end: 5, flops: 6 },
+      { first: 5, end: 6, flops: 2 },
+    ]);
+    expect(sliceGrid(1, [10, 1, 1], 4)).toEqual([
+      { first: 0, end: 1, flops: 10 },
+      { first: 1, end: 3, flops: 2 },
+    ]);
+    expect(sliceGrid(0, [3], 1)).toEqual([{ first: 0, end: 0, flops: 0 }]);
   });
 
   it('path selection: CPU adapters keep tiled/rows; a GPU takes flash and split-KV only once the self-test proved them; tiles fit 16 KiB', async () => {

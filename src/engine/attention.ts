@@ -10,12 +10,21 @@
 // Defaults: CPU adapters (SwiftShader, lavapipe, WARP) keep `tiled` forward and `rows` backward;
 // GPUs take `flash` / `split` once the GPU self-test proved them on the device (./proven.ts),
 // else `tiled`. Every path can be forced with an option (the tests force each on SwiftShader).
+//
+// Watchdog: the work of a pass grows with T^2 (a Llama-3.2-1B forward at T 4096 is 69 GFLOP per
+// layer), and one dispatch of it can outlast a browser's GPU timeout on a weak integrated GPU.
+// Every pass therefore cuts its linear workgroup grid into consecutive slices of at most
+// MAX_DISPATCH_FLOPS (src/gpu/batch.ts: 2^32, ~40-110 ms on an Intel UHD 620, 20-50x under the
+// 2 s TDR), each its own dispatch: the kernels number workgroups wg_first + wid.x + wid.y nwg.x
+// and stop at wg_end (params), and no workgroup reads what another writes, so the results are
+// bit-identical to one dispatch. A workgroup's FLOPs are bounded from the loops it runs
+// (`attentionGridCosts`): rows x the keys its causal limit lets it visit, rounded up to tiles.
 import code from '../../shaders/attention.wgsl?raw';
 import decodeCode from '../../shaders/attention_decode.wgsl?raw';
 import flashCode from '../../shaders/attention_flash.wgsl?raw';
 import reduceSgCode from '../../shaders/attention_reduce_sg.wgsl?raw';
 import reduceWgCode from '../../shaders/attention_reduce_wg.wgsl?raw';
-import { splitGroups, type CommandBatch } from '../gpu/batch';
+import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch, type Dispatch } from '../gpu/batch';
 import type { GpuContext } from '../gpu/context';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
@@ -238,6 +247,8 @@ const decodeKernel = (entryPoint: string, reduce: DecodeReduce, D4: number) =>
 
 const kernel = (entryPoint: string, t: Tiles) => ({ name: 'attention', code, entryPoint, constants: { BQ: t.BQ, BK: t.BK, TC: t.TC } });
 const DELTA_WG = 256;
+/** Bytes of the decode Params fields before wg_first (attention_decode.wgsl: chunk, n_chunks). */
+const DECODE_RANGE_AT = 48;
 
 export interface AttentionDims {
   /** Sequences in the batch (B). */
@@ -355,6 +366,8 @@ export interface AttentionForwardOptions {
   chunk?: number;
   /** Split-KV decode: reduction (default: subgroups where the adapter has them). */
   reduce?: DecodeReduce;
+  /** Most FLOPs one dispatch may run (default MAX_DISPATCH_FLOPS; see the file comment). */
+  maxDispatchFlops?: number;
 }
 
 /** out = softmax(scale q k^T + causal/padding mask) v, and the rows' log-sum-exp into lse. */
@@ -367,28 +380,112 @@ export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs, o
   distinct(op, { out: a.out, lse: a.lse }, { q: a.q, k: a.k, v: a.v, mask: a.mask });
   const path = options.path ?? defaultForwardPath(batch.ctx, a.headDim, r.tq);
   const rows = r.tq * (a.nHeads / a.nKvHeads);
+  const maxFlops = checkMaxFlops(op, options.maxDispatchFlops);
   if (path === 'split') {
-    splitKvForward(batch, a, r, options);
+    splitKvForward(batch, a, r, options, maxFlops);
     return;
   }
+  const g = a.nHeads / a.nKvHeads;
+  const bkv = a.batchSize * a.nKvHeads;
+  const buffers = [a.q, a.k, a.v, r.mask, a.out, a.lse];
   if (path === 'flash') {
     const t = flashTiles(a.headDim);
-    batch.dispatch({
-      kernel: flashKernel('flash_forward', t),
-      params: r.params,
-      buffers: [a.q, a.k, a.v, r.mask, a.out, a.lse],
-      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / t.WG)),
-    });
+    const costs = rowBlockCosts(rows, g, a.pastLen ?? 0, r.tkv, t.WG, t.BT, 2 * attentionTraffic('flash', 'forward', a.headDim).fmas);
+    dispatchSliced(batch, { kernel: flashKernel('flash_forward', t), params: r.params, buffers }, bkv, costs, maxFlops);
     return;
   }
   const t = r.tiles.forward;
-  batch.dispatch({
-    kernel: kernel('attention_forward', t),
-    params: r.params,
-    buffers: [a.q, a.k, a.v, r.mask, a.out, a.lse],
-    groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / t.BQ)),
-  });
+  const costs = rowBlockCosts(rows, g, a.pastLen ?? 0, r.tkv, t.BQ, t.BK, 2 * attentionTraffic('tiled', 'forward', a.headDim).fmas);
+  dispatchSliced(batch, { kernel: kernel('attention_forward', t), params: r.params, buffers }, bkv, costs, maxFlops);
 }
+
+function checkMaxFlops(op: string, maxFlops = MAX_DISPATCH_FLOPS): number {
+  if (!(maxFlops >= 1)) throw new Error(`${op}: maxDispatchFlops ${maxFlops} must be at least 1`);
+  return maxFlops;
+}
+
+/**
+ * FLOPs each workgroup of a query-row-block pass runs (forward, dq; tiled or flash), one entry
+ * per block of `perWg` rows of a (batch, kv head): the block's rows times every key tile up to
+ * its last row's causal limit (rows past their own limit still walk the tile loop).
+ */
+function rowBlockCosts(rows: number, g: number, pastLen: number, tkv: number, perWg: number, keyTile: number, pairFlops: number): number[] {
+  const costs: number[] = [];
+  for (let r0 = 0; r0 < rows; r0 += perWg) {
+    const kend = Math.min(tkv, pastLen + Math.floor((Math.min(rows, r0 + perWg) - 1) / g) + 1);
+    costs.push(perWg * Math.ceil(kend / keyTile) * keyTile * pairFlops);
+  }
+  return costs;
+}
+
+/**
+ * FLOPs each workgroup of a key-block pass (dk/dv; tiled or flash) runs, one entry per block of
+ * `perWg` keys of a (batch, kv head): the keys times the row tiles from the first row that can
+ * see the block's first key.
+ */
+function keyBlockCosts(kvCap: number, rows: number, g: number, pastLen: number, tkv: number, perWg: number, rowTile: number, pairFlops: number): number[] {
+  const costs: number[] = [];
+  for (let j0 = 0; j0 < kvCap; j0 += perWg) {
+    const begin = j0 < tkv ? Math.max(0, j0 - pastLen) * g : rows;
+    costs.push(perWg * Math.ceil((rows - begin) / rowTile) * rowTile * pairFlops);
+  }
+  return costs;
+}
+
+/**
+ * Consecutive slices [first, end) of a linear grid of `repeats * costs.length` workgroups, where
+ * workgroup w runs costs[w % costs.length] FLOPs: as few slices as keep each at most `maxFlops`
+ * (a workgroup over the bound alone gets a slice of its own: a workgroup cannot be split).
+ */
+export function sliceGrid(repeats: number, costs: readonly number[], maxFlops: number): { first: number; end: number; flops: number }[] {
+  const period = costs.length;
+  const total = repeats * period;
+  const sum = costs.reduce((s, c) => s + c, 0) * repeats;
+  if (sum <= maxFlops || total <= 1) return [{ first: 0, end: total, flops: sum }];
+  const slices: { first: number; end: number; flops: number }[] = [];
+  let first = 0;
+  let flops = 0;
+  for (let w = 0; w < total; w++) {
+    const c = costs[w % period]!;
+    if (w > first && flops + c > maxFlops) {
+      slices.push({ first, end: w, flops });
+      first = w;
+      flops = 0;
+    }
+    flops += c;
+  }
+  slices.push({ first, end: total, flops });
+  return slices;
+}
+
+/**
+ * Encodes a pass as one dispatch per `sliceGrid` slice. The kernel's params get the slice as two
+ * trailing u32 (wg_first, wg_end) after `params`' used words (`rangeAt` bytes); the largest
+ * slice's FLOPs go to the context's counters (maxAttentionFlops, for bench/step-accounting.ts).
+ */
+function dispatchSliced(
+  batch: CommandBatch,
+  d: Omit<Dispatch, 'groups' | 'params'> & { params: Uint8Array<ArrayBuffer>; rangeAt?: number },
+  repeats: number,
+  costs: readonly number[],
+  maxFlops: number,
+): void {
+  const at = d.rangeAt ?? RANGE_AT;
+  const counters = batch.ctx.counters;
+  for (const s of sliceGrid(repeats, costs, maxFlops)) {
+    if (s.end === s.first) continue;
+    const params = new Uint8Array(Math.max(d.params.byteLength, Math.ceil((at + 8) / 16) * 16));
+    params.set(d.params.subarray(0, at));
+    const view = new DataView(params.buffer);
+    view.setUint32(at, s.first, true);
+    view.setUint32(at + 4, s.end, true);
+    batch.dispatch({ kernel: d.kernel, params, buffers: d.buffers, groups: splitGroups(s.end - s.first) });
+    counters.maxAttentionFlops = Math.max(counters.maxAttentionFlops, s.flops);
+  }
+}
+
+/** Bytes of the shared Params fields before wg_first (attention.wgsl, attention_flash.wgsl). */
+const RANGE_AT = 40;
 
 /**
  * Split-KV decode: batch * heads * chunks workgroups write partial softmaxes into a scratch
@@ -396,7 +493,7 @@ export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs, o
  * them into out and lse. The scratch goes back to the pool once both are encoded: dispatches of
  * one queue run in order, so a later user of the buffer writes it after the combine read it.
  */
-function splitKvForward(batch: CommandBatch, a: AttentionForwardArgs, r: Resolved, options: AttentionForwardOptions): void {
+function splitKvForward(batch: CommandBatch, a: AttentionForwardArgs, r: Resolved, options: AttentionForwardOptions, maxFlops: number): void {
   const op = 'attention forward (split-KV decode)';
   if (r.tq !== 1) throw new Error(`${op}: path 'split' takes one query token per sequence (tq = 1, got tq ${r.tq}); use 'flash' or 'tiled'`);
   const D4 = flashTiles(a.headDim).D4;
@@ -415,18 +512,11 @@ function splitKvForward(batch: CommandBatch, a: AttentionForwardArgs, r: Resolve
   view.setUint32(44, nChunks, true);
   const part = batch.ctx.tensor([rowsBH * nChunks, D4 + 1, 4], 'f32', 'attention split-KV partials');
   try {
-    batch.dispatch({
-      kernel: decodeKernel('decode_partial', reduce, D4),
-      params,
-      buffers: [a.q, a.k, a.v, r.mask, part],
-      groups: splitGroups(rowsBH * nChunks),
-    });
-    batch.dispatch({
-      kernel: decodeKernel('decode_combine', reduce, D4),
-      params,
-      buffers: [part, a.out, a.lse],
-      groups: splitGroups(Math.ceil((rowsBH * D4) / DECODE_WG)),
-    });
+    // A chunk's workgroup: q.k and p v over its keys; a combine invocation: a vec4 FMA per chunk.
+    const partial = { kernel: decodeKernel('decode_partial', reduce, D4), params, rangeAt: DECODE_RANGE_AT, buffers: [a.q, a.k, a.v, r.mask, part] };
+    dispatchSliced(batch, partial, rowsBH * nChunks, [chunk * 4 * a.headDim], maxFlops);
+    const combine = { kernel: decodeKernel('decode_combine', reduce, D4), params, rangeAt: DECODE_RANGE_AT, buffers: [part, a.out, a.lse] };
+    dispatchSliced(batch, combine, Math.ceil((rowsBH * D4) / DECODE_WG), [DECODE_WG * nChunks * 8], maxFlops);
   } finally {
     part.release();
   }
@@ -454,7 +544,7 @@ export function defaultDqPath(ctx: GpuContext, headDim: number): AttentionDqPath
 }
 
 /** dq, dk, dv from dOut, recomputing the probabilities from q, k and lse (three dispatches). */
-export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs, options: { dqPath?: AttentionDqPath } = {}): void {
+export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs, options: { dqPath?: AttentionDqPath; maxDispatchFlops?: number } = {}): void {
   const op = 'attention backward';
   const r = resolve(op, a);
   expectF32(op, a.out, a.lse, a.dOut, a.dq, a.dk, a.dv);
@@ -471,59 +561,40 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs,
   const dqPath = options.dqPath ?? defaultDqPath(batch.ctx, a.headDim);
   if (dqPath !== 'tiled' && a.headDim % 4) throw new Error(`${op}: the ${dqPath} passes need headDim a multiple of 4 (headDim ${a.headDim}); use dqPath 'tiled'`);
   const rows = r.tq * (a.nHeads / a.nKvHeads);
+  const maxFlops = checkMaxFlops(op, options.maxDispatchFlops);
+  const g = a.nHeads / a.nKvHeads;
+  const pastLen = a.pastLen ?? 0;
+  const bkv = a.batchSize * a.nKvHeads;
+  const D = a.headDim;
+  const kvBuffers = [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv];
+  const qBuffers = [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq];
+  const pair = (path: 'tiled' | 'flash', pass: 'backwardKv' | 'backwardQ') => 2 * attentionTraffic(path, pass, D).fmas;
   if (dqPath === 'flash') {
     // The flash passes sum delta = dout . out in the vec4 order of their dout . v (exact zeros).
-    const t = flashTiles(a.headDim);
-    batch.dispatch({
-      kernel: flashKernel('flash_backward_delta', t),
-      params: r.params,
-      buffers: [a.out, a.dOut, a.lse, a.dq],
-      groups: splitGroups(Math.ceil(nRows / t.WG)),
-    });
-    batch.dispatch({
-      kernel: flashKernel('flash_backward_kv', t),
-      params: r.params,
-      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv],
-      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(r.kvCap / t.WG)),
-    });
-    batch.dispatch({
-      kernel: flashKernel('flash_backward_q', t),
-      params: r.params,
-      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq],
-      groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / t.WG)),
-    });
+    const t = flashTiles(D);
+    const delta = { kernel: flashKernel('flash_backward_delta', t), params: r.params, buffers: [a.out, a.dOut, a.lse, a.dq] };
+    dispatchSliced(batch, delta, Math.ceil(nRows / t.WG), [t.WG * 2 * D], maxFlops);
+    const kvCosts = keyBlockCosts(r.kvCap, rows, g, pastLen, r.tkv, t.WG, t.BT, pair('flash', 'backwardKv'));
+    dispatchSliced(batch, { kernel: flashKernel('flash_backward_kv', t), params: r.params, buffers: kvBuffers }, bkv, kvCosts, maxFlops);
+    const qCosts = rowBlockCosts(rows, g, pastLen, r.tkv, t.WG, t.BT, pair('flash', 'backwardQ'));
+    dispatchSliced(batch, { kernel: flashKernel('flash_backward_q', t), params: r.params, buffers: qBuffers }, bkv, qCosts, maxFlops);
     return;
   }
-  batch.dispatch({
-    kernel: { name: 'attention', code, entryPoint: 'attention_backward_delta', constants: { WG: DELTA_WG } },
-    params: r.params,
-    buffers: [a.out, a.dOut, a.lse, a.dq],
-    groups: splitGroups(Math.ceil(nRows / DELTA_WG)),
-  });
-  const kv = r.tiles.backwardKv;
-  batch.dispatch({
-    kernel:
-      dqPath === 'rows'
-        ? { name: 'attention', code, entryPoint: 'attention_backward_kv_rows', constants: { RW: ROWS_WG } }
-        : kernel('attention_backward_kv', kv),
-    params: r.params,
-    buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv],
-    groups: splitGroups(dqPath === 'rows' ? Math.ceil((a.batchSize * a.nKvHeads * r.kvCap) / ROWS_WG) : a.batchSize * a.nKvHeads * Math.ceil(r.kvCap / kv.BK)),
-  });
+  const delta = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_delta', constants: { WG: DELTA_WG } }, params: r.params, buffers: [a.out, a.dOut, a.lse, a.dq] };
+  dispatchSliced(batch, delta, Math.ceil(nRows / DELTA_WG), [DELTA_WG * 2 * D], maxFlops);
   if (dqPath === 'rows') {
-    batch.dispatch({
-      kernel: { name: 'attention', code, entryPoint: 'attention_backward_q_rows', constants: { RW: ROWS_WG } },
-      params: r.params,
-      buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq],
-      groups: splitGroups(Math.ceil(nRows / ROWS_WG)),
-    });
+    // One invocation per key over every row of its group (4D FMAs a pair), then one per query
+    // row over every key (3D): bounded by the whole row / key range.
+    const kvRows = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_kv_rows', constants: { RW: ROWS_WG } }, params: r.params, buffers: kvBuffers };
+    dispatchSliced(batch, kvRows, Math.ceil((bkv * r.kvCap) / ROWS_WG), [ROWS_WG * rows * 8 * D], maxFlops);
+    const qRows = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_q_rows', constants: { RW: ROWS_WG } }, params: r.params, buffers: qBuffers };
+    dispatchSliced(batch, qRows, Math.ceil(nRows / ROWS_WG), [ROWS_WG * r.tkv * 6 * D], maxFlops);
     return;
   }
+  const kv = r.tiles.backwardKv;
+  const kvCosts = keyBlockCosts(r.kvCap, rows, g, pastLen, r.tkv, kv.BK, kv.BQ, pair('tiled', 'backwardKv'));
+  dispatchSliced(batch, { kernel: kernel('attention_backward_kv', kv), params: r.params, buffers: kvBuffers }, bkv, kvCosts, maxFlops);
   const dq = r.tiles.backwardQ;
-  batch.dispatch({
-    kernel: kernel('attention_backward_q', dq),
-    params: r.params,
-    buffers: [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq],
-    groups: splitGroups(a.batchSize * a.nKvHeads * Math.ceil(rows / dq.BQ)),
-  });
+  const qCosts = rowBlockCosts(rows, g, pastLen, r.tkv, dq.BQ, dq.BK, pair('tiled', 'backwardQ'));
+  dispatchSliced(batch, { kernel: kernel('attention_backward_q', dq), params: r.params, buffers: qBuffers }, bkv, qCosts, maxFlops);
 }

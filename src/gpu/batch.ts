@@ -19,10 +19,13 @@ const ARENA_BYTES = 64 * 1024;
  *                 params' first three words), i.e. the multiply-adds the product kernels execute
  *   bindGroups    bind groups created (the rest of the dispatches reused a cached one)
  *   maxMatmulFlops  the largest single matmul dispatch (the GPU watchdog's concern; reset by the reader)
+ *   maxAttentionFlops  the largest single attention dispatch's FLOP bound (src/engine/attention.ts
+ *                 states it per dispatch; reset by the reader)
  */
 export interface GpuCounters {
   dispatches: number;
   maxMatmulFlops: number;
+  maxAttentionFlops: number;
   bindGroups: number;
   submits: number;
   readbacks: number;
@@ -31,7 +34,7 @@ export interface GpuCounters {
 }
 
 export function emptyCounters(): GpuCounters {
-  return { dispatches: 0, maxMatmulFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 };
+  return { dispatches: 0, maxMatmulFlops: 0, maxAttentionFlops: 0, bindGroups: 0, submits: 0, readbacks: 0, readBytes: 0, matmulFlops: 0 };
 }
 
 /**
@@ -77,6 +80,17 @@ export class BindGroupCache {
 }
 
 export const BIND_GROUP_CACHE_MAX = 8192;
+
+/**
+ * GPU watchdog bound shared by the kernels whose work grows with the problem (matmul, attention,
+ * the lm_head chunks): at most this many FLOPs in one dispatch; larger work is cut into several
+ * dispatches. A browser resets the device when one submission runs past the OS's GPU timeout
+ * (Windows TDR: 2 s; Chrome's own watchdog is of the same order). A weak integrated GPU (an
+ * Intel UHD 620: ~400 GFLOP/s f32 peak) reaching 10-25 % of peak on these kernels runs 2^32
+ * FLOPs in ~40-110 ms, 20-50x under 2 s, while one dispatch still holds enough workgroups to
+ * fill a large GPU (thousands), so the cut costs a fast GPU nothing.
+ */
+export const MAX_DISPATCH_FLOPS = 2 ** 32;
 const MAX_GROUPS_PER_DIM = 65535;
 
 export type Binding = GPUBuffer | Tensor | { buffer: GPUBuffer; offset: number; size: number };
@@ -89,6 +103,12 @@ export interface Dispatch {
   buffers: readonly Binding[];
   /** Workgroup counts; a count above 65,535 in x is split over y (see `splitGroups`). */
   groups: readonly [number, number?, number?];
+  /**
+   * FLOPs of the matrix product this dispatch computes (a product cut into several dispatches
+   * gives each its share), counted in GpuCounters.matmulFlops/maxMatmulFlops; when absent, a
+   * 'matmul' kernel's params count as 2·P·Q·D.
+   */
+  flops?: number;
 }
 
 /**
@@ -159,7 +179,10 @@ export class CommandBatch {
     this.count++;
     const counters = this.ctx.counters;
     counters.dispatches++;
-    if (d.kernel.name === 'matmul' && d.params && d.params.byteLength >= 12) {
+    if (d.flops !== undefined) {
+      counters.matmulFlops += d.flops;
+      counters.maxMatmulFlops = Math.max(counters.maxMatmulFlops, d.flops);
+    } else if (d.kernel.name === 'matmul' && d.params && d.params.byteLength >= 12) {
       const w = new DataView(d.params.buffer, d.params.byteOffset, 12);
       const flops = 2 * w.getUint32(0, true) * w.getUint32(4, true) * w.getUint32(8, true);
       counters.matmulFlops += flops;
