@@ -110,6 +110,25 @@ export interface StartRequest {
   /** Where the data came from ("Data page SFT set", a file name). */
   datasetLabel: string;
   settings: TrainSettings;
+  /**
+   * GPU memory the user stated (the Home and Model pages' "GPU memory free", in bytes): the
+   * step's budget, as `fuse-studio train --gpu-memory` gives it (src/train/step-budget.ts). Left
+   * out or null: not stated, the trainer's default budget.
+   */
+  memoryBudgetBytes?: number | null;
+}
+
+/** What the step keeps from the forward (the memory plan's choice; src/train/step-budget.ts). */
+export interface StepKeeps {
+  keepActivations: boolean;
+  keepLogits: boolean;
+  /** The chosen step's GPU bytes (weights, adapter, workspace). */
+  trainingBytes: number;
+  /** The budget it was checked against, and whether the user stated it (else the default). */
+  budgetBytes: number | null;
+  stated: boolean;
+  /** planTrainingStep's reason (what is kept or recomputed, bytes against the budget). */
+  reason: string;
 }
 
 /** live: this worker runs it now; interrupted: it was running when its tab went away. */
@@ -140,6 +159,10 @@ export interface TrainRunSummary {
   totalSteps: number;
   /** Sequence length the batches are padded to. */
   seqLen: number;
+  /** The stated GPU memory the run's step was planned with (bytes; null or missing: not stated). */
+  memoryBudgetBytes?: number | null;
+  /** What the run's step keeps from the forward, once set up. */
+  stepKeeps?: StepKeeps | null;
   /** Steps of the checkpoints saved (newest last). */
   checkpoints: number[];
   /** The adapter saved at the end, by name. */

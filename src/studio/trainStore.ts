@@ -8,6 +8,7 @@ import { create } from 'zustand';
 import type { Metrics } from '../train/trainer';
 import { activeDataRunId, readDataset } from './dataStore';
 import { callback, engine, errorMessage } from './engine';
+import { deviceLimits, useModelStore } from './modelStore';
 import {
   defaultSettings,
   describeLineErrors,
@@ -27,6 +28,14 @@ import {
 } from './trainConfig';
 import type { AdapterInfo } from './worker/adapter-store';
 import type { TrainEstimate } from './worker/train-service';
+
+/**
+ * The GPU memory the user stated on the Home or Model page ("GPU memory free"), in bytes, or
+ * null: the step's memory budget, as `fuse-studio train --gpu-memory` gives it.
+ */
+export function statedMemoryBytes(): number | null {
+  return deviceLimits(null, useModelStore.getState().planSettings.memoryGiB).memoryBytes;
+}
 
 export type DatasetSource = 'data' | 'file';
 
@@ -223,13 +232,14 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
       const text = choice.source === 'file' ? (choice.problem ? null : choice.fileText) : await readDataset(stage).catch(() => undefined);
       if (!text) return set({ estimate: { state: 'none' } });
       // Runs that ended since may have measured the speed: they are part of the key.
-      const keyOf = (st: TrainStore) => JSON.stringify([st.stage, st.settings[st.stage], st.dataset[st.stage].source, st.dataset[st.stage].fileName, text.length, st.runs.map((r) => [r.runId, r.status])]);
+      const keyOf = (st: TrainStore) =>
+        JSON.stringify([st.stage, st.settings[st.stage], st.dataset[st.stage].source, st.dataset[st.stage].fileName, text.length, st.runs.map((r) => [r.runId, r.status]), statedMemoryBytes()]);
       const key = keyOf(get());
       const cur = get().estimate;
       if (cur.state === 'ready' && cur.key === key) return;
       set({ estimate: { state: 'working' } });
       try {
-        const estimate = await engine().estimateTraining({ stage, datasetText: text, settings: settings[stage] });
+        const estimate = await engine().estimateTraining({ stage, datasetText: text, settings: settings[stage], memoryBudgetBytes: statedMemoryBytes() });
         // Only if nothing changed meanwhile.
         if (keyOf(get()) === key) set({ estimate: { state: 'ready', estimate, key } });
       } catch (e) {
@@ -346,7 +356,7 @@ export const useTrainStore = create<TrainStore>()((set, get) => {
       const previous = get().current;
       // DPO continues what the page shows (checked again in the worker).
       const init = stage === 'dpo' ? (resolveDpoInit(get().dpoInit, get().adapters)?.name ?? null) : null;
-      await follow(placeholder, [], () => engine().startTraining({ runId, stage, init, datasetText: text, datasetLabel: label, settings: settings[stage] }, callback(onEvent)));
+      await follow(placeholder, [], () => engine().startTraining({ runId, stage, init, datasetText: text, datasetLabel: label, settings: settings[stage], memoryBudgetBytes: statedMemoryBytes() }, callback(onEvent)));
       // A start that failed before the run existed: show the previous run again.
       if (get().current?.run.runId === runId && !get().runs.some((r) => r.runId === runId)) set({ current: previous });
     },

@@ -35,7 +35,8 @@
 import { adamwStep, gradNormSlots, gradNormSquared, NON_FINITE_INF, NON_FINITE_NAN, nonFiniteCheck } from '../engine/adamw';
 import type { Tensor } from '../gpu/tensor';
 import { createTrainWorkspace, type TrainWorkspace } from '../model/activations';
-import { defaultStepBudget, planTrainingStep, type TrainingStepPlan } from '../model/memory-plan';
+import type { TrainingStepPlan } from '../model/memory-plan';
+import { trainingStepPlanFor } from './step-budget';
 import { backward } from '../model/backward';
 import { BatchChain } from '../model/chain';
 import { forward } from '../model/forward';
@@ -316,19 +317,11 @@ export class Trainer {
 
   /** What the step keeps from the forward and why (the memory plan's choice for this model, batch and budget). */
   get stepPlan(): TrainingStepPlan {
-    if (!this.plan) {
-      const { config, layout } = this.model;
-      const o = {
-        batch: this.rows,
-        seq: this.seqLen,
-        loraRank: this.lora.config.rank,
-        targets: this.lora.config.targets,
-        weightDType: layout.dtype,
-        layout,
-      };
-      const budget = this.options.memoryBudgetBytes === undefined ? defaultStepBudget(config, o) : this.options.memoryBudgetBytes;
-      this.plan = planTrainingStep(config, o, budget);
-    }
+    this.plan ??= trainingStepPlanFor(
+      this.model,
+      { rows: this.rows, seqLen: this.seqLen, loraRank: this.lora.config.rank, targets: this.lora.config.targets },
+      this.options.memoryBudgetBytes,
+    );
     return this.plan;
   }
 

@@ -34,6 +34,7 @@ import type { QuantDType } from '../../gpu/quant';
 import { hasTokenizer, loadModelForCli, openModelSource, parseQuant } from '../model';
 import type { TRAIN_OPTIONS } from '../commands';
 import { intOption, numberOption, UsageError, type Parsed } from './args';
+import { statedStepBudget } from '../../train/step-budget';
 
 type Stage = 'sft' | 'dpo';
 
@@ -121,8 +122,12 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
   const evalEvery = intOption('eval-every', v['eval-every']) ?? 0;
   const checkpointEvery = intOption('checkpoint-every', v['checkpoint-every']) ?? 500;
   const keepLast = intOption('keep-checkpoints', v['keep-checkpoints']) ?? 2;
-  const gpuMemoryGiB = numberOption('gpu-memory', v['gpu-memory']);
-  if (gpuMemoryGiB !== undefined && !(gpuMemoryGiB > 0)) throw new UsageError(`--gpu-memory: must be a number of GiB above 0, got ${v['gpu-memory']}`);
+  let memoryBudgetBytes: number | undefined;
+  try {
+    memoryBudgetBytes = statedStepBudget(numberOption('gpu-memory', v['gpu-memory']), '--gpu-memory');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   let baseModelName: string;
   try {
     baseModelName = checkBaseModelName(v['base-model-name'] ?? '', '--base-model-name');
@@ -149,7 +154,7 @@ export async function run({ values: v, positionals }: Parsed<typeof TRAIN_OPTION
     evalEvery,
     checkpointEvery,
     keepLast,
-    ...(gpuMemoryGiB !== undefined ? { memoryBudgetBytes: gpuMemoryGiB * 2 ** 30 } : {}),
+    ...(memoryBudgetBytes !== undefined ? { memoryBudgetBytes } : {}),
     ...(v['date-string'] !== undefined ? { dateString: v['date-string'] } : {}),
     ...(baseModelName ? { baseModelName } : {}),
     say: v.quiet ? () => {} : (s: string) => console.log(s),

@@ -2,6 +2,7 @@ import { useEffect, useId, useMemo, type ReactNode } from 'react';
 import { formatBytes } from '../../model/memory-plan';
 import { LORA_TARGETS, type LoraTarget } from '../../model/lora';
 import { SCHEDULER_TYPES, type SchedulerType } from '../../train/schedule';
+import { describeStepKeeps } from '../../train/step-budget';
 import type { Metrics } from '../../train/trainer';
 import { NumberField, ProgressBar } from '../components/fields';
 import { ConfirmButton } from '../components/ConfirmButton';
@@ -21,6 +22,7 @@ import {
   type DpoLoss,
   type RunStatus,
   type Stage,
+  type StepKeeps,
   type TrainRunSummary,
   type TrainSettings,
 } from '../trainConfig';
@@ -150,11 +152,12 @@ function Estimate() {
   const dataset = useTrainStore((s) => s.dataset[s.stage]);
   const built = useTrainStore((s) => s.dataSets[s.stage]);
   const runs = useTrainStore((s) => s.runs);
+  const memoryGiB = useModelStore((s) => s.planSettings.memoryGiB);
   useEffect(() => {
     // Settings are typed a key at a time: wait for a pause.
     const t = setTimeout(() => void refresh(), 250);
     return () => clearTimeout(t);
-  }, [refresh, stage, settings, dataset, built, runs]);
+  }, [refresh, stage, settings, dataset, built, runs, memoryGiB]);
   if (estimate.state === 'none') return null;
   return (
     <div className="train-estimate" role="status" aria-live="polite" data-testid="train-estimate">
@@ -180,12 +183,25 @@ function EstimateText({ estimate, stage, settings }: { estimate: TrainEstimate; 
         {estimate.skipped ? `; ${estimate.skipped} record(s) skipped` : ''}
         {estimate.truncated ? `; ${estimate.truncated} truncated to ${settings.maxLength}` : ''}.
       </p>
+      <StepMemory keeps={estimate.stepKeeps} />
       <p className="hint" data-testid="planned-time">
         {speed
           ? `About ${formatDuration(seconds)} on this device${stage === 'dpo' ? ', plus the pass that computes the reference log-probabilities' : ''}: ${Math.round(speed.positionsPerSecond).toLocaleString('en-US')} padded tokens/s, measured in the ${STAGE_LABEL[speed.stage]} run of ${new Date(speed.createdAt).toLocaleString()} (median of ${speed.steps} steps).`
           : 'Time: unknown. No run of this model has been timed on this device yet; once a run has taken a few steps, its ETA shows, and the next run is estimated from it.'}
       </p>
     </>
+  );
+}
+
+/** What the step keeps from the forward, against the memory the user stated (or the default budget). */
+function StepMemory({ keeps }: { keeps: StepKeeps }) {
+  const budget = keeps.budgetBytes === null ? 'no budget' : formatBytes(keeps.budgetBytes);
+  return (
+    <p className="hint" data-testid="planned-memory">
+      Each step {describeStepKeeps(keeps)}: {formatBytes(keeps.trainingBytes)} of GPU memory,{' '}
+      {keeps.stated ? `within the ${budget} you stated` : `within the default budget of ${budget}`}
+      {keeps.keepActivations && keeps.keepLogits ? '.' : keeps.stated ? ' (keeping more needs more memory).' : '; state your GPU memory free on the Model page to keep more when it fits.'}
+    </p>
   );
 }
 

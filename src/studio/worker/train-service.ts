@@ -24,7 +24,9 @@ import { checkpointHook, createAdaptersFromCheckpoint, loadLatestCheckpoint, typ
 import { DexieCheckpointStore } from '../../train/checkpoint-store-browser';
 import { TrainingControl } from '../../train/control';
 import { createAdaptersFromHost, readHostAdapter, type HostAdapter } from '../../train/peft';
+import { stepBudgetFor, trainingStepPlanFor, type StepShape } from '../../train/step-budget';
 import { Trainer, type Hyperparams, type Metrics, type TrainerState } from '../../train/trainer';
+import type { TrainingStepPlan } from '../../model/memory-plan';
 import {
   chatDateString,
   describeLineErrors,
@@ -38,6 +40,7 @@ import {
   type MeasuredSpeed,
   type RunStatus,
   type StartRequest,
+  type StepKeeps,
   type StepPlan,
   type TrainEvent,
   type TrainRunSummary,
@@ -93,6 +96,30 @@ function prepareData(s: Session, stage: TrainRunSummary['stage'], text: string, 
 /** The stored adapter `name` of the session's model (GPU copy first), or null. */
 async function hostAdapter(s: Session, name: string): Promise<HostAdapter | null> {
   return s.adapters.get(name)?.host ?? (await loadAdapter(s.modelKey, name, s.loaded.config));
+}
+
+/** The stated GPU memory of a request (bytes), checked; null when not stated. */
+function checkedBudget(bytes: number | null | undefined): number | null {
+  if (bytes === null || bytes === undefined) return null;
+  if (!Number.isFinite(bytes) || !(bytes > 0)) throw new Error(`GPU memory free: must be above 0 GiB, got ${bytes / 2 ** 30} GiB; change it on the Model page or leave it empty.`);
+  return bytes;
+}
+
+/**
+ * What a step of this shape keeps from the forward on the session's model, planned as the
+ * Trainer plans it (step-budget.ts), with the budget and whether the user stated it.
+ */
+export function stepKeepsFor(s: Pick<Session, 'model'>, shape: StepShape, memoryBudgetBytes: number | null | undefined, trainerPlan?: TrainingStepPlan): StepKeeps {
+  const budget = checkedBudget(memoryBudgetBytes) ?? undefined;
+  const plan = trainerPlan ?? trainingStepPlanFor(s.model, shape, budget);
+  return {
+    keepActivations: plan.keepActivations,
+    keepLogits: plan.keepLogits,
+    trainingBytes: plan.plan.training,
+    budgetBytes: stepBudgetFor(s.model, shape, budget),
+    stated: budget !== undefined,
+    reason: plan.reason,
+  };
 }
 
 /** Set up and run a stage: fresh (row not yet stored) or resumed from its newest checkpoint. */
@@ -160,6 +187,8 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
       task,
       hyper: hyperOf(st),
       padId: s.tokenizer?.eosTokenIds[0] ?? 0,
+      // The stated GPU memory is the step's budget, as the CLI's --gpu-memory (step-budget.ts).
+      ...(typeof row.memoryBudgetBytes === 'number' ? { memoryBudgetBytes: row.memoryBudgetBytes } : {}),
       checkpointEvery: Math.max(0, st.checkpointEvery),
       onCheckpoint: async (step) => {
         // The metrics up to this step are on disk before the checkpoint that a resume starts from.
@@ -194,7 +223,9 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
     active.row = row;
     active.setStatus = (status) => persist({ status });
     const checkpoints = (await store.list()).sort((a, b) => a - b);
-    persist({ status: 'preparing', error: null, nonFinite: null, totalSteps: t.totalSteps, seqLen: t.seqLen, checkpoints, examples: data.examples.length, skipped: data.skipped, truncated: data.truncated });
+    // The plan the trainer allocated (t.stepPlan), as the page shows it.
+    const keeps = stepKeepsFor(s, { rows: t.rows, seqLen: t.seqLen, loraRank: lora.config.rank, targets: lora.config.targets }, row.memoryBudgetBytes, t.stepPlan);
+    persist({ status: 'preparing', error: null, nonFinite: null, totalSteps: t.totalSteps, seqLen: t.seqLen, stepKeeps: keeps, checkpoints, examples: data.examples.length, skipped: data.skipped, truncated: data.truncated });
     if (resumeFrom) emit({ type: 'phase', runId: row.runId, phase: `Resumed from the checkpoint at step ${resumeFrom.step}.` });
     try {
       if (row.stage === 'dpo') {
@@ -255,6 +286,8 @@ async function launch(row: TrainRunRow, resume: boolean, onEvent: OnEvent): Prom
 /** What the Train page shows before a start: the step plan, and the speed measured on this device. */
 export interface TrainEstimate {
   plan: StepPlan;
+  /** What the run's step will keep from the forward against the stated (or default) memory. */
+  stepKeeps: StepKeeps;
   skipped: number;
   truncated: number;
   /** The newest run of this model (of the same stage if any) with a measured speed, or null. */
@@ -267,18 +300,23 @@ export const trainService = {
    * truncated records, the padded length), the steps, and a speed measured in an earlier run of
    * this model on this device (none: the time is unknown, and the page says so).
    */
-  async estimateTraining(req: Pick<StartRequest, 'stage' | 'datasetText' | 'settings'>): Promise<TrainEstimate> {
+  async estimateTraining(req: Pick<StartRequest, 'stage' | 'datasetText' | 'settings' | 'memoryBudgetBytes'>): Promise<TrainEstimate> {
     const s = requireSession();
     const data = prepareData(s, req.stage, req.datasetText, req.settings.maxLength, chatDateString(new Date()));
     const seqLen = req.stage === 'sft' ? sftSeqLen(data.examples as SftExample[]) : dpoSeqLen(data.examples as DpoPair[]);
     const plan = stepPlan(req.stage, data.examples.length, seqLen, req.settings);
+    // The rows of a micro-batch as the Trainer counts them (a DPO pair is two); a DPO run that
+    // continues an adapter takes its rank, which the page's settings show.
+    const st = req.settings;
+    const shape = { rows: req.stage === 'dpo' ? 2 * st.microBatchSize : st.microBatchSize, seqLen, loraRank: st.loraRank, targets: st.loraTargets };
+    const stepKeeps = stepKeepsFor(s, shape, req.memoryBudgetBytes);
     const runs = (await trainRuns.list()).filter((r) => r.modelKey === s.modelKey && r.step >= 3);
     let speed: MeasuredSpeed | null = null;
     for (const r of [...runs.filter((x) => x.stage === req.stage), ...runs.filter((x) => x.stage !== req.stage)]) {
       speed = measuredSpeed(r, await trainRuns.metrics(r.runId));
       if (speed) break;
     }
-    return { plan, skipped: data.skipped.length, truncated: data.truncated, speed };
+    return { plan, stepKeeps, skipped: data.skipped.length, truncated: data.truncated, speed };
   },
 
 
@@ -319,6 +357,8 @@ export const trainService = {
       step: 0,
       totalSteps: 0,
       seqLen: 0,
+      memoryBudgetBytes: checkedBudget(req.memoryBudgetBytes),
+      stepKeeps: null,
       checkpoints: [],
       adapterName: null,
       error: null,
