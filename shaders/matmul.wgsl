@@ -16,12 +16,15 @@
 // src/engine/matmul.ts splices in twice: qb_ over `b` and qb4_ over `b4`). Quantized entry
 // points (<path>_<nt|nn>_<int8|int4>) are generated there too. Each entry point fixes the layout and b's type; the flags passed to
 // the shared bodies are constants, so after inlining the loaders are straight-line code.
-// Entry points are named <path>_<layout>_<b dtype>. Five paths:
+// Entry points are named <path>_<layout>_<b dtype>. The paths:
 //
 // tiled (hardware GPUs): a workgroup of WX×WY threads computes a (4·WY)×(4·WX) tile of C, each
 //   thread a 4×4 register block. A and B are staged through workgroup memory in slices of TK along
 //   d, d-major as vec4s (rows padded by one vec4 against bank conflicts), so the inner loop is two
 //   vec4 reads and 16 FMAs per d. Any shape; edges are zero-filled when staging.
+// regtile (hardware GPUs, float b, larger products): like tiled, with each thread an 8×8 block,
+//   16-byte global loads (bf16/f16 b widened in registers), the next K tile prefetched into
+//   registers while the current one is computed, and one barrier per K tile (see its section).
 // gemv (hardware GPUs, nt with M ≤ 8: decode): GV_LANES threads per output column stride over d
 //   reading whole words of b, for all M rows at once, then reduce through workgroup memory.
 // direct / vec4 (CPU adapters such as SwiftShader, where a workgroup barrier costs about a
@@ -39,7 +42,8 @@
 //   adds them in split order (deterministic) and applies alpha/accumulate.
 //
 // Tiles are numbered linearly (q fastest) and the grid is spread over x and y (see splitGroups);
-// workgroups past `groups` exit at once.
+// a big grid is cut into several dispatches, each starting at `first_group` (src/engine/matmul.ts,
+// MATMUL_MAX_DISPATCH_FLOPS); workgroups past `groups` (the dispatch's end) exit at once.
 
 struct Params {
   rows: u32,       // P (for gemv: M)
@@ -53,6 +57,9 @@ struct Params {
   scale_word: u32, // quantized b: word index of its f16 scales
   chunk: u32,      // splitk: reduction length per split
   splits: u32,     // splitk: number of splits (partial sums per output)
+  first_group: u32, // linear index of this dispatch's first workgroup (a grid cut into several
+                    // dispatches against the GPU watchdog); `groups` is then this dispatch's end
+  aligned: u32,    // regtile: bit 0, a's rows start on 16 bytes; bit 1, b's rows on 16 bytes
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -142,7 +149,7 @@ var<workgroup> Bs: array<vec4f, TK * (WX + 1u)>; // [d][q/4]
 
 // a_t: A is contiguous along p (tn). b_t: B is contiguous along d (nt).
 fn tiled(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
-  let tile = wid.x + wid.y * nwg.x;
+  let tile = tile_index(wid, nwg);
   if (tile >= p.groups) {
     return;
   }
@@ -253,6 +260,273 @@ fn tiled_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 }
 
 // ---------------------------------------------------------------------------------------------
+// regtile (hardware GPUs, float b): a workgroup of RX×RY threads computes an (8·RY)×(8·RX) tile
+// of C, each thread an 8×8 register block: rows 4·ty..+3 and 4·(ty+RY)..+3, columns 4·tx..+3 and
+// 4·(tx+RX)..+3, so neighbouring threads read neighbouring vec4s of workgroup memory (no bank
+// conflicts) and the inner loop is four vec4 reads for 64 FMAs per d. A and B are staged in K
+// tiles of RK along d, d-major as vec4s over p and q:
+//   - global loads are 16 bytes: 4 f32 of a, and of b a vec4 of 4 f32 or of 8 bf16/f16 values,
+//     which are widened to f32 in registers. Each such unit lies along the contiguous dim (d for
+//     a in nt/nn and b in nt, p for a in tn, q for b in nn/tn); a unit that is fully in range and
+//     aligned (`p.aligned`, set when that dim and bOffset are multiples of 4, or 8 for 16-bit b)
+//     is one vector load, any other is read element by element with zero fill, so any shape works.
+//   - prefetch: tile k+1's units are loaded into registers before tile k is computed from
+//     workgroup memory, so global latency hides behind 64·RK FMAs per thread.
+//   - workgroup memory holds two K tiles: tile k is written to half k & 1, then one barrier, and
+//     no thread can overwrite that half before every thread has passed the next barrier, i.e.
+//     finished computing tile k. One barrier per K tile.
+// Tile sizes are override constants chosen per adapter and checked against its limits
+// (src/engine/matmul.ts, regtileConstants). RU bounds the staging units per thread per operand.
+
+override RX: u32 = 8; // threads along Q; the tile is 8·RX wide
+override RY: u32 = 8; // threads along P; the tile is 8·RY tall
+override RK: u32 = 8; // K tile depth (a multiple of 8)
+const RU = 4u;
+
+var<workgroup> Ra: array<vec4f, 4u * RK * RY>; // [half][d][p/4]: 2 halves × RK × 2·RY
+var<workgroup> Rb: array<vec4f, 4u * RK * RX>; // [half][d][q/4]
+
+// Element i of a, and element e of a float b, read through the whole-buffer vec4 bindings.
+fn a4_at(i: u32) -> f32 {
+  return a4[i >> 2u][i & 3u];
+}
+
+fn b4_at(e: u32, dt: u32) -> f32 {
+  if (dt == F32) {
+    return bitcast<f32>(b4_word(e));
+  }
+  let w = b4_word(e >> 1u);
+  if (dt == BF16) {
+    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
+  }
+  return unpack2x16float(w)[e & 1u];
+}
+
+// The staging unit u of A for K tile d0: 4 consecutive elements along A's contiguous dim.
+// Returns the values; `ra_store` puts them in workgroup memory.
+fn ra_load(u: u32, p0: u32, d0: u32, a_t: bool) -> vec4f {
+  let P = p.rows;
+  let D = p.depth;
+  var gp: u32;
+  var gd: u32;
+  if (a_t) {
+    gd = d0 + u / (2u * RY);
+    gp = p0 + 4u * (u % (2u * RY));
+  } else {
+    gp = p0 + u / (RK / 4u);
+    gd = d0 + 4u * (u % (RK / 4u));
+  }
+  let base = select(gp * D + gd, gd * P + gp, a_t);
+  if ((p.aligned & 1u) != 0u && gp < P && gd < D) {
+    return a4[base >> 2u];
+  }
+  var v = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let ok = select(gp < P && gd + j < D, gp + j < P && gd < D, a_t);
+    if (ok) {
+      v[j] = a4_at(base + j);
+    }
+  }
+  return v;
+}
+
+fn ra_store(u: u32, h0: u32, a_t: bool, v: vec4f) {
+  let row = 2u * RY;
+  if (a_t) {
+    Ra[h0 + (u / row) * row + u % row] = v;
+  } else {
+    let r = u / (RK / 4u);
+    let d = 4u * (u % (RK / 4u));
+    for (var j = 0u; j < 4u; j++) {
+      Ra[h0 + (d + j) * row + r / 4u][r % 4u] = v[j];
+    }
+  }
+}
+
+// The staging unit u of B: UB = 4 (f32) or 8 (16-bit) consecutive elements along B's contiguous
+// dim, one 16-byte load when in range and aligned; v[0] holds the first 4, v[1] the next 4.
+fn rb_load(u: u32, q0: u32, d0: u32, b_t: bool, dt: u32) -> array<vec4f, 2> {
+  let Q = p.cols;
+  let D = p.depth;
+  let ub = select(8u, 4u, dt == F32);
+  var gq: u32;
+  var gd: u32;
+  if (b_t) {
+    gq = q0 + u / (RK / ub);
+    gd = d0 + ub * (u % (RK / ub));
+  } else {
+    let per = 8u * RX / ub;
+    gd = d0 + u / per;
+    gq = q0 + ub * (u % per);
+  }
+  let e = p.b_offset + select(gd * Q + gq, gq * D + gd, b_t);
+  if ((p.aligned & 2u) != 0u && gq < Q && gd < D) {
+    if (dt == F32) {
+      return array(bitcast<vec4f>(b4[e >> 2u]), vec4f(0.0));
+    }
+    return unpack_b8(b4[e >> 3u], dt);
+  }
+  var v: array<vec4f, 2>;
+  for (var j = 0u; j < ub; j++) {
+    let ok = select(gq + j < Q && gd < D, gq < Q && gd + j < D, b_t);
+    if (ok) {
+      v[j / 4u][j % 4u] = b4_at(e + j, dt);
+    }
+  }
+  return v;
+}
+
+fn rb_store(u: u32, h0: u32, b_t: bool, dt: u32, v: array<vec4f, 2>) {
+  let ub = select(8u, 4u, dt == F32);
+  let row = 2u * RX;
+  if (b_t) {
+    let c = u / (RK / ub);
+    let d = ub * (u % (RK / ub));
+    for (var j = 0u; j < ub; j++) {
+      Rb[h0 + (d + j) * row + c / 4u][c % 4u] = v[j / 4u][j % 4u];
+    }
+  } else {
+    let per = 8u * RX / ub;
+    let i = h0 + (u / per) * row + (ub / 4u) * (u % per);
+    Rb[i] = v[0];
+    if (ub == 8u) {
+      Rb[i + 1u] = v[1];
+    }
+  }
+}
+
+fn regtile(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
+  let tile = tile_index(wid, nwg);
+  if (tile >= p.groups) {
+    return;
+  }
+  let p0 = (tile / p.tiles_q) * (8u * RY);
+  let q0 = (tile % p.tiles_q) * (8u * RX);
+  let t = lid.y * RX + lid.x;
+  let nthreads = RX * RY;
+  let ub = select(8u, 4u, dt == F32);
+  let units_a = 2u * RY * RK;       // (8·RY × RK) / 4
+  let units_b = 8u * RX * RK / ub;  // (8·RX × RK) / ub
+  let nk = (p.depth + RK - 1u) / RK;
+
+  // Registers: the next K tile's staging units (widened), and the 8×8 block: acc[2i + h] is row i
+  // (i < 4: 4·ty + i, else 4·(ty+RY) + i - 4), columns 4·tx.. (h = 0) or 4·(tx+RX).. (h = 1).
+  var ra: array<vec4f, RU>;
+  var rb: array<array<vec4f, 2>, RU>;
+  var acc: array<vec4f, 16>;
+  for (var j = 0u; j < RU; j++) {
+    let u = t + j * nthreads;
+    if (nk > 0u && u < units_a) {
+      ra[j] = ra_load(u, p0, 0u, a_t);
+    }
+    if (nk > 0u && u < units_b) {
+      rb[j] = rb_load(u, q0, 0u, b_t, dt);
+    }
+  }
+  for (var kt = 0u; kt < nk; kt++) {
+    let ha = (kt & 1u) * (2u * RY * RK);
+    let hb = (kt & 1u) * (2u * RX * RK);
+    for (var j = 0u; j < RU; j++) {
+      let u = t + j * nthreads;
+      if (u < units_a) {
+        ra_store(u, ha, a_t, ra[j]);
+      }
+      if (u < units_b) {
+        rb_store(u, hb, b_t, dt, rb[j]);
+      }
+    }
+    workgroupBarrier();
+    // Prefetch: the next tile's global loads are issued before this tile's FMAs.
+    if (kt + 1u < nk) {
+      let d1 = (kt + 1u) * RK;
+      for (var j = 0u; j < RU; j++) {
+        let u = t + j * nthreads;
+        if (u < units_a) {
+          ra[j] = ra_load(u, p0, d1, a_t);
+        }
+        if (u < units_b) {
+          rb[j] = rb_load(u, q0, d1, b_t, dt);
+        }
+      }
+    }
+    for (var d = 0u; d < RK; d++) {
+      let ai = ha + d * (2u * RY) + lid.y;
+      let bi = hb + d * (2u * RX) + lid.x;
+      let a0 = Ra[ai];
+      let a1 = Ra[ai + RY];
+      let b0 = Rb[bi];
+      let b1 = Rb[bi + RX];
+      acc[0] += a0.x * b0;
+      acc[1] += a0.x * b1;
+      acc[2] += a0.y * b0;
+      acc[3] += a0.y * b1;
+      acc[4] += a0.z * b0;
+      acc[5] += a0.z * b1;
+      acc[6] += a0.w * b0;
+      acc[7] += a0.w * b1;
+      acc[8] += a1.x * b0;
+      acc[9] += a1.x * b1;
+      acc[10] += a1.y * b0;
+      acc[11] += a1.y * b1;
+      acc[12] += a1.z * b0;
+      acc[13] += a1.z * b1;
+      acc[14] += a1.w * b0;
+      acc[15] += a1.w * b1;
+    }
+  }
+  let pa = p0 + 4u * lid.y;
+  let pb = p0 + 4u * (lid.y + RY);
+  let qa = q0 + 4u * lid.x;
+  let qb = q0 + 4u * (lid.x + RX);
+  store_block(pa, qa, 1u, array(acc[0], acc[2], acc[4], acc[6]));
+  store_block(pa, qb, 1u, array(acc[1], acc[3], acc[5], acc[7]));
+  store_block(pb, qa, 1u, array(acc[8], acc[10], acc[12], acc[14]));
+  store_block(pb, qb, 1u, array(acc[9], acc[11], acc[13], acc[15]));
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nt_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, true, F32);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nt_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, true, BF16);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, true, F16);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, false, F32);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nn_bf16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, false, BF16);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_nn_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, false, false, F16);
+}
+
+@compute @workgroup_size(RX, RY)
+fn regtile_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  regtile(wid, nwg, lid, true, false, F32);
+}
+
+// ---------------------------------------------------------------------------------------------
 // gemv: nt with M ≤ GV_MAX_M
 
 const GV_MAX_M = 8u;
@@ -262,7 +536,7 @@ override GV_ROWS: u32 = 4;   // output columns per workgroup
 var<workgroup> red: array<f32, GV_MAX_M * GV_LANES * GV_ROWS>; // [m][column][lane]
 
 fn gemv(wid: vec3u, nwg: vec3u, lid: vec3u, dt: u32) {
-  let g = wid.x + wid.y * nwg.x;
+  let g = tile_index(wid, nwg);
   if (g >= p.groups) {
     return;
   }
@@ -348,8 +622,10 @@ fn gemv_nt_f16(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 override CX: u32 = 8; // threads along Q
 override CY: u32 = 8; // threads along P
 
+// The linear index of a workgroup's tile, every path: its place in this dispatch plus the
+// dispatch's first tile.
 fn tile_index(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
+  return wid.x + wid.y * nwg.x + p.first_group;
 }
 
 // i, i+1, i+2, i+3 clamped to n - 1.

@@ -142,13 +142,14 @@ describe('narrow and split-K selection and refusals', () => {
     expect(defaultMatmulPath(false, 'tn', gradA, 0, 'f32', (p) => p === MATMUL_PATHS.narrow)).toBe('tiled'); // Q = 2048
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', yes)).toBe('narrow');
     // aligned nt runs the 16-byte-load kernel, which its own self-test case proves
-    expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4)).toBe('tiled');
+    expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4 && p !== MATMUL_PATHS.regtile)).toBe('tiled');
+    expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4)).toBe('regtile'); // past narrow, a big output
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192, k: 2047 }, 0, 'bf16', (p) => p !== MATMUL_PATHS.narrow4)).toBe('narrow');
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'bf16')).toBe('tiled');
     expect(defaultMatmulPath(false, 'nt', { ...loraA, m: 8192 }, 0, 'int8', yes)).toBe('tiled');
     expect(defaultMatmulPath(true, 'nt', { ...loraA, m: 8192 }, 0, 'bf16', yes)).toBe('vec4');
     expect(defaultMatmulPath(true, 'tn', gradA, 0, 'f32', yes)).toBe('vec4');
-    expect(defaultMatmulPath(false, 'nt', { m: 4, n: 16, k: 2048 }, 0, 'f32', yes)).toBe('gemv');
+    expect(defaultMatmulPath(false, 'nt', { m: 4, n: 16, k: 2048 }, 0, 'f32', yes)).toBe('gemv-sg');
   });
 
   it('refuses quantized b, wide outputs and workgroups past the device limits, naming the fix', async () => {

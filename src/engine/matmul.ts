@@ -5,7 +5,7 @@
 // out = alpha * product + (accumulate ? out : 0). See shaders/matmul.wgsl for the tiling.
 // b may be a quantized weight (int8/int4, layouts nt and nn): every path decodes it in the kernel.
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
-import { splitGroups, type CommandBatch } from '../gpu/batch';
+import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch, type Dispatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import { GGML_DTYPES, GGML_FORMAT_CODE } from '../gpu/ggml';
@@ -79,10 +79,25 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk' | 'sgmat';
+export type MatmulPath = 'tiled' | 'regtile' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk' | 'sgmat';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
+/**
+ * regtile (GPUs, float b): RX×RY threads, each an 8×8 register block, so an (8·RY)×(8·RX) tile;
+ * K tiles of RK (a multiple of 8) in two halves of workgroup memory, 16-byte global loads, the next
+ * K tile prefetched into registers. These are the small-tile defaults; `regtileConstants` picks
+ * per adapter and product.
+ */
+export const MATMUL_REGTILE = { RX: 8, RY: 8, RK: 8 } as const;
+/** The large tile (128×128, 256 threads) for adapters whose limits allow it and grids that fill a GPU with it. */
+export const MATMUL_REGTILE_LARGE = { RX: 16, RY: 16, RK: 8 } as const;
+/** regtile staging units per thread and operand (RU in the shader): (8·RY·RK/4) / (RX·RY) ≤ this. */
+const REGTILE_UNITS = 4;
+/** Large tiles only when the grid still has this many of them (a GPU of ~100 cores wants a few waves). */
+const REGTILE_LARGE_MIN_TILES = 128;
+/** GPUs take regtile by default for outputs of at least this many elements (16 of its 64×64 tiles); tiled below. */
+export const REGTILE_MIN_OUT = 16 * 64 * 64;
 /** gemv (layout nt, M ≤ GEMV_MAX_M): GV_LANES threads per output column, GV_ROWS columns per workgroup. */
 export const MATMUL_GEMV = { GV_LANES: 64, GV_ROWS: 4 } as const;
 export const GEMV_MAX_M = 8;
@@ -114,7 +129,18 @@ export const SGMAT_MIN_SIDE = 64;
 export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
-export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', sgmat: 'matmul.subgroup-matrix', gemvSg: 'matmul.gemv-sg' } as const;
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', sgmat: 'matmul.subgroup-matrix', regtile: 'matmul.regtile', gemvSg: 'matmul.gemv-sg' } as const;
+
+/**
+ * GPU watchdog bound for one matmul dispatch (MAX_DISPATCH_FLOPS of src/gpu/batch.ts, 2^32, shared
+ * with attention; LM_HEAD_MAX_DISPATCH_FLOPS bounds the lm_head chunks the same): a larger grid of tiles is encoded as several
+ * dispatches, each starting at its first tile (Params.first_group), so every output is computed by
+ * the same workgroup code and the result is bit-identical to one dispatch. 2^32 FLOPs take about
+ * 40 ms on an integrated GPU at 100 GFLOP/s, 50× under Windows' 2 s TDR and Chrome's watchdog,
+ * while one dispatch still holds thousands of workgroups on a fast GPU. Only a single workgroup
+ * whose own reduction exceeds the bound (D above ~500K at a 64×64 tile) runs longer.
+ */
+export const MATMUL_MAX_DISPATCH_FLOPS = MAX_DISPATCH_FLOPS;
 
 export interface MatmulOptions {
   /** Force a path instead of the adapter's default (vec4 needs its alignment, gemv layout nt and M ≤ 8). */
@@ -125,6 +151,8 @@ export interface MatmulOptions {
   splits?: number;
   /** sgmat (./matmul-sgmat.ts): the chromium subgroup-matrix builtins (default) or their plain-WGSL emulation (tests, benches on adapters without the feature). */
   subgroupMatrix?: SgmatVariant;
+  /** Most FLOPs one dispatch may run (default MATMUL_MAX_DISPATCH_FLOPS); tests force it small. */
+  maxDispatchFlops?: number;
 }
 
 type Dim = 'm' | 'n' | 'k';
@@ -246,8 +274,51 @@ export function defaultMatmulPath(
     if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow) && (!needs4 || proven(MATMUL_PATHS.narrow4))) return 'narrow';
     // subgroup matrices (chromium-experimental-subgroup-matrix) once the self-test proved them on this device
     if (P * Q > SPLITK_MAX_OUT && P >= SGMAT_MIN_SIDE && Q >= SGMAT_MIN_SIDE && proven(MATMUL_PATHS.sgmat)) return 'sgmat';
+    if (P * Q >= REGTILE_MIN_OUT && proven(MATMUL_PATHS.regtile)) return 'regtile';
   }
   return 'tiled';
+}
+
+/**
+ * regtile's tile for this adapter and product: the 128×128 tile (256 threads) where the adapter's
+ * limits take it and the grid still has REGTILE_LARGE_MIN_TILES of them, with K tiles of 16 where
+ * workgroup memory allows (32 KiB, most discrete GPUs); else the 64×64 tile of 64 threads.
+ */
+export function regtileConstants(limits: GPUSupportedLimits, P: number, Q: number): Record<string, number> {
+  const fits = (c: Record<string, number>) => regtileProblem(c, limits) === null;
+  const large = { ...MATMUL_REGTILE_LARGE };
+  if (Math.ceil(P / (8 * large.RY)) * Math.ceil(Q / (8 * large.RX)) >= REGTILE_LARGE_MIN_TILES && fits(large)) {
+    const deep = { ...large, RK: 16 };
+    return fits(deep) ? deep : large;
+  }
+  return { ...MATMUL_REGTILE };
+}
+
+/** Workgroup memory regtile uses: two K tiles of A (8·RY × RK) and B (8·RX × RK) as f32. */
+export function regtileStorageBytes(c: Record<string, number>): number {
+  return 2 * c.RK! * 8 * (c.RX! + c.RY!) * 4;
+}
+
+/** Why regtile's constants do not fit this device (naming the constant to change), or null. */
+export function regtileProblem(c: Record<string, number>, limits: GPUSupportedLimits): string | null {
+  for (const name of ['RX', 'RY', 'RK'] as const) {
+    const v = c[name];
+    if (!Number.isInteger(v) || v! < 1) return `${name} = ${v} must be a positive integer`;
+  }
+  const { RX, RY, RK } = c as { RX: number; RY: number; RK: number };
+  if (RK % 8) return `RK = ${RK} must be a multiple of 8 (a K tile holds whole 16-byte loads of 16-bit b)`;
+  if (RX > limits.maxComputeWorkgroupSizeX) return `RX = ${RX} exceeds this device's maxComputeWorkgroupSizeX (${limits.maxComputeWorkgroupSizeX}); pass a smaller RX`;
+  if (RY > limits.maxComputeWorkgroupSizeY) return `RY = ${RY} exceeds this device's maxComputeWorkgroupSizeY (${limits.maxComputeWorkgroupSizeY}); pass a smaller RY`;
+  if (RX * RY > limits.maxComputeInvocationsPerWorkgroup)
+    return `RX·RY = ${RX * RY} threads exceeds this device's maxComputeInvocationsPerWorkgroup (${limits.maxComputeInvocationsPerWorkgroup}); pass a smaller RX or RY`;
+  const bytes = regtileStorageBytes(c);
+  if (bytes > limits.maxComputeWorkgroupStorageSize)
+    return `RK = ${RK} with RX = ${RX}, RY = ${RY} needs ${bytes} bytes of workgroup memory, over this device's maxComputeWorkgroupStorageSize (${limits.maxComputeWorkgroupStorageSize}); pass a smaller RK`;
+  // Staging units per thread: A (8·RY·RK/4) and B (8·RX·RK/4 for f32 b, the most) over RX·RY threads.
+  const units = Math.ceil((2 * Math.max(RX, RY) * RK) / (RX * RY));
+  if (units > REGTILE_UNITS)
+    return `RK = ${RK} over RX·RY = ${RX * RY} threads stages ${units} 16-byte loads per thread, more than ${REGTILE_UNITS}; pass a smaller RK or more threads`;
+  return null;
 }
 
 /** Splits of D for splitk: enough workgroups to fill a GPU, slices of at least SPLITK_MIN_CHUNK. */
@@ -282,12 +353,18 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   const ctx = batch.ctx;
   const path =
     options.path ?? defaultMatmulPath(ctx.adapter.isFallback, layout, dims, bOffset, b.dtype, (name) => isProven(ctx, name));
-  if ((path === 'narrow' || path === 'splitk') && !NARROW_SPLITK_B_DTYPES.includes(b.dtype))
+  const maxFlops = options.maxDispatchFlops ?? MATMUL_MAX_DISPATCH_FLOPS;
+  if (!(maxFlops >= 1)) throw new Error(`${op}: maxDispatchFlops ${maxFlops} must be at least 1`);
+  if ((path === 'narrow' || path === 'splitk' || path === 'regtile') && !NARROW_SPLITK_B_DTYPES.includes(b.dtype))
     throw new Error(`${op}: the ${path} path takes b as f32, bf16 or f16 (b ${b.label} is ${b.dtype}); use tiled for quantized weights`);
   if (path === 'narrow' && Q > NARROW_MAX_Q)
     throw new Error(`${op}: the narrow path needs at most ${NARROW_MAX_Q} output columns (${Q} here); use tiled`);
   if (path === 'splitk') {
-    splitK(batch, args, options, P, Q, D, alpha, accumulate, bOffset);
+    splitK(batch, args, options, P, Q, D, alpha, accumulate, bOffset, maxFlops);
+    return;
+  }
+  if (path === 'regtile') {
+    regtile(batch, args, options, P, Q, D, alpha, accumulate, bOffset, maxFlops);
     return;
   }
   if (path === 'gemv-sg') {
@@ -321,13 +398,17 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   if (path === 'narrow') checkWorkgroup(op, 'NW', constants.NW!, ctx.limits);
   let tilesQ = 0;
   let groups: number;
+  let groupFlops: number; // what one workgroup computes, edges included: 2 · its outputs · D
   if (path === 'gemv') {
     groups = Math.ceil(Q / constants.GV_ROWS!);
+    groupFlops = 2 * constants.GV_ROWS! * P * D;
   } else if (path === 'skinny') {
     groups = Math.ceil(Q / (4 * constants.SW!));
+    groupFlops = 2 * 4 * constants.SW! * P * D;
   } else if (path === 'narrow') {
     tilesQ = Math.ceil(Q / 16);
     groups = Math.ceil(P / (4 * constants.NW!)) * tilesQ;
+    groupFlops = 2 * 4 * constants.NW! * 16 * D;
   } else {
     const [tp, tq] =
       path === 'tiled'
@@ -335,17 +416,83 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
         : [(path === 'vec4' ? 8 : 4) * constants.CY!, 4 * constants.CX!];
     tilesQ = Math.ceil(Q / tq);
     groups = Math.ceil(P / tp) * tilesQ;
+    groupFlops = 2 * tp * tq * D;
   }
   // narrow in nt with K and bOffset multiples of 4 reads 16 bytes at a time (narrow4).
   const narrow4 = path === 'narrow' && layout === 'nt' && vec4Aligned(layout, dims, bOffset);
   // vec4, narrow4 and skinny read a and b whole (b's last vec4 of 16-bit values may lie in the buffer's padding).
-  const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
-  batch.dispatch({
-    kernel: { name: 'matmul', code, entryPoint: `${narrow4 ? 'narrow4' : path}_${layout}_${b.dtype}`, constants },
-    params: params(P, Q, D, bOffset, alpha, accumulate, tilesQ, groups, isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0),
-    buffers: path === 'vec4' || path === 'skinny' || narrow4 ? [whole(a), whole(b), out] : [a, b, out],
-    groups: splitGroups(groups),
-  });
+  const scaleWord = isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0;
+  dispatchBounded(
+    batch,
+    {
+      kernel: { name: 'matmul', code, entryPoint: `${narrow4 ? 'narrow4' : path}_${layout}_${b.dtype}`, constants },
+      buffers: path === 'vec4' || path === 'skinny' || narrow4 ? [whole(a), whole(b), out] : [a, b, out],
+    },
+    { groups, groupFlops, maxFlops, flops: 2 * P * Q * D },
+    (first, end) => matmulParams(P, Q, D, bOffset, alpha, accumulate, tilesQ, end, scaleWord, 0, 0, first),
+  );
+}
+
+/** A tensor's whole buffer, for the vec4 views a4/b4 (a vec4 of 16-bit b may reach into the buffer's padding). */
+function whole(t: Tensor) {
+  return { buffer: t.buffer, offset: 0, size: t.buffer.size };
+}
+
+/**
+ * Encodes a grid of `groups` workgroups as dispatches of at most `maxFlops` each (at least one
+ * workgroup a dispatch; see MATMUL_MAX_DISPATCH_FLOPS). `paramsAt(first, end)` packs the params of
+ * the dispatch covering workgroups [first, end). Each dispatch is counted with its share of the
+ * product's `flops` (GpuCounters.matmulFlops sums to the product's, maxMatmulFlops sees the share).
+ */
+export function dispatchBounded(
+  batch: CommandBatch,
+  d: Pick<Dispatch, 'kernel' | 'buffers'>,
+  grid: { groups: number; groupFlops: number; maxFlops: number; flops: number },
+  paramsAt: (first: number, end: number) => Uint8Array,
+): void {
+  const { groups, groupFlops, maxFlops, flops } = grid;
+  const per = Math.max(1, Math.floor(maxFlops / Math.max(1, groupFlops)));
+  const share = (g: number) => Math.round((flops * g) / groups);
+  for (let first = 0; first < groups; first += per) {
+    const end = Math.min(groups, first + per);
+    batch.dispatch({ ...d, params: paramsAt(first, end), groups: splitGroups(end - first), flops: share(end) - share(first) });
+  }
+}
+
+/** regtile: constants picked for this adapter and product unless forced, checked against its limits. */
+function regtile(
+  batch: CommandBatch,
+  args: MatmulArgs,
+  options: MatmulOptions,
+  P: number,
+  Q: number,
+  D: number,
+  alpha: number,
+  accumulate: number,
+  bOffset: number,
+  maxFlops: number,
+): void {
+  const { a, b, out, layout } = args;
+  const limits = batch.ctx.limits;
+  const constants = { ...regtileConstants(limits, P, Q), ...options.constants };
+  const problem = regtileProblem(constants, limits);
+  if (problem) throw new Error(`matmul ${layout}: regtile path: ${problem}`);
+  const tp = 8 * constants.RY!;
+  const tq = 8 * constants.RX!;
+  const tilesQ = Math.ceil(Q / tq);
+  const groups = Math.ceil(P / tp) * tilesQ;
+  // 16-byte loads where the contiguous dim (and b's offset) keep every row on a 16-byte boundary:
+  // a along d (nt, nn) or p (tn); b along d (nt) or q (nn, tn), 4 f32 or 8 16-bit values a load.
+  const ub = b.dtype === 'f32' ? 4 : 8;
+  const aAligned = (layout === 'tn' ? P : D) % 4 === 0;
+  const bAligned = (layout === 'nt' ? D : Q) % ub === 0 && bOffset % ub === 0;
+  const aligned = (aAligned ? 1 : 0) | (bAligned ? 2 : 0);
+  dispatchBounded(
+    batch,
+    { kernel: { name: 'matmul', code, entryPoint: `regtile_${layout}_${b.dtype}`, constants }, buffers: [whole(a), whole(b), out] },
+    { groups, groupFlops: 2 * tp * tq * D, maxFlops, flops: 2 * P * Q * D },
+    (first, end) => matmulParams(P, Q, D, bOffset, alpha, accumulate, tilesQ, end, 0, 0, 0, first, aligned),
+  );
 }
 
 /**
@@ -362,6 +509,7 @@ function splitK(
   alpha: number,
   accumulate: number,
   bOffset: number,
+  maxFlops: number,
 ): void {
   const { a, b, out, layout } = args;
   const op = `matmul ${layout}`;
@@ -374,16 +522,17 @@ function splitK(
   const perSplit = Math.ceil((Math.ceil(P / 4) * Math.ceil(Q / 4)) / constants.SKW!);
   const part = batch.ctx.tensor([used, P * Q], 'f32', 'matmul split-K partials');
   try {
-    batch.dispatch({
-      kernel: { name: 'matmul', code, entryPoint: `splitk_${layout}_${b.dtype}`, constants },
-      params: params(P, Q, D, bOffset, alpha, accumulate, perSplit, perSplit * used, 0, chunk, used),
-      buffers: [a, b, part],
-      groups: splitGroups(perSplit * used),
-    });
-    // depth 0 so the dispatch counters do not count the product's FLOPs twice
+    dispatchBounded(
+      batch,
+      { kernel: { name: 'matmul', code, entryPoint: `splitk_${layout}_${b.dtype}`, constants }, buffers: [a, b, part] },
+      { groups: perSplit * used, groupFlops: 2 * constants.SKW! * 16 * chunk, maxFlops, flops: 2 * P * Q * D },
+      (first, end) => matmulParams(P, Q, D, bOffset, alpha, accumulate, perSplit, end, 0, chunk, used, first),
+    );
+    // No FLOPs counted: the adds of the partial sums (the product was counted above)
     batch.dispatch({
       kernel: { name: 'matmul', code, entryPoint: 'splitk_reduce', constants: { SKW: constants.SKW! } },
-      params: params(P, Q, 0, 0, alpha, accumulate, 0, 0, 0, chunk, used),
+      flops: 0,
+      params: matmulParams(P, Q, 0, 0, alpha, accumulate, 0, 0, 0, chunk, used),
       buffers: [part, part, out],
       groups: splitGroups(Math.ceil((P * Q) / constants.SKW!)),
     });
@@ -393,7 +542,12 @@ function splitK(
   }
 }
 
-function params(
+/**
+ * The Params struct of shaders/matmul.wgsl, in field order (exported for kernels that share it).
+ * `groups` is the end (exclusive) of this dispatch's workgroups, `firstGroup` its first;
+ * `aligned` is regtile's bit set (1: a's rows on 16 bytes, 2: b's).
+ */
+export function matmulParams(
   P: number,
   Q: number,
   D: number,
@@ -405,6 +559,8 @@ function params(
   scaleWord: number,
   chunk = 0,
   splits = 0,
+  firstGroup = 0,
+  aligned = 0,
 ) {
   return packParams([
     { u32: P },
@@ -418,5 +574,7 @@ function params(
     { u32: scaleWord },
     { u32: chunk },
     { u32: splits },
+    { u32: firstGroup },
+    { u32: aligned },
   ]);
 }

@@ -83,6 +83,7 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
     proves: 'narrow4',
   }),
   matmulCase('matmul split-K tn, long reduction', { layout: 'tn', dtype: 'f32', m: 1031, n: 16, k: 37, alpha: 0.5, accumulate: true, bOffset: 0, path: 'splitk' }),
+  regtileCase(),
   {
     name: 'lora forward',
     run: async (ctx, t) => {
@@ -202,6 +203,41 @@ function sgmatCase(): SelfTestCase {
         const { layout, m, n, k, alpha, accumulate, bOffset } = c;
         const batch = ctx.batch(`selftest matmul sgmat ${c.label}`);
         matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path: 'sgmat' });
+        batch.submit();
+        checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
+      }
+      return worst(...checks);
+    },
+  };
+}
+
+/**
+ * regtile (8×8 register blocks, 16-byte loads, register prefetch, one barrier per K tile): a bf16
+ * weight in nt with every contiguous dim and bOffset a multiple of 8, so 16-byte loads inside and
+ * zero fill at the ragged tile edges (70 × 72 over 64×64 tiles), and a ragged tn product read
+ * element by element (the transposed staging of a, the row staging of b). CPU adapters run it
+ * too but prove nothing (they never take regtile by default).
+ */
+function regtileCase(): SelfTestCase {
+  const products: Omit<MatmulCase, 'path'>[] = [
+    { layout: 'nt', dtype: 'bf16', m: 70, n: 72, k: 48, alpha: -0.5, accumulate: true, bOffset: 8 },
+    { layout: 'tn', dtype: 'f32', m: 21, n: 67, k: 37, alpha: 1, accumulate: false, bOffset: 0 },
+  ];
+  return {
+    name: 'matmul regtile nt bf16 (16-byte loads) and tn (ragged)',
+    proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.regtile),
+    run: async (ctx, t) => {
+      const checks = [];
+      for (const c of products) {
+        const s = shapesOf(c);
+        const size = (shape: number[]) => shape[0]! * shape[1]!;
+        const a = draw(t, size(s.a));
+        const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype);
+        const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
+        const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
+        const { layout, m, n, k, alpha, accumulate, bOffset } = c;
+        const batch = ctx.batch('selftest matmul regtile');
+        matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path: 'regtile' });
         batch.submit();
         checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
       }
