@@ -59,7 +59,7 @@ async function run(ctx: GpuContext, c: Case, options: SgmatOptions = {}) {
   const out = prev ? ctx.upload(prev, s.out, 'f32', 'out') : poisoned(ctx, s.out, 'out');
   const batch = ctx.batch();
   const args = { a: ta, b: tb, out, layout: c.layout, alpha: c.alpha, accumulate: c.accumulate, bOffset: c.bOffset, m, n, k };
-  if (options.maxDispatchFlops || options.tiling)
+  if (options.maxDispatchFlops || options.tiling || options.emulatedSubgroup)
     matmulSgmat(batch, { a: ta, b: tb, out, layout: c.layout, P: c.P, Q: c.Q, D: c.D, alpha: c.alpha, accumulate: c.accumulate, bOffset: c.bOffset }, { variant: 'emulated', ...options });
   else matmul(batch, args, { path: 'sgmat', subgroupMatrix: 'emulated' });
   const dispatches = batch.dispatches;
@@ -102,6 +102,17 @@ describe('matmul sgmat (subgroup matrices), emulated prelude on SwiftShader', ()
     expect(dispatches).toBe(3);
   });
 
+  it('staging and epilogue hold for the workgroup of an Apple GPU (subgroups of 32: 128 invocations)', async () => {
+    const ctx = await testContext();
+    for (const c of [
+      { layout: 'nt', dtype: 'bf16', P: 70, Q: 75, D: 45, alpha: 1, accumulate: true, bOffset: 3 },
+      { layout: 'tn', dtype: 'f32', P: 68, Q: 72, D: 40, alpha: -0.5, accumulate: false, bOffset: 4 },
+    ] as const) {
+      const { err, seed } = await run(ctx, c, { emulatedSubgroup: 32 });
+      expect(err, `${c.layout} seed ${seed}`).toBeLessThan(1e-5);
+    }
+  });
+
   it('runs the TK = 16 tiling that a 16 KiB workgroup store allows', async () => {
     const ctx = await testContext();
     expect(tilingFor({ maxComputeWorkgroupStorageSize: 16384 }).TK).toBe(16);
@@ -137,6 +148,20 @@ describe('matmul sgmat, hardware variant', () => {
     expect(at(both, { subgroupMatrixConfigs: [f16, f32], subgroupMaxSize: 32 })).toBeNull();
     expect(pickSubgroupMatrixConfig([f16, f32])).toBe(f32);
     expect(pickSubgroupMatrixConfig(undefined)).toBeNull();
+  });
+
+  it('defines the same prelude as the emulation: every sgm_ function with the same signature, SgLeft/SgRight/SgResult', () => {
+    const prelude = (code: string) =>
+      [...code.matchAll(/fn (sgm_\w+)\(([^)]*)\)(?: -> (\w+))?/g)].map((m) => `${m[1]}(${m[2]!.replace(/\s+/g, ' ')}) -> ${m[3] ?? 'void'}`).sort();
+    const types = (code: string) => [...code.matchAll(/(?:alias|struct) (Sg\w+)/g)].map((m) => m[1]).sort();
+    const emu = sgmatModule({ variant: 'emulated', layout: 'nt', vec: false, sgSize: 4, tiling: SGMAT_TILE }).code;
+    for (const syntax of ['bool', 'template'] as const) {
+      const hw = sgmatModule({ variant: 'hardware', form: { syntax, subgroupId: 'builtin' }, layout: 'nt', vec: false, sgSize: 32, tiling: SGMAT_TILE }).code;
+      expect(prelude(hw)).toEqual(prelude(emu));
+      expect(prelude(hw)).toHaveLength(6);
+      expect(types(hw)).toEqual(['SgLeft', 'SgResult', 'SgRight']);
+      expect(types(emu)).toEqual(types(hw));
+    }
   });
 
   // The real builtins cannot compile without the feature, but Tint parses a module before it

@@ -284,6 +284,8 @@ export interface SgmatOptions {
   tiling?: SgmatTiling;
   /** Cut the product into dispatches of at most this many FLOPs (default SGMAT_MAX_DISPATCH_FLOPS). */
   maxDispatchFlops?: number;
+  /** emulated: invocations per subgroup (default SGMAT_EMULATED_SUBGROUP; 32 gives the workgroup an Apple GPU runs). */
+  emulatedSubgroup?: number;
 }
 
 /** Encodes out = alpha · C + (accumulate ? out : 0) on the sgmat path (called by `matmul`). */
@@ -297,14 +299,17 @@ export function matmulSgmat(batch: CommandBatch, call: SgmatCall, options: Sgmat
   const ctx = batch.ctx;
   const variant = options.variant ?? 'hardware';
   let form: HardwareForm | undefined;
-  let sgSize = SGMAT_EMULATED_SUBGROUP;
+  let sgSize: number;
   if (variant === 'hardware') {
     const why = sgmatUnavailable(ctx);
     if (why) throw new Error(`${op}: the sgmat path is ${why} (variant 'emulated' runs its plain-WGSL twin)`);
     form = ready.get(ctx);
     if (!form) throw new Error(`${op}: the sgmat path needs \`await prepareSubgroupMatrix(ctx)\` first (the GPU self-test runs it)`);
     sgSize = ctx.adapter.subgroupMaxSize!;
-  } else if (variant !== 'emulated') {
+  } else if (variant === 'emulated') {
+    sgSize = options.emulatedSubgroup ?? SGMAT_EMULATED_SUBGROUP;
+    if (!Number.isInteger(sgSize) || sgSize < 1) throw new Error(`${op}: emulatedSubgroup = ${sgSize} must be a positive integer`);
+  } else {
     throw new Error(`${op}: sgmat variant "${String(variant)}" is not 'hardware' or 'emulated'`);
   }
   const tiling = options.tiling ?? tilingFor(ctx.limits);
