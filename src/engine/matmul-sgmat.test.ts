@@ -93,13 +93,17 @@ describe('matmul sgmat (subgroup matrices), emulated prelude on SwiftShader', ()
     expect(err, `seed ${seed}`).toBeLessThan(1e-5);
   });
 
-  it('cuts a product into dispatches of bounded FLOPs over whole tiles, with the same result', async () => {
+  it('cuts a product into dispatches of bounded FLOPs over whole tiles, still matching float64, counted once', async () => {
     const ctx = await testContext();
     const c: Case = { layout: 'nt', dtype: 'bf16', P: 200, Q: 140, D: 33, alpha: 1, accumulate: true, bOffset: 2 };
     // 4 × 3 tiles of 64 × 64; 2·64·64·33 FLOPs each: a bound of 5 tiles gives dispatches of 5, 5, 2.
+    const before = { ...ctx.counters };
     const { err, seed, dispatches } = await run(ctx, c, { maxDispatchFlops: 5 * 2 * 64 * 64 * 33 });
     expect(err, `seed ${seed}`).toBeLessThan(1e-5);
     expect(dispatches).toBe(3);
+    // The counters see the product's FLOPs once, and the largest dispatch's share.
+    expect(ctx.counters.matmulFlops - before.matmulFlops).toBe(2 * 200 * 140 * 33);
+    expect(ctx.counters.maxMatmulFlops).toBeLessThanOrEqual(Math.max(before.maxMatmulFlops, 5 * 2 * 64 * 64 * 33));
   });
 
   it('staging and epilogue hold for the workgroup of an Apple GPU (subgroups of 32: 128 invocations)', async () => {

@@ -44,10 +44,12 @@ export const SGMAT_TILE: SgmatTiling = { SGP: 2, SGQ: 2, MI: 4, NJ: 4, TK: 32 };
 /** Invocations per emulated subgroup (any size works; 4 is SwiftShader's own). */
 export const SGMAT_EMULATED_SUBGROUP = 4;
 /**
- * FLOPs per dispatch (the GPU watchdog, see MAX_DISPATCH_FLOPS in gpu/batch.ts). Only Apple7+
- * GPUs have this feature; the slowest, an 8-core M1 (2.6 TFLOP/s f32), runs 2^36 FLOPs in about
- * 100 ms at a quarter of its peak, 20× under a 2 s watchdog, so the 1B model's largest
- * projection (2048 × 8192 × 2048) stays one dispatch and fills the GPU.
+ * FLOPs per dispatch (the GPU watchdog; docs/KERNELS.md). Above the shared MAX_DISPATCH_FLOPS
+ * (2^32, sized for weak integrated GPUs, which never have this feature): only Apple7+ GPUs do,
+ * and the slowest, an 8-core M1 (2.6 TFLOP/s f32), runs 2^36 FLOPs in about 100 ms at a quarter
+ * of its peak, 20× under a 2 s watchdog. At 2^32 the 1B model's down projection at M = 2048
+ * (K = 8192) would be 16 dispatches of 64 workgroups, too few to fill a 32-core M1 Max; at 2^36
+ * it is one. A `maxDispatchFlops` passed to `matmul` still overrides it.
  */
 export const SGMAT_MAX_DISPATCH_FLOPS = 2 ** 36;
 
@@ -326,12 +328,16 @@ export function matmulSgmat(batch: CommandBatch, call: SgmatCall, options: Sgmat
   const tilesQ = Math.ceil(Q / TN(tiling));
   const tiles = Math.ceil(P / TM(tiling)) * tilesQ;
   const maxFlops = options.maxDispatchFlops ?? SGMAT_MAX_DISPATCH_FLOPS;
+  if (!(maxFlops >= 1)) throw new Error(`${op}: maxDispatchFlops ${maxFlops} must be at least 1`);
   const perDispatch = Math.max(1, Math.floor(maxFlops / (2 * TM(tiling) * TN(tiling) * Math.max(D, 1))));
   // 16-byte views read a and b whole (b's last vector may lie in the buffer's padding).
   const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
+  // Each dispatch counts its share of the product's FLOPs (GpuCounters.matmulFlops sums to 2·P·Q·D).
+  const share = (tile: number) => Math.round((2 * P * Q * D * tile) / tiles);
   for (let tile0 = 0; tile0 < tiles; tile0 += perDispatch) {
     const n = Math.min(perDispatch, tiles - tile0);
     batch.dispatch({
+      flops: share(tile0 + n) - share(tile0),
       kernel: { name: mod.name, code: mod.code, entryPoint: `sgmat_${b.dtype}`, constants: mod.constants },
       params: packParams([
         { u32: P },

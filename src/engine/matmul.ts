@@ -373,7 +373,7 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     return;
   }
   if (path === 'sgmat') {
-    matmulSgmat(batch, { a, b, out, layout, P, Q, D, alpha, accumulate: accumulate === 1, bOffset }, { variant: options.subgroupMatrix });
+    matmulSgmat(batch, { a, b, out, layout, P, Q, D, alpha, accumulate: accumulate === 1, bOffset }, { variant: options.subgroupMatrix, maxDispatchFlops: options.maxDispatchFlops });
     return;
   }
   if (path === 'gemv' && (layout !== 'nt' || dims.m > GEMV_MAX_M))
