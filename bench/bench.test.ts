@@ -100,6 +100,8 @@ describe('bench harness', () => {
         'matmul.bf16.64x48',
         'matmul.f32.64x48.peak',
         'matmul.bf16.64x48.peak',
+        // the GPU paths forced beside the default (tiny products run them on CPU adapters too)
+        ...['tiled', 'regtile'].flatMap((p) => ['f32', 'bf16'].flatMap((d) => [`matmul.${p}.${d}.64x48`, `matmul.${p}.${d}.64x48.peak`])),
       ].sort(),
     );
     for (const r of report.results) expect(r.ours, r.name).toBeGreaterThan(0);

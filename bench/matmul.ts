@@ -5,9 +5,14 @@
 // Rows per shape (K×N = in×out; shape = M×K×N):
 //   matmul.{f32,bf16}.KxN        GFLOP/s = 2·M·N·K / time
 //   matmul.{f32,bf16}.KxN.peak   the same as a fraction of the adapter's FMA peak (bench/peak.ts)
+//   matmul.{tiled,regtile}.{f32,bf16}.KxN[.peak]  the same with the GPU paths forced: the older
+//                                tiled kernel (4×4 per thread) and regtile (8×8 per thread, 16-byte
+//                                loads, register prefetch), beside each other and TF.js. On CPU
+//                                adapters (barriers ~1 ms there) only for tiny products (≤ 2^24 MACs),
+//                                to check they run.
 // Every output is checked against a float64 reference on a few rows before it is reported.
 import { decode, encode } from '../src/gpu/dtype';
-import { matmul } from '../src/engine/matmul';
+import { matmul, type MatmulPath } from '../src/engine/matmul';
 import { relError } from '../src/engine/testing/compare';
 import { rng } from '../src/engine/testing/random';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result, type TimingSpec } from './harness';
@@ -15,6 +20,11 @@ import { measurePeak } from './peak';
 
 const SEED = 20250101;
 const MAX_REL_ERROR = 1e-4;
+/** The GPU paths timed forced, beside the adapter's default. */
+const FORCED: readonly MatmulPath[] = ['tiled', 'regtile'];
+/** Largest M·N·K the forced GPU paths run at on CPU adapters. */
+const CPU_FORCED_MAX_MACS = 2 ** 24;
+type Variant = 'f32' | 'bf16' | `${'tiled' | 'regtile'}.${'f32' | 'bf16'}`;
 
 /** Uniform values in [-scale, scale): cheap to draw for 16M-element weights. */
 function uniform(n: number, next: () => number, scale: number): Float32Array {
@@ -70,16 +80,25 @@ export const matmulBench: Benchmark = {
       const w = uniform(N * K, next, 1 / Math.sqrt(K));
       const tx = gpu.upload(x, [M, K], 'f32', 'bench x');
       const weights = { f32: gpu.upload(w, [N, K], 'f32', 'bench W f32'), bf16: gpu.upload(w, [N, K], 'bf16', 'bench W bf16') };
-      const outs = { f32: gpu.tensor([M, N], 'f32', 'bench out f32'), bf16: gpu.tensor([M, N], 'f32', 'bench out bf16') };
-      const ourSpec = (dtype: 'f32' | 'bf16'): TimingSpec => ({
-        step: () => {
-          const b = gpu.batch('bench matmul');
-          matmul(b, { a: tx, b: weights[dtype], out: outs[dtype], layout: 'nt' });
-          b.submit();
-        },
-        sync: () => gpu.flush(),
-      });
-      const specs: Record<string, TimingSpec> = { f32: ourSpec('f32'), bf16: ourSpec('bf16') };
+      const forced = !gpu.adapter.isFallback || M * N * K <= CPU_FORCED_MAX_MACS ? FORCED : [];
+      if (!forced.length) ctx.log(`matmul ${shape}: tiled/regtile rows skipped on this CPU adapter (over ${CPU_FORCED_MAX_MACS} MACs)`);
+      const variants: { key: Variant; dtype: 'f32' | 'bf16'; path?: MatmulPath }[] = [
+        { key: 'f32', dtype: 'f32' },
+        { key: 'bf16', dtype: 'bf16' },
+        ...forced.flatMap((path) => (['f32', 'bf16'] as const).map((dtype) => ({ key: `${path}.${dtype}` as Variant, dtype, path }))),
+      ];
+      const outs = new Map(variants.map((v) => [v.key, gpu.tensor([M, N], 'f32', `bench out ${v.key}`)]));
+      const specs: Record<string, TimingSpec> = {};
+      for (const v of variants) {
+        specs[v.key] = {
+          step: () => {
+            const b = gpu.batch('bench matmul');
+            matmul(b, { a: tx, b: weights[v.dtype], out: outs.get(v.key)!, layout: 'nt' }, { path: v.path });
+            b.submit();
+          },
+          sync: () => gpu.flush(),
+        };
+      }
 
       const tf = peer?.tf;
       const px = tf?.tensor2d(x, [M, K]);
@@ -96,39 +115,39 @@ export const matmulBench: Benchmark = {
         };
       }
 
-      const ours = {} as Record<'f32' | 'bf16', number>;
+      const ours = {} as Record<Variant, number>;
       let theirs: number | null = null;
       try {
         const timings = await timeInterleaved(specs, options);
         for (const [k, t] of Object.entries(timings)) {
           const rate = gflops(flops, t.ms);
           if (k === 'peer') theirs = rate;
-          else ours[k as 'f32' | 'bf16'] = rate;
+          else ours[k as Variant] = rate;
           const who = k === 'peer' ? `${peer!.name} f32` : `matmul ${k}`;
           ctx.log(`${who} ${shape}: ${t.ms.toFixed(2)} ms (${t.samples.length}x${t.repsPerSample}), ${rate.toFixed(3)} GFLOP/s`);
         }
         // Check each output against float64; the reference sees exactly the weights the GPU saw.
         const wBf16 = decode(encode(w, 'bf16').buffer, w.length, 'bf16') as Float32Array;
-        expectClose(`matmul f32 ${shape}`, await gpu.read(outs.f32), checkRows, referenceRows(x, w, checkRows, K, N), N);
-        expectClose(`matmul bf16 ${shape}`, await gpu.read(outs.bf16), checkRows, referenceRows(x, wBf16, checkRows, K, N), N);
+        const want = { f32: referenceRows(x, w, checkRows, K, N), bf16: referenceRows(x, wBf16, checkRows, K, N) };
+        for (const v of variants) expectClose(`matmul ${v.key} ${shape}`, await gpu.read(outs.get(v.key)!), checkRows, want[v.dtype], N);
         if (held.y) expectClose(`${peer!.name} matMul ${shape}`, await held.y.data(), checkRows, referenceRows(x, w, checkRows, K, N), N);
       } finally {
-        for (const t of [tx, weights.f32, weights.bf16, outs.f32, outs.bf16]) t.release();
+        for (const t of [tx, weights.f32, weights.bf16, ...outs.values()]) t.release();
         held.y?.dispose();
         px?.dispose();
         pw?.dispose();
       }
 
       const peerName = peer ? `${peer.name} f32` : null;
-      for (const dtype of ['f32', 'bf16'] as const) {
-        results.push(result({ name: `matmul.${dtype}.${K}x${N}`, unit: 'GFLOP/s', ours: ours[dtype], peer: theirs, peerName, shape }));
+      for (const v of variants) {
+        results.push(result({ name: `matmul.${v.key}.${K}x${N}`, unit: 'GFLOP/s', ours: ours[v.key], peer: theirs, peerName, shape }));
       }
-      for (const dtype of ['f32', 'bf16'] as const) {
+      for (const v of variants) {
         results.push(
           result({
-            name: `matmul.${dtype}.${K}x${N}.peak`,
+            name: `matmul.${v.key}.${K}x${N}.peak`,
             unit: 'fraction of peak',
-            ours: ours[dtype] / peak.gflops,
+            ours: ours[v.key] / peak.gflops,
             peer: theirs === null ? null : theirs / peak.gflops,
             peerName,
             shape,

@@ -9,7 +9,9 @@
 //   step.demo.{sft,dpo}.bind-groups bind groups created per step (the others come from the cache)
 //   step.demo.{sft,dpo}.submits     queue submits per step
 //   step.demo.{sft,dpo}.max-matmul-dispatch-flops  FLOPs of the step's largest single matmul
-//                                   dispatch (the GPU watchdog's concern: LM_HEAD_MAX_DISPATCH_FLOPS)
+//                                   dispatch (the GPU watchdog's concern): matmul cuts every grid
+//                                   into dispatches of at most MATMUL_MAX_DISPATCH_FLOPS (2^32,
+//                                   src/engine/matmul.ts), each counted with its share of the product
 //   step.demo.{sft,dpo}.max-attention-dispatch-flops  the FLOP bound of the step's largest single
 //                                   attention dispatch (src/engine/attention.ts cuts each pass at
 //                                   MAX_DISPATCH_FLOPS, src/gpu/batch.ts)
