@@ -11,7 +11,6 @@ import { loadGgufBench } from './load-gguf';
 import { matmulBench } from './matmul';
 import { matmulNarrowBench } from './matmul-narrow';
 import { matmulSgmatBench } from './matmul-sgmat';
-import { matmulSgmatBench } from './matmul-sgmat';
 import { modelStepBench } from './model-step';
 import { peak } from './peak';
 import { quantBench } from './quant';
@@ -19,4 +18,4 @@ import { stepAccountingBench } from './step-accounting';
 import { dpoStepBench, trainStepBench } from './train-step';
 import { trainStepVsBeforeBench } from './train-step-vs-before';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, matmulNarrowBench, matmulSgmatBench, matmulSgmatBench, attentionBench, modelStepBench, trainStepBench, trainStepVsBeforeBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, matmulNarrowBench, matmulSgmatBench, attentionBench, modelStepBench, trainStepBench, trainStepVsBeforeBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
