@@ -28,6 +28,7 @@ struct Params {
   accumulate: u32, // 1: add the previous contents of out
   groups: u32,     // workgroups that carry work
   scale_word: u32, // quantized b: word index of its f16 scales
+  first_group: u32, // first workgroup of this dispatch (a product is cut into dispatches of bounded work)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -103,7 +104,7 @@ fn store(i: u32, v: f32) {
 
 // `vec`: K and bOffset are multiples of 8 (16-byte loads of a and b).
 fn gemv_sg(wid: vec3u, nwg: vec3u, lid: u32, vec: bool, dt: u32) {
-  let g = wid.x + wid.y * nwg.x;
+  let g = p.first_group + wid.x + wid.y * nwg.x;
   if (g >= p.groups) {
     return;
   }

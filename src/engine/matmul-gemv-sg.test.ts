@@ -108,6 +108,25 @@ describe('matmul gemv-sg (subgroup reductions; SwiftShader subgroups are 4 wide)
     expect(err, `seed ${seed}`).toBeLessThan(1e-5);
   });
 
+  it('cut into dispatches of bounded FLOPs (the watchdog bound), counted once in the counters (rel err < 1e-5)', async () => {
+    const ctx = await testContext();
+    const [m, n, k] = [3, 37, 40];
+    const r = rng(freshSeed());
+    const a = roundTo(randn(m * k, r), 'f32');
+    const b = roundTo(randn(n * k, r), 'bf16');
+    const ta = ctx.upload(a, [m, k], 'f32', 'a');
+    const tb = ctx.upload(b, [n, k], 'bf16', 'W');
+    const out = poisoned(ctx, [m, n], 'out');
+    const before = { ...ctx.counters };
+    const batch = ctx.batch();
+    // 2·3·4·40 FLOPs per workgroup of 4 columns: 2 workgroups per dispatch, 5 dispatches.
+    matmul(batch, { a: ta, b: tb, out, layout: 'nt' }, { path: 'gemv-sg', maxDispatchFlops: 2 * 2 * m * 4 * k });
+    expect(batch.dispatches).toBe(5);
+    batch.submit();
+    expect(ctx.counters.matmulFlops - before.matmulFlops).toBe(2 * m * n * k);
+    expect(relError(await ctx.read(out), matmulRef({ layout: 'nt', a, b, m, n, k }))).toBeLessThan(1e-5);
+  });
+
   it('GPUs take gemv-sg for decode only where the self-test proved it (subgroups present); else gemv', () => {
     const d = { m: 1, n: 8192, k: 2048 };
     const none = () => false;

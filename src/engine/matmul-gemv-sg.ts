@@ -3,7 +3,7 @@
 // (path 'gemv-sg') in place of the workgroup-tree gemv once the self-test proved it on the device
 // (MATMUL_PATHS.gemvSg); tests and benches force it, on SwiftShader too (subgroup size 4).
 import gemvSgWgsl from '../../shaders/matmul_gemv_sg.wgsl?raw';
-import { splitGroups, type CommandBatch } from '../gpu/batch';
+import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { GGML_DTYPES } from '../gpu/ggml';
 import { packParams } from '../gpu/params';
@@ -53,7 +53,12 @@ export interface GemvSgArgs {
  * Encodes the product (dims already checked by matmulDims). Throws where the device lacks
  * `subgroups`, M is out of 1..8 or b's dtype has no entry point.
  */
-export function matmulGemvSg(batch: CommandBatch, args: GemvSgArgs, constants: Record<string, number> = {}): void {
+export function matmulGemvSg(
+  batch: CommandBatch,
+  args: GemvSgArgs,
+  constants: Record<string, number> = {},
+  maxDispatchFlops = MAX_DISPATCH_FLOPS,
+): void {
   const { a, b, out, m, n, k, alpha, accumulate, bOffset } = args;
   const op = 'matmul nt (gemv-sg)';
   if (!batch.ctx.features.has('subgroups'))
@@ -73,19 +78,27 @@ export function matmulGemvSg(batch: CommandBatch, args: GemvSgArgs, constants: R
   const vec = gemvSgAligned(k, bOffset);
   // a and b bound whole: both are read as vec4 arrays (the pool rounds buffers to 16 bytes).
   const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
-  batch.dispatch({
-    kernel: { name: 'matmul_gemv_sg', code, entryPoint: `gemv_sg_${vec ? '' : 'any_'}${b.dtype}`, constants: c },
-    params: packParams([
-      { u32: m },
-      { u32: n },
-      { u32: k },
-      { u32: bOffset },
-      { f32: alpha },
-      { u32: accumulate ? 1 : 0 },
-      { u32: groups },
-      { u32: isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0 },
-    ]),
-    buffers: [whole(a), whole(b), out],
-    groups: splitGroups(groups),
-  });
+  // At most maxDispatchFlops per dispatch (the GPU watchdog bound), whole workgroups of 2·M·COLS·K.
+  const per = Math.max(1, Math.floor(maxDispatchFlops / (2 * m * c.COLS * Math.max(1, k))));
+  const flops = (g: number) => 2 * m * Math.min(n, g * c.COLS) * k;
+  for (let first = 0; first < groups; first += per) {
+    const end = Math.min(groups, first + per);
+    batch.dispatch({
+      kernel: { name: 'matmul_gemv_sg', code, entryPoint: `gemv_sg_${vec ? '' : 'any_'}${b.dtype}`, constants: c },
+      params: packParams([
+        { u32: m },
+        { u32: n },
+        { u32: k },
+        { u32: bOffset },
+        { f32: alpha },
+        { u32: accumulate ? 1 : 0 },
+        { u32: groups },
+        { u32: isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0 },
+        { u32: first },
+      ]),
+      buffers: [whole(a), whole(b), out],
+      groups: splitGroups(end - first),
+      flops: flops(end) - flops(first),
+    });
+  }
 }

@@ -16,6 +16,7 @@ import { expectDTypes, expectF32 } from './checks';
 import { isProven } from './proven';
 import { matmulSgmat, type SgmatVariant } from './matmul-sgmat';
 import { matmulGemvSg } from './matmul-gemv-sg';
+import { matmulF16, type F16Variant } from './matmul-f16';
 
 /** dt code of a quantized format in matmul.wgsl (FORMAT_CODE of quant.ts). */
 const QUANT_DT: Record<string, string> = {
@@ -79,7 +80,7 @@ export interface MatmulArgs {
 }
 
 /** How a product is computed (see shaders/matmul.wgsl). `matmul` picks one; tests and benches may force one. */
-export type MatmulPath = 'tiled' | 'regtile' | 'gemv' | 'gemv-sg' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk' | 'sgmat';
+export type MatmulPath = 'tiled' | 'regtile' | 'gemv' | 'gemv-sg' | 'f16' | 'direct' | 'vec4' | 'skinny' | 'narrow' | 'splitk' | 'sgmat';
 
 /** tiled: WX×WY threads, each a 4×4 block, so a (4·WY)×(4·WX) output tile; TK deep slices in workgroup memory. */
 export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
@@ -129,7 +130,7 @@ export const SGMAT_MIN_SIDE = 64;
 export const NARROW_SPLITK_B_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** Names the self-test proves (./proven.ts) before a GPU takes these paths by default. */
-export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', sgmat: 'matmul.subgroup-matrix', regtile: 'matmul.regtile', gemvSg: 'matmul.gemv-sg' } as const;
+export const MATMUL_PATHS = { narrow: 'matmul.narrow', narrow4: 'matmul.narrow4', splitk: 'matmul.splitk', sgmat: 'matmul.subgroup-matrix', regtile: 'matmul.regtile', gemvSg: 'matmul.gemv-sg', f16: 'matmul.f16' } as const;
 
 /**
  * GPU watchdog bound for one matmul dispatch (MAX_DISPATCH_FLOPS of src/gpu/batch.ts, 2^32, shared
@@ -149,6 +150,10 @@ export interface MatmulOptions {
   constants?: Record<string, number>;
   /** splitk: how many slices D is cut into (default: enough for SPLITK_TARGET_THREADS threads). */
   splits?: number;
+  /** No gradient flows through this product (generation): a GPU may take the f16-input path (./matmul-f16.ts). */
+  inference?: boolean;
+  /** path 'f16': 'real' (default; needs shader-f16) or 'emulated' (any adapter; tests). */
+  f16Variant?: F16Variant;
   /** sgmat (./matmul-sgmat.ts): the chromium subgroup-matrix builtins (default) or their plain-WGSL emulation (tests, benches on adapters without the feature). */
   subgroupMatrix?: SgmatVariant;
   /** Most FLOPs one dispatch may run (default MATMUL_MAX_DISPATCH_FLOPS); tests force it small. */
@@ -259,6 +264,7 @@ export function defaultMatmulPath(
   bOffset = 0,
   dtype = 'f32',
   proven: (path: string) => boolean = () => false,
+  inference = false,
 ): MatmulPath {
   if (isFallback) {
     if (skinnyAligned(layout, dims, dtype, bOffset)) return 'skinny';
@@ -274,6 +280,8 @@ export function defaultMatmulPath(
     if (Q <= NARROW_MAX_Q && proven(MATMUL_PATHS.narrow) && (!needs4 || proven(MATMUL_PATHS.narrow4))) return 'narrow';
     // subgroup matrices (chromium-experimental-subgroup-matrix) once the self-test proved them on this device
     if (P * Q > SPLITK_MAX_OUT && P >= SGMAT_MIN_SIDE && Q >= SGMAT_MIN_SIDE && proven(MATMUL_PATHS.sgmat)) return 'sgmat';
+    // f16 inputs, f32 sums: only where no gradient follows, once proven (which needs shader-f16)
+    if (inference && layout === 'nt' && proven(MATMUL_PATHS.f16)) return 'f16';
     if (P * Q >= REGTILE_MIN_OUT && proven(MATMUL_PATHS.regtile)) return 'regtile';
   }
   return 'tiled';
@@ -352,7 +360,7 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
 
   const ctx = batch.ctx;
   const path =
-    options.path ?? defaultMatmulPath(ctx.adapter.isFallback, layout, dims, bOffset, b.dtype, (name) => isProven(ctx, name));
+    options.path ?? defaultMatmulPath(ctx.adapter.isFallback, layout, dims, bOffset, b.dtype, (name) => isProven(ctx, name), options.inference);
   const maxFlops = options.maxDispatchFlops ?? MATMUL_MAX_DISPATCH_FLOPS;
   if (!(maxFlops >= 1)) throw new Error(`${op}: maxDispatchFlops ${maxFlops} must be at least 1`);
   if ((path === 'narrow' || path === 'splitk' || path === 'regtile') && !NARROW_SPLITK_B_DTYPES.includes(b.dtype))
@@ -367,9 +375,14 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     regtile(batch, args, options, P, Q, D, alpha, accumulate, bOffset, maxFlops);
     return;
   }
+  if (path === 'f16') {
+    if (layout !== 'nt') throw new Error(`${op}: the f16 path needs layout nt`);
+    matmulF16(batch, { a, b, out, ...dims, alpha, accumulate: accumulate === 1, bOffset }, { variant: options.f16Variant, constants: options.constants, maxDispatchFlops: maxFlops });
+    return;
+  }
   if (path === 'gemv-sg') {
     if (layout !== 'nt') throw new Error(`${op}: the gemv-sg path needs layout nt and M ≤ ${GEMV_MAX_M}`);
-    matmulGemvSg(batch, { a, b, out, ...dims, alpha, accumulate: accumulate === 1, bOffset }, options.constants);
+    matmulGemvSg(batch, { a, b, out, ...dims, alpha, accumulate: accumulate === 1, bOffset }, options.constants, maxFlops);
     return;
   }
   if (path === 'sgmat') {

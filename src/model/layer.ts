@@ -78,7 +78,8 @@ function loraModule(p: LayerPass, target: LoraTarget): LoraModule | undefined {
 function linearForward(batch: CommandBatch, p: LayerPass, target: LoraTarget, out: Tensor): void {
   const l = projection(p, target);
   const m = p.batchSize * p.tq;
-  matmul(batch, { a: l.x, b: l.w, out, layout: 'nt', m, n: l.outF, k: l.inF });
+  // A pass that writes a KV cache is generation: no gradient flows through it (f16 inputs allowed).
+  matmul(batch, { a: l.x, b: l.w, out, layout: 'nt', m, n: l.outF, k: l.inF }, { inference: p.cache !== undefined });
   const mod = loraModule(p, target);
   if (!mod) return;
   const tmp = p.acts.loraTmp[target];

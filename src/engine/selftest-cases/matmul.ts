@@ -8,6 +8,7 @@ import { loraBackward, loraForward } from '../lora';
 import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
 import { loraBackwardRef, loraForwardRef } from '../reference/lora';
 import { prepareSubgroupMatrix, sgmatUnavailable } from '../matmul-sgmat';
+import { F16_ERROR_BOUND } from '../matmul-f16';
 import { matmulRef } from '../reference/matmul';
 import type { SelfTestCase } from '../selftest';
 import { draw, plus, rel, worst } from './common';
@@ -134,6 +135,7 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
     },
   },
   gemvSgCase(),
+  f16Case(),
   sgmatCase(),
 ];
 
@@ -164,6 +166,39 @@ function gemvSgCase(): SelfTestCase {
         matmul(batch, args, { path: path(ctx) });
         batch.submit();
         checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
+      }
+      return worst(...checks);
+    },
+  };
+}
+
+/**
+ * f16 inputs, f32 sums (./matmul-f16.ts), the real variant: a ragged bf16 weight slice read
+ * element by element and an f16 one read 16 bytes at a time, against the exact product within
+ * F16_ERROR_BOUND (the f16 roundings of inputs and products). Skipped without shader-f16.
+ */
+function f16Case(): SelfTestCase {
+  const products = [
+    { dtype: 'bf16' as DType, m: 67, n: 70, k: 37, bOffset: 3, alpha: 1, accumulate: false },
+    { dtype: 'f16' as DType, m: 72, n: 65, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
+  ];
+  return {
+    name: 'matmul nt, f16 inputs with f32 sums (shader-f16; generation only), ragged and 16-byte loads',
+    skip: (ctx) => (ctx.features.has('shader-f16') ? null : 'not available: adapter lacks shader-f16'),
+    proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.f16),
+    run: async (ctx, t) => {
+      const checks = [];
+      for (const c of products) {
+        const { m, n, k, alpha, accumulate, bOffset } = c;
+        const a = draw(t, m * k);
+        const b = draw(t, bOffset + n * k + 3, c.dtype);
+        const prev = accumulate ? draw(t, m * n) : undefined;
+        const out = prev ? t.upload(prev, [m, n], 'out') : t.poisoned([m, n], 'out');
+        const batch = ctx.batch('selftest matmul f16');
+        const args = { a: t.upload(a, [m, k], 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout: 'nt' as const, m, n, k, alpha, accumulate, bOffset };
+        matmul(batch, args, { path: 'f16' });
+        batch.submit();
+        checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), F16_ERROR_BOUND));
       }
       return worst(...checks);
     },

@@ -1,0 +1,166 @@
+// f16 inputs, f32 accumulation, for products that no gradient flows through (generation's
+// prefill, layout nt):  out[M,N] = alpha · a[M,K] · b[N,K]ᵀ + (accumulate ? out : 0).
+//
+// The source is written over the type alias `h`, which src/engine/matmul-f16.ts defines together
+// with to_h (f32 → h) and hmul (h · vec4<h> → vec4f):
+//   real      (adapters with `shader-f16`): `enable f16; alias h = f16;`, to_h = f16(x), hmul the
+//             f16 product widened to f32;
+//   emulated  (any adapter; how the tests run this kernel on SwiftShader, which lacks shader-f16):
+//             `alias h = f32;`, with to_h and hmul rounding their results to f16 through
+//             pack2x16float/unpack2x16float, so the arithmetic is that of the real variant:
+//             inputs rounded to f16, each product rounded to f16, sums in f32.
+//
+// Tiling (after llama.cpp's WebGPU register-tile matmul and ONNX Runtime Web's vec4 kernels: a
+// 64×64 workgroup tile of 8×8 threads, each an 8×8 block of outputs in f32 registers): TK-deep
+// slices of a and b are converted to h while staged in workgroup memory, d-major as vec4<h>, so
+// the inner loop per d is two vec4<h> reads of a, two of b and 16 vec4 products; staged f16
+// tiles take half the workgroup memory and half its traffic of the f32 kernels. Loads are 8
+// consecutive k at a time: 16 bytes of bf16/f16 b (two vec4 of f32 b or of a) where K and
+// bOffset are multiples of 8 (entry points f16_nt_<b dtype>), element by element with bounds
+// checks otherwise (f16_nt_any_<b dtype>). Rows and columns past the edge are zero-filled.
+
+struct Params {
+  rows: u32,        // M (first three words: the dispatch counters read M·N·K from them)
+  cols: u32,        // N
+  depth: u32,       // K
+  b_offset: u32,    // element offset of the operand in b
+  alpha: f32,
+  accumulate: u32,  // 1: add the previous contents of out
+  tiles_q: u32,     // tiles along N
+  groups: u32,      // tiles in all
+  first_group: u32, // first tile of this dispatch (a product is cut into dispatches of bounded work)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4u>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override TK: u32 = 16; // reduction slice staged per step (a multiple of 8)
+const T = 64u;         // the workgroup tile is T×T; 8×8 threads each 8×8 outputs
+
+const F32 = 0u;
+const BF16 = 1u;
+const F16 = 2u;
+
+var<workgroup> As: array<vec4<h>, TK * 16u>; // [d][row / 4]
+var<workgroup> Bs: array<vec4<h>, TK * 16u>; // [d][column / 4]
+
+fn a_at(i: u32) -> f32 {
+  return a4[i >> 2u][i & 3u];
+}
+
+fn b_word(i: u32) -> u32 {
+  return b4[i >> 2u][i & 3u];
+}
+
+// Element e of b (f32, bf16 or f16) as f32.
+fn load_b(e: u32, dt: u32) -> f32 {
+  if (dt == F32) {
+    return bitcast<f32>(b_word(e));
+  }
+  let w = b_word(e >> 1u);
+  if (dt == BF16) {
+    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
+  }
+  return unpack2x16float(w)[e & 1u];
+}
+
+// Elements e..e+7 of b, e a multiple of 8.
+fn load_b8(e: u32, dt: u32) -> array<vec4f, 2> {
+  if (dt == F32) {
+    return array(bitcast<vec4f>(b4[e >> 2u]), bitcast<vec4f>(b4[(e >> 2u) + 1u]));
+  }
+  let v = b4[e >> 3u];
+  if (dt == BF16) {
+    return array(bitcast<vec4f>(vec4u(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
+                 bitcast<vec4f>(vec4u(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
+  }
+  return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
+}
+
+// `vec`: K and bOffset are multiples of 8 (16-byte loads of whole 8-element units).
+fn f16_nt(wid: vec3u, nwg: vec3u, lid: vec3u, vec: bool, dt: u32) {
+  let g = p.first_group + wid.x + wid.y * nwg.x;
+  if (g >= p.groups) {
+    return;
+  }
+  let M = p.rows;
+  let N = p.cols;
+  let K = p.depth;
+  let row0 = (g / p.tiles_q) * T;
+  let col0 = (g % p.tiles_q) * T;
+  let t = lid.y * 8u + lid.x;
+  let units = TK / 8u; // 8-element units per row of a slice
+
+  var acc = array<vec4f, 16>(); // row i: acc[2i] columns 0..3, acc[2i + 1] columns 4..7
+  for (var k0 = 0u; k0 < K; k0 += TK) {
+    // Stage a and b: T rows × TK depths each, as T·units units of 8 over the 64 threads.
+    for (var q = t; q < T * units; q += 64u) {
+      let r = q / units;
+      let d = (q % units) * 8u;
+      let k = k0 + d;
+      var va = array<vec4f, 2>();
+      var vb = array<vec4f, 2>();
+      let m = row0 + r;
+      let n = col0 + r;
+      if (vec) {
+        // K is a multiple of 8: a unit lies wholly inside or outside the row.
+        if (k < K) {
+          if (m < M) {
+            let ai = (m * K + k) >> 2u;
+            va = array(a4[ai], a4[ai + 1u]);
+          }
+          if (n < N) {
+            vb = load_b8(p.b_offset + n * K + k, dt);
+          }
+        }
+      } else {
+        for (var i = 0u; i < 8u; i++) {
+          if (k + i < K) {
+            if (m < M) {
+              va[i >> 2u][i & 3u] = a_at(m * K + k + i);
+            }
+            if (n < N) {
+              vb[i >> 2u][i & 3u] = load_b(p.b_offset + n * K + k + i, dt);
+            }
+          }
+        }
+      }
+      for (var i = 0u; i < 8u; i++) {
+        As[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(va[i >> 2u][i & 3u]);
+        Bs[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(vb[i >> 2u][i & 3u]);
+      }
+    }
+    workgroupBarrier();
+    for (var d = 0u; d < TK; d++) {
+      let a0 = As[d * 16u + lid.y * 2u];
+      let a1 = As[d * 16u + lid.y * 2u + 1u];
+      let b0 = Bs[d * 16u + lid.x * 2u];
+      let b1 = Bs[d * 16u + lid.x * 2u + 1u];
+      for (var i = 0u; i < 4u; i++) {
+        acc[2u * i] += hmul(a0[i], b0);
+        acc[2u * i + 1u] += hmul(a0[i], b1);
+        acc[2u * i + 8u] += hmul(a1[i], b0);
+        acc[2u * i + 9u] += hmul(a1[i], b1);
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 8u; i++) {
+    let m = row0 + lid.y * 8u + i;
+    if (m < M) {
+      for (var j = 0u; j < 8u; j++) {
+        let n = col0 + lid.x * 8u + j;
+        if (n < N) {
+          var v = p.alpha * acc[2u * i + (j >> 2u)][j & 3u];
+          if (p.accumulate != 0u) {
+            v += out[m * N + n];
+          }
+          out[m * N + n] = v;
+        }
+      }
+    }
+  }
+}
