@@ -276,12 +276,12 @@ fn tiled_tn_f32(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 //     no thread can overwrite that half before every thread has passed the next barrier, i.e.
 //     finished computing tile k. One barrier per K tile.
 // Tile sizes are override constants chosen per adapter and checked against its limits
-// (src/engine/matmul.ts, regtileConstants). RU bounds the staging units per thread per operand.
+// (src/engine/matmul.ts, regtileConstants), which also checks that no thread stages more than 4
+// units per operand (regtile_fetch holds 4 in registers).
 
 override RX: u32 = 8; // threads along Q; the tile is 8·RX wide
 override RY: u32 = 8; // threads along P; the tile is 8·RY tall
 override RK: u32 = 8; // K tile depth (a multiple of 8)
-const RU = 4u;
 
 var<workgroup> Ra: array<vec4f, 4u * RK * RY>; // [half][d][p/4]: 2 halves × RK × 2·RY
 var<workgroup> Rb: array<vec4f, 4u * RK * RX>; // [half][d][q/4]
@@ -302,11 +302,9 @@ fn b4_at(e: u32, dt: u32) -> f32 {
   return unpack2x16float(w)[e & 1u];
 }
 
-// The staging unit u of A for K tile d0: 4 consecutive elements along A's contiguous dim.
-// Returns the values; `ra_store` puts them in workgroup memory.
+// The staging unit u of A for K tile d0: 4 consecutive elements along A's contiguous dim (d in
+// nt/nn, p in tn), one 16-byte load when in range and aligned, else element by element.
 fn ra_load(u: u32, p0: u32, d0: u32, a_t: bool) -> vec4f {
-  let P = p.rows;
-  let D = p.depth;
   var gp: u32;
   var gd: u32;
   if (a_t) {
@@ -316,38 +314,46 @@ fn ra_load(u: u32, p0: u32, d0: u32, a_t: bool) -> vec4f {
     gp = p0 + u / (RK / 4u);
     gd = d0 + 4u * (u % (RK / 4u));
   }
-  let base = select(gp * D + gd, gd * P + gp, a_t);
-  if ((p.aligned & 1u) != 0u && gp < P && gd < D) {
-    return a4[base >> 2u];
+  let i = select(gp * p.depth + gd, gd * p.rows + gp, a_t);
+  if ((p.aligned & 1u) != 0u && gp < p.rows && gd < p.depth) {
+    return a4[i >> 2u];
   }
-  var v = vec4f(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    let ok = select(gp < P && gd + j < D, gp + j < P && gd < D, a_t);
-    if (ok) {
-      v[j] = a4_at(base + j);
-    }
-  }
-  return v;
+  return vec4f(ra_elem(gp, gd, 0u, i, a_t), ra_elem(gp, gd, 1u, i, a_t), ra_elem(gp, gd, 2u, i, a_t), ra_elem(gp, gd, 3u, i, a_t));
 }
 
+// Element j of a unit at (gp, gd) starting at index i, or 0 past the edge.
+fn ra_elem(gp: u32, gd: u32, j: u32, i: u32, a_t: bool) -> f32 {
+  if (select(gp < p.rows && gd + j < p.depth, gp + j < p.rows && gd < p.depth, a_t)) {
+    return a4_at(i + j);
+  }
+  return 0.0;
+}
+
+// Writes unit u to workgroup memory half h0: as one vec4 along p (tn), or across 4 rows d (nt/nn).
 fn ra_store(u: u32, h0: u32, a_t: bool, v: vec4f) {
   let row = 2u * RY;
   if (a_t) {
-    Ra[h0 + (u / row) * row + u % row] = v;
+    Ra[h0 + u] = v; // unit u is d = u / row, p/4 = u % row
   } else {
     let r = u / (RK / 4u);
-    let d = 4u * (u % (RK / 4u));
-    for (var j = 0u; j < 4u; j++) {
-      Ra[h0 + (d + j) * row + r / 4u][r % 4u] = v[j];
-    }
+    let i = h0 + 4u * (u % (RK / 4u)) * row + r / 4u;
+    let c = r % 4u;
+    Ra[i][c] = v.x;
+    Ra[i + row][c] = v.y;
+    Ra[i + 2u * row][c] = v.z;
+    Ra[i + 3u * row][c] = v.w;
   }
 }
 
 // The staging unit u of B: UB = 4 (f32) or 8 (16-bit) consecutive elements along B's contiguous
-// dim, one 16-byte load when in range and aligned; v[0] holds the first 4, v[1] the next 4.
-fn rb_load(u: u32, q0: u32, d0: u32, b_t: bool, dt: u32) -> array<vec4f, 2> {
-  let Q = p.cols;
-  let D = p.depth;
+// dim (d in nt, q in nn/tn), one 16-byte load when in range and aligned (8 bf16/f16 values
+// widened to f32 here), else element by element; .lo holds the first 4, .hi the next 4.
+struct Unit8 {
+  lo: vec4f,
+  hi: vec4f,
+}
+
+fn rb_load(u: u32, q0: u32, d0: u32, b_t: bool, dt: u32) -> Unit8 {
   let ub = select(8u, 4u, dt == F32);
   var gq: u32;
   var gd: u32;
@@ -359,40 +365,94 @@ fn rb_load(u: u32, q0: u32, d0: u32, b_t: bool, dt: u32) -> array<vec4f, 2> {
     gd = d0 + u / per;
     gq = q0 + ub * (u % per);
   }
-  let e = p.b_offset + select(gd * Q + gq, gq * D + gd, b_t);
-  if ((p.aligned & 2u) != 0u && gq < Q && gd < D) {
+  let e = p.b_offset + select(gd * p.cols + gq, gq * p.depth + gd, b_t);
+  if ((p.aligned & 2u) != 0u && gq < p.cols && gd < p.depth) {
     if (dt == F32) {
-      return array(bitcast<vec4f>(b4[e >> 2u]), vec4f(0.0));
+      return Unit8(bitcast<vec4f>(b4[e >> 2u]), vec4f(0.0));
     }
-    return unpack_b8(b4[e >> 3u], dt);
+    let w = unpack_b8(b4[e >> 3u], dt);
+    return Unit8(w[0], w[1]);
   }
-  var v: array<vec4f, 2>;
-  for (var j = 0u; j < ub; j++) {
-    let ok = select(gq + j < Q && gd < D, gq < Q && gd + j < D, b_t);
-    if (ok) {
-      v[j / 4u][j % 4u] = b4_at(e + j, dt);
-    }
+  var v = Unit8(vec4f(rb_elem(gq, gd, 0u, e, b_t, dt), rb_elem(gq, gd, 1u, e, b_t, dt), rb_elem(gq, gd, 2u, e, b_t, dt), rb_elem(gq, gd, 3u, e, b_t, dt)), vec4f(0.0));
+  if (ub == 8u) {
+    v.hi = vec4f(rb_elem(gq, gd, 4u, e, b_t, dt), rb_elem(gq, gd, 5u, e, b_t, dt), rb_elem(gq, gd, 6u, e, b_t, dt), rb_elem(gq, gd, 7u, e, b_t, dt));
   }
   return v;
 }
 
-fn rb_store(u: u32, h0: u32, b_t: bool, dt: u32, v: array<vec4f, 2>) {
+fn rb_elem(gq: u32, gd: u32, j: u32, e: u32, b_t: bool, dt: u32) -> f32 {
+  if (select(gq + j < p.cols && gd < p.depth, gq < p.cols && gd + j < p.depth, b_t)) {
+    return b4_at(e + j, dt);
+  }
+  return 0.0;
+}
+
+fn rb_store(u: u32, h0: u32, b_t: bool, dt: u32, v: Unit8) {
   let ub = select(8u, 4u, dt == F32);
   let row = 2u * RX;
   if (b_t) {
     let c = u / (RK / ub);
-    let d = ub * (u % (RK / ub));
-    for (var j = 0u; j < ub; j++) {
-      Rb[h0 + (d + j) * row + c / 4u][c % 4u] = v[j / 4u][j % 4u];
+    let i = h0 + ub * (u % (RK / ub)) * row + c / 4u;
+    let k = c % 4u;
+    Rb[i][k] = v.lo.x;
+    Rb[i + row][k] = v.lo.y;
+    Rb[i + 2u * row][k] = v.lo.z;
+    Rb[i + 3u * row][k] = v.lo.w;
+    if (ub == 8u) {
+      Rb[i + 4u * row][k] = v.hi.x;
+      Rb[i + 5u * row][k] = v.hi.y;
+      Rb[i + 6u * row][k] = v.hi.z;
+      Rb[i + 7u * row][k] = v.hi.w;
     }
   } else {
     let per = 8u * RX / ub;
     let i = h0 + (u / per) * row + (ub / 4u) * (u % per);
-    Rb[i] = v[0];
+    Rb[i] = v.lo;
     if (ub == 8u) {
-      Rb[i + 1u] = v[1];
+      Rb[i + 1u] = v.hi;
     }
   }
+}
+
+// A thread's staging units of one K tile, t + j·threads for j < 4 (unrolled by hand so they stay
+// in registers, never in an indexed array; the host checks no thread has more).
+struct Staged {
+  a0: vec4f,
+  a1: vec4f,
+  a2: vec4f,
+  a3: vec4f,
+  b0: Unit8,
+  b1: Unit8,
+  b2: Unit8,
+  b3: Unit8,
+}
+
+fn regtile_fetch(t: u32, n: u32, p0: u32, q0: u32, d0: u32, a_t: bool, b_t: bool, dt: u32) -> Staged {
+  let ua = 2u * RY * RK;
+  let ub = 8u * RX * RK / select(8u, 4u, dt == F32);
+  var s: Staged;
+  if (t < ua) { s.a0 = ra_load(t, p0, d0, a_t); }
+  if (t + n < ua) { s.a1 = ra_load(t + n, p0, d0, a_t); }
+  if (t + 2u * n < ua) { s.a2 = ra_load(t + 2u * n, p0, d0, a_t); }
+  if (t + 3u * n < ua) { s.a3 = ra_load(t + 3u * n, p0, d0, a_t); }
+  if (t < ub) { s.b0 = rb_load(t, q0, d0, b_t, dt); }
+  if (t + n < ub) { s.b1 = rb_load(t + n, q0, d0, b_t, dt); }
+  if (t + 2u * n < ub) { s.b2 = rb_load(t + 2u * n, q0, d0, b_t, dt); }
+  if (t + 3u * n < ub) { s.b3 = rb_load(t + 3u * n, q0, d0, b_t, dt); }
+  return s;
+}
+
+fn regtile_put(s: Staged, t: u32, n: u32, ha: u32, hb: u32, a_t: bool, b_t: bool, dt: u32) {
+  let ua = 2u * RY * RK;
+  let ub = 8u * RX * RK / select(8u, 4u, dt == F32);
+  if (t < ua) { ra_store(t, ha, a_t, s.a0); }
+  if (t + n < ua) { ra_store(t + n, ha, a_t, s.a1); }
+  if (t + 2u * n < ua) { ra_store(t + 2u * n, ha, a_t, s.a2); }
+  if (t + 3u * n < ua) { ra_store(t + 3u * n, ha, a_t, s.a3); }
+  if (t < ub) { rb_store(t, hb, b_t, dt, s.b0); }
+  if (t + n < ub) { rb_store(t + n, hb, b_t, dt, s.b1); }
+  if (t + 2u * n < ub) { rb_store(t + 2u * n, hb, b_t, dt, s.b2); }
+  if (t + 3u * n < ub) { rb_store(t + 3u * n, hb, b_t, dt, s.b3); }
 }
 
 fn regtile(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
@@ -403,51 +463,24 @@ fn regtile(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
   let p0 = (tile / p.tiles_q) * (8u * RY);
   let q0 = (tile % p.tiles_q) * (8u * RX);
   let t = lid.y * RX + lid.x;
-  let nthreads = RX * RY;
-  let ub = select(8u, 4u, dt == F32);
-  let units_a = 2u * RY * RK;       // (8·RY × RK) / 4
-  let units_b = 8u * RX * RK / ub;  // (8·RX × RK) / ub
+  let n = RX * RY;
   let nk = (p.depth + RK - 1u) / RK;
 
-  // Registers: the next K tile's staging units (widened), and the 8×8 block: acc[2i + h] is row i
-  // (i < 4: 4·ty + i, else 4·(ty+RY) + i - 4), columns 4·tx.. (h = 0) or 4·(tx+RX).. (h = 1).
-  var ra: array<vec4f, RU>;
-  var rb: array<array<vec4f, 2>, RU>;
-  var acc: array<vec4f, 16>;
-  for (var j = 0u; j < RU; j++) {
-    let u = t + j * nthreads;
-    if (nk > 0u && u < units_a) {
-      ra[j] = ra_load(u, p0, 0u, a_t);
-    }
-    if (nk > 0u && u < units_b) {
-      rb[j] = rb_load(u, q0, 0u, b_t, dt);
-    }
+  // Registers: the next K tile's staging units, and the 8×8 block: acc[2i + h] is row i (i < 4:
+  // 4·ty + i, else 4·(ty+RY) + i - 4), columns 4·tx.. (h = 0) or 4·(tx+RX).. (h = 1).
+  var staged: Staged;
+  if (nk > 0u) {
+    staged = regtile_fetch(t, n, p0, q0, 0u, a_t, b_t, dt);
   }
+  var acc: array<vec4f, 16>;
   for (var kt = 0u; kt < nk; kt++) {
     let ha = (kt & 1u) * (2u * RY * RK);
     let hb = (kt & 1u) * (2u * RX * RK);
-    for (var j = 0u; j < RU; j++) {
-      let u = t + j * nthreads;
-      if (u < units_a) {
-        ra_store(u, ha, a_t, ra[j]);
-      }
-      if (u < units_b) {
-        rb_store(u, hb, b_t, dt, rb[j]);
-      }
-    }
+    regtile_put(staged, t, n, ha, hb, a_t, b_t, dt);
     workgroupBarrier();
     // Prefetch: the next tile's global loads are issued before this tile's FMAs.
     if (kt + 1u < nk) {
-      let d1 = (kt + 1u) * RK;
-      for (var j = 0u; j < RU; j++) {
-        let u = t + j * nthreads;
-        if (u < units_a) {
-          ra[j] = ra_load(u, p0, d1, a_t);
-        }
-        if (u < units_b) {
-          rb[j] = rb_load(u, q0, d1, b_t, dt);
-        }
-      }
+      staged = regtile_fetch(t, n, p0, q0, (kt + 1u) * RK, a_t, b_t, dt);
     }
     for (var d = 0u; d < RK; d++) {
       let ai = ha + d * (2u * RY) + lid.y;

@@ -117,6 +117,22 @@ describe('matmul regtile', () => {
   });
 });
 
+describe('matmul regtile, the large tiles', () => {
+  // 128×128 tiles of 256 threads, K tiles of 8 and 16 (what regtileConstants picks on big GPUs)
+  it('nt bf16 (16-byte loads) and tn f32 (ragged) match float64 (rel err < 1e-5)', async () => {
+    const ctx = await testContext();
+    const cases: [Case, Record<string, number>][] = [
+      [{ layout: 'nt', dtype: 'bf16', P: 136, Q: 144, D: 56, alpha: 1, accumulate: true, bOffset: 8 }, { ...MATMUL_REGTILE_LARGE }],
+      [{ layout: 'tn', dtype: 'f32', P: 131, Q: 129, D: 37, alpha: -0.5, accumulate: false, bOffset: 0 }, { ...MATMUL_REGTILE_LARGE, RK: 16 }],
+    ];
+    for (const [c, constants] of cases) {
+      const { seed, runs } = await runCase(ctx, c, { path: 'regtile', constants });
+      expect(runs[0]!.err, `seed ${seed} ${JSON.stringify(c)} ${JSON.stringify(constants)}`).toBeLessThan(1e-5);
+    }
+    await ctx.flush();
+  });
+});
+
 describe('matmul dispatches bounded against the GPU watchdog', () => {
   // Every path with a grid of several workgroups, cut into dispatches of at most a few workgroups
   // by a small maxDispatchFlops: the same bits as one dispatch (accumulate on, so a tile computed

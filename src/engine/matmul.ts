@@ -93,7 +93,7 @@ export const MATMUL_TILE = { WX: 16, WY: 16, TK: 16 } as const;
 export const MATMUL_REGTILE = { RX: 8, RY: 8, RK: 8 } as const;
 /** The large tile (128×128, 256 threads) for adapters whose limits allow it and grids that fill a GPU with it. */
 export const MATMUL_REGTILE_LARGE = { RX: 16, RY: 16, RK: 8 } as const;
-/** regtile staging units per thread and operand (RU in the shader): (8·RY·RK/4) / (RX·RY) ≤ this. */
+/** regtile staging units per thread and operand (regtile_fetch in the shader holds 4): (8·RY·RK/4) / (RX·RY) ≤ this. */
 const REGTILE_UNITS = 4;
 /** Large tiles only when the grid still has this many of them (a GPU of ~100 cores wants a few waves). */
 const REGTILE_LARGE_MIN_TILES = 128;
