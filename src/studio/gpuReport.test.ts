@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AdapterSummary } from '../gpu/context';
-import { attentionPathRows, buildGpuReport, formatBytes, formatLimit, isByteLimit } from './gpuReport';
+import { MATMUL_PATHS } from '../engine/matmul';
+import { attentionPathRows, buildGpuReport, formatBytes, formatLimit, isByteLimit, KEY_FEATURES, matmulPathRows, matmulRowProofs } from './gpuReport';
 
 const swiftshader: AdapterSummary = {
   vendor: 'google',
@@ -61,6 +62,7 @@ describe('GPU report', () => {
     expect(r.keyFeatures.map((f) => [f.name, f.present])).toEqual([
       ['shader-f16', false],
       ['subgroups', true],
+      ...('sgmat' in MATMUL_PATHS ? [['chromium-experimental-subgroup-matrix', false]] : []),
       ['timestamp-query', true],
     ]);
     expect(r.otherFeatures).toEqual(['float32-filterable']);
@@ -86,5 +88,38 @@ describe('GPU report', () => {
     expect(proven[3]!.what).toMatch(/workgroup memory \(no subgroups here\)/);
     // The subgroup variant is a separate proof.
     expect(attentionPathRows({ isFallback: false, features: ['subgroups'] }, ['attention.split-kv'])[3]!.status).toMatch(/once the self-test proves it/);
+  });
+
+  it('lists exactly the matmul paths that exist, each proven path once, with its gate: CPU adapters the barrier-free kernels, GPUs tiled/gemv and each newer path once proven where the feature is present', () => {
+    // Every path the self-test can prove has a row, and no row names a path this build lacks.
+    expect(matmulRowProofs().sort()).toEqual(Object.values(MATMUL_PATHS).sort());
+    const cpu = matmulPathRows(swiftshader, Object.values(MATMUL_PATHS));
+    expect(cpu.at(-1)).toMatchObject({ name: 'Barrier-free (vec4, direct, skinny)', status: 'In use on this CPU adapter.' });
+    for (const r of cpu.slice(0, -1)) expect(r.status, r.name).toMatch(/^Not used on a CPU adapter/);
+    const row = (rows: ReturnType<typeof matmulPathRows>, name: string) => rows.find((r) => r.name.includes(name))!;
+    const bare = { isFallback: false, features: [] as string[] };
+    const fresh = matmulPathRows(bare, []);
+    expect(row(fresh, '(tiled)').status).toBe('In use for every product no path above takes.');
+    expect(row(fresh, '(gemv)').status).toBe('In use for decode products.');
+    expect(row(fresh, '(vec4').status).toMatch(/^Not used on a GPU/);
+    expect(row(fresh, 'Split-K').status).toMatch(/once the self-test proves it/);
+    const all = matmulPathRows({ isFallback: false, features: ['subgroups', 'shader-f16', 'chromium-experimental-subgroup-matrix'] }, Object.values(MATMUL_PATHS));
+    expect(row(all, 'Split-K').status).toMatch(/^In use for small outputs with a long reduction: proven/);
+    expect(row(all, 'Narrow').status).toMatch(/^In use for products with at most 64 output columns: proven/);
+    if ('gemvSg' in MATMUL_PATHS) {
+      expect(row(fresh, 'gemv-sg').status).toBe('Not available: this adapter lacks subgroups.');
+      expect(row(all, 'gemv-sg').status).toMatch(/^In use for decode products: proven/);
+      expect(row(all, '(gemv)').status).toMatch(/^Not used here: Subgroup GEMV \(gemv-sg\) is proven/);
+    }
+    if ('sgmat' in MATMUL_PATHS) {
+      expect(row(fresh, 'sgmat').status).toBe('Not available: this adapter lacks chromium-experimental-subgroup-matrix.');
+      expect(row(all, 'sgmat').status).toMatch(/^In use for large products: proven/);
+    }
+    if ('f16' in MATMUL_PATHS) {
+      expect(row(fresh, '(f16)').status).toBe('Not available: this adapter lacks shader-f16.');
+      expect(row(matmulPathRows({ isFallback: false, features: ['shader-f16'] }, []), '(f16)').status).toMatch(/once the self-test proves it/);
+    }
+    if ('regtile' in MATMUL_PATHS) expect(row(all, 'regtile').status).toMatch(/^In use for large products: proven/);
+    expect(KEY_FEATURES.map((f) => f.name)).toContain('subgroups');
   });
 });

@@ -3,6 +3,7 @@
 // ones first. Pure functions, no React and no WebGPU calls, so they are unit-tested in Node.
 
 import { ATTENTION_PATHS, splitKvPathName } from '../engine/attention';
+import { MATMUL_PATHS } from '../engine/matmul';
 import type { AdapterSummary } from '../gpu/context';
 
 export interface FeatureRow {
@@ -34,10 +35,23 @@ export interface GpuReport {
   otherLimits: LimitRow[];
 }
 
-/** Features the engine uses when present; the f32 path runs everywhere. */
+const HAS_MATMUL_PATH = (key: string) => key in MATMUL_PATHS;
+
+/** Features the engine uses when present (each path that needs one is listed below); the f32 paths run everywhere. */
 export const KEY_FEATURES: readonly { name: string; why: string }[] = [
-  { name: 'shader-f16', why: 'f16 arithmetic in shaders: reported, not used yet: every kernel computes in f32 (bf16/f16 weights are widened in registers).' },
-  { name: 'subgroups', why: 'subgroup operations: the max and sum reductions of split-KV decode attention (once the self-test proved them here).' },
+  {
+    name: 'shader-f16',
+    why: HAS_MATMUL_PATH('f16')
+      ? 'f16 arithmetic in shaders: the f16-input, f32-sum matmul of generation’s projections, once the self-test proved it here. Training computes in f32 (bf16/f16 weights are widened in registers).'
+      : 'f16 arithmetic in shaders: reported, not used yet: every kernel computes in f32 (bf16/f16 weights are widened in registers).',
+  },
+  {
+    name: 'subgroups',
+    why: `subgroup operations: the max and sum reductions of split-KV decode attention${HAS_MATMUL_PATH('gemvSg') ? ' and the decode GEMV’s sums' : ''} (once the self-test proved them here).`,
+  },
+  ...(HAS_MATMUL_PATH('sgmat')
+    ? [{ name: 'chromium-experimental-subgroup-matrix', why: 'hardware 8×8 matrix multiply-accumulate (Apple M1 and later in Chrome): the subgroup-matrix matmul of large products, once the self-test proved it here.' }]
+    : []),
   { name: 'timestamp-query', why: 'GPU timestamps: per-kernel timings in the profiler and benchmarks.' },
 ];
 
@@ -224,4 +238,128 @@ export function attentionPathRows(summary: Pick<AdapterSummary, 'isFallback' | '
       status: gated(split, 'generation'),
     },
   ];
+}
+
+/** A matmul path as the page describes it; `proves`: its MATMUL_PATHS key (GPU paths a self-test case proves). */
+interface MatmulPathSpec {
+  name: string;
+  shader: string;
+  what: string;
+  /** cpu: CPU adapters only; gpu: GPUs, no proof needed; proven: GPUs once proven (and `feature`, if any). */
+  kind: 'cpu' | 'gpu' | 'proven';
+  proves?: string;
+  feature?: string;
+  /** What it computes when taken ("LoRA's rank-r products"). */
+  use: string;
+  /** A proven path that takes its place where proven (gemv: the subgroup GEMV). */
+  supersededBy?: string;
+}
+
+// Every path of src/engine/matmul.ts (MatmulPath), in the order `defaultMatmulPath` tries them
+// on a GPU, then the CPU adapters' paths. A proven path whose key is not in MATMUL_PATHS does
+// not exist in this build and gets no row (gpuReport.test.ts checks both ways).
+const MATMUL_PATH_SPECS: readonly MatmulPathSpec[] = [
+  {
+    name: 'Subgroup GEMV (gemv-sg)',
+    shader: 'matmul_gemv_sg.wgsl',
+    what: 'Decode products (x·Wᵀ, at most 8 rows): a workgroup per few output columns, lanes split K with 16-byte loads of the weight, one subgroupAdd per column.',
+    kind: 'proven',
+    proves: 'gemvSg',
+    feature: 'subgroups',
+    use: 'decode products',
+  },
+  {
+    name: 'GEMV (gemv)',
+    shader: 'matmul.wgsl',
+    what: 'Decode products (at most 8 rows): 64 threads per output column, a tree reduction in workgroup memory.',
+    kind: 'gpu',
+    use: 'decode products',
+    supersededBy: 'gemvSg',
+  },
+  {
+    name: 'Split-K (splitk)',
+    shader: 'matmul.wgsl',
+    what: 'Small outputs with a long reduction (≤ 65,536 outputs, K ≥ 1,024: LoRA weight gradients): the reduction cut over workgroups, partial sums added in a fixed order by a second dispatch (deterministic).',
+    kind: 'proven',
+    proves: 'splitk',
+    use: 'small outputs with a long reduction',
+  },
+  {
+    name: 'Narrow (narrow, narrow4)',
+    shader: 'matmul.wgsl',
+    what: 'At most 64 output columns (LoRA’s rank-r products): 4 rows × 16 columns per thread; in x·Wᵀ with K a multiple of 4, 16-byte loads (narrow4, proven apart).',
+    kind: 'proven',
+    proves: 'narrow',
+    use: 'products with at most 64 output columns',
+  },
+  {
+    name: 'Subgroup matrices (sgmat)',
+    shader: 'matmul_sgmat.wgsl',
+    what: 'Large products: 64×64 tiles of 4 subgroups × 4×4 hardware 8×8 f32 matrices, K slices staged in workgroup memory with the next one prefetched (Apple M1 and later in Chrome).',
+    kind: 'proven',
+    proves: 'sgmat',
+    feature: 'chromium-experimental-subgroup-matrix',
+    use: 'large products',
+  },
+  {
+    name: 'f16 inputs, f32 sums (f16)',
+    shader: 'matmul_f16.wgsl',
+    what: 'Generation’s projections only (no gradient flows through them): inputs rounded to f16 as they are staged, sums in f32, 64×64 tiles of 8×8 outputs per thread.',
+    kind: 'proven',
+    proves: 'f16',
+    feature: 'shader-f16',
+    use: 'generation’s projections',
+  },
+  {
+    name: 'Register tiles (regtile)',
+    shader: 'matmul.wgsl',
+    what: 'Large products: 8×8 outputs per thread, 16-byte global loads, the next K tile prefetched into registers while the current one is used; 64×64 or 128×128 tiles chosen from the adapter’s limits.',
+    kind: 'proven',
+    proves: 'regtile',
+    use: 'large products',
+  },
+  {
+    name: 'Tiled (tiled)',
+    shader: 'matmul.wgsl',
+    what: 'The f32 reference path on GPUs: 16×16 threads of 4×4 outputs (64×64 tiles), 16-deep K slices in workgroup memory; every weight format, quantized ones included.',
+    kind: 'gpu',
+    use: 'every product no path above takes',
+  },
+  {
+    name: 'Barrier-free (vec4, direct, skinny)',
+    shader: 'matmul.wgsl',
+    what: 'No workgroup memory: 8×4 (vec4) or 4×4 (direct) outputs per thread read straight from global memory; skinny: 4 output columns for all rows of a decode product, 16-byte loads along K.',
+    kind: 'cpu',
+    use: 'every product',
+  },
+];
+
+/**
+ * The matmul paths that exist (src/engine/matmul.ts) and which this adapter takes: CPU adapters
+ * the barrier-free kernels; GPUs the tiled and gemv kernels, and each newer path once the
+ * self-test proved it on the device (`proved`) and the adapter has the feature it needs.
+ */
+export function matmulPathRows(summary: Pick<AdapterSummary, 'isFallback' | 'features'>, proved: readonly string[]): KernelPathRow[] {
+  const cpu = summary.isFallback;
+  const names = MATMUL_PATHS as Readonly<Record<string, string>>;
+  const isProved = (key: string) => proved.includes(names[key]!);
+  return MATMUL_PATH_SPECS.filter((p) => p.proves === undefined || p.proves in names).map((p) => {
+    let status: string;
+    if (p.kind === 'cpu') status = cpu ? 'In use on this CPU adapter.' : 'Not used on a GPU (made for CPU adapters, where a barrier costs about a millisecond).';
+    else if (cpu) status = p.kind === 'gpu' ? 'Not used on a CPU adapter.' : 'Not used on a CPU adapter (its barriers cost more there; the tests force it).';
+    else if (p.kind === 'gpu') {
+      const by = p.supersededBy && p.supersededBy in names && isProved(p.supersededBy) ? MATMUL_PATH_SPECS.find((q) => q.proves === p.supersededBy) : undefined;
+      status = by ? `Not used here: ${by.name} is proven on this device and takes its ${p.use}.` : `In use for ${p.use}.`;
+    }
+    else if (p.feature && !summary.features.includes(p.feature)) status = `Not available: this adapter lacks ${p.feature}.`;
+    else if (isProved(p.proves!)) status = `In use for ${p.use}: proven on this device by the self-test.`;
+    else status = `Used for ${p.use} once the self-test proves it on this device (it runs when a model loads, or with the button below).`;
+    return { name: p.name, shader: p.shader, what: p.what, status };
+  });
+}
+
+/** The MATMUL_PATHS names a row stands for (narrow's row stands for narrow4 too). */
+export function matmulRowProofs(): string[] {
+  const names = MATMUL_PATHS as Readonly<Record<string, string>>;
+  return MATMUL_PATH_SPECS.flatMap((p) => (p.proves && p.proves in names ? [names[p.proves]!, ...(p.proves === 'narrow' && 'narrow4' in names ? [names.narrow4!] : [])] : []));
 }

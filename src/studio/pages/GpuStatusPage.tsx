@@ -1,6 +1,6 @@
 import { useEffect, useMemo } from 'react';
 import type { AdapterSummary } from '../../gpu/context';
-import { attentionPathRows, buildGpuReport, type LimitRow } from '../gpuReport';
+import { attentionPathRows, buildGpuReport, matmulPathRows, type KernelPathRow, type LimitRow } from '../gpuReport';
 import { useGpuStore } from '../gpuStore';
 import { SelfTestPanel } from './SelfTestPanel';
 
@@ -111,7 +111,7 @@ function AdapterReport({ adapter }: { adapter: AdapterSummary }) {
         </section>
       </div>
 
-      <AttentionPaths adapter={adapter} />
+      <KernelPaths adapter={adapter} />
 
       <section className="card" aria-labelledby="limits-title">
         <h2 id="limits-title">Limits</h2>
@@ -178,43 +178,61 @@ function LimitsTable({ caption, rows, withWhy = false }: { caption: string; rows
   );
 }
 
-/** The attention kernel paths that exist and which of them this adapter takes. */
-function AttentionPaths({ adapter }: { adapter: AdapterSummary }) {
+/** The attention and matmul kernel paths that exist and which of them this adapter takes. */
+function KernelPaths({ adapter }: { adapter: AdapterSummary }) {
   const results = useGpuStore((s) => s.selfTest.results);
   const proved = useMemo(() => results.flatMap((r) => (r.proved ? [r.proved] : [])), [results]);
-  const rows = useMemo(() => attentionPathRows(adapter, proved), [adapter, proved]);
+  const attention = useMemo(() => attentionPathRows(adapter, proved), [adapter, proved]);
+  const matmul = useMemo(() => matmulPathRows(adapter, proved), [adapter, proved]);
   return (
-    <section className="card" aria-labelledby="attention-paths-title">
-      <h2 id="attention-paths-title">Attention kernels</h2>
-      <p className="hint">
-        Each path is checked against its float64 reference by the self-test below. Paths made for GPUs are taken only after
-        they passed it on this device.
-      </p>
-      <div className="table-wrap">
-        <table className="limits table--stack">
-          <caption className="sr-only">Attention kernel paths</caption>
-          <thead>
-            <tr>
-              <th scope="col">Path</th>
-              <th scope="col">How it works</th>
-              <th scope="col">On this adapter</th>
+    <>
+      <section className="card" aria-labelledby="attention-paths-title">
+        <h2 id="attention-paths-title">Attention kernels</h2>
+        <p className="hint">
+          Each path is checked against its float64 reference by the self-test below. Paths made for GPUs are taken only after
+          they passed it on this device. Long sequences are cut into several dispatches of at most 2³² FLOPs each, so no
+          single one can trip the browser’s GPU watchdog on a slow GPU.
+        </p>
+        <PathsTable caption="Attention kernel paths" rows={attention} testId="attention-path-status" />
+      </section>
+      <section className="card" aria-labelledby="matmul-paths-title">
+        <h2 id="matmul-paths-title">Matrix-product kernels</h2>
+        <p className="hint">
+          Every linear layer and its gradients. The f32 tiled path is the reference on GPUs; each faster path is taken only
+          where the adapter has the feature it needs and the self-test proved it on this device.
+        </p>
+        <PathsTable caption="Matmul kernel paths" rows={matmul} testId="matmul-path-status" />
+      </section>
+    </>
+  );
+}
+
+function PathsTable({ caption, rows, testId }: { caption: string; rows: KernelPathRow[]; testId: string }) {
+  return (
+    <div className="table-wrap">
+      <table className="limits table--stack">
+        <caption className="sr-only">{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Path</th>
+            <th scope="col">How it works</th>
+            <th scope="col">On this adapter</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.name}>
+              <th scope="row">
+                {r.name} <code>{r.shader}</code>
+              </th>
+              <td className="why">{r.what}</td>
+              <td className="why" data-label="Here" data-testid={testId}>
+                {r.status}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.name}>
-                <th scope="row">
-                  {r.name} <code>{r.shader}</code>
-                </th>
-                <td className="why">{r.what}</td>
-                <td className="why" data-label="Here" data-testid="attention-path-status">
-                  {r.status}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
