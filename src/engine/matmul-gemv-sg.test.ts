@@ -5,12 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
 import { quantize as roundTo, type DType } from '../gpu/dtype';
+import { dequantize as dequantizeBlocks, FORMAT_OF_DTYPE, GGML_DTYPES } from '../gpu/ggml';
 import { dequantize, quantize, type QuantDType } from '../gpu/quant';
 import { defaultMatmulPath, MATMUL_PATHS, matmul } from './matmul';
 import { gemvSgAligned, MATMUL_GEMV_SG } from './matmul-gemv-sg';
 import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
+import { randomBlocks } from './testing/ggml';
 import { groupedWeights } from './testing/quant';
 import { freshSeed, randn, rng } from './testing/random';
 
@@ -98,6 +100,31 @@ describe('matmul gemv-sg (subgroup reductions; SwiftShader subgroups are 4 wide)
     for (const c of cases) {
       const { err, seed } = await runCase(ctx, c);
       expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
+    }
+  });
+
+  it('GGUF block weights (q8_0, q4_0, q4_k, q6_k), a row slice at M = 2 and 5 (rel err < 1e-5)', async () => {
+    const ctx = await testContext();
+    for (const [i, dtype] of GGML_DTYPES.entries()) {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const [rows, k, m] = [9, 256, i % 2 ? 5 : 2];
+      const bytes = randomBlocks(FORMAT_OF_DTYPE[dtype], rows, k, r);
+      const b = dequantizeBlocks(FORMAT_OF_DTYPE[dtype], bytes, rows * k);
+      const tb = ctx.tensor([rows, k], dtype, `W ${dtype}`);
+      const padded = new Uint8Array(tb.buffer.size);
+      padded.set(bytes);
+      ctx.writeBytes(tb, padded);
+      const a = roundTo(randn(m * k, r), 'f32');
+      const ta = ctx.upload(a, [m, k], 'f32', 'a');
+      const [first, n] = [2, 6];
+      const out = poisoned(ctx, [m, n], 'out');
+      const batch = ctx.batch();
+      matmul(batch, { a: ta, b: tb, out, layout: 'nt', m, n, k, bOffset: first * k }, { path: 'gemv-sg' });
+      batch.submit();
+      const err = relError(await ctx.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, bOffset: first * k }));
+      expect(err, `seed ${seed} ${dtype}`).toBeLessThan(1e-5);
+      for (const t of [ta, tb, out]) t.release();
     }
   });
 
