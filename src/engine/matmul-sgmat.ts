@@ -75,7 +75,7 @@ export function sgmatUnavailable(ctx: Pick<GpuContext, 'features' | 'adapter'>):
 export type SgmatSyntax = 'bool' | 'template';
 /** Where an invocation's subgroup index comes from: @builtin(subgroup_id), or local index / subgroup_size. */
 export type SgmatSubgroupId = 'builtin' | 'divide';
-interface HardwareForm {
+export interface HardwareForm {
   syntax: SgmatSyntax;
   subgroupId: SgmatSubgroupId;
 }
