@@ -165,6 +165,14 @@ describe('matmul sgmat, hardware variant', () => {
       expect(prelude(hw)).toHaveLength(6);
       expect(types(hw)).toEqual(['SgLeft', 'SgResult', 'SgRight']);
       expect(types(emu)).toEqual(types(hw));
+      // _cm loads are column-major, _rm loads and the store row-major, as the emulation reads and writes sh.
+      const major = (name: string) => {
+        const body = new RegExp(`fn ${name}\\([^{]*\\{([^}]*)\\}`).exec(hw)![1]!;
+        if (/, true, stride\)|col_major>/.test(body)) return 'col';
+        if (/, false, stride\)|row_major>/.test(body)) return 'row';
+        return body;
+      };
+      expect(['sgm_left_rm', 'sgm_left_cm', 'sgm_right_rm', 'sgm_right_cm', 'sgm_store'].map(major)).toEqual(['row', 'col', 'row', 'col', 'row']);
     }
   });
 
