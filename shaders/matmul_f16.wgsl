@@ -14,7 +14,8 @@
 // 64×64 workgroup tile of 8×8 threads, each an 8×8 block of outputs in f32 registers): TK-deep
 // slices of a and b are converted to h while staged in workgroup memory, d-major as vec4<h>, so
 // the inner loop per d is two vec4<h> reads of a, two of b and 16 vec4 products; staged f16
-// tiles take half the workgroup memory and half its traffic of the f32 kernels. Loads are 8
+// tiles take half the workgroup memory and half its traffic of the f32 kernels. The next slice
+// is loaded into registers while the current one is used (one slice of prefetch). Loads are 8
 // consecutive k at a time: 16 bytes of bf16/f16 b (two vec4 of f32 b or of a) where K and
 // bOffset are multiples of 8 (entry points f16_nt_<b dtype>), element by element with bounds
 // checks otherwise (f16_nt_any_<b dtype>). Rows and columns past the edge are zero-filled.
@@ -36,7 +37,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b4: array<vec4u>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-override TK: u32 = 16; // reduction slice staged per step (a multiple of 8)
+override TK: u32 = 16; // reduction slice staged per step (a multiple of 8, at most 8·MAX_UPT)
+const MAX_UPT = 4u;    // most 8-depth units a thread stages per slice (TK ≤ 32)
 const T = 64u;         // the workgroup tile is T×T; 8×8 threads each 8×8 outputs
 
 const F32 = 0u;
@@ -79,7 +81,47 @@ fn load_b8(e: u32, dt: u32) -> array<vec4f, 2> {
   return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
 }
 
-// `vec`: K and bOffset are multiples of 8 (16-byte loads of whole 8-element units).
+// Unit q of the slice at depth k0: 8 consecutive depths of row r of a and of column r of b
+// (r = q / (TK/8)), zero past the edges. `vec`: K and bOffset are multiples of 8, so a unit lies
+// wholly inside or outside a row and is read with 16-byte loads.
+fn load_unit(q: u32, k0: u32, row0: u32, col0: u32, vec: bool, dt: u32) -> array<vec4f, 4> {
+  let M = p.rows;
+  let N = p.cols;
+  let K = p.depth;
+  let units = TK / 8u;
+  let r = q / units;
+  let k = k0 + (q % units) * 8u;
+  let m = row0 + r;
+  let n = col0 + r;
+  var v = array<vec4f, 4>(); // a: v[0], v[1]; b: v[2], v[3]
+  if (vec) {
+    if (k < K) {
+      if (m < M) {
+        let ai = (m * K + k) >> 2u;
+        v[0] = a4[ai];
+        v[1] = a4[ai + 1u];
+      }
+      if (n < N) {
+        let w = load_b8(p.b_offset + n * K + k, dt);
+        v[2] = w[0];
+        v[3] = w[1];
+      }
+    }
+  } else {
+    for (var i = 0u; i < 8u; i++) {
+      if (k + i < K) {
+        if (m < M) {
+          v[i >> 2u][i & 3u] = a_at(m * K + k + i);
+        }
+        if (n < N) {
+          v[2u + (i >> 2u)][i & 3u] = load_b(p.b_offset + n * K + k + i, dt);
+        }
+      }
+    }
+  }
+  return v;
+}
+
 fn f16_nt(wid: vec3u, nwg: vec3u, lid: vec3u, vec: bool, dt: u32) {
   let g = p.first_group + wid.x + wid.y * nwg.x;
   if (g >= p.groups) {
@@ -91,48 +133,32 @@ fn f16_nt(wid: vec3u, nwg: vec3u, lid: vec3u, vec: bool, dt: u32) {
   let row0 = (g / p.tiles_q) * T;
   let col0 = (g % p.tiles_q) * T;
   let t = lid.y * 8u + lid.x;
-  let units = TK / 8u; // 8-element units per row of a slice
+  let units = TK / 8u; // 8-depth units per row of a slice
+  let upt = TK / 8u;   // units per thread: T·units over the 64 threads
 
+  // The slice's units in registers: the next slice's global loads are issued before the current
+  // slice's products and land while they run (one slice of prefetch).
+  var pre = array<array<vec4f, 4>, MAX_UPT>();
+  for (var j = 0u; j < upt; j++) {
+    pre[j] = load_unit(t + 64u * j, 0u, row0, col0, vec, dt);
+  }
   var acc = array<vec4f, 16>(); // row i: acc[2i] columns 0..3, acc[2i + 1] columns 4..7
   for (var k0 = 0u; k0 < K; k0 += TK) {
-    // Stage a and b: T rows × TK depths each, as T·units units of 8 over the 64 threads.
-    for (var q = t; q < T * units; q += 64u) {
+    for (var j = 0u; j < upt; j++) {
+      let q = t + 64u * j;
       let r = q / units;
       let d = (q % units) * 8u;
-      let k = k0 + d;
-      var va = array<vec4f, 2>();
-      var vb = array<vec4f, 2>();
-      let m = row0 + r;
-      let n = col0 + r;
-      if (vec) {
-        // K is a multiple of 8: a unit lies wholly inside or outside the row.
-        if (k < K) {
-          if (m < M) {
-            let ai = (m * K + k) >> 2u;
-            va = array(a4[ai], a4[ai + 1u]);
-          }
-          if (n < N) {
-            vb = load_b8(p.b_offset + n * K + k, dt);
-          }
-        }
-      } else {
-        for (var i = 0u; i < 8u; i++) {
-          if (k + i < K) {
-            if (m < M) {
-              va[i >> 2u][i & 3u] = a_at(m * K + k + i);
-            }
-            if (n < N) {
-              vb[i >> 2u][i & 3u] = load_b(p.b_offset + n * K + k + i, dt);
-            }
-          }
-        }
-      }
       for (var i = 0u; i < 8u; i++) {
-        As[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(va[i >> 2u][i & 3u]);
-        Bs[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(vb[i >> 2u][i & 3u]);
+        As[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(pre[j][i >> 2u][i & 3u]);
+        Bs[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(pre[j][2u + (i >> 2u)][i & 3u]);
       }
     }
     workgroupBarrier();
+    if (k0 + TK < K) {
+      for (var j = 0u; j < upt; j++) {
+        pre[j] = load_unit(t + 64u * j, k0 + TK, row0, col0, vec, dt);
+      }
+    }
     for (var d = 0u; d < TK; d++) {
       let a0 = As[d * 16u + lid.y * 2u];
       let a1 = As[d * 16u + lid.y * 2u + 1u];

@@ -24,6 +24,7 @@ interface Case {
   bOffset: number;
   alpha: number;
   accumulate: boolean;
+  constants?: Record<string, number>;
 }
 
 /** float64 Σ_k f16(a·b): what the kernel computes when a and b are already f16 values. */
@@ -60,7 +61,7 @@ async function runCase(ctx: GpuContext, c: Case, f16Inputs: boolean, maxDispatch
   const batch = ctx.batch();
   const { m, n, k, alpha, accumulate, bOffset } = c;
   if (maxDispatchFlops === undefined) {
-    matmul(batch, { a: ta, b: tb, out: tout, layout: 'nt', m, n, k, alpha, accumulate, bOffset }, { path: 'f16', f16Variant: 'emulated' });
+    matmul(batch, { a: ta, b: tb, out: tout, layout: 'nt', m, n, k, alpha, accumulate, bOffset }, { path: 'f16', f16Variant: 'emulated', constants: c.constants });
   } else {
     matmulF16(batch, { a: ta, b: tb, out: tout, m, n, k, alpha, accumulate, bOffset }, { variant: 'emulated', maxDispatchFlops });
   }
@@ -83,6 +84,9 @@ const CASES: Case[] = [
   { dtype: 'f32', m: 9, n: 5, k: 20, bOffset: 1, alpha: 0.5, accumulate: true },
   { dtype: 'bf16', m: 70, n: 129, k: 48, bOffset: 16, alpha: 1, accumulate: false },
   { dtype: 'f32', m: 65, n: 66, k: 40, bOffset: 4, alpha: 1, accumulate: false },
+  // The shallowest and deepest slices (1 and 4 staged units a thread).
+  { dtype: 'bf16', m: 66, n: 67, k: 88, bOffset: 8, alpha: 1, accumulate: true, constants: { TK: 32 } },
+  { dtype: 'f16', m: 3, n: 70, k: 29, bOffset: 5, alpha: 1, accumulate: false, constants: { TK: 8 } },
 ];
 
 describe('matmul f16 (emulated variant forced on SwiftShader)', () => {
@@ -121,6 +125,7 @@ describe('matmul f16 (emulated variant forced on SwiftShader)', () => {
     const args = { a: ctx.tensor([9, 8], 'f32', 'x'), b: ctx.tensor([5, 8], 'bf16', 'W'), out: ctx.tensor([9, 5], 'f32', 'y'), layout: 'nt' as const };
     expect(() => matmul(b, args, { path: 'f16' })).toThrow(/f16.*needs the adapter feature 'shader-f16', which this device lacks/);
     expect(() => matmul(b, { ...args, b: ctx.tensor([5, 8], 'int8', 'Wq') }, { path: 'f16', f16Variant: 'emulated' })).toThrow(/Wq\) is int8; the f16 path takes f32, bf16, f16/);
+    expect(() => matmul(b, args, { path: 'f16', f16Variant: 'emulated', constants: { TK: 12 } })).toThrow(/TK = 12 must be 8, 16, 24 or 32/);
   });
 
   // Dawn's null backend offers shader-f16 and runs Tint's full WGSL validation, but executes nothing.

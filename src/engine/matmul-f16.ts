@@ -22,7 +22,7 @@ import type { Tensor } from '../gpu/tensor';
 
 export type F16Variant = 'real' | 'emulated';
 
-/** TK: depth of the slices staged in workgroup memory (a multiple of 8). */
+/** TK: depth of the slices staged in workgroup memory (8, 16, 24 or 32). */
 export const MATMUL_F16 = { TK: 16 } as const;
 /** The workgroup's output tile is F16_TILE × F16_TILE (8×8 threads, 8×8 outputs each). */
 export const F16_TILE = 64;
@@ -108,7 +108,7 @@ export function matmulF16(batch: CommandBatch, args: F16Args, options: F16Option
   if (!F16_B_DTYPES.includes(b.dtype)) throw new Error(`${op}: b (${b.label}) is ${b.dtype}; the f16 path takes ${F16_B_DTYPES.join(', ')}`);
   if (m === 0 || n === 0) return;
   const c = { ...MATMUL_F16, ...options.constants };
-  if (!Number.isInteger(c.TK) || c.TK < 8 || c.TK % 8) throw new Error(`${op}: TK = ${c.TK} must be a positive multiple of 8`);
+  if (!Number.isInteger(c.TK) || c.TK < 8 || c.TK > 32 || c.TK % 8) throw new Error(`${op}: TK = ${c.TK} must be 8, 16, 24 or 32`);
   const bytes = 2 * c.TK * F16_TILE * (variant === 'real' ? 2 : 4);
   if (bytes > ctx.limits.maxComputeWorkgroupStorageSize)
     throw new Error(`${op}: TK = ${c.TK} needs ${bytes} bytes of workgroup memory, over this device's ${ctx.limits.maxComputeWorkgroupStorageSize}; pass a smaller TK`);
