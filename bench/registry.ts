@@ -9,6 +9,7 @@ import { familiesBench } from './families';
 import { loadBench } from './load';
 import { loadGgufBench } from './load-gguf';
 import { matmulBench } from './matmul';
+import { matmulF16Bench } from './matmul-f16';
 import { matmulGemvBench } from './matmul-gemv';
 import { matmulNarrowBench } from './matmul-narrow';
 import { matmulSgmatBench } from './matmul-sgmat';
@@ -19,4 +20,4 @@ import { stepAccountingBench } from './step-accounting';
 import { dpoStepBench, trainStepBench } from './train-step';
 import { trainStepVsBeforeBench } from './train-step-vs-before';
 
-export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, matmulNarrowBench, matmulSgmatBench, matmulGemvBench, attentionBench, modelStepBench, trainStepBench, trainStepVsBeforeBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
+export const BENCHMARKS: readonly Benchmark[] = [peak, matmulBench, matmulNarrowBench, matmulSgmatBench, matmulGemvBench, matmulF16Bench, attentionBench, modelStepBench, trainStepBench, trainStepVsBeforeBench, dpoStepBench, stepAccountingBench, quantBench, decodeBench, batchDecodeBench, collectLocalBench, familiesBench, loadBench, loadGgufBench, classroomBench];
