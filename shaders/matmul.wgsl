@@ -147,6 +147,27 @@ override TK: u32 = 16; // reduction slice staged per step
 var<workgroup> As: array<vec4f, TK * (WY + 1u)>; // [d][p/4], rows padded by one vec4
 var<workgroup> Bs: array<vec4f, TK * (WX + 1u)>; // [d][q/4]
 
+// Component c of a workgroup vec4, written with a constant swizzle: a store through a dynamic
+// component index may be lowered to a read-modify-write of the whole vec4 (WGSL allows it; Tint's
+// HLSL output does it), which would race with the neighbours writing the other components.
+fn as_set(i: u32, c: u32, x: f32) {
+  switch c {
+    case 0u: { As[i].x = x; }
+    case 1u: { As[i].y = x; }
+    case 2u: { As[i].z = x; }
+    default: { As[i].w = x; }
+  }
+}
+
+fn bs_set(i: u32, c: u32, x: f32) {
+  switch c {
+    case 0u: { Bs[i].x = x; }
+    case 1u: { Bs[i].y = x; }
+    case 2u: { Bs[i].z = x; }
+    default: { Bs[i].w = x; }
+  }
+}
+
 // a_t: A is contiguous along p (tn). b_t: B is contiguous along d (nt).
 fn tiled(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
   let tile = tile_index(wid, nwg);
@@ -182,7 +203,7 @@ fn tiled(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
       if (gp < P && gd < D) {
         v = a[select(gp * D + gd, gd * P + gp, a_t)];
       }
-      As[d * (WY + 1u) + r / 4u][r % 4u] = v;
+      as_set(d * (WY + 1u) + r / 4u, r % 4u, v);
     }
     // Stage B[d0.., q0..] (TK × tq).
     for (var i = t; i < tq * TK; i += nthreads) {
@@ -201,7 +222,7 @@ fn tiled(wid: vec3u, nwg: vec3u, lid: vec3u, a_t: bool, b_t: bool, dt: u32) {
       if (gq < Q && gd < D) {
         v = load_b(p.b_offset + select(gd * Q + gq, gq * D + gd, b_t), dt);
       }
-      Bs[d * (WX + 1u) + c / 4u][c % 4u] = v;
+      bs_set(d * (WX + 1u) + c / 4u, c % 4u, v);
     }
     workgroupBarrier();
     for (var d = 0u; d < TK; d++) {
@@ -329,6 +350,26 @@ fn ra_elem(gp: u32, gd: u32, j: u32, i: u32, a_t: bool) -> f32 {
   return 0.0;
 }
 
+// v.x..v.w into component c of Ra[i], Ra[i + row], Ra[i + 2·row], Ra[i + 3·row], by constant
+// swizzles (see as_set: a dynamic component store may be a racing read-modify-write).
+fn ra_set4(i: u32, row: u32, c: u32, v: vec4f) {
+  switch c {
+    case 0u: { Ra[i].x = v.x; Ra[i + row].x = v.y; Ra[i + 2u * row].x = v.z; Ra[i + 3u * row].x = v.w; }
+    case 1u: { Ra[i].y = v.x; Ra[i + row].y = v.y; Ra[i + 2u * row].y = v.z; Ra[i + 3u * row].y = v.w; }
+    case 2u: { Ra[i].z = v.x; Ra[i + row].z = v.y; Ra[i + 2u * row].z = v.z; Ra[i + 3u * row].z = v.w; }
+    default: { Ra[i].w = v.x; Ra[i + row].w = v.y; Ra[i + 2u * row].w = v.z; Ra[i + 3u * row].w = v.w; }
+  }
+}
+
+fn rb_set4(i: u32, row: u32, c: u32, v: vec4f) {
+  switch c {
+    case 0u: { Rb[i].x = v.x; Rb[i + row].x = v.y; Rb[i + 2u * row].x = v.z; Rb[i + 3u * row].x = v.w; }
+    case 1u: { Rb[i].y = v.x; Rb[i + row].y = v.y; Rb[i + 2u * row].y = v.z; Rb[i + 3u * row].y = v.w; }
+    case 2u: { Rb[i].z = v.x; Rb[i + row].z = v.y; Rb[i + 2u * row].z = v.z; Rb[i + 3u * row].z = v.w; }
+    default: { Rb[i].w = v.x; Rb[i + row].w = v.y; Rb[i + 2u * row].w = v.z; Rb[i + 3u * row].w = v.w; }
+  }
+}
+
 // Writes unit u to workgroup memory half h0: as one vec4 along p (tn), or across 4 rows d (nt/nn).
 fn ra_store(u: u32, h0: u32, a_t: bool, v: vec4f) {
   let row = 2u * RY;
@@ -337,11 +378,7 @@ fn ra_store(u: u32, h0: u32, a_t: bool, v: vec4f) {
   } else {
     let r = u / (RK / 4u);
     let i = h0 + 4u * (u % (RK / 4u)) * row + r / 4u;
-    let c = r % 4u;
-    Ra[i][c] = v.x;
-    Ra[i + row][c] = v.y;
-    Ra[i + 2u * row][c] = v.z;
-    Ra[i + 3u * row][c] = v.w;
+    ra_set4(i, row, r % 4u, v);
   }
 }
 
@@ -393,16 +430,9 @@ fn rb_store(u: u32, h0: u32, b_t: bool, dt: u32, v: Unit8) {
   if (b_t) {
     let c = u / (RK / ub);
     let i = h0 + ub * (u % (RK / ub)) * row + c / 4u;
-    let k = c % 4u;
-    Rb[i][k] = v.lo.x;
-    Rb[i + row][k] = v.lo.y;
-    Rb[i + 2u * row][k] = v.lo.z;
-    Rb[i + 3u * row][k] = v.lo.w;
+    rb_set4(i, row, c % 4u, v.lo);
     if (ub == 8u) {
-      Rb[i + 4u * row][k] = v.hi.x;
-      Rb[i + 5u * row][k] = v.hi.y;
-      Rb[i + 6u * row][k] = v.hi.z;
-      Rb[i + 7u * row][k] = v.hi.w;
+      rb_set4(i + 4u * row, row, c % 4u, v.hi);
     }
   } else {
     let per = 8u * RX / ub;
