@@ -3,6 +3,8 @@
 //   nn: out[M,K] = a[M,N] · b[N,K]    dY·W, input gradient
 //   tn: out[N,K] = a[M,N]ᵀ · b[M,K]   dYᵀ·X, weight gradient
 // out = alpha * product + (accumulate ? out : 0). See shaders/matmul.wgsl for the tiling.
+// Feature-gated paths live in their own modules: gemv-sg (subgroups; ./matmul-gemv-sg.ts), f16
+// (shader-f16, generation only; ./matmul-f16.ts) and sgmat (subgroup matrices; ./matmul-sgmat.ts).
 // b may be a quantized weight (int8/int4, layouts nt and nn): every path decodes it in the kernel.
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch, type Dispatch } from '../gpu/batch';
