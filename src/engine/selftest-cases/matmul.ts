@@ -2,7 +2,6 @@
 // the LoRA adapter built on it. Ragged shapes, so CPU adapters take the `direct` path and GPUs
 // `tiled` (or `gemv` for M ≤ 8); LoRA reuses the same pipelines. The narrow and split-K cases
 // force their path and prove it (./proven.ts) on GPUs, which take it by default only afterwards.
-import type { GpuContext } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import { loraBackward, loraForward } from '../lora';
 import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
@@ -141,18 +140,18 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
 
 /**
  * Decode with subgroup reductions (./matmul-gemv-sg.ts): a bf16 weight slice read 16 bytes at a
- * time and a ragged f32 one read element by element, M = 3 and 8. Where the adapter lacks
- * `subgroups` the case runs the workgroup-tree gemv such a GPU takes instead and proves nothing.
+ * time and a ragged f32 one read element by element, M = 3 and 8. Skipped without `subgroups`
+ * (such a GPU keeps the workgroup-tree gemv, which the bf16 slice case above covers).
  */
 function gemvSgCase(): SelfTestCase {
-  const path = (ctx: GpuContext): MatmulPath => (ctx.features.has('subgroups') ? 'gemv-sg' : 'gemv');
   const products = [
     { dtype: 'bf16' as DType, m: 3, n: 37, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
     { dtype: 'f32' as DType, m: 8, n: 13, k: 45, bOffset: 3, alpha: 1, accumulate: false },
   ];
   return {
-    name: 'matmul nt decode, subgroup reductions (gemv-sg; the workgroup-tree gemv where the adapter lacks subgroups)',
-    proves: (ctx) => (!ctx.adapter.isFallback && ctx.features.has('subgroups') ? MATMUL_PATHS.gemvSg : null),
+    name: 'matmul nt decode, subgroup reductions (gemv-sg), 16-byte and ragged loads',
+    skip: (ctx) => (ctx.features.has('subgroups') ? null : 'not available: adapter lacks subgroups'),
+    proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.gemvSg),
     run: async (ctx, t) => {
       const checks = [];
       for (const c of products) {
@@ -163,7 +162,7 @@ function gemvSgCase(): SelfTestCase {
         const out = prev ? t.upload(prev, [m, n], 'out') : t.poisoned([m, n], 'out');
         const batch = ctx.batch('selftest matmul gemv-sg');
         const args = { a: t.upload(a, [m, k], 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout: 'nt' as const, m, n, k, alpha, accumulate, bOffset };
-        matmul(batch, args, { path: path(ctx) });
+        matmul(batch, args, { path: 'gemv-sg' });
         batch.submit();
         checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
       }
