@@ -10,6 +10,8 @@ import { quantize as roundTo, type DType } from '../gpu/dtype';
 import { defaultMatmulPath, MATMUL_PATHS, matmul } from './matmul';
 import { F16_B_DTYPES, F16_ERROR_BOUND, F16_MODULES, matmulF16 } from './matmul-f16';
 import { matmulRef } from './reference/matmul';
+import { runSelfTest } from './selftest';
+import { MATMUL_CASES } from './selftest-cases/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
 import { freshSeed, randn, rng } from './testing/random';
@@ -126,6 +128,20 @@ describe('matmul f16 (emulated variant forced on SwiftShader)', () => {
     expect(() => matmul(b, args, { path: 'f16' })).toThrow(/f16.*needs the adapter feature 'shader-f16', which this device lacks/);
     expect(() => matmul(b, { ...args, b: ctx.tensor([5, 8], 'int8', 'Wq') }, { path: 'f16', f16Variant: 'emulated' })).toThrow(/Wq\) is int8; the f16 path takes f32, bf16, f16/);
     expect(() => matmul(b, args, { path: 'f16', f16Variant: 'emulated', constants: { TK: 12 } })).toThrow(/TK = 12 must be 8, 16, 24 or 32/);
+  });
+
+  it("the self-test skips the f16 case here with its reason and proves nothing; the gemv-sg case runs (SwiftShader has subgroups)", async () => {
+    const ctx = await testContext();
+    const cases = MATMUL_CASES.filter((c) => /gemv-sg|f16 inputs/.test(c.name));
+    expect(cases.length).toBe(2);
+    const results = await runSelfTest(ctx, undefined, { cases });
+    const f16 = results.find((r) => /f16 inputs/.test(r.name))!;
+    expect(f16.skipped).toBe('not available: adapter lacks shader-f16');
+    expect(f16.proved).toBeUndefined();
+    const sg = results.find((r) => /gemv-sg/.test(r.name))!;
+    expect(sg.skipped).toBeUndefined();
+    expect(sg.pass, `${sg.name}: ${sg.error ?? sg.relError}`).toBe(true);
+    expect(sg.proved).toBeUndefined(); // a CPU adapter never takes it by default
   });
 
   // Dawn's null backend offers shader-f16 and runs Tint's full WGSL validation, but executes nothing.
