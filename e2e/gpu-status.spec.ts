@@ -33,6 +33,50 @@ test.describe('GPU status page', () => {
     await expect(paths).toContainText('attention_flash.wgsl');
     await expect(paths.getByTestId('attention-path-status').first()).toHaveText('Forward in use on this CPU adapter.');
     await expect(paths.getByTestId('attention-path-status').nth(2)).toContainText('Not used on a CPU adapter');
+
+    // The matmul paths that exist: the barrier-free kernels in use here, every GPU path not.
+    const matmul = page.getByRole('table', { name: 'Matmul kernel paths' });
+    const statuses = matmul.getByTestId('matmul-path-status');
+    await expect(matmul.locator('tbody tr').last()).toContainText('Barrier-free (vec4, direct, skinny)');
+    await expect(statuses.last()).toHaveText('In use on this CPU adapter.');
+    await expect(matmul.getByRole('row', { name: /Tiled \(tiled\)/ })).toContainText('Not used on a CPU adapter.');
+    await expect(matmul.getByRole('row', { name: /Split-K/ })).toContainText('Not used on a CPU adapter (its barriers cost more there');
+    expect(errors).toEqual([]);
+  });
+
+  test('fits a laptop and a phone screen without scrolling sideways', async ({ page }) => {
+    const errors = watchErrors(page, null);
+    for (const [width, height, name] of [
+      [1280, 800, 'laptop'],
+      [390, 844, 'phone'],
+    ] as const) {
+      await page.setViewportSize({ width, height });
+      await page.goto('/gpu');
+      await expect(page.getByRole('table', { name: 'Matmul kernel paths' })).toBeVisible();
+      // Nothing may widen the page; if something does, name the innermost block whose removal ends it.
+      const wide = await page.evaluate(() => {
+        const w = document.documentElement.clientWidth;
+        const culprit = (root: Element): string[] => {
+          for (const child of root.children) {
+            const el = child as HTMLElement;
+            const before = el.style.display;
+            el.style.display = 'none';
+            const fixed = document.documentElement.scrollWidth <= w;
+            el.style.display = before;
+            if (fixed) return [`${el.tagName.toLowerCase()}${[...el.classList].map((c) => `.${c}`).join('')}`, ...culprit(el)];
+          }
+          return [];
+        };
+        const overflow = document.documentElement.scrollWidth - w;
+        return { overflow, out: overflow > 0 ? culprit(document.body) : [] };
+      });
+      expect(wide.overflow, `${name}: the page scrolls sideways: ${wide.out.join(' > ')}`).toBeLessThanOrEqual(0);
+      await page.screenshot({ path: test.info().outputPath(`gpu-status-${name}.png`), fullPage: true });
+      for (const section of ['Features', 'Attention kernels', 'Matrix-product kernels']) {
+        await page.getByRole('heading', { level: 2, name: section }).evaluate((h) => h.scrollIntoView());
+        await page.screenshot({ path: test.info().outputPath(`gpu-status-${name}-${section.split(' ')[0]!.toLowerCase()}.png`) });
+      }
+    }
     expect(errors).toEqual([]);
   });
 

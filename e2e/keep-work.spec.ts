@@ -249,6 +249,18 @@ test('a new SFT run never overwrites an adapter; DPO names what it continues; re
   await expect(estimate.getByTestId('planned-steps')).toHaveText('4 steps');
   await expect(estimate).toContainText('2 examples in batches of 1 × 1 accumulated = 2 steps an epoch, × 2 epochs; sequences padded to');
   await expect(estimate.getByTestId('planned-time')).toContainText('Time: unknown. No run of this model has been timed on this device yet');
+  // The step's memory: the default budget until the user states theirs on the Model page; the
+  // run then plans with the stated memory (src/train/step-budget.ts, as --gpu-memory).
+  const memory = estimate.getByTestId('planned-memory');
+  await expect(memory).toContainText(/^Each step (keeps|recomputes) .*: [\d.]+ [KM]iB of GPU memory, within the default budget of [\d.]+ [KM]iB/);
+  await go(page, 'Model');
+  await page.getByLabel('GPU memory free (GiB, optional)').fill('0.0001');
+  await go(page, 'Train');
+  await expect(memory).toContainText(/^Each step recomputes the layer activations and the lm_head logits in the backward: [\d.]+ [KM]iB of GPU memory, the leanest step, more than the 104.86 KiB you stated \(keeping more needs more memory\)\.$/);
+  await go(page, 'Model');
+  await page.getByLabel('GPU memory free (GiB, optional)').fill('4');
+  await go(page, 'Train');
+  await expect(memory).toHaveText(/^Each step keeps the layer activations and the lm_head logits: [\d.]+ [KM]iB of GPU memory, within the 4.00 GiB you stated\.$/);
   await trainSft(page);
   await expect(page.getByTestId('train-progress')).toContainText('Step 4 of 4');
   await expect(page.getByText('Saved the adapter “sft-2”')).toBeVisible();

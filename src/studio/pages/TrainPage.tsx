@@ -195,12 +195,14 @@ function EstimateText({ estimate, stage, settings }: { estimate: TrainEstimate; 
 
 /** What the step keeps from the forward, against the memory the user stated (or the default budget). */
 function StepMemory({ keeps }: { keeps: StepKeeps }) {
-  const budget = keeps.budgetBytes === null ? 'no budget' : formatBytes(keeps.budgetBytes);
+  const whose = keeps.budgetBytes === null ? 'no budget' : keeps.stated ? `the ${formatBytes(keeps.budgetBytes)} you stated` : `the default budget of ${formatBytes(keeps.budgetBytes)}`;
+  const fits = keeps.budgetBytes !== null && keeps.trainingBytes <= keeps.budgetBytes;
+  const all = keeps.keepActivations && keeps.keepLogits;
   return (
     <p className="hint" data-testid="planned-memory">
       Each step {describeStepKeeps(keeps)}: {formatBytes(keeps.trainingBytes)} of GPU memory,{' '}
-      {keeps.stated ? `within the ${budget} you stated` : `within the default budget of ${budget}`}
-      {keeps.keepActivations && keeps.keepLogits ? '.' : keeps.stated ? ' (keeping more needs more memory).' : '; state your GPU memory free on the Model page to keep more when it fits.'}
+      {fits ? `within ${whose}` : `the leanest step, more than ${whose}`}
+      {all ? '.' : keeps.stated ? ' (keeping more needs more memory).' : '; state your GPU memory free on the Model page to keep more when it fits.'}
     </p>
   );
 }
