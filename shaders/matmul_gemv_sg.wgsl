@@ -2,11 +2,12 @@
 // compiles it with `enable subgroups;` in front):
 //   out[M,N] = alpha · a[M,K] · b[N,K]ᵀ + (accumulate ? out : 0),   1 ≤ M ≤ 8 (layout nt)
 //
-// A workgroup of WG invocations computes COLS output columns for all M rows: for each column its
-// invocations stride along the column's row of b (a weight row of K values) 16 bytes at a time
-// (8 bf16/f16 values widened in registers, 4+4 f32, or 8 int8/int4/GGUF values decoded by the
-// splice of shaders/quant.wgsl), neighbours reading neighbouring words, each keeping the partial
-// dot products of the M rows of a. Then one subgroupAdd per (column, row) sums each subgroup's
+// A workgroup of WG invocations computes COLS output columns for all M rows: its invocations
+// stride along K in units of 8 elements, each unit read from the COLS columns' rows of b (weight
+// rows of K values) 16 bytes at a time (8 bf16/f16 values widened in registers, 4+4 f32, or 8
+// int8/int4/GGUF values decoded by the splice of shaders/quant.wgsl), neighbours reading
+// neighbouring words and COLS independent loads in flight, each row of a read once per unit for
+// all columns; each invocation keeps the partial dot products of the M rows and COLS columns. Then one subgroupAdd per (column, row) sums each subgroup's
 // lanes, the elected lane leaves that in workgroup memory, and after the one barrier the subgroup
 // holding invocation 0 adds the subgroups' sums (a strided share per lane, one more subgroupAdd).
 // The old gemv needs log2(64) + 1 barriers for its tree. Nothing depends on the subgroup size (4
@@ -112,39 +113,48 @@ fn gemv_sg(wid: vec3u, nwg: vec3u, lid: u32, vec: bool, dt: u32) {
   let N = p.cols;
   let K = p.depth;
   let K8 = K / 8u;
+  // The workgroup's columns: COLS of them, the last workgroup's past N skipped.
+  let ncols = min(COLS, N - g * COLS);
   // Zeroed explicitly (SwiftShader kept a bare `var`'s values from an earlier pass of a loop).
   var acc = array<array<f32, MAX_M>, MAX_COLS>();
-  for (var c = 0u; c < COLS; c++) {
-    let n = g * COLS + c;
-    if (n < N) {
-      let base = p.b_offset + n * K;
-      for (var i = lid; i < K8; i += WG) {
-        let e = 8u * i;
-        var w: array<vec4f, 2>;
+  // Depth outermost: per 8-element unit, the columns' loads are independent (COLS 16-byte loads in
+  // flight) and each row of a is read once for all the columns.
+  for (var i = lid; i < K8; i += WG) {
+    let e = 8u * i;
+    var w: array<array<vec4f, 2>, MAX_COLS>;
+    for (var c = 0u; c < COLS; c++) {
+      if (c < ncols) {
+        let base = p.b_offset + (g * COLS + c) * K + e;
         if (vec) {
-          w = load_b8(base + e, dt);
+          w[c] = load_b8(base, dt);
         } else {
-          w = load_b8_any(base + e, dt);
-        }
-        for (var m = 0u; m < MR; m++) {
-          if (m < M) {
-            let ai = m * K + e;
-            var x0: vec4f;
-            var x1: vec4f;
-            if (vec) {
-              x0 = a4[ai >> 2u];
-              x1 = a4[(ai >> 2u) + 1u];
-            } else {
-              x0 = vec4f(a_at(ai), a_at(ai + 1u), a_at(ai + 2u), a_at(ai + 3u));
-              x1 = vec4f(a_at(ai + 4u), a_at(ai + 5u), a_at(ai + 6u), a_at(ai + 7u));
-            }
-            acc[c][m] += dot(x0, w[0]) + dot(x1, w[1]);
-          }
+          w[c] = load_b8_any(base, dt);
         }
       }
-      // The last K mod 8 elements (only where K is not a multiple of 8).
-      for (var k = 8u * K8 + lid; k < K; k += WG) {
-        let w = load_b(base + k, dt);
+    }
+    for (var m = 0u; m < MR; m++) {
+      if (m < M) {
+        let ai = m * K + e;
+        var x0: vec4f;
+        var x1: vec4f;
+        if (vec) {
+          x0 = a4[ai >> 2u];
+          x1 = a4[(ai >> 2u) + 1u];
+        } else {
+          x0 = vec4f(a_at(ai), a_at(ai + 1u), a_at(ai + 2u), a_at(ai + 3u));
+          x1 = vec4f(a_at(ai + 4u), a_at(ai + 5u), a_at(ai + 6u), a_at(ai + 7u));
+        }
+        for (var c = 0u; c < COLS; c++) {
+          acc[c][m] += dot(x0, w[c][0]) + dot(x1, w[c][1]);
+        }
+      }
+    }
+  }
+  // The last K mod 8 elements (only where K is not a multiple of 8).
+  for (var k = 8u * K8 + lid; k < K; k += WG) {
+    for (var c = 0u; c < COLS; c++) {
+      if (c < ncols) {
+        let w = load_b(p.b_offset + (g * COLS + c) * K + k, dt);
         for (var m = 0u; m < MR; m++) {
           if (m < M) {
             acc[c][m] += a_at(m * K + k) * w;
