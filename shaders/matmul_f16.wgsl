@@ -21,7 +21,7 @@
 // checks otherwise (f16_nt_any_<b dtype>). Rows and columns past the edge are zero-filled.
 
 struct Params {
-  rows: u32,        // M (first three words: the dispatch counters read M·N·K from them)
+  rows: u32,        // M
   cols: u32,        // N
   depth: u32,       // K
   b_offset: u32,    // element offset of the operand in b

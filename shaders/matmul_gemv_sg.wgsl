@@ -7,9 +7,10 @@
 // rows of K values) 16 bytes at a time (8 bf16/f16 values widened in registers, 4+4 f32, or 8
 // int8/int4/GGUF values decoded by the splice of shaders/quant.wgsl), neighbours reading
 // neighbouring words and COLS independent loads in flight, each row of a read once per unit for
-// all columns; each invocation keeps the partial dot products of the M rows and COLS columns. Then one subgroupAdd per (column, row) sums each subgroup's
-// lanes, the elected lane leaves that in workgroup memory, and after the one barrier the subgroup
-// holding invocation 0 adds the subgroups' sums (a strided share per lane, one more subgroupAdd).
+// all columns; each invocation keeps the partial dot products of the M rows and COLS columns.
+// Then one subgroupAdd per (column, row) sums each subgroup's lanes, the elected lane leaves that
+// in workgroup memory, and after the one barrier the subgroup holding invocation 0 adds the
+// subgroups' sums (a strided share per lane, one more subgroupAdd).
 // The old gemv needs log2(64) + 1 barriers for its tree. Nothing depends on the subgroup size (4
 // on SwiftShader, 32 or 64 on GPUs) or on how invocations are grouped into subgroups, and the
 // order of additions is fixed for a device: the same bits every run.
@@ -21,7 +22,7 @@
 // K and bOffset, reading b and a element by element, the last K mod 8 elements in a tail loop.
 
 struct Params {
-  rows: u32,       // M (first three words: the dispatch counters read M·N·K from them)
+  rows: u32,       // M
   cols: u32,       // N
   depth: u32,      // K
   b_offset: u32,   // element offset of the operand in b
