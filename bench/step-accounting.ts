@@ -36,7 +36,14 @@
 //                                   a stated budget and with 16 GiB; a formula, no GPU work
 //   step.<model>.lm-head-dispatch-flops  FLOPs of one lm_head chunk matmul at B1 x T512 (the
 //                                   largest dispatch of a step, bounded by LM_HEAD_MAX_DISPATCH_FLOPS)
+//   step.<model>.attention-dispatches.t4096  attention dispatches per layer of a B1 x T4096 step on
+//                                   the GPU paths (flash forward + backward), each pass cut at
+//                                   MAX_DISPATCH_FLOPS (attentionDispatchPlan, src/engine/attention.ts;
+//                                   a formula, no GPU work); the shape says the largest dispatch
+//                                   against the largest pass uncut (one dispatch before the cut)
+//   step.<model>.max-attention-dispatch-flops.t4096  that largest dispatch's FLOPs
 // All rows: unit count or bytes, no peer.
+import { attentionDispatchPlan } from '../src/engine/attention';
 import { MAX_DISPATCH_FLOPS, type GpuCounters } from '../src/gpu/batch';
 import type { GpuContext } from '../src/gpu/context';
 import type { Tensor } from '../src/gpu/tensor';
@@ -56,6 +63,8 @@ import { defaultStepBudget, planMemory, planTrainingStep } from '../src/model/me
 const SEED = 20250105;
 const LORA = { rank: 16, alpha: 32 } satisfies LoraConfig;
 const FLOPS_SEQ = 512;
+/** A long-context step, where one attention pass would be tens of GFLOP in one dispatch. */
+const ATTENTION_SEQ = 4096;
 
 export type GpuWork = GpuCounters;
 
@@ -198,6 +207,20 @@ export const stepAccountingBench: Benchmark = {
           }),
         );
       }
+      const dims = { batchSize: 1, nHeads: c.numHeads, nKvHeads: c.numKvHeads, headDim: c.headDim, tq: ATTENTION_SEQ };
+      const cut = attentionDispatchPlan(dims, { forward: 'flash', backward: 'flash' });
+      const largest = Math.max(cut.forward.maxFlops, cut.backward.maxFlops);
+      const uncut = Math.max(cut.forward.unsplitFlops, cut.backward.unsplitFlops);
+      const at = `B1xT${ATTENTION_SEQ} h${c.numHeads}/${c.numKvHeads}x${c.headDim}, flash forward + backward, per layer`;
+      rows.push(
+        result({
+          name: `step.${name}.attention-dispatches.t${ATTENTION_SEQ}`,
+          unit: 'count',
+          ours: cut.forward.dispatches + cut.backward.dispatches,
+          shape: `${at}: forward ${cut.forward.dispatches}, backward ${cut.backward.dispatches} (4 uncut); largest ${(largest / 1e9).toFixed(2)} GFLOP vs ${(uncut / 1e9).toFixed(1)} GFLOP for the largest pass in one`,
+        }),
+        result({ name: `step.${name}.max-attention-dispatch-flops.t${ATTENTION_SEQ}`, unit: 'count', ours: largest, shape: `${at} (bound ${MAX_DISPATCH_FLOPS})` }),
+      );
       const chunk = planMemory(c, o).lmHeadChunk;
       rows.push(
         result({

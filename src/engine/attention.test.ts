@@ -4,6 +4,7 @@ import type { GpuContext } from '../gpu/context';
 import {
   ATTENTION_PATHS,
   attentionBackward,
+  attentionDispatchPlan,
   attentionForward,
   attentionTiles,
   decodeChunk,
@@ -429,6 +430,11 @@ describe('attention', () => {
       const forward = batch.dispatches;
       attentionBackward(batch, { ...shape, q, k, v, out, lse, dOut, dq, dk, dv }, { dqPath });
       const msg = `${path} / ${dqPath}: ${forward} forward, ${batch.dispatches - forward} backward dispatches`;
+      // attentionDispatchPlan (the bench's rows) says the same without a GPU.
+      const plan = attentionDispatchPlan({ ...shape, tq: T }, { forward: path, backward: dqPath });
+      expect([plan.forward.dispatches, plan.backward.dispatches], msg).toEqual([forward, batch.dispatches - forward]);
+      expect(Math.max(plan.forward.maxFlops, plan.backward.maxFlops), msg).toBe(ctx.counters.maxAttentionFlops);
+      expect(plan.forward.unsplitFlops, msg).toBeGreaterThan(forwardFlops);
       expect(ctx.counters.maxAttentionFlops, msg).toBeLessThanOrEqual(MAX_DISPATCH_FLOPS);
       expect(ctx.counters.maxAttentionFlops, msg).toBeGreaterThan(MAX_DISPATCH_FLOPS / 4); // and not cut needlessly fine
       expect(forward, msg).toBeGreaterThanOrEqual(Math.ceil(forwardFlops / MAX_DISPATCH_FLOPS));

@@ -379,24 +379,106 @@ export function attentionForward(batch: CommandBatch, a: AttentionForwardArgs, o
   expectSize(op, a.lse, a.batchSize * a.nHeads * r.tq);
   distinct(op, { out: a.out, lse: a.lse }, { q: a.q, k: a.k, v: a.v, mask: a.mask });
   const path = options.path ?? defaultForwardPath(batch.ctx, a.headDim, r.tq);
-  const rows = r.tq * (a.nHeads / a.nKvHeads);
   const maxFlops = checkMaxFlops(op, options.maxDispatchFlops);
   if (path === 'split') {
     splitKvForward(batch, a, r, options, maxFlops);
     return;
   }
-  const g = a.nHeads / a.nKvHeads;
-  const bkv = a.batchSize * a.nKvHeads;
+  const grid = forwardGrid(path, gridDims(a, r));
   const buffers = [a.q, a.k, a.v, r.mask, a.out, a.lse];
+  const spec = path === 'flash' ? flashKernel('flash_forward', flashTiles(a.headDim)) : kernel('attention_forward', r.tiles.forward);
+  dispatchSliced(batch, { kernel: spec, params: r.params, buffers }, grid.repeats, grid.costs, maxFlops);
+}
+
+/** The shape a pass's grid depends on (`attentionDispatchPlan` takes it without tensors). */
+export interface AttentionGridDims {
+  batchSize: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Query tokens per sequence; keys seen: tkv = pastLen + tq; kvCap: rows of k/v per sequence. */
+  tq: number;
+  pastLen?: number;
+  kvCap?: number;
+}
+
+function gridDims(a: AttentionDims, r: Resolved): AttentionGridDims {
+  return { batchSize: a.batchSize, nHeads: a.nHeads, nKvHeads: a.nKvHeads, headDim: a.headDim, tq: r.tq, pastLen: a.pastLen ?? 0, kvCap: r.kvCap };
+}
+
+/** A pass's linear grid: `repeats * costs.length` workgroups, workgroup w running costs[w % costs.length] FLOPs. */
+interface PassGrid {
+  repeats: number;
+  costs: number[];
+}
+
+function shapeOf(d: AttentionGridDims) {
+  const g = d.nHeads / d.nKvHeads;
+  const pastLen = d.pastLen ?? 0;
+  const tkv = pastLen + d.tq;
+  return { g, pastLen, tkv, kvCap: d.kvCap ?? tkv, rows: d.tq * g, bkv: d.batchSize * d.nKvHeads, nRows: d.batchSize * d.nHeads * d.tq };
+}
+
+function forwardGrid(path: 'tiled' | 'flash', d: AttentionGridDims): PassGrid {
+  const { g, pastLen, tkv, rows, bkv } = shapeOf(d);
+  const pair = 2 * attentionTraffic(path, 'forward', d.headDim).fmas;
   if (path === 'flash') {
-    const t = flashTiles(a.headDim);
-    const costs = rowBlockCosts(rows, g, a.pastLen ?? 0, r.tkv, t.WG, t.BT, 2 * attentionTraffic('flash', 'forward', a.headDim).fmas);
-    dispatchSliced(batch, { kernel: flashKernel('flash_forward', t), params: r.params, buffers }, bkv, costs, maxFlops);
-    return;
+    const t = flashTiles(d.headDim);
+    return { repeats: bkv, costs: rowBlockCosts(rows, g, pastLen, tkv, t.WG, t.BT, pair) };
   }
-  const t = r.tiles.forward;
-  const costs = rowBlockCosts(rows, g, a.pastLen ?? 0, r.tkv, t.BQ, t.BK, 2 * attentionTraffic('tiled', 'forward', a.headDim).fmas);
-  dispatchSliced(batch, { kernel: kernel('attention_forward', t), params: r.params, buffers }, bkv, costs, maxFlops);
+  const t = attentionTiles(d.headDim).forward;
+  return { repeats: bkv, costs: rowBlockCosts(rows, g, pastLen, tkv, t.BQ, t.BK, pair) };
+}
+
+/** The backward's three passes: delta, dk/dv, dq. */
+function backwardGrids(dqPath: AttentionDqPath, d: AttentionGridDims): { delta: PassGrid; kv: PassGrid; q: PassGrid } {
+  const { g, pastLen, tkv, kvCap, rows, bkv, nRows } = shapeOf(d);
+  const D = d.headDim;
+  const pair = (path: 'tiled' | 'flash', pass: 'backwardKv' | 'backwardQ') => 2 * attentionTraffic(path, pass, D).fmas;
+  if (dqPath === 'flash') {
+    const t = flashTiles(D);
+    return {
+      delta: { repeats: Math.ceil(nRows / t.WG), costs: [t.WG * 2 * D] },
+      kv: { repeats: bkv, costs: keyBlockCosts(kvCap, rows, g, pastLen, tkv, t.WG, t.BT, pair('flash', 'backwardKv')) },
+      q: { repeats: bkv, costs: rowBlockCosts(rows, g, pastLen, tkv, t.WG, t.BT, pair('flash', 'backwardQ')) },
+    };
+  }
+  const delta = { repeats: Math.ceil(nRows / DELTA_WG), costs: [DELTA_WG * 2 * D] };
+  if (dqPath === 'rows')
+    // One invocation per key over every row of its group (4D FMAs a pair), then one per query
+    // row over every key (3D): bounded by the whole row / key range.
+    return {
+      delta,
+      kv: { repeats: Math.ceil((bkv * kvCap) / ROWS_WG), costs: [ROWS_WG * rows * 8 * D] },
+      q: { repeats: Math.ceil(nRows / ROWS_WG), costs: [ROWS_WG * tkv * 6 * D] },
+    };
+  const tiles = attentionTiles(D);
+  return {
+    delta,
+    kv: { repeats: bkv, costs: keyBlockCosts(kvCap, rows, g, pastLen, tkv, tiles.backwardKv.BK, tiles.backwardKv.BQ, pair('tiled', 'backwardKv')) },
+    q: { repeats: bkv, costs: rowBlockCosts(rows, g, pastLen, tkv, tiles.backwardQ.BQ, tiles.backwardQ.BK, pair('tiled', 'backwardQ')) },
+  };
+}
+
+/** Dispatches and the largest one's FLOP bound, of a forward and a backward cut at `maxFlops`. */
+export interface AttentionDispatchPlan {
+  forward: { dispatches: number; maxFlops: number; unsplitFlops: number };
+  backward: { dispatches: number; maxFlops: number; unsplitFlops: number };
+}
+
+/**
+ * How `attentionForward` / `attentionBackward` cut a training-shaped attention (tq query tokens,
+ * no split-KV decode) into dispatches, without a GPU: per pass the slices of `sliceGrid`, and
+ * the largest pass's FLOPs uncut (what one dispatch of it would run). A bench row.
+ */
+export function attentionDispatchPlan(d: AttentionGridDims, paths: { forward: 'tiled' | 'flash'; backward: AttentionDqPath }, maxFlops = MAX_DISPATCH_FLOPS): AttentionDispatchPlan {
+  const sum = (p: PassGrid) => p.repeats * p.costs.reduce((a, c) => a + c, 0);
+  const plan = (grids: PassGrid[]) => {
+    const slices = grids.map((p) => sliceGrid(p.repeats, p.costs, maxFlops).filter((x) => x.end > x.first));
+    return { dispatches: slices.reduce((n, x) => n + x.length, 0), maxFlops: Math.max(...slices.flat().map((x) => x.flops)), unsplitFlops: Math.max(...grids.map(sum)) };
+  };
+  const b = backwardGrids(paths.backward, d);
+  return { forward: plan([forwardGrid(paths.forward, d)]), backward: plan([b.delta, b.kv, b.q]) };
 }
 
 function checkMaxFlops(op: string, maxFlops = MAX_DISPATCH_FLOPS): number {
@@ -543,7 +625,7 @@ export function defaultDqPath(ctx: GpuContext, headDim: number): AttentionDqPath
   return isProven(ctx, ATTENTION_PATHS.flash) ? 'flash' : 'tiled';
 }
 
-/** dq, dk, dv from dOut, recomputing the probabilities from q, k and lse (three dispatches). */
+/** dq, dk, dv from dOut, recomputing the probabilities from q, k and lse (three passes, each cut at the watchdog bound). */
 export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs, options: { dqPath?: AttentionDqPath; maxDispatchFlops?: number } = {}): void {
   const op = 'attention backward';
   const r = resolve(op, a);
@@ -560,41 +642,22 @@ export function attentionBackward(batch: CommandBatch, a: AttentionBackwardArgs,
   if (a.dq.size < 2 * nRows) throw new Error(`${op}: headDim ${a.headDim} must be at least 2`);
   const dqPath = options.dqPath ?? defaultDqPath(batch.ctx, a.headDim);
   if (dqPath !== 'tiled' && a.headDim % 4) throw new Error(`${op}: the ${dqPath} passes need headDim a multiple of 4 (headDim ${a.headDim}); use dqPath 'tiled'`);
-  const rows = r.tq * (a.nHeads / a.nKvHeads);
   const maxFlops = checkMaxFlops(op, options.maxDispatchFlops);
-  const g = a.nHeads / a.nKvHeads;
-  const pastLen = a.pastLen ?? 0;
-  const bkv = a.batchSize * a.nKvHeads;
-  const D = a.headDim;
+  const grids = backwardGrids(dqPath, gridDims(a, r));
   const kvBuffers = [a.q, a.k, a.v, r.mask, a.dOut, a.dq, a.dk, a.dv];
   const qBuffers = [a.q, a.k, a.v, r.mask, a.dOut, a.out, a.lse, a.dq];
-  const pair = (path: 'tiled' | 'flash', pass: 'backwardKv' | 'backwardQ') => 2 * attentionTraffic(path, pass, D).fmas;
-  if (dqPath === 'flash') {
-    // The flash passes sum delta = dout . out in the vec4 order of their dout . v (exact zeros).
-    const t = flashTiles(D);
-    const delta = { kernel: flashKernel('flash_backward_delta', t), params: r.params, buffers: [a.out, a.dOut, a.lse, a.dq] };
-    dispatchSliced(batch, delta, Math.ceil(nRows / t.WG), [t.WG * 2 * D], maxFlops);
-    const kvCosts = keyBlockCosts(r.kvCap, rows, g, pastLen, r.tkv, t.WG, t.BT, pair('flash', 'backwardKv'));
-    dispatchSliced(batch, { kernel: flashKernel('flash_backward_kv', t), params: r.params, buffers: kvBuffers }, bkv, kvCosts, maxFlops);
-    const qCosts = rowBlockCosts(rows, g, pastLen, r.tkv, t.WG, t.BT, pair('flash', 'backwardQ'));
-    dispatchSliced(batch, { kernel: flashKernel('flash_backward_q', t), params: r.params, buffers: qBuffers }, bkv, qCosts, maxFlops);
-    return;
-  }
-  const delta = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_delta', constants: { WG: DELTA_WG } }, params: r.params, buffers: [a.out, a.dOut, a.lse, a.dq] };
-  dispatchSliced(batch, delta, Math.ceil(nRows / DELTA_WG), [DELTA_WG * 2 * D], maxFlops);
-  if (dqPath === 'rows') {
-    // One invocation per key over every row of its group (4D FMAs a pair), then one per query
-    // row over every key (3D): bounded by the whole row / key range.
-    const kvRows = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_kv_rows', constants: { RW: ROWS_WG } }, params: r.params, buffers: kvBuffers };
-    dispatchSliced(batch, kvRows, Math.ceil((bkv * r.kvCap) / ROWS_WG), [ROWS_WG * rows * 8 * D], maxFlops);
-    const qRows = { kernel: { name: 'attention', code, entryPoint: 'attention_backward_q_rows', constants: { RW: ROWS_WG } }, params: r.params, buffers: qBuffers };
-    dispatchSliced(batch, qRows, Math.ceil(nRows / ROWS_WG), [ROWS_WG * r.tkv * 6 * D], maxFlops);
-    return;
-  }
-  const kv = r.tiles.backwardKv;
-  const kvCosts = keyBlockCosts(r.kvCap, rows, g, pastLen, r.tkv, kv.BK, kv.BQ, pair('tiled', 'backwardKv'));
-  dispatchSliced(batch, { kernel: kernel('attention_backward_kv', kv), params: r.params, buffers: kvBuffers }, bkv, kvCosts, maxFlops);
-  const dq = r.tiles.backwardQ;
-  const qCosts = rowBlockCosts(rows, g, pastLen, r.tkv, dq.BQ, dq.BK, pair('tiled', 'backwardQ'));
-  dispatchSliced(batch, { kernel: kernel('attention_backward_q', dq), params: r.params, buffers: qBuffers }, bkv, qCosts, maxFlops);
+  const deltaBuffers = [a.out, a.dOut, a.lse, a.dq];
+  // The flash passes sum delta = dout . out in the vec4 order of their dout . v (exact zeros).
+  const t = dqPath === 'flash' ? flashTiles(a.headDim) : null;
+  const kernels =
+    t !== null
+      ? { delta: flashKernel('flash_backward_delta', t), kv: flashKernel('flash_backward_kv', t), q: flashKernel('flash_backward_q', t) }
+      : {
+          delta: { name: 'attention', code, entryPoint: 'attention_backward_delta', constants: { WG: DELTA_WG } },
+          kv: dqPath === 'rows' ? { name: 'attention', code, entryPoint: 'attention_backward_kv_rows', constants: { RW: ROWS_WG } } : kernel('attention_backward_kv', r.tiles.backwardKv),
+          q: dqPath === 'rows' ? { name: 'attention', code, entryPoint: 'attention_backward_q_rows', constants: { RW: ROWS_WG } } : kernel('attention_backward_q', r.tiles.backwardQ),
+        };
+  dispatchSliced(batch, { kernel: kernels.delta, params: r.params, buffers: deltaBuffers }, grids.delta.repeats, grids.delta.costs, maxFlops);
+  dispatchSliced(batch, { kernel: kernels.kv, params: r.params, buffers: kvBuffers }, grids.kv.repeats, grids.kv.costs, maxFlops);
+  dispatchSliced(batch, { kernel: kernels.q, params: r.params, buffers: qBuffers }, grids.q.repeats, grids.q.costs, maxFlops);
 }
