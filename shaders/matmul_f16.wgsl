@@ -81,6 +81,18 @@ fn load_b8(e: u32, dt: u32) -> array<vec4f, 2> {
   return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
 }
 
+// Component c of As[i] and Bs[i], written with constant swizzles: a store through a dynamic
+// component index may be lowered to a read-modify-write of the whole vec4 (WGSL allows it; Tint's
+// HLSL output does it), which would race with the neighbours writing the other components.
+fn stage(i: u32, c: u32, x: h, y: h) {
+  switch c {
+    case 0u: { As[i].x = x; Bs[i].x = y; }
+    case 1u: { As[i].y = x; Bs[i].y = y; }
+    case 2u: { As[i].z = x; Bs[i].z = y; }
+    default: { As[i].w = x; Bs[i].w = y; }
+  }
+}
+
 // Unit q of the slice at depth k0: 8 consecutive depths of row r of a and of column r of b
 // (r = q / (TK/8)), zero past the edges. `vec`: K and bOffset are multiples of 8, so a unit lies
 // wholly inside or outside a row and is read with 16-byte loads.
@@ -149,8 +161,7 @@ fn f16_nt(wid: vec3u, nwg: vec3u, lid: vec3u, vec: bool, dt: u32) {
       let r = q / units;
       let d = (q % units) * 8u;
       for (var i = 0u; i < 8u; i++) {
-        As[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(pre[j][i >> 2u][i & 3u]);
-        Bs[(d + i) * 16u + (r >> 2u)][r & 3u] = to_h(pre[j][2u + (i >> 2u)][i & 3u]);
+        stage((d + i) * 16u + (r >> 2u), r & 3u, to_h(pre[j][i >> 2u][i & 3u]), to_h(pre[j][2u + (i >> 2u)][i & 3u]));
       }
     }
     workgroupBarrier();
