@@ -262,6 +262,8 @@ test('a new SFT run never overwrites an adapter; DPO names what it continues; re
   await go(page, 'Train');
   await expect(memory).toHaveText(/^Each step keeps the layer activations and the lm_head logits: [\d.]+ [KM]iB of GPU memory, within the 4.00 GiB you stated\.$/);
   await trainSft(page);
+  // The run planned its step with that memory: the worker's trainer says what it kept.
+  await expect(page.getByTestId('run-card')).toContainText(/each step keeps the layer activations and the lm_head logits \([\d.]+ [KM]iB, 4.00 GiB stated\)/);
   await expect(page.getByTestId('train-progress')).toContainText('Step 4 of 4');
   await expect(page.getByText('Saved the adapter “sft-2”')).toBeVisible();
   await expect(page.getByTestId('save-as')).toContainText('it is saved as “sft-3”');

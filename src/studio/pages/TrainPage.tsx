@@ -430,6 +430,9 @@ function RunCard({ modelKey }: { modelKey: string | null }) {
         {run.init ? `; continues the “${run.init}” adapter` : ''} · lr {formatMetric(run.settings.lr)}, batch {run.settings.microBatchSize}×
         {run.settings.gradientAccumulationSteps}, LoRA r {run.settings.loraRank}
         {run.stage === 'dpo' ? `, ${run.settings.loss} β ${run.settings.beta}` : ''}
+        {run.stepKeeps
+          ? ` · each step ${describeStepKeeps(run.stepKeeps)} (${formatBytes(run.stepKeeps.trainingBytes)}${run.stepKeeps.stated && run.stepKeeps.budgetBytes !== null ? `, ${formatBytes(run.stepKeeps.budgetBytes)} stated` : ''})`
+          : ''}
       </p>
       {run.skipped.length > 0 && (
         <p className="notice notice--warn">
