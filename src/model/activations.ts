@@ -18,6 +18,7 @@
 // Which of the two to keep is the memory plan's choice (memory-plan.ts, planTrainingStep): keep
 // where the step fits the memory budget, else recompute. Kept tensors are consumed by the
 // backward (it reuses them as scratch), so each backward needs its own forward.
+import { MAX_DISPATCH_FLOPS } from '../gpu/batch';
 import type { Tensor } from '../gpu/tensor';
 import { CE_STATE_WIDTH, chooseChunkSize } from '../engine/cross-entropy';
 import { checkSequenceLength, type ModelConfig } from './config';
@@ -119,12 +120,14 @@ export interface WorkspaceOptions {
 }
 
 /**
- * GPU watchdog bound: at most this many FLOPs (2·M·N·K) in one lm_head matmul dispatch, about
- * 40 ms on a weak integrated GPU at 100 GFLOP/s, 50× under Windows' 2 s TDR. The lm_head is the
- * largest dispatch of a step (Llama-3.2-1B at T 512 with the 64 MiB chunk alone: 2·512·32768·2048
- * = 69 GFLOP in one matmul); bounding its vocab chunk bounds it, down to the 256-row minimum.
+ * GPU watchdog bound: at most this many FLOPs (2·M·N·K) in one lm_head matmul dispatch, the
+ * bound every kernel shares (MAX_DISPATCH_FLOPS, src/gpu/batch.ts: about 40 ms on a weak
+ * integrated GPU at 100 GFLOP/s, 50× under Windows' 2 s TDR). The lm_head was the largest
+ * dispatch of a step (Llama-3.2-1B at T 512 with the 64 MiB chunk alone: 2·512·32768·2048 = 69
+ * GFLOP in one matmul); bounding its vocab chunk bounds it, down to the 256-row minimum (and the
+ * matmul cuts any chunk still above it).
  */
-export const LM_HEAD_MAX_DISPATCH_FLOPS = 2 ** 32;
+export const LM_HEAD_MAX_DISPATCH_FLOPS = MAX_DISPATCH_FLOPS;
 
 /**
  * Vocab rows per lm_head chunk: chooseChunkSize's bound (64 MiB of logits), at most
