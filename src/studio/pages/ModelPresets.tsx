@@ -64,7 +64,7 @@ export function PlanSettingsPanel() {
           : device.error
             ? `No GPU adapter (${device.error}); plans use WebGPU’s default limits (${formatBytes(limits.maxStorageBufferBindingSize)} per binding).`
             : 'Asking the GPU for its limits…'}{' '}
-        WebGPU does not report total GPU memory: say what yours has free to check every plan against it.
+        WebGPU does not report total GPU memory: say what yours has free to check every plan against it; a training run also keeps its step’s activations in it when they fit instead of recomputing them.
       </p>
       <div className="plan-settings">
         <NumberChoice label="Sequence length" value={settings.seq} choices={SEQ_CHOICES} onChange={(seq) => setSettings({ seq })} />
