@@ -108,6 +108,12 @@ test.describe('Model page presets', () => {
     expect(requests).toEqual([]);
     expect(errors).toEqual([]);
     await screenshot(page, 'model-presets-too-large.png');
+    // The stated memory outlives a reload (it is also the training step's budget), until cleared.
+    await page.reload();
+    await expect(page.getByLabel('GPU memory free (GiB, optional)')).toHaveValue('3');
+    await page.getByLabel('GPU memory free (GiB, optional)').fill('');
+    await page.reload();
+    await expect(page.getByLabel('GPU memory free (GiB, optional)')).toHaveValue('');
   });
 
   test('Meta’s gated repo asks for a token; a preset loads from the Hub address given', async ({ page }) => {

@@ -39,6 +39,16 @@ export interface DeviceState {
 }
 
 const HUB_KEY = 'fuse-studio.hubEndpoint';
+/** The GPU memory the user stated (GiB, as typed): plans and the training step's budget use it, so it outlives a reload. */
+const MEMORY_KEY = 'fuse-studio.gpuMemoryGiB';
+
+function storedMemoryGiB(): string {
+  try {
+    return localStorage.getItem(MEMORY_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
 
 /** The Hub address as typed, checked: an http(s) URL without a trailing slash, or an error. */
 export function checkHubEndpoint(text: string): { endpoint: string } | { error: string } {
@@ -141,12 +151,19 @@ export const useModelStore = create<ModelStore>()((set, get) => ({
   model: null,
   cache: { kind: null, entries: [], error: null },
   generation: idleGeneration,
-  planSettings: { seq: 512, rank: 16, memoryGiB: '' },
+  planSettings: { seq: 512, rank: 16, memoryGiB: typeof localStorage === 'undefined' ? '' : storedMemoryGiB() },
   device: { adapter: null, error: null },
   hubEndpoint: typeof localStorage === 'undefined' ? HF_ENDPOINT : storedHubEndpoint(),
 
   setPlanSettings(s) {
     set((st) => ({ planSettings: { ...st.planSettings, ...s } }));
+    if (s.memoryGiB === undefined) return;
+    try {
+      if (s.memoryGiB.trim() === '') localStorage.removeItem(MEMORY_KEY);
+      else localStorage.setItem(MEMORY_KEY, s.memoryGiB);
+    } catch {
+      // Private mode without storage: the stated memory holds for this tab.
+    }
   },
 
   setHubEndpoint(endpoint) {
