@@ -72,7 +72,9 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
     },
   },
   {
-    name: 'attention flash forward and backward (GPU path), head dim 64, GQA with padding mask',
+    // Every pass is cut into one dispatch per workgroup (maxDispatchFlops 1), as the GPU watchdog
+    // cut does on long sequences, so the device proves the sliced form (wg_first > 0) too.
+    name: 'attention flash forward and backward (GPU path), head dim 64, GQA with padding mask, one dispatch per workgroup',
     proves: (ctx) => (ctx.adapter.isFallback ? null : ATTENTION_PATHS.flash),
     run: async (ctx, t) => {
       const { q, k, v, dims, gpu } = inputs(t, D_GPU);
@@ -84,8 +86,8 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
         dv: t.poisoned([B, T, N_KV, D_GPU], 'dv'),
       };
       const batch = ctx.batch('selftest attention flash');
-      attentionForward(batch, gpu, { path: 'flash' });
-      attentionBackward(batch, { ...gpu, ...grads }, { dqPath: 'flash' });
+      attentionForward(batch, gpu, { path: 'flash', maxDispatchFlops: 1 });
+      attentionBackward(batch, { ...gpu, ...grads }, { dqPath: 'flash', maxDispatchFlops: 1 });
       batch.submit();
       const fwd = attentionForwardRef(q, k, v, dims);
       const want = attentionBackwardRef(q, k, v, dOut, dims);
