@@ -101,7 +101,7 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
     },
   },
   {
-    name: 'attention split-KV decode (GPU path; subgroup reductions where the adapter has them), head dim 64, ragged last chunk',
+    name: 'attention split-KV decode (GPU path; subgroup reductions where the adapter has them), head dim 64, ragged last chunk, two chunks per dispatch',
     proves: (ctx) => (ctx.adapter.isFallback ? null : splitKvPathName(defaultDecodeReduce(ctx))),
     run: async (ctx, t) => {
       const q = draw(t, B * N_HEADS * D_GPU);
@@ -128,7 +128,8 @@ export const ATTENTION_CASES: readonly SelfTestCase[] = [
           out,
           lse,
         },
-        { path: 'split', chunk: CHUNK },
+        // Two chunks' work per dispatch: the partials in 12 dispatches, as the watchdog cut would.
+        { path: 'split', chunk: CHUNK, maxDispatchFlops: 2 * CHUNK * 4 * D_GPU },
       );
       batch.submit();
       const want = attentionForwardRef(q, k, v, { B, tq: 1, kvCap: KV_CAP, nHeads: N_HEADS, nKv: N_KV, D: D_GPU, pastLen, mask, maskStride: KV_CAP });
