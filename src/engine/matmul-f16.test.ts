@@ -14,23 +14,13 @@ import { runSelfTest } from './selftest';
 import { MATMUL_CASES } from './selftest-cases/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
+import type { NtCase } from './testing/matmul';
 import { freshSeed, randn, rng } from './testing/random';
 
 const keep: GPU[] = [];
 
-interface Case {
-  dtype: DType;
-  m: number;
-  n: number;
-  k: number;
-  bOffset: number;
-  alpha: number;
-  accumulate: boolean;
-  constants?: Record<string, number>;
-}
-
 /** float64 Σ_k f16(a·b): what the kernel computes when a and b are already f16 values. */
-function f16ProductRef(c: Case, a: ArrayLike<number>, b: ArrayLike<number>, prev?: ArrayLike<number>): Float64Array {
+function f16ProductRef(c: NtCase, a: ArrayLike<number>, b: ArrayLike<number>, prev?: ArrayLike<number>): Float64Array {
   const out = new Float64Array(c.m * c.n);
   const terms = new Float64Array(c.k);
   for (let i = 0; i < c.m; i++)
@@ -48,7 +38,7 @@ function f16ProductRef(c: Case, a: ArrayLike<number>, b: ArrayLike<number>, prev
  * Runs the emulated f16 path; `f16Inputs` draws a and b on f16's grid (then the only rounding left
  * is each product's). Returns the errors against the f16-rounded reference and the exact product.
  */
-async function runCase(ctx: GpuContext, c: Case, f16Inputs: boolean, maxDispatchFlops?: number) {
+async function runCase(ctx: GpuContext, c: NtCase, f16Inputs: boolean, maxDispatchFlops?: number) {
   const seed = freshSeed();
   const r = rng(seed);
   const bCount = c.bOffset + c.n * c.k + 5;
@@ -80,7 +70,7 @@ async function runCase(ctx: GpuContext, c: Case, f16Inputs: boolean, maxDispatch
 
 // Ragged everything (element-wise loads, K over several TK-deep slices), K and bOffset multiples
 // of 8 (16-byte loads) with ragged M and N over several 64×64 tiles, and a single small tile.
-const CASES: Case[] = [
+const CASES: NtCase[] = [
   { dtype: 'bf16', m: 67, n: 70, k: 37, bOffset: 3, alpha: 1, accumulate: false },
   { dtype: 'f16', m: 130, n: 65, k: 72, bOffset: 8, alpha: -0.75, accumulate: true },
   { dtype: 'f32', m: 9, n: 5, k: 20, bOffset: 1, alpha: 0.5, accumulate: true },
@@ -112,7 +102,7 @@ describe('matmul f16 (emulated variant forced on SwiftShader)', () => {
 
   it('cut into dispatches of bounded FLOPs, matches float64 and counts the product once', async () => {
     const ctx = await testContext();
-    const c: Case = { dtype: 'bf16', m: 130, n: 70, k: 24, bOffset: 0, alpha: 1, accumulate: false };
+    const c: NtCase = { dtype: 'bf16', m: 130, n: 70, k: 24, bOffset: 0, alpha: 1, accumulate: false };
     // 2·64·64·24 FLOPs per tile: one tile per dispatch, 6 dispatches.
     const before = ctx.counters.matmulFlops;
     const split = await runCase(ctx, c, true, 2 * 64 * 64 * 24);

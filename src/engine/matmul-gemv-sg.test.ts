@@ -12,22 +12,12 @@ import { gemvSgAligned, MATMUL_GEMV_SG } from './matmul-gemv-sg';
 import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
+import type { NtCase } from './testing/matmul';
 import { randomBlocks } from './testing/ggml';
 import { groupedWeights } from './testing/quant';
 import { freshSeed, randn, rng } from './testing/random';
 
-interface Case {
-  dtype: DType;
-  m: number;
-  n: number;
-  k: number;
-  bOffset: number;
-  alpha: number;
-  accumulate: boolean;
-  constants?: Record<string, number>;
-}
-
-async function runCase(ctx: GpuContext, c: Case): Promise<{ err: number; seed: number }> {
+async function runCase(ctx: GpuContext, c: NtCase): Promise<{ err: number; seed: number }> {
   const seed = freshSeed();
   const r = rng(seed);
   const bCount = c.bOffset + c.n * c.k + 5; // rows before bOffset and trailing elements must be ignored
@@ -71,7 +61,7 @@ describe('matmul gemv-sg (subgroup reductions; SwiftShader subgroups are 4 wide)
       ];
       for (const [n, k, bOffset] of shapes) {
         const dtype = dtypes[i % 3]!;
-        const c: Case = { dtype, m, n, k, bOffset, alpha: i % 4 < 2 ? 1 : -0.75, accumulate: i % 2 === 1 };
+        const c: NtCase = { dtype, m, n, k, bOffset, alpha: i % 4 < 2 ? 1 : -0.75, accumulate: i % 2 === 1 };
         i++;
         expect(gemvSgAligned(k, bOffset)).toBe(k % 8 === 0 && bOffset % 8 === 0);
         const { err, seed } = await runCase(ctx, c);
@@ -83,7 +73,7 @@ describe('matmul gemv-sg (subgroup reductions; SwiftShader subgroups are 4 wide)
 
   it('every b dtype on both entry points, K shorter than a subgroup stride and longer than many (rel err < 1e-5)', async () => {
     const ctx = await testContext();
-    const cases: Case[] = [];
+    const cases: NtCase[] = [];
     for (const dtype of ['f32', 'bf16', 'f16'] as DType[]) {
       cases.push({ dtype, m: 3, n: 5, k: 3, bOffset: 1, alpha: 1, accumulate: false });
       cases.push({ dtype, m: 2, n: 9, k: 520, bOffset: 16, alpha: 0.5, accumulate: true });
@@ -130,7 +120,7 @@ describe('matmul gemv-sg (subgroup reductions; SwiftShader subgroups are 4 wide)
 
   it('splits grids above 65,535 workgroups (rel err < 1e-5)', async () => {
     const ctx = await testContext();
-    const c: Case = { dtype: 'bf16', m: 1, n: 65_536 + 3, k: 8, bOffset: 0, alpha: 1, accumulate: false, constants: { WG: 4, COLS: 1 } };
+    const c: NtCase = { dtype: 'bf16', m: 1, n: 65_536 + 3, k: 8, bOffset: 0, alpha: 1, accumulate: false, constants: { WG: 4, COLS: 1 } };
     const { err, seed } = await runCase(ctx, c);
     expect(err, `seed ${seed}`).toBeLessThan(1e-5);
   });

@@ -2,51 +2,21 @@
 // and split-K (small output, long reduction, deterministic partial sums), against float64.
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
-import { quantize, type DType } from '../gpu/dtype';
+import type { DType } from '../gpu/dtype';
 import { defaultMatmulPath, matmul, MATMUL_PATHS, splitKCount, type MatmulLayout, type MatmulOptions } from './matmul';
-import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
-import { poisoned, testContext } from './testing/gpu';
-import { freshSeed, randn, rng } from './testing/random';
-
-/** M, N, K of a layout for the generic product C[P,Q] = Σ_D (Q: the output's columns). */
-function dimsOf(layout: MatmulLayout, P: number, Q: number, D: number) {
-  if (layout === 'nt') return { m: P, n: Q, k: D };
-  if (layout === 'nn') return { m: P, n: D, k: Q };
-  return { m: D, n: P, k: Q };
-}
-
-function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) {
-  if (layout === 'nt') return { a: [m, k], b: [n, k], out: [m, n] };
-  if (layout === 'nn') return { a: [m, n], b: [n, k], out: [m, k] };
-  return { a: [m, n], b: [m, k], out: [n, k] };
-}
-
-interface Case {
-  layout: MatmulLayout;
-  dtype: DType;
-  P: number;
-  Q: number;
-  D: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
-}
+import { testContext } from './testing/gpu';
+import { dimsOf, matmulOperands, type GenericCase } from './testing/matmul';
+import { freshSeed, rng } from './testing/random';
 
 /** Runs one product on fresh inputs; returns the output, its relative error against float64, and a rerun's output. */
-async function runCase(ctx: GpuContext, c: Case, options: MatmulOptions, rerun = false) {
+async function runCase(ctx: GpuContext, c: GenericCase, options: MatmulOptions, rerun = false) {
   const seed = freshSeed();
   const r = rng(seed);
   const { m, n, k } = dimsOf(c.layout, c.P, c.Q, c.D);
-  const s = shapesOf(c.layout, m, n, k);
-  const outSize = s.out[0]! * s.out[1]!;
-  const a = quantize(randn(s.a[0]! * s.a[1]!, r), 'f32');
-  const b = quantize(randn(c.bOffset + s.b[0]! * s.b[1]! + 3, r), c.dtype); // rows before bOffset and trailing elements ignored
-  const prev = c.accumulate ? quantize(randn(outSize, r), 'f32') : undefined;
-  const ta = ctx.upload(a, s.a, 'f32', 'a');
-  const tb = ctx.upload(b, [b.length], c.dtype, 'b');
+  const { ta, tb, want, out } = matmulOperands(ctx, { ...c, m, n, k }, r);
   const once = async () => {
-    const tout = prev ? ctx.upload(prev, s.out, 'f32', 'out') : poisoned(ctx, s.out, 'out');
+    const tout = out();
     const batch = ctx.batch();
     matmul(batch, { a: ta, b: tb, out: tout, layout: c.layout, alpha: c.alpha, accumulate: c.accumulate, bOffset: c.bOffset, m, n, k }, options);
     batch.submit();
@@ -58,7 +28,6 @@ async function runCase(ctx: GpuContext, c: Case, options: MatmulOptions, rerun =
   const again = rerun ? await once() : undefined;
   ta.release();
   tb.release();
-  const want = matmulRef({ layout: c.layout, a, b, m, n, k, alpha: c.alpha, c: prev, bOffset: c.bOffset });
   return { err: relError(got, want), seed, got, again };
 }
 
@@ -78,7 +47,7 @@ describe('matmul narrow (≤ 64 output columns)', () => {
     for (const Q of COLUMNS) {
       // P past one (4·NW)-row tile and under one; D odd; bOffset odd for 16-bit word parity
       for (const [P, D] of [[5, 37], [4 * 64 + 7, 19]] as const) {
-        const c: Case = { layout, dtype, P, Q, D, alpha: i % 2 ? -0.75 : 1, accumulate: i % 3 === 1, bOffset: i % 2 ? 3 : 0 };
+        const c: GenericCase = { layout, dtype, P, Q, D, alpha: i % 2 ? -0.75 : 1, accumulate: i % 3 === 1, bOffset: i % 2 ? 3 : 0 };
         i++;
         const { err, seed } = await runCase(ctx, c, { path: 'narrow' });
         expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
@@ -86,12 +55,12 @@ describe('matmul narrow (≤ 64 output columns)', () => {
     }
     // K and bOffset multiples of 4: nt reads 16 bytes at a time (narrow4); the others the same as above
     for (const Q of COLUMNS) {
-      const c: Case = { layout, dtype, P: 4 * 64 + 9, Q, D: 44, alpha: 0.5, accumulate: Q % 2 === 1, bOffset: Q % 2 ? 4 : 0 };
+      const c: GenericCase = { layout, dtype, P: 4 * 64 + 9, Q, D: 44, alpha: 0.5, accumulate: Q % 2 === 1, bOffset: Q % 2 ? 4 : 0 };
       const { err, seed } = await runCase(ctx, c, { path: 'narrow' });
       expect(err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
     }
     // a smaller workgroup through the override constant
-    const c: Case = { layout, dtype, P: 77, Q: 16, D: 21, alpha: 1, accumulate: false, bOffset: 0 };
+    const c: GenericCase = { layout, dtype, P: 77, Q: 16, D: 21, alpha: 1, accumulate: false, bOffset: 0 };
     const { err, seed } = await runCase(ctx, c, { path: 'narrow', constants: { NW: 8 } });
     expect(err, `seed ${seed} NW 8`).toBeLessThan(1e-5);
     await ctx.flush();
@@ -105,7 +74,7 @@ describe('matmul split-K', () => {
     for (const Q of COLUMNS) {
       // forced split counts that do not divide D (and more splits than a short D has), and the default
       for (const [P, D, splits] of [[3, 301, 7], [17, 45, 64], [6, 1500, undefined]] as const) {
-        const c: Case = { layout, dtype, P, Q, D, alpha: i % 2 ? 0.5 : 1, accumulate: i % 3 !== 1, bOffset: i % 2 ? 5 : 0 };
+        const c: GenericCase = { layout, dtype, P, Q, D, alpha: i % 2 ? 0.5 : 1, accumulate: i % 3 !== 1, bOffset: i % 2 ? 5 : 0 };
         i++;
         const { err, seed } = await runCase(ctx, c, { path: 'splitk', splits });
         expect(err, `seed ${seed} ${JSON.stringify(c)} splits ${splits}`).toBeLessThan(1e-5);
@@ -116,7 +85,7 @@ describe('matmul split-K', () => {
 
   it('is deterministic: the same inputs give the same bits every run', async () => {
     const ctx = await testContext();
-    const c: Case = { layout: 'tn', dtype: 'f32', P: 16, Q: 33, D: 2000, alpha: 1, accumulate: true, bOffset: 0 };
+    const c: GenericCase = { layout: 'tn', dtype: 'f32', P: 16, Q: 33, D: 2000, alpha: 1, accumulate: true, bOffset: 0 };
     const { got, again, err } = await runCase(ctx, c, { path: 'splitk' }, true);
     expect(err).toBeLessThan(1e-5);
     expect(splitKCount(16, 33, 2000)).toBeGreaterThan(1);

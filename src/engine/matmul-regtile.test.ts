@@ -2,7 +2,7 @@
 // SwiftShader against float64, and the watchdog split of every path's grid into bounded dispatches.
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
-import { quantize, type DType } from '../gpu/dtype';
+import type { DType } from '../gpu/dtype';
 import {
   MATMUL_MAX_DISPATCH_FLOPS,
   MATMUL_PATHS,
@@ -16,51 +16,20 @@ import {
   type MatmulLayout,
   type MatmulOptions,
 } from './matmul';
-import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
-import { poisoned, testContext } from './testing/gpu';
-import { freshSeed, randn, rng } from './testing/random';
-
-/** M, N, K of a layout for the generic product C[P,Q] = Σ_D (Q: the output's columns). */
-function dimsOf(layout: MatmulLayout, P: number, Q: number, D: number) {
-  if (layout === 'nt') return { m: P, n: Q, k: D };
-  if (layout === 'nn') return { m: P, n: D, k: Q };
-  return { m: D, n: P, k: Q };
-}
-
-function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) {
-  if (layout === 'nt') return { a: [m, k], b: [n, k], out: [m, n] };
-  if (layout === 'nn') return { a: [m, n], b: [n, k], out: [m, k] };
-  return { a: [m, n], b: [m, k], out: [n, k] };
-}
-
-interface Case {
-  layout: MatmulLayout;
-  dtype: DType;
-  P: number;
-  Q: number;
-  D: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
-}
+import { testContext } from './testing/gpu';
+import { dimsOf, matmulOperands, type GenericCase } from './testing/matmul';
+import { freshSeed, rng } from './testing/random';
 
 /** Runs one product once per option set on the same inputs; returns each output and its relative error against float64. */
-async function runCase(ctx: GpuContext, c: Case, ...optionSets: MatmulOptions[]) {
+async function runCase(ctx: GpuContext, c: GenericCase, ...optionSets: MatmulOptions[]) {
   const seed = freshSeed();
   const r = rng(seed);
   const { m, n, k } = dimsOf(c.layout, c.P, c.Q, c.D);
-  const s = shapesOf(c.layout, m, n, k);
-  const outSize = s.out[0]! * s.out[1]!;
-  const a = quantize(randn(s.a[0]! * s.a[1]!, r), 'f32');
-  const b = quantize(randn(c.bOffset + s.b[0]! * s.b[1]! + 3, r), c.dtype); // rows before bOffset and trailing elements ignored
-  const prev = c.accumulate ? quantize(randn(outSize, r), 'f32') : undefined;
-  const ta = ctx.upload(a, s.a, 'f32', 'a');
-  const tb = ctx.upload(b, [b.length], c.dtype, 'b');
-  const want = matmulRef({ layout: c.layout, a, b, m, n, k, alpha: c.alpha, c: prev, bOffset: c.bOffset });
+  const { ta, tb, want, out } = matmulOperands(ctx, { ...c, m, n, k }, r);
   const runs: { got: Float32Array; err: number; dispatches: number; flops: number; maxFlops: number }[] = [];
   for (const options of optionSets) {
-    const tout = prev ? ctx.upload(prev, s.out, 'f32', 'out') : poisoned(ctx, s.out, 'out');
+    const tout = out();
     const batch = ctx.batch();
     const before = { ...ctx.counters };
     ctx.counters.maxMatmulFlops = 0;
@@ -104,13 +73,13 @@ describe('matmul regtile', () => {
     ];
     let i = 0;
     for (const [P, Q, D, bOffset] of shapes) {
-      const c: Case = { layout, dtype, P, Q, D, alpha: i % 2 ? -0.75 : 1, accumulate: i % 3 !== 2, bOffset };
+      const c: GenericCase = { layout, dtype, P, Q, D, alpha: i % 2 ? -0.75 : 1, accumulate: i % 3 !== 2, bOffset };
       i++;
       const { seed, runs } = await runCase(ctx, c, { path: 'regtile' });
       expect(runs[0]!.err, `seed ${seed} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
     }
     // a smaller workgroup through the override constants: 32×32 tiles, 4 loads per thread and operand
-    const c: Case = { layout, dtype, P: 45, Q: 72, D: 40, alpha: 0.5, accumulate: true, bOffset: 0 };
+    const c: GenericCase = { layout, dtype, P: 45, Q: 72, D: 40, alpha: 0.5, accumulate: true, bOffset: 0 };
     const { seed, runs } = await runCase(ctx, c, { path: 'regtile', constants: { RX: 4, RY: 4, RK: 8 } });
     expect(runs[0]!.err, `seed ${seed} RX 4 RY 4`).toBeLessThan(1e-5);
     await ctx.flush();
@@ -121,7 +90,7 @@ describe('matmul regtile, the large tiles', () => {
   // 128×128 tiles of 256 threads, K tiles of 8 and 16 (what regtileConstants picks on big GPUs)
   it('nt bf16 (16-byte loads) and tn f32 (ragged) match float64 (rel err < 1e-5)', async () => {
     const ctx = await testContext();
-    const cases: [Case, Record<string, number>][] = [
+    const cases: [GenericCase, Record<string, number>][] = [
       [{ layout: 'nt', dtype: 'bf16', P: 136, Q: 144, D: 56, alpha: 1, accumulate: true, bOffset: 8 }, { ...MATMUL_REGTILE_LARGE }],
       [{ layout: 'tn', dtype: 'f32', P: 131, Q: 129, D: 37, alpha: -0.5, accumulate: false, bOffset: 0 }, { ...MATMUL_REGTILE_LARGE, RK: 16 }],
     ];
@@ -138,7 +107,7 @@ describe('matmul dispatches bounded against the GPU watchdog', () => {
   // by a small maxDispatchFlops: the same bits as one dispatch (accumulate on, so a tile computed
   // twice or skipped would show), the product's FLOPs counted once, each dispatch under the bound.
   // [path, case, options, bound]: the bound is a workgroup's FLOPs (2 · its outputs · D) times 1-2.
-  const cases: [string, Case, MatmulOptions, number][] = [
+  const cases: [string, GenericCase, MatmulOptions, number][] = [
     ['tiled', { layout: 'nt', dtype: 'bf16', P: 37, Q: 29, D: 45, alpha: 0.5, accumulate: true, bOffset: 3 }, { path: 'tiled', constants: { WX: 2, WY: 2, TK: 4 } }, 2 * 2 * 8 * 8 * 45],
     ['regtile', { layout: 'nn', dtype: 'f32', P: 45, Q: 72, D: 40, alpha: 1, accumulate: true, bOffset: 0 }, { path: 'regtile', constants: { RX: 4, RY: 4, RK: 8 } }, 2 * 2 * 32 * 32 * 40],
     ['gemv', { layout: 'nt', dtype: 'f32', P: 3, Q: 29, D: 45, alpha: 1, accumulate: true, bOffset: 0 }, { path: 'gemv' }, 2 * 2 * 4 * 3 * 45],

@@ -4,8 +4,7 @@
 // on a device by the self-test case, and here only refuses clearly and is checked by Tint's parser.
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../gpu/context';
-import { quantize, type DType } from '../gpu/dtype';
-import { defaultMatmulPath, matmul, MATMUL_PATHS, type MatmulLayout } from './matmul';
+import { defaultMatmulPath, matmul, MATMUL_PATHS } from './matmul';
 import {
   matmulSgmat,
   pickSubgroupMatrixConfig,
@@ -17,63 +16,34 @@ import {
   tilingFor,
   type SgmatOptions,
 } from './matmul-sgmat';
-import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
-import { poisoned, testContext } from './testing/gpu';
-import { freshSeed, randn, rng } from './testing/random';
-
-function dimsOf(layout: MatmulLayout, P: number, Q: number, D: number) {
-  if (layout === 'nt') return { m: P, n: Q, k: D };
-  if (layout === 'nn') return { m: P, n: D, k: Q };
-  return { m: D, n: P, k: Q };
-}
-
-function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) {
-  if (layout === 'nt') return { a: [m, k], b: [n, k], out: [m, n] };
-  if (layout === 'nn') return { a: [m, n], b: [n, k], out: [m, k] };
-  return { a: [m, n], b: [m, k], out: [n, k] };
-}
-
-interface Case {
-  layout: MatmulLayout;
-  dtype: DType;
-  P: number;
-  Q: number;
-  D: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
-}
+import { testContext } from './testing/gpu';
+import { dimsOf, matmulOperands, type GenericCase } from './testing/matmul';
+import { freshSeed, rng } from './testing/random';
 
 /** One product on the emulated sgmat path (through `matmul`, path forced) against float64. */
-async function run(ctx: GpuContext, c: Case, options: SgmatOptions = {}) {
+async function run(ctx: GpuContext, c: GenericCase, options: SgmatOptions = {}) {
   const seed = freshSeed();
   const r = rng(seed);
   const { m, n, k } = dimsOf(c.layout, c.P, c.Q, c.D);
-  const s = shapesOf(c.layout, m, n, k);
-  const a = quantize(randn(s.a[0]! * s.a[1]!, r), 'f32');
-  const b = quantize(randn(c.bOffset + s.b[0]! * s.b[1]! + 3, r), c.dtype); // rows before bOffset and trailing elements ignored
-  const prev = c.accumulate ? quantize(randn(s.out[0]! * s.out[1]!, r), 'f32') : undefined;
-  const ta = ctx.upload(a, s.a, 'f32', 'a');
-  const tb = ctx.upload(b, [b.length], c.dtype, 'b');
-  const out = prev ? ctx.upload(prev, s.out, 'f32', 'out') : poisoned(ctx, s.out, 'out');
+  const { ta, tb, want, out: fresh } = matmulOperands(ctx, { ...c, m, n, k }, r);
+  const out = fresh();
   const batch = ctx.batch();
   const args = { a: ta, b: tb, out, layout: c.layout, alpha: c.alpha, accumulate: c.accumulate, bOffset: c.bOffset, m, n, k };
   if (options.maxDispatchFlops || options.tiling || options.emulatedSubgroup)
-    matmulSgmat(batch, { a: ta, b: tb, out, layout: c.layout, P: c.P, Q: c.Q, D: c.D, alpha: c.alpha, accumulate: c.accumulate, bOffset: c.bOffset }, { variant: 'emulated', ...options });
+    matmulSgmat(batch, { ...c, a: ta, b: tb, out }, { variant: 'emulated', ...options });
   else matmul(batch, args, { path: 'sgmat', subgroupMatrix: 'emulated' });
   const dispatches = batch.dispatches;
   batch.submit();
   const got = await ctx.read(out);
   for (const t of [ta, tb, out]) t.release();
-  const want = matmulRef({ layout: c.layout, a, b, m, n, k, alpha: c.alpha, c: prev, bOffset: c.bOffset });
   return { err: relError(got, want), seed, dispatches };
 }
 
 describe('matmul sgmat (subgroup matrices), emulated prelude on SwiftShader', () => {
   // Ragged: P and Q past one 64-wide tile and not multiples of 8, D past one 32-deep slice with a
   // ragged last one; and the 16-byte-load kernels (contiguous dims and bOffset aligned).
-  const cases: [string, Case][] = [
+  const cases: [string, GenericCase][] = [
     ['nt f32, ragged', { layout: 'nt', dtype: 'f32', P: 70, Q: 75, D: 45, alpha: 1, accumulate: false, bOffset: 0 }],
     ['nt bf16 slice, ragged, accumulate', { layout: 'nt', dtype: 'bf16', P: 67, Q: 129, D: 37, alpha: -0.75, accumulate: true, bOffset: 3 }],
     ['nt f16, ragged, odd offset', { layout: 'nt', dtype: 'f16', P: 9, Q: 66, D: 71, alpha: 0.5, accumulate: false, bOffset: 5 }],
@@ -95,7 +65,7 @@ describe('matmul sgmat (subgroup matrices), emulated prelude on SwiftShader', ()
 
   it('cuts a product into dispatches of bounded FLOPs over whole tiles, still matching float64, counted once', async () => {
     const ctx = await testContext();
-    const c: Case = { layout: 'nt', dtype: 'bf16', P: 200, Q: 140, D: 33, alpha: 1, accumulate: true, bOffset: 2 };
+    const c: GenericCase = { layout: 'nt', dtype: 'bf16', P: 200, Q: 140, D: 33, alpha: 1, accumulate: true, bOffset: 2 };
     // 4 × 3 tiles of 64 × 64; 2·64·64·33 FLOPs each: a bound of 5 tiles gives dispatches of 5, 5, 2.
     const before = { ...ctx.counters };
     const { err, seed, dispatches } = await run(ctx, c, { maxDispatchFlops: 5 * 2 * 64 * 64 * 33 });
@@ -121,7 +91,7 @@ describe('matmul sgmat (subgroup matrices), emulated prelude on SwiftShader', ()
     const ctx = await testContext();
     expect(tilingFor({ maxComputeWorkgroupStorageSize: 16384 }).TK).toBe(16);
     expect(tilingFor({ maxComputeWorkgroupStorageSize: 32768 })).toEqual(SGMAT_TILE);
-    const c: Case = { layout: 'nt', dtype: 'f32', P: 70, Q: 66, D: 50, alpha: 1, accumulate: false, bOffset: 0 };
+    const c: GenericCase = { layout: 'nt', dtype: 'f32', P: 70, Q: 66, D: 50, alpha: 1, accumulate: false, bOffset: 0 };
     const { err, seed } = await run(ctx, c, { tiling: { ...SGMAT_TILE, TK: 16 } });
     expect(err, `seed ${seed}`).toBeLessThan(1e-5);
   });

@@ -21,7 +21,7 @@ import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
-import type { MatmulLayout } from './matmul';
+import type { GenericProduct, MatmulLayout } from './matmul';
 
 export const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 export type SgmatVariant = 'hardware' | 'emulated';
@@ -267,17 +267,10 @@ export function sgmatModule(spec: SgmatModuleSpec): { name: string; code: string
   return { name: `matmul_sgmat_${key}`, code: lines.join('\n'), constants: {} };
 }
 
-export interface SgmatCall {
+export interface SgmatCall extends GenericProduct {
   a: Tensor;
   b: Tensor;
   out: Tensor;
-  layout: MatmulLayout;
-  P: number;
-  Q: number;
-  D: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
 }
 
 export interface SgmatOptions {

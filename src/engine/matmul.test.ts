@@ -5,14 +5,8 @@ import { GEMV_MAX_M, MATMUL_DIRECT, MATMUL_TILE, defaultMatmulPath, matmul, skin
 import { matmulRef } from './reference/matmul';
 import { relError } from './testing/compare';
 import { poisoned, testContext } from './testing/gpu';
+import { matmulOperands } from './testing/matmul';
 import { freshSeed, randn, rng } from './testing/random';
-
-// [rows, cols] of a, b and out for each layout.
-function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) {
-  if (layout === 'nt') return { a: [m, k], b: [n, k], out: [m, n] };
-  if (layout === 'nn') return { a: [m, n], b: [n, k], out: [m, k] };
-  return { a: [m, n], b: [m, k], out: [n, k] };
-}
 
 interface Case {
   layout: MatmulLayout;
@@ -31,23 +25,14 @@ interface Case {
 async function runCase(ctx: GpuContext, c: Case): Promise<{ err: number; seed: number }> {
   const seed = freshSeed();
   const r = rng(seed);
-  const s = shapesOf(c.layout, c.m, c.n, c.k);
-  const aSize = s.a[0]! * s.a[1]!;
-  const bCount = s.b[0]! * s.b[1]!;
   const bOffset = c.bOffset ?? 0;
-  const outSize = s.out[0]! * s.out[1]!;
-  const a = quantize(randn(aSize, r), 'f32');
-  const b = quantize(randn(bOffset + bCount + 3, r), c.dtype); // trailing elements must be ignored
-  const prev = c.accumulate ? quantize(randn(outSize, r), 'f32') : undefined;
-  const ta = ctx.upload(a, s.a, 'f32', 'a');
-  const tb = ctx.upload(b, [b.length], c.dtype, 'b');
-  const tout = prev ? ctx.upload(prev, s.out, 'f32', 'out') : poisoned(ctx, s.out, 'out');
+  const { ta, tb, want, out } = matmulOperands(ctx, { ...c, bOffset }, r);
+  const tout = out();
   const batch = ctx.batch();
   const args = { a: ta, b: tb, out: tout, layout: c.layout, alpha: c.alpha, accumulate: c.accumulate, bOffset, m: c.m, n: c.n, k: c.k };
   matmul(batch, args, { path: c.path, constants: c.constants });
   batch.submit();
   const got = await ctx.read(tout);
-  const want = matmulRef({ layout: c.layout, a, b, m: c.m, n: c.n, k: c.k, alpha: c.alpha, c: prev, bOffset });
   for (const t of [ta, tb, tout]) t.release();
   return { err: relError(got, want), seed };
 }

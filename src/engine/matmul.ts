@@ -65,6 +65,17 @@ export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
 
 export type MatmulLayout = 'nt' | 'nn' | 'tn';
 
+/** A product in the generic form C[P,Q] = Σ_D A·B of its layout (see matmulPQD), with out's update. */
+export interface GenericProduct {
+  layout: MatmulLayout;
+  P: number;
+  Q: number;
+  D: number;
+  alpha: number;
+  accumulate: boolean;
+  bOffset: number;
+}
+
 export interface MatmulArgs {
   a: Tensor;
   b: Tensor;
