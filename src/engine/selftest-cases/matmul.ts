@@ -2,6 +2,7 @@
 // the LoRA adapter built on it. Ragged shapes, so CPU adapters take the `direct` path and GPUs
 // `tiled` (or `gemv` for M ≤ 8); LoRA reuses the same pipelines. The narrow and split-K cases
 // force their path and prove it (./proven.ts) on GPUs, which take it by default only afterwards.
+import type { GpuContext } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import { loraBackward, loraForward } from '../lora';
 import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
@@ -9,7 +10,7 @@ import { loraBackwardRef, loraForwardRef } from '../reference/lora';
 import { prepareSubgroupMatrix, sgmatUnavailable } from '../matmul-sgmat';
 import { F16_ERROR_BOUND } from '../matmul-f16';
 import { matmulRef } from '../reference/matmul';
-import type { SelfTestCase } from '../selftest';
+import type { SelfTestCase, SelfTestCheck, SelfTestTools } from '../selftest';
 import { draw, plus, rel, worst } from './common';
 
 const MATMUL_BOUND = 1e-5;
@@ -32,10 +33,43 @@ interface MatmulCase {
 }
 
 /** [rows, cols] of a, b and out for each layout. */
-function shapesOf({ layout, m, n, k }: MatmulCase) {
+function shapesOf({ layout, m, n, k }: Product) {
   if (layout === 'nt') return { a: [m, k], b: [n, k], out: [m, n] };
   if (layout === 'nn') return { a: [m, n], b: [n, k], out: [m, k] };
   return { a: [m, n], b: [m, k], out: [n, k] };
+}
+
+/** One product without the proof fields; `label` names it in its batch. */
+type Product = Omit<MatmulCase, 'path' | 'proves'> & { label?: string };
+
+/**
+ * Runs each product on `path` (default: the one `matmul` picks) against float64 and returns the
+ * worst check: a, b (with bOffset elements before it and 3 after that must be ignored) and, when
+ * accumulating, out's previous contents drawn from the case's stream.
+ */
+async function checkProducts(
+  ctx: GpuContext,
+  t: SelfTestTools,
+  products: readonly Product[],
+  path: MatmulPath | undefined,
+  batchLabel: string,
+  bound = MATMUL_BOUND,
+): Promise<SelfTestCheck> {
+  const checks = [];
+  for (const c of products) {
+    const s = shapesOf(c);
+    const size = (shape: number[]) => shape[0]! * shape[1]!;
+    const a = draw(t, size(s.a));
+    const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype);
+    const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
+    const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
+    const { layout, m, n, k, alpha, accumulate, bOffset } = c;
+    const batch = ctx.batch(c.label ? `${batchLabel} ${c.label}` : batchLabel);
+    matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path });
+    batch.submit();
+    checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), bound));
+  }
+  return worst(...checks);
 }
 
 function matmulCase(name: string, c: MatmulCase): SelfTestCase {
@@ -43,20 +77,7 @@ function matmulCase(name: string, c: MatmulCase): SelfTestCase {
   return {
     name,
     proves: path ? (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS[c.proves ?? path]) : undefined,
-    run: async (ctx, t) => {
-      const s = shapesOf(c);
-      const size = (shape: number[]) => shape[0]! * shape[1]!;
-      const a = draw(t, size(s.a));
-      const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype); // rows before bOffset and trailing elements must be ignored
-      const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
-      const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
-      const batch = ctx.batch(`selftest ${name}`);
-      const { layout, m, n, k, alpha, accumulate, bOffset } = c;
-      matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path });
-      batch.submit();
-      const want = matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset });
-      return rel(await t.read(out), want, MATMUL_BOUND);
-    },
+    run: (ctx, t) => checkProducts(ctx, t, [c], path, `selftest ${name}`),
   };
 }
 
@@ -144,30 +165,15 @@ export const MATMUL_CASES: readonly SelfTestCase[] = [
  * (such a GPU keeps the workgroup-tree gemv, which the bf16 slice case above covers).
  */
 function gemvSgCase(): SelfTestCase {
-  const products = [
-    { dtype: 'bf16' as DType, m: 3, n: 37, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
-    { dtype: 'f32' as DType, m: 8, n: 13, k: 45, bOffset: 3, alpha: 1, accumulate: false },
+  const products: Product[] = [
+    { layout: 'nt', dtype: 'bf16', m: 3, n: 37, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
+    { layout: 'nt', dtype: 'f32', m: 8, n: 13, k: 45, bOffset: 3, alpha: 1, accumulate: false },
   ];
   return {
     name: 'matmul nt decode, subgroup reductions (gemv-sg), 16-byte and ragged loads',
     skip: (ctx) => (ctx.features.has('subgroups') ? null : 'not available: adapter lacks subgroups'),
     proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.gemvSg),
-    run: async (ctx, t) => {
-      const checks = [];
-      for (const c of products) {
-        const { m, n, k, alpha, accumulate, bOffset } = c;
-        const a = draw(t, m * k);
-        const b = draw(t, bOffset + n * k + 3, c.dtype);
-        const prev = accumulate ? draw(t, m * n) : undefined;
-        const out = prev ? t.upload(prev, [m, n], 'out') : t.poisoned([m, n], 'out');
-        const batch = ctx.batch('selftest matmul gemv-sg');
-        const args = { a: t.upload(a, [m, k], 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout: 'nt' as const, m, n, k, alpha, accumulate, bOffset };
-        matmul(batch, args, { path: 'gemv-sg' });
-        batch.submit();
-        checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
-      }
-      return worst(...checks);
-    },
+    run: (ctx, t) => checkProducts(ctx, t, products, 'gemv-sg', 'selftest matmul gemv-sg'),
   };
 }
 
@@ -177,30 +183,15 @@ function gemvSgCase(): SelfTestCase {
  * F16_ERROR_BOUND (the f16 roundings of inputs and products). Skipped without shader-f16.
  */
 function f16Case(): SelfTestCase {
-  const products = [
-    { dtype: 'bf16' as DType, m: 67, n: 70, k: 37, bOffset: 3, alpha: 1, accumulate: false },
-    { dtype: 'f16' as DType, m: 72, n: 65, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
+  const products: Product[] = [
+    { layout: 'nt', dtype: 'bf16', m: 67, n: 70, k: 37, bOffset: 3, alpha: 1, accumulate: false },
+    { layout: 'nt', dtype: 'f16', m: 72, n: 65, k: 72, bOffset: 8, alpha: -0.5, accumulate: true },
   ];
   return {
     name: 'matmul nt, f16 inputs with f32 sums (shader-f16; generation only), ragged and 16-byte loads',
     skip: (ctx) => (ctx.features.has('shader-f16') ? null : 'not available: adapter lacks shader-f16'),
     proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.f16),
-    run: async (ctx, t) => {
-      const checks = [];
-      for (const c of products) {
-        const { m, n, k, alpha, accumulate, bOffset } = c;
-        const a = draw(t, m * k);
-        const b = draw(t, bOffset + n * k + 3, c.dtype);
-        const prev = accumulate ? draw(t, m * n) : undefined;
-        const out = prev ? t.upload(prev, [m, n], 'out') : t.poisoned([m, n], 'out');
-        const batch = ctx.batch('selftest matmul f16');
-        const args = { a: t.upload(a, [m, k], 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout: 'nt' as const, m, n, k, alpha, accumulate, bOffset };
-        matmul(batch, args, { path: 'f16' });
-        batch.submit();
-        checks.push(rel(await t.read(out), matmulRef({ layout: 'nt', a, b, m, n, k, alpha, c: prev, bOffset }), F16_ERROR_BOUND));
-      }
-      return worst(...checks);
-    },
+    run: (ctx, t) => checkProducts(ctx, t, products, 'f16', 'selftest matmul f16', F16_ERROR_BOUND),
   };
 }
 
@@ -211,7 +202,7 @@ function f16Case(): SelfTestCase {
  * lacks the feature (SwiftShader); only here is the real variant ever run and proven.
  */
 function sgmatCase(): SelfTestCase {
-  const products: (Omit<MatmulCase, 'path' | 'proves'> & { label: string })[] = [
+  const products: Product[] = [
     { label: 'nt bf16, 16-byte loads', layout: 'nt', dtype: 'bf16', m: 72, n: 130, k: 72, alpha: 1, accumulate: false, bOffset: 8 },
     { label: 'nt bf16 slice, ragged', layout: 'nt', dtype: 'bf16', m: 67, n: 75, k: 45, alpha: -0.75, accumulate: true, bOffset: 3 },
     { label: 'nt f32, 16-byte loads', layout: 'nt', dtype: 'f32', m: 130, n: 68, k: 36, alpha: 0.5, accumulate: true, bOffset: 4 },
@@ -226,21 +217,7 @@ function sgmatCase(): SelfTestCase {
     proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.sgmat),
     run: async (ctx, t) => {
       await prepareSubgroupMatrix(ctx);
-      const checks = [];
-      for (const c of products) {
-        const s = shapesOf(c);
-        const size = (shape: number[]) => shape[0]! * shape[1]!;
-        const a = draw(t, size(s.a));
-        const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype);
-        const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
-        const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
-        const { layout, m, n, k, alpha, accumulate, bOffset } = c;
-        const batch = ctx.batch(`selftest matmul sgmat ${c.label}`);
-        matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path: 'sgmat' });
-        batch.submit();
-        checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
-      }
-      return worst(...checks);
+      return checkProducts(ctx, t, products, 'sgmat', 'selftest matmul sgmat');
     },
   };
 }
@@ -253,29 +230,13 @@ function sgmatCase(): SelfTestCase {
  * too but prove nothing (they never take regtile by default).
  */
 function regtileCase(): SelfTestCase {
-  const products: Omit<MatmulCase, 'path'>[] = [
+  const products: Product[] = [
     { layout: 'nt', dtype: 'bf16', m: 70, n: 72, k: 48, alpha: -0.5, accumulate: true, bOffset: 8 },
     { layout: 'tn', dtype: 'f32', m: 21, n: 67, k: 37, alpha: 1, accumulate: false, bOffset: 0 },
   ];
   return {
     name: 'matmul regtile nt bf16 (16-byte loads) and tn (ragged)',
     proves: (ctx) => (ctx.adapter.isFallback ? null : MATMUL_PATHS.regtile),
-    run: async (ctx, t) => {
-      const checks = [];
-      for (const c of products) {
-        const s = shapesOf(c);
-        const size = (shape: number[]) => shape[0]! * shape[1]!;
-        const a = draw(t, size(s.a));
-        const b = draw(t, c.bOffset + size(s.b) + 3, c.dtype);
-        const prev = c.accumulate ? draw(t, size(s.out)) : undefined;
-        const out = prev ? t.upload(prev, s.out, 'out') : t.poisoned(s.out, 'out');
-        const { layout, m, n, k, alpha, accumulate, bOffset } = c;
-        const batch = ctx.batch('selftest matmul regtile');
-        matmul(batch, { a: t.upload(a, s.a, 'a'), b: t.upload(b, [b.length], 'b', c.dtype), out, layout, m, n, k, alpha, accumulate, bOffset }, { path: 'regtile' });
-        batch.submit();
-        checks.push(rel(await t.read(out), matmulRef({ layout, a, b, m, n, k, alpha, c: prev, bOffset }), MATMUL_BOUND));
-      }
-      return worst(...checks);
-    },
+    run: (ctx, t) => checkProducts(ctx, t, products, 'regtile', 'selftest matmul regtile'),
   };
 }
