@@ -19,6 +19,7 @@ import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch } from '../gpu/batch
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
+import type { NtCall } from './matmul';
 
 export type F16Variant = 'real' | 'emulated';
 
@@ -77,18 +78,6 @@ export const F16_MODULES: Record<F16Variant, { name: string; code: string }> = {
   emulated: { name: 'matmul_f16_emulated', code: [PRELUDE.emulated, f16Wgsl, entryPoints()].join('\n') },
 };
 
-export interface F16Args {
-  a: Tensor;
-  b: Tensor;
-  out: Tensor;
-  m: number;
-  n: number;
-  k: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
-}
-
 export interface F16Options {
   /** 'real' (default) needs shader-f16; 'emulated' runs anywhere (tests). */
   variant?: F16Variant;
@@ -98,7 +87,7 @@ export interface F16Options {
 }
 
 /** Encodes the product (dims already checked by matmulDims), in dispatches of bounded work. */
-export function matmulF16(batch: CommandBatch, args: F16Args, options: F16Options = {}): void {
+export function matmulF16(batch: CommandBatch, args: NtCall, options: F16Options = {}): void {
   const { a, b, out, m, n, k, alpha, accumulate, bOffset } = args;
   const variant = options.variant ?? 'real';
   const op = `matmul nt (f16${variant === 'emulated' ? ', emulated' : ''})`;

@@ -9,6 +9,7 @@ import { GGML_DTYPES } from '../gpu/ggml';
 import { packParams } from '../gpu/params';
 import { FORMAT_CODE, isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
+import type { NtCall } from './matmul';
 import { quantDecodeWgsl } from './quant-decode';
 
 /** WG threads per workgroup, which computes COLS output columns (at most GEMV_SG_MAX_COLS). */
@@ -37,25 +38,13 @@ function entryPoints(): string {
 // subgroup), which WGSL's uniformity analysis cannot see: its subgroup_uniformity check is off.
 const code = ['enable subgroups;\ndiagnostic(off, subgroup_uniformity);', gemvSgWgsl, quantDecodeWgsl('qs_', 'b_word'), entryPoints()].join('\n');
 
-export interface GemvSgArgs {
-  a: Tensor;
-  b: Tensor;
-  out: Tensor;
-  m: number;
-  n: number;
-  k: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
-}
-
 /**
  * Encodes the product (dims already checked by matmulDims). Throws where the device lacks
  * `subgroups`, M is out of 1..8 or b's dtype has no entry point.
  */
 export function matmulGemvSg(
   batch: CommandBatch,
-  args: GemvSgArgs,
+  args: NtCall,
   constants: Record<string, number> = {},
   maxDispatchFlops = MAX_DISPATCH_FLOPS,
 ): void {

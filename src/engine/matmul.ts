@@ -65,6 +65,22 @@ export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
 
 export type MatmulLayout = 'nt' | 'nn' | 'tn';
 
+/**
+ * A call resolved to layout nt (dims checked by matmulDims), for the nt-only kernels (f16, gemv-sg):
+ * out[M,N] = alpha · a[M,K] · b[N,K]ᵀ (b from element bOffset) + (accumulate ? out : 0).
+ */
+export interface NtCall {
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+  accumulate: boolean;
+  bOffset: number;
+}
+
 /** A product in the generic form C[P,Q] = Σ_D A·B of its layout (see matmulPQD), with out's update. */
 export interface GenericProduct {
   layout: MatmulLayout;
@@ -381,11 +397,11 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
   if (path === 'narrow' && Q > NARROW_MAX_Q)
     throw new Error(`${op}: the narrow path needs at most ${NARROW_MAX_Q} output columns (${Q} here); use tiled`);
   if (path === 'splitk') {
-    splitK(batch, args, options, P, Q, D, alpha, accumulate, bOffset, maxFlops);
+    splitK(batch, args, options, { P, Q, D, alpha, accumulate, bOffset, maxFlops });
     return;
   }
   if (path === 'regtile') {
-    regtile(batch, args, options, P, Q, D, alpha, accumulate, bOffset, maxFlops);
+    regtile(batch, args, options, { P, Q, D, alpha, accumulate, bOffset, maxFlops });
     return;
   }
   if (path === 'f16') {
@@ -485,20 +501,21 @@ export function dispatchBounded(
   }
 }
 
+/** A call as `matmul` resolved it: the generic product, accumulate as the shader's 0/1, the dispatch bound. */
+interface ResolvedProduct {
+  P: number;
+  Q: number;
+  D: number;
+  alpha: number;
+  accumulate: number;
+  bOffset: number;
+  maxFlops: number;
+}
+
 /** regtile: constants picked for this adapter and product unless forced, checked against its limits. */
-function regtile(
-  batch: CommandBatch,
-  args: MatmulArgs,
-  options: MatmulOptions,
-  P: number,
-  Q: number,
-  D: number,
-  alpha: number,
-  accumulate: number,
-  bOffset: number,
-  maxFlops: number,
-): void {
+function regtile(batch: CommandBatch, args: MatmulArgs, options: MatmulOptions, product: ResolvedProduct): void {
   const { a, b, out, layout } = args;
+  const { P, Q, D, alpha, accumulate, bOffset, maxFlops } = product;
   const limits = batch.ctx.limits;
   const constants = { ...regtileConstants(limits, P, Q), ...options.constants };
   const problem = regtileProblem(constants, limits);
@@ -525,19 +542,9 @@ function regtile(
  * splitk: `splits` workgroup rows each sum one slice of D into a scratch [splits, P, Q] from the
  * pool; splitk_reduce then adds the slices in order 0, 1, … (the same bits every run).
  */
-function splitK(
-  batch: CommandBatch,
-  args: MatmulArgs,
-  options: MatmulOptions,
-  P: number,
-  Q: number,
-  D: number,
-  alpha: number,
-  accumulate: number,
-  bOffset: number,
-  maxFlops: number,
-): void {
+function splitK(batch: CommandBatch, args: MatmulArgs, options: MatmulOptions, product: ResolvedProduct): void {
   const { a, b, out, layout } = args;
+  const { P, Q, D, alpha, accumulate, bOffset, maxFlops } = product;
   const op = `matmul ${layout}`;
   const constants: Record<string, number> = { ...MATMUL_SPLITK, ...options.constants };
   checkWorkgroup(op, 'SKW', constants.SKW!, batch.ctx.limits);

@@ -3,7 +3,7 @@
 import type { GpuContext } from '../../gpu/context';
 import { quantize, type DType } from '../../gpu/dtype';
 import type { Tensor } from '../../gpu/tensor';
-import type { GenericProduct, MatmulLayout } from '../matmul';
+import type { GenericProduct, MatmulLayout, NtCall } from '../matmul';
 import { matmulRef } from '../reference/matmul';
 import { poisoned } from './gpu';
 import { randn } from './random';
@@ -28,14 +28,8 @@ export function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) 
 }
 
 /** A product in layout nt (out[M,N] = a[M,K] · b[N,K]ᵀ), b in `dtype`, optional kernel constants. */
-export interface NtCase {
+export interface NtCase extends Omit<NtCall, 'a' | 'b' | 'out'> {
   dtype: DType;
-  m: number;
-  n: number;
-  k: number;
-  bOffset: number;
-  alpha: number;
-  accumulate: boolean;
   constants?: Record<string, number>;
 }
 
