@@ -11,25 +11,18 @@
 // show the row works; its speed says nothing about f16:
 //   matmul-f16.emulated.bf16.KxN GFLOP/s; peer: the adapter's default path
 // Each f16 output is checked against the other path's within the f16 bound (F16_ERROR_BOUND).
-import { defaultMatmulPath, matmul, MATMUL_PATHS, type MatmulOptions } from '../src/engine/matmul';
+import { defaultMatmulPath, MATMUL_PATHS } from '../src/engine/matmul';
 import { F16_ERROR_BOUND } from '../src/engine/matmul-f16';
 import { isProven } from '../src/engine/proven';
-import { runSelfTest } from '../src/engine/selftest';
-import { MATMUL_CASES } from '../src/engine/selftest-cases/matmul';
 import { relError } from '../src/engine/testing/compare';
 import { rng } from '../src/engine/testing/random';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result, type TimingSpec } from './harness';
+import { matmulSpec, peerMatmul, proveMatmulPath, uniform } from './matmul';
 import { measurePeak } from './peak';
 
 const SEED = 20251208;
 /** The emulated row: several 64×64 tiles and slices, small enough for SwiftShader. */
 const EMULATED = { M: 96, K: 160, N: 128 };
-
-function uniform(n: number, next: () => number, scale: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * scale;
-  return out;
-}
 
 export const matmulF16Bench: Benchmark = {
   name: 'matmul-f16',
@@ -38,11 +31,7 @@ export const matmulF16Bench: Benchmark = {
     const { gpu, options } = ctx;
     const hardware = gpu.features.has('shader-f16') && !gpu.adapter.isFallback;
     if (hardware) {
-      // The path is taken by default only once proven; the bench measures what users get.
-      const proving = MATMUL_CASES.filter((c) => c.proves?.(gpu) === MATMUL_PATHS.f16);
-      const [r] = await runSelfTest(gpu, undefined, { cases: proving });
-      if (!r?.pass || !isProven(gpu, MATMUL_PATHS.f16))
-        throw new Error(`matmul-f16: the self-test case failed on this device (${r?.error ?? `rel err ${r?.relError}`}); not timing an unproven path`);
+      await proveMatmulPath(gpu, 'matmul-f16', MATMUL_PATHS.f16);
     } else {
       ctx.log(`matmul-f16: ${gpu.features.has('shader-f16') ? 'a CPU adapter' : 'the adapter lacks shader-f16'}; timing the emulated variant at a small size only`);
     }
@@ -61,31 +50,12 @@ export const matmulF16Bench: Benchmark = {
       const outs = { f16: gpu.tensor([M, N], 'f32', 'bench out f16'), base: gpu.tensor([M, N], 'f32', 'bench out base') };
       // What the same product takes where no f16 is allowed (training and scoring).
       const basePath = defaultMatmulPath(gpu.adapter.isFallback, 'nt', { m: M, n: N, k: K }, 0, 'bf16', (n) => isProven(gpu, n), false);
-      const spec = (out: typeof outs.f16, o: MatmulOptions): TimingSpec => ({
-        step: () => {
-          const b = gpu.batch('bench matmul-f16');
-          matmul(b, { a: tx, b: tw, out, layout: 'nt' }, o);
-          b.submit();
-        },
-        sync: () => gpu.flush(),
-      });
       const specs: Record<string, TimingSpec> = {
-        f16: spec(outs.f16, { path: 'f16', f16Variant: hardware ? 'real' : 'emulated' }),
-        base: spec(outs.base, { path: basePath }),
+        f16: matmulSpec(gpu, 'bench matmul-f16', { a: tx, b: tw, out: outs.f16, layout: 'nt' }, { path: 'f16', f16Variant: hardware ? 'real' : 'emulated' }),
+        base: matmulSpec(gpu, 'bench matmul-f16', { a: tx, b: tw, out: outs.base, layout: 'nt' }, { path: basePath }),
       };
-      const tf = peer?.tf;
-      const px = tf?.tensor2d(x, [M, K]);
-      const pw = tf?.tensor2d(w, [N, K]);
-      const held: { y: { dispose(): void } | null } = { y: null };
-      if (peer && tf && px && pw)
-        specs.peer = {
-          step: () => {
-            held.y?.dispose();
-            held.y = tf.matMul(px, pw, false, true);
-            peer.submit();
-          },
-          sync: () => peer.sync(),
-        };
+      const tfjs = peerMatmul(peer, x, w, M, K, N);
+      if (tfjs.spec) specs.peer = tfjs.spec;
       const shape = `${M}x${K}x${N} bf16 on ${gpu.adapter.description || 'unnamed adapter'}${hardware ? '' : ' (emulated f16)'}`;
       try {
         const t = await timeInterleaved(specs, options);
@@ -103,9 +73,7 @@ export const matmulF16Bench: Benchmark = {
         results.push(result({ name: `matmul-f16.bf16.${K}x${N}.peak`, unit: 'fraction of peak', ours: ours / peak!.gflops, peer: base / peak!.gflops, peerName: `matmul ${basePath}`, shape }));
       } finally {
         for (const tt of [tx, tw, outs.f16, outs.base]) tt.release();
-        held.y?.dispose();
-        px?.dispose();
-        pw?.dispose();
+        tfjs.dispose();
       }
     }
     return results;

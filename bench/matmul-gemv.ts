@@ -11,30 +11,14 @@
 // On CPU adapters (SwiftShader: barriers cost ~1 ms, subgroups are 4 wide) the figures only show
 // that the kernels run; they say nothing of a GPU. Every output is checked against float64.
 import { decode, encode } from '../src/gpu/dtype';
-import { matmul, type MatmulPath } from '../src/engine/matmul';
+import type { MatmulPath } from '../src/engine/matmul';
 import { relError } from '../src/engine/testing/compare';
 import { rng } from '../src/engine/testing/random';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result, type TimingSpec } from './harness';
+import { matmulSpec, peerMatmul, referenceRows, uniform } from './matmul';
 
 const SEED = 20251206;
 const MAX_REL_ERROR = 1e-4;
-
-function uniform(n: number, next: () => number, scale: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * scale;
-  return out;
-}
-
-/** x·Wᵀ for one row in float64. */
-function reference(x: Float32Array, w: Float32Array, K: number, N: number): Float64Array {
-  const out = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[k]! * w[n * K + k]!;
-    out[n] = s;
-  }
-  return out;
-}
 
 export const matmulGemvBench: Benchmark = {
   name: 'matmul-gemv',
@@ -58,40 +42,20 @@ export const matmulGemvBench: Benchmark = {
       const paths: MatmulPath[] = ['gemv-sg', 'gemv'];
       const outs = new Map(paths.map((p) => [p, gpu.tensor([1, N], 'f32', `bench out ${p}`)]));
       const specs: Record<string, TimingSpec> = {};
-      for (const path of paths) {
-        specs[path] = {
-          step: () => {
-            const b = gpu.batch('bench matmul-gemv');
-            matmul(b, { a: tx, b: tw, out: outs.get(path)!, layout: 'nt' }, { path });
-            b.submit();
-          },
-          sync: () => gpu.flush(),
-        };
-      }
-      const tf = peer?.tf;
-      const px = tf?.tensor2d(x, [1, K]);
-      const pw = tf?.tensor2d(w, [N, K]);
-      const held: { y: ReturnType<NonNullable<typeof tf>['matMul']> | null } = { y: null };
-      if (peer && tf && px && pw) {
-        specs.peer = {
-          step: () => {
-            held.y?.dispose();
-            held.y = tf.matMul(px, pw, false, true);
-            peer.submit();
-          },
-          sync: () => peer.sync(),
-        };
-      }
+      for (const path of paths) specs[path] = matmulSpec(gpu, 'bench matmul-gemv', { a: tx, b: tw, out: outs.get(path)!, layout: 'nt' }, { path });
+      const tfjs = peerMatmul(peer, x, w, 1, K, N);
+      if (tfjs.spec) specs.peer = tfjs.spec;
       try {
         const t = await timeInterleaved(specs, options);
         const wBf16 = decode(encode(w, 'bf16').buffer, w.length, 'bf16') as Float32Array;
-        const want = reference(x, wBf16, K, N);
+        const want = referenceRows(x, wBf16, [0], K, N);
         for (const path of paths) {
           const err = relError(await gpu.read(outs.get(path)!), want);
           if (!(err < MAX_REL_ERROR)) throw new Error(`matmul-gemv ${path} ${shape}: output differs from float64 (rel err ${err.toExponential(2)})`);
         }
-        if (held.y) {
-          const err = relError(await held.y.data(), reference(x, w, K, N));
+        const y = tfjs.output();
+        if (y) {
+          const err = relError(await y.data(), referenceRows(x, w, [0], K, N));
           if (!(err < MAX_REL_ERROR)) throw new Error(`matmul-gemv ${peer!.name} ${shape}: output differs from float64 (rel err ${err.toExponential(2)})`);
         }
         const bytes = N * K * 2;
@@ -110,9 +74,7 @@ export const matmulGemvBench: Benchmark = {
         );
       } finally {
         for (const tt of [tx, tw, ...outs.values()]) tt.release();
-        held.y?.dispose();
-        px?.dispose();
-        pw?.dispose();
+        tfjs.dispose();
       }
     }
     return results;

@@ -11,15 +11,14 @@
 // show the row works; its speed says nothing about subgroup matrices:
 //   matmul-sgmat.emulated.f32.KxN        GFLOP/s; peer: the adapter's default path
 // Each sgmat output is checked against the default path's before it is reported.
-import { defaultMatmulPath, matmul, MATMUL_PATHS, type MatmulArgs, type MatmulOptions } from '../src/engine/matmul';
+import { defaultMatmulPath, MATMUL_PATHS, type MatmulArgs } from '../src/engine/matmul';
 import { prepareSubgroupMatrix, sgmatUnavailable } from '../src/engine/matmul-sgmat';
 import { isProven } from '../src/engine/proven';
-import { runSelfTest } from '../src/engine/selftest';
-import { MATMUL_CASES } from '../src/engine/selftest-cases/matmul';
 import { relError } from '../src/engine/testing/compare';
 import { rng } from '../src/engine/testing/random';
 import type { DType } from '../src/gpu/dtype';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result, type TimingSpec } from './harness';
+import { matmulSpec, peerMatmul, proveMatmulPath, uniform } from './matmul';
 import { measurePeak } from './peak';
 
 const SEED = 20251207;
@@ -28,12 +27,6 @@ const MAX_REL_ERROR = 1e-4;
 const HARDWARE_M = 2048;
 /** The emulated row: big enough for several 64 × 64 tiles and 32-deep slices, small enough for SwiftShader. */
 const EMULATED = { M: 96, K: 160, N: 128 };
-
-function uniform(n: number, next: () => number, scale: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * scale;
-  return out;
-}
 
 export const matmulSgmatBench: Benchmark = {
   name: 'matmul-sgmat',
@@ -44,11 +37,7 @@ export const matmulSgmatBench: Benchmark = {
     const hardware = unavailable === null && !gpu.adapter.isFallback;
     if (hardware) {
       await prepareSubgroupMatrix(gpu);
-      // The path is taken by default only once proven; the bench measures what users get.
-      const proving = MATMUL_CASES.filter((c) => c.proves?.(gpu) === MATMUL_PATHS.sgmat);
-      const [r] = await runSelfTest(gpu, undefined, { cases: proving });
-      if (!r?.pass || !isProven(gpu, MATMUL_PATHS.sgmat))
-        throw new Error(`matmul-sgmat: the self-test case failed on this device (${r?.error ?? `rel err ${r?.relError}`}); not timing an unproven path`);
+      await proveMatmulPath(gpu, 'matmul-sgmat', MATMUL_PATHS.sgmat);
     } else {
       ctx.log(`matmul-sgmat: hardware variant ${unavailable ?? 'not used on a CPU adapter'}; timing the emulated variant at a small size only`);
     }
@@ -71,31 +60,12 @@ export const matmulSgmatBench: Benchmark = {
         const args = (out: typeof outs.sgmat): MatmulArgs => ({ a: tx, b: tw, out, layout: 'nt' });
         const dims = { m: M, n: N, k: K };
         const basePath = defaultMatmulPath(gpu.adapter.isFallback, 'nt', dims, 0, dtype, (n) => n !== MATMUL_PATHS.sgmat && isProven(gpu, n));
-        const spec = (out: typeof outs.sgmat, o: MatmulOptions): TimingSpec => ({
-          step: () => {
-            const b = gpu.batch('bench matmul-sgmat');
-            matmul(b, args(out), o);
-            b.submit();
-          },
-          sync: () => gpu.flush(),
-        });
         const specs: Record<string, TimingSpec> = {
-          sgmat: spec(outs.sgmat, { path: 'sgmat', subgroupMatrix: hardware ? 'hardware' : 'emulated' }),
-          base: spec(outs.base, { path: basePath }),
+          sgmat: matmulSpec(gpu, 'bench matmul-sgmat', args(outs.sgmat), { path: 'sgmat', subgroupMatrix: hardware ? 'hardware' : 'emulated' }),
+          base: matmulSpec(gpu, 'bench matmul-sgmat', args(outs.base), { path: basePath }),
         };
-        const tf = dtype === 'f32' ? peer?.tf : undefined;
-        const px = tf?.tensor2d(x, [M, K]);
-        const pw = tf?.tensor2d(w, [N, K]);
-        const held: { y: { dispose(): void } | null } = { y: null };
-        if (peer && tf && px && pw)
-          specs.peer = {
-            step: () => {
-              held.y?.dispose();
-              held.y = tf.matMul(px, pw, false, true);
-              peer.submit();
-            },
-            sync: () => peer.sync(),
-          };
+        const tfjs = peerMatmul(dtype === 'f32' ? peer : null, x, w, M, K, N);
+        if (tfjs.spec) specs.peer = tfjs.spec;
         const shape = `${M}x${K}x${N} on ${gpu.adapter.description || 'unnamed adapter'}${hardware ? '' : ' (emulated sgmat)'}`;
         try {
           const t = await timeInterleaved(specs, options);
@@ -120,9 +90,7 @@ export const matmulSgmatBench: Benchmark = {
           );
         } finally {
           for (const t of [tw, outs.sgmat, outs.base]) t.release();
-          held.y?.dispose();
-          px?.dispose();
-          pw?.dispose();
+          tfjs.dispose();
         }
       }
       tx.release();

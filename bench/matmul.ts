@@ -12,11 +12,16 @@
 //                                to check they run.
 // Every output is checked against a float64 reference on a few rows before it is reported.
 import { decode, encode } from '../src/gpu/dtype';
-import { matmul, type MatmulPath } from '../src/engine/matmul';
+import type { GpuContext } from '../src/gpu/context';
+import { matmul, MATMUL_PATHS, type MatmulArgs, type MatmulOptions, type MatmulPath } from '../src/engine/matmul';
+import { isProven } from '../src/engine/proven';
+import { runSelfTest } from '../src/engine/selftest';
+import { MATMUL_CASES } from '../src/engine/selftest-cases/matmul';
 import { relError } from '../src/engine/testing/compare';
 import { rng } from '../src/engine/testing/random';
 import { gflops, result, timeInterleaved, type BenchContext, type Benchmark, type Result, type TimingSpec } from './harness';
 import { measurePeak } from './peak';
+import type { TfjsPeer } from './peer-tfjs';
 
 const SEED = 20250101;
 const MAX_REL_ERROR = 1e-4;
@@ -27,14 +32,14 @@ const CPU_FORCED_MAX_MACS = 2 ** 24;
 type Variant = 'f32' | 'bf16' | `${'tiled' | 'regtile'}.${'f32' | 'bf16'}`;
 
 /** Uniform values in [-scale, scale): cheap to draw for 16M-element weights. */
-function uniform(n: number, next: () => number, scale: number): Float32Array {
+export function uniform(n: number, next: () => number, scale: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * scale;
   return out;
 }
 
 /** Rows of x·Wᵀ in float64, for a spot check of the GPU output. */
-function referenceRows(x: Float32Array, w: Float32Array, rows: readonly number[], K: number, N: number): Float64Array {
+export function referenceRows(x: Float32Array, w: Float32Array, rows: readonly number[], K: number, N: number): Float64Array {
   const out = new Float64Array(rows.length * N);
   rows.forEach((r, i) => {
     const xr = x.subarray(r * K, (r + 1) * K);
@@ -46,6 +51,60 @@ function referenceRows(x: Float32Array, w: Float32Array, rows: readonly number[]
     }
   });
   return out;
+}
+
+/** A timing spec that encodes one matmul a step, in a batch named `label`. */
+export function matmulSpec(gpu: GpuContext, label: string, args: MatmulArgs, options: MatmulOptions = {}): TimingSpec {
+  return {
+    step: () => {
+      const b = gpu.batch(label);
+      matmul(b, args, options);
+      b.submit();
+    },
+    sync: () => gpu.flush(),
+  };
+}
+
+/**
+ * TF.js's f32 x[M,K]·W[N,K]ᵀ on the same device: its timing spec (undefined where no peer runs),
+ * its last output, and `dispose` for everything it holds.
+ */
+export function peerMatmul(peer: TfjsPeer | null | undefined, x: Float32Array, w: Float32Array, M: number, K: number, N: number) {
+  const tf = peer?.tf;
+  const px = tf?.tensor2d(x, [M, K]);
+  const pw = tf?.tensor2d(w, [N, K]);
+  const held: { y: ReturnType<NonNullable<typeof tf>['matMul']> | null } = { y: null };
+  const spec: TimingSpec | undefined =
+    peer && tf && px && pw
+      ? {
+          step: () => {
+            held.y?.dispose();
+            held.y = tf.matMul(px, pw, false, true);
+            peer.submit();
+          },
+          sync: () => peer.sync(),
+        }
+      : undefined;
+  return {
+    spec,
+    output: () => held.y,
+    dispose: () => {
+      held.y?.dispose();
+      px?.dispose();
+      pw?.dispose();
+    },
+  };
+}
+
+/**
+ * Runs the self-test case that proves a matmul path on this device and throws unless it passed:
+ * the path is taken by default only once proven, and a bench measures what users get.
+ */
+export async function proveMatmulPath(gpu: GpuContext, bench: string, name: (typeof MATMUL_PATHS)[keyof typeof MATMUL_PATHS]): Promise<void> {
+  const proving = MATMUL_CASES.filter((c) => c.proves?.(gpu) === name);
+  const [r] = await runSelfTest(gpu, undefined, { cases: proving });
+  if (!r?.pass || !isProven(gpu, name))
+    throw new Error(`${bench}: the self-test case failed on this device (${r?.error ?? `rel err ${r?.relError}`}); not timing an unproven path`);
 }
 
 function pickRows(all: ArrayLike<number>, rows: readonly number[], N: number): Float64Array {
@@ -89,31 +148,9 @@ export const matmulBench: Benchmark = {
       ];
       const outs = new Map(variants.map((v) => [v.key, gpu.tensor([M, N], 'f32', `bench out ${v.key}`)]));
       const specs: Record<string, TimingSpec> = {};
-      for (const v of variants) {
-        specs[v.key] = {
-          step: () => {
-            const b = gpu.batch('bench matmul');
-            matmul(b, { a: tx, b: weights[v.dtype], out: outs.get(v.key)!, layout: 'nt' }, { path: v.path });
-            b.submit();
-          },
-          sync: () => gpu.flush(),
-        };
-      }
-
-      const tf = peer?.tf;
-      const px = tf?.tensor2d(x, [M, K]);
-      const pw = tf?.tensor2d(w, [N, K]);
-      const held: { y: ReturnType<NonNullable<typeof tf>['matMul']> | null } = { y: null };
-      if (peer && tf && px && pw) {
-        specs.peer = {
-          step: () => {
-            held.y?.dispose();
-            held.y = tf.matMul(px, pw, false, true);
-            peer.submit();
-          },
-          sync: () => peer.sync(),
-        };
-      }
+      for (const v of variants) specs[v.key] = matmulSpec(gpu, 'bench matmul', { a: tx, b: weights[v.dtype], out: outs.get(v.key)!, layout: 'nt' }, { path: v.path });
+      const tfjs = peerMatmul(peer, x, w, M, K, N);
+      if (tfjs.spec) specs.peer = tfjs.spec;
 
       const ours = {} as Record<Variant, number>;
       let theirs: number | null = null;
@@ -130,12 +167,11 @@ export const matmulBench: Benchmark = {
         const wBf16 = decode(encode(w, 'bf16').buffer, w.length, 'bf16') as Float32Array;
         const want = { f32: referenceRows(x, w, checkRows, K, N), bf16: referenceRows(x, wBf16, checkRows, K, N) };
         for (const v of variants) expectClose(`matmul ${v.key} ${shape}`, await gpu.read(outs.get(v.key)!), checkRows, want[v.dtype], N);
-        if (held.y) expectClose(`${peer!.name} matMul ${shape}`, await held.y.data(), checkRows, referenceRows(x, w, checkRows, K, N), N);
+        const y = tfjs.output();
+        if (y) expectClose(`${peer!.name} matMul ${shape}`, await y.data(), checkRows, referenceRows(x, w, checkRows, K, N), N);
       } finally {
         for (const t of [tx, weights.f32, weights.bf16, ...outs.values()]) t.release();
-        held.y?.dispose();
-        px?.dispose();
-        pw?.dispose();
+        tfjs.dispose();
       }
 
       const peerName = peer ? `${peer.name} f32` : null;
