@@ -81,14 +81,7 @@ fn load_b(e: u32, dt: u32) -> f32 {
   if (dt >= INT8) {
     return qb_at(e, dt, p.scale_word);
   }
-  if (dt == F32) {
-    return bitcast<f32>(b[e]);
-  }
-  let w = b[e >> 1u];
-  if (dt == BF16) {
-    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
-  }
-  return unpack2x16float(w)[e & 1u];
+  return fb_at(e, dt); // shaders/matmul_b.wgsl
 }
 
 // Elements e and e+1 of b; `aligned` says e is even (both halves of one word for 16-bit types).
@@ -307,20 +300,10 @@ override RK: u32 = 8; // K tile depth (a multiple of 8)
 var<workgroup> Ra: array<vec4f, 4u * RK * RY>; // [half][d][p/4]: 2 halves × RK × 2·RY
 var<workgroup> Rb: array<vec4f, 4u * RK * RX>; // [half][d][q/4]
 
-// Element i of a, and element e of a float b, read through the whole-buffer vec4 bindings.
+// Element i of a, and (fb4_at(e, dt), spliced in from shaders/matmul_b.wgsl) element e of a
+// float b, read through the whole-buffer vec4 bindings.
 fn a4_at(i: u32) -> f32 {
   return a4[i >> 2u][i & 3u];
-}
-
-fn b4_at(e: u32, dt: u32) -> f32 {
-  if (dt == F32) {
-    return bitcast<f32>(b4_word(e));
-  }
-  let w = b4_word(e >> 1u);
-  if (dt == BF16) {
-    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
-  }
-  return unpack2x16float(w)[e & 1u];
 }
 
 // The staging unit u of A for K tile d0: 4 consecutive elements along A's contiguous dim (d in
@@ -419,7 +402,7 @@ fn rb_load(u: u32, q0: u32, d0: u32, b_t: bool, dt: u32) -> Unit8 {
 
 fn rb_elem(gq: u32, gd: u32, j: u32, e: u32, b_t: bool, dt: u32) -> f32 {
   if (select(gq + j < p.cols && gd < p.depth, gq < p.cols && gd + j < p.depth, b_t)) {
-    return b4_at(e + j, dt);
+    return fb4_at(e + j, dt);
   }
   return 0.0;
 }

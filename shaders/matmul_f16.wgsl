@@ -56,30 +56,7 @@ fn b_word(i: u32) -> u32 {
   return b4[i >> 2u][i & 3u];
 }
 
-// Element e of b (f32, bf16 or f16) as f32.
-fn load_b(e: u32, dt: u32) -> f32 {
-  if (dt == F32) {
-    return bitcast<f32>(b_word(e));
-  }
-  let w = b_word(e >> 1u);
-  if (dt == BF16) {
-    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
-  }
-  return unpack2x16float(w)[e & 1u];
-}
-
-// Elements e..e+7 of b, e a multiple of 8.
-fn load_b8(e: u32, dt: u32) -> array<vec4f, 2> {
-  if (dt == F32) {
-    return array(bitcast<vec4f>(b4[e >> 2u]), bitcast<vec4f>(b4[(e >> 2u) + 1u]));
-  }
-  let v = b4[e >> 3u];
-  if (dt == BF16) {
-    return array(bitcast<vec4f>(vec4u(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
-                 bitcast<vec4f>(vec4u(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
-  }
-  return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
-}
+// b's elements: fb_at(e, dt) and fb_at8(e, dt), spliced in from shaders/matmul_b.wgsl.
 
 // Component c of As[i] and Bs[i], written with constant swizzles: a store through a dynamic
 // component index may be lowered to a read-modify-write of the whole vec4 (WGSL allows it; Tint's
@@ -114,7 +91,7 @@ fn load_unit(q: u32, k0: u32, row0: u32, col0: u32, vec: bool, dt: u32) -> array
         v[1] = a4[ai + 1u];
       }
       if (n < N) {
-        let w = load_b8(p.b_offset + n * K + k, dt);
+        let w = fb_at8(p.b_offset + n * K + k, dt);
         v[2] = w[0];
         v[3] = w[1];
       }
@@ -126,7 +103,7 @@ fn load_unit(q: u32, k0: u32, row0: u32, col0: u32, vec: bool, dt: u32) -> array
           v[i >> 2u][i & 3u] = a_at(m * K + k + i);
         }
         if (n < N) {
-          v[2u + (i >> 2u)][i & 3u] = load_b(p.b_offset + n * K + k + i, dt);
+          v[2u + (i >> 2u)][i & 3u] = fb_at(p.b_offset + n * K + k + i, dt);
         }
       }
     }

@@ -64,14 +64,7 @@ fn load_b(e: u32, dt: u32) -> f32 {
   if (dt >= INT8) {
     return qs_at(e, dt, p.scale_word);
   }
-  if (dt == F32) {
-    return bitcast<f32>(b_word(e));
-  }
-  let w = b_word(e >> 1u);
-  if (dt == BF16) {
-    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
-  }
-  return unpack2x16float(w)[e & 1u];
+  return fb_at(e, dt); // shaders/matmul_b.wgsl
 }
 
 // Elements e..e+7 of b, e a multiple of 8: one 16-byte load of 16-bit b (two of f32).
@@ -79,15 +72,7 @@ fn load_b8(e: u32, dt: u32) -> array<vec4f, 2> {
   if (dt >= INT8) {
     return qs_at8(e, dt, p.scale_word);
   }
-  if (dt == F32) {
-    return array(bitcast<vec4f>(b4[e >> 2u]), bitcast<vec4f>(b4[(e >> 2u) + 1u]));
-  }
-  let v = b4[e >> 3u];
-  if (dt == BF16) {
-    return array(bitcast<vec4f>(vec4u(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
-                 bitcast<vec4f>(vec4u(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
-  }
-  return array(vec4f(unpack2x16float(v.x), unpack2x16float(v.y)), vec4f(unpack2x16float(v.z), unpack2x16float(v.w)));
+  return fb_at8(e, dt); // shaders/matmul_b.wgsl
 }
 
 // Elements e..e+7 of b at any e.

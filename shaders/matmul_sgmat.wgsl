@@ -61,17 +61,7 @@ const B0 = select(TM * SA, TK * SA, A_T);
 
 var<workgroup> sh: array<f32, SH>;
 
-// Element e of b (scalar view) as f32.
-fn load_b(e: u32, dt: u32) -> f32 {
-  if (dt == F32) {
-    return bitcast<f32>(b_word(e));
-  }
-  let w = b_word(e >> 1u);
-  if (dt == BF16) {
-    return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (e & 1u) == 1u));
-  }
-  return unpack2x16float(w)[e & 1u];
-}
+// Element e of b (scalar view): fb_at(e, dt), spliced in from shaders/matmul_b.wgsl.
 
 // Four consecutive elements of a along its contiguous dim: a[outer * n_inner + inner ..+3],
 // zero past n_outer / n_inner. VEC: n_inner and inner are multiples of 4.
@@ -122,7 +112,7 @@ fn b_chunk(outer: u32, inner: u32, n_outer: u32, n_inner: u32, dt: u32) -> array
     } else {
       for (var j = 0u; j < 8u; j++) {
         if (inner + j < n_inner) {
-          v[j >> 2u][j & 3u] = load_b(e + j, dt);
+          v[j >> 2u][j & 3u] = fb_at(e + j, dt);
         }
       }
     }

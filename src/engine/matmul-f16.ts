@@ -20,6 +20,7 @@ import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import type { NtCall } from './matmul';
+import { floatDecodeWgsl } from './quant-decode';
 
 export type F16Variant = 'real' | 'emulated';
 
@@ -72,10 +73,12 @@ function entryPoints(): string {
   ).join('\n');
 }
 
+const F16_FLOAT_DECODE = floatDecodeWgsl('fb_', 'b_word', 'b4');
+
 /** The kernel module of a variant: its cache name and WGSL. */
 export const F16_MODULES: Record<F16Variant, { name: string; code: string }> = {
-  real: { name: 'matmul_f16', code: [PRELUDE.real, f16Wgsl, entryPoints()].join('\n') },
-  emulated: { name: 'matmul_f16_emulated', code: [PRELUDE.emulated, f16Wgsl, entryPoints()].join('\n') },
+  real: { name: 'matmul_f16', code: [PRELUDE.real, f16Wgsl, F16_FLOAT_DECODE, entryPoints()].join('\n') },
+  emulated: { name: 'matmul_f16_emulated', code: [PRELUDE.emulated, f16Wgsl, F16_FLOAT_DECODE, entryPoints()].join('\n') },
 };
 
 export interface F16Options {

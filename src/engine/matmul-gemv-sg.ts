@@ -10,7 +10,7 @@ import { packParams } from '../gpu/params';
 import { FORMAT_CODE, isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
 import type { Tensor } from '../gpu/tensor';
 import type { NtCall } from './matmul';
-import { quantDecodeWgsl } from './quant-decode';
+import { floatDecodeWgsl, quantDecodeWgsl } from './quant-decode';
 
 /** WG threads per workgroup, which computes COLS output columns (at most GEMV_SG_MAX_COLS). */
 export const MATMUL_GEMV_SG = { WG: 64, COLS: 4 } as const;
@@ -36,7 +36,7 @@ function entryPoints(): string {
 
 // The final sums run in the subgroup that holds invocation 0 (subgroupAny: uniform in each
 // subgroup), which WGSL's uniformity analysis cannot see: its subgroup_uniformity check is off.
-const code = ['enable subgroups;\ndiagnostic(off, subgroup_uniformity);', gemvSgWgsl, quantDecodeWgsl('qs_', 'b_word'), entryPoints()].join('\n');
+const code = ['enable subgroups;\ndiagnostic(off, subgroup_uniformity);', gemvSgWgsl, floatDecodeWgsl('fb_', 'b_word', 'b4'), quantDecodeWgsl('qs_', 'b_word'), entryPoints()].join('\n');
 
 /**
  * Encodes the product (dims already checked by matmulDims). Throws where the device lacks

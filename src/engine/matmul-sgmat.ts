@@ -22,6 +22,7 @@ import { packParams } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
 import type { GenericProduct, MatmulLayout } from './matmul';
+import { floatDecodeWgsl } from './quant-decode';
 
 export const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 export type SgmatVariant = 'hardware' | 'emulated';
@@ -249,6 +250,7 @@ export function sgmatModule(spec: SgmatModuleSpec): { name: string; code: string
     bindings(vec),
     variant === 'hardware' ? hardwarePrelude(form.syntax) : emulatedWgsl,
     bodyWgsl,
+    floatDecodeWgsl('fb_', 'b_word'),
   ];
   const base = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32';
   for (const [dtype, dt] of Object.entries(DT_CODE)) {

@@ -12,7 +12,7 @@ import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import { GGML_DTYPES, GGML_FORMAT_CODE } from '../gpu/ggml';
 import { isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
-import { quantDecodeWgsl } from './quant-decode';
+import { floatDecodeWgsl, quantDecodeWgsl } from './quant-decode';
 import type { Tensor } from '../gpu/tensor';
 import { expectDTypes, expectF32 } from './checks';
 import { isProven } from './proven';
@@ -54,7 +54,14 @@ function quantEntryPoints(): string {
   return out.join('\n');
 }
 
-const code = [matmulWgsl, quantDecodeWgsl('qb_', 'b_word'), quantDecodeWgsl('qb4_', 'b4_word'), quantEntryPoints()].join('\n');
+const code = [
+  matmulWgsl,
+  floatDecodeWgsl('fb_', 'b_word'),
+  floatDecodeWgsl('fb4_', 'b4_word'),
+  quantDecodeWgsl('qb_', 'b_word'),
+  quantDecodeWgsl('qb4_', 'b4_word'),
+  quantEntryPoints(),
+].join('\n');
 
 /** The dtypes b may have in a layout: any weight format in nt and nn, f32 activations in tn. */
 export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
