@@ -72,20 +72,24 @@ export const MATMUL_B_DTYPES: Record<MatmulLayout, readonly DType[]> = {
 
 export type MatmulLayout = 'nt' | 'nn' | 'tn';
 
-/**
- * A call resolved to layout nt (dims checked by matmulDims), for the nt-only kernels (f16, gemv-sg):
- * out[M,N] = alpha · a[M,K] · b[N,K]ᵀ (b from element bOffset) + (accumulate ? out : 0).
- */
-export interface NtCall {
-  a: Tensor;
-  b: Tensor;
-  out: Tensor;
+/** M, N, K of a product and out's update: out = alpha · op(a, b) + (accumulate ? out : 0), b from element bOffset. */
+export interface MatmulProduct {
   m: number;
   n: number;
   k: number;
   alpha: number;
   accumulate: boolean;
   bOffset: number;
+}
+
+/**
+ * A call resolved to layout nt (dims checked by matmulDims), for the nt-only kernels (f16, gemv-sg):
+ * out[M,N] = alpha · a[M,K] · b[N,K]ᵀ (b from element bOffset) + (accumulate ? out : 0).
+ */
+export interface NtCall extends MatmulProduct {
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
 }
 
 /** A product in the generic form C[P,Q] = Σ_D A·B of its layout (see matmulPQD), with out's update. */

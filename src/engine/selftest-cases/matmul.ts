@@ -5,7 +5,7 @@
 import type { GpuContext } from '../../gpu/context';
 import type { DType } from '../../gpu/dtype';
 import { loraBackward, loraForward } from '../lora';
-import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath } from '../matmul';
+import { MATMUL_PATHS, matmul, type MatmulLayout, type MatmulPath, type MatmulProduct } from '../matmul';
 import { loraBackwardRef, loraForwardRef } from '../reference/lora';
 import { prepareSubgroupMatrix, sgmatUnavailable } from '../matmul-sgmat';
 import { F16_ERROR_BOUND } from '../matmul-f16';
@@ -16,16 +16,10 @@ import { draw, plus, rel, worst } from './common';
 const MATMUL_BOUND = 1e-5;
 const LORA_BOUND = 1e-5;
 
-interface MatmulCase {
+interface MatmulCase extends MatmulProduct {
   layout: MatmulLayout;
   /** dtype of b (the weight for nt and nn). */
   dtype: DType;
-  m: number;
-  n: number;
-  k: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
   /** Force this path and prove it on GPUs (the self-test is what lets a GPU choose it). */
   path?: 'narrow' | 'splitk';
   /** The name this case proves (default: the path's); narrow's aligned-nt kernel is proven apart. */

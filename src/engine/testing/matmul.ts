@@ -3,7 +3,7 @@
 import type { GpuContext } from '../../gpu/context';
 import { quantize, type DType } from '../../gpu/dtype';
 import type { Tensor } from '../../gpu/tensor';
-import type { GenericProduct, MatmulLayout, NtCall } from '../matmul';
+import type { GenericProduct, MatmulLayout, MatmulProduct } from '../matmul';
 import { matmulRef } from '../reference/matmul';
 import { poisoned } from './gpu';
 import { randn } from './random';
@@ -28,20 +28,15 @@ export function shapesOf(layout: MatmulLayout, m: number, n: number, k: number) 
 }
 
 /** A product in layout nt (out[M,N] = a[M,K] · b[N,K]ᵀ), b in `dtype`, optional kernel constants. */
-export interface NtCase extends Omit<NtCall, 'a' | 'b' | 'out'> {
+export interface NtCase extends MatmulProduct {
   dtype: DType;
   constants?: Record<string, number>;
 }
 
-export interface OperandSpec {
+/** A product in any layout, b in `dtype`. */
+export interface OperandSpec extends MatmulProduct {
   layout: MatmulLayout;
   dtype: DType;
-  m: number;
-  n: number;
-  k: number;
-  alpha: number;
-  accumulate: boolean;
-  bOffset: number;
 }
 
 /**
