@@ -15,10 +15,9 @@
 // on adapters without shader-f16. The tests force the emulated variant on SwiftShader against
 // float64; the real variant compiles and runs only on a device with the feature.
 import f16Wgsl from '../../shaders/matmul_f16.wgsl?raw';
-import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch } from '../gpu/batch';
+import { dispatchBounded, MAX_DISPATCH_FLOPS, wholeBuffer, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
-import type { Tensor } from '../gpu/tensor';
 import type { NtCall } from './matmul';
 import { floatDecodeWgsl } from './quant-decode';
 
@@ -107,18 +106,16 @@ export function matmulF16(batch: CommandBatch, args: NtCall, options: F16Options
   const tilesQ = Math.ceil(n / F16_TILE);
   const groups = Math.ceil(m / F16_TILE) * tilesQ;
   const maxFlops = options.maxDispatchFlops ?? MAX_DISPATCH_FLOPS;
-  // Each tile runs 2·64·64·K FLOPs; a dispatch takes as many whole tiles as the bound allows.
-  const perDispatch = Math.max(1, Math.floor(maxFlops / (2 * F16_TILE * F16_TILE * Math.max(1, k))));
   const vec = k % 8 === 0 && bOffset % 8 === 0;
   const mod = F16_MODULES[variant];
   // a and b bound whole: both are read as vec4 arrays (the pool rounds buffers to 16 bytes).
-  const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
-  const share = (g: number) => Math.round((2 * m * n * k * g) / groups); // counters: each dispatch its share
-  for (let first = 0; first < groups; first += perDispatch) {
-    const count = Math.min(perDispatch, groups - first);
-    batch.dispatch({
-      kernel: { name: mod.name, code: mod.code, entryPoint: `f16_nt_${vec ? '' : 'any_'}${b.dtype}`, constants: c },
-      params: packParams([
+  dispatchBounded(
+    batch,
+    { kernel: { name: mod.name, code: mod.code, entryPoint: `f16_nt_${vec ? '' : 'any_'}${b.dtype}`, constants: c }, buffers: [wholeBuffer(a), wholeBuffer(b), out] },
+    // each tile runs 2·64·64·K FLOPs
+    { groups, groupFlops: 2 * F16_TILE * F16_TILE * k, maxFlops, flops: 2 * m * n * k },
+    (first) =>
+      packParams([
         { u32: m },
         { u32: n },
         { u32: k },
@@ -129,9 +126,5 @@ export function matmulF16(batch: CommandBatch, args: NtCall, options: F16Options
         { u32: groups },
         { u32: first },
       ]),
-      buffers: [whole(a), whole(b), out],
-      groups: splitGroups(count),
-      flops: share(first + count) - share(first),
-    });
-  }
+  );
 }

@@ -3,12 +3,11 @@
 // (path 'gemv-sg') in place of the workgroup-tree gemv once the self-test proved it on the device
 // (MATMUL_PATHS.gemvSg); tests and benches force it, on SwiftShader too (subgroup size 4).
 import gemvSgWgsl from '../../shaders/matmul_gemv_sg.wgsl?raw';
-import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch } from '../gpu/batch';
+import { dispatchBounded, MAX_DISPATCH_FLOPS, wholeBuffer, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { GGML_DTYPES } from '../gpu/ggml';
 import { packParams } from '../gpu/params';
 import { FORMAT_CODE, isQuantDType, QUANT_DTYPES, scaleWord0 } from '../gpu/quant';
-import type { Tensor } from '../gpu/tensor';
 import type { NtCall } from './matmul';
 import { floatDecodeWgsl, quantDecodeWgsl } from './quant-decode';
 
@@ -66,15 +65,13 @@ export function matmulGemvSg(
   const groups = Math.ceil(n / c.COLS);
   const vec = gemvSgAligned(k, bOffset);
   // a and b bound whole: both are read as vec4 arrays (the pool rounds buffers to 16 bytes).
-  const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
-  // At most maxDispatchFlops per dispatch (the GPU watchdog bound), whole workgroups of 2·M·COLS·K.
-  const per = Math.max(1, Math.floor(maxDispatchFlops / (2 * m * c.COLS * Math.max(1, k))));
-  const flops = (g: number) => 2 * m * Math.min(n, g * c.COLS) * k;
-  for (let first = 0; first < groups; first += per) {
-    const end = Math.min(groups, first + per);
-    batch.dispatch({
-      kernel: { name: 'matmul_gemv_sg', code, entryPoint: `gemv_sg_${vec ? '' : 'any_'}${b.dtype}`, constants: c },
-      params: packParams([
+  dispatchBounded(
+    batch,
+    { kernel: { name: 'matmul_gemv_sg', code, entryPoint: `gemv_sg_${vec ? '' : 'any_'}${b.dtype}`, constants: c }, buffers: [wholeBuffer(a), wholeBuffer(b), out] },
+    // whole workgroups of 2·M·COLS·K FLOPs
+    { groups, groupFlops: 2 * m * c.COLS * k, maxFlops: maxDispatchFlops, flops: 2 * m * n * k },
+    (first) =>
+      packParams([
         { u32: m },
         { u32: n },
         { u32: k },
@@ -85,9 +82,5 @@ export function matmulGemvSg(
         { u32: isQuantDType(b.dtype) ? scaleWord0(b.size, b.dtype) : 0 },
         { u32: first },
       ]),
-      buffers: [whole(a), whole(b), out],
-      groups: splitGroups(end - first),
-      flops: flops(end) - flops(first),
-    });
-  }
+  );
 }

@@ -15,7 +15,7 @@
 // first that builds.
 import bodyWgsl from '../../shaders/matmul_sgmat.wgsl?raw';
 import emulatedWgsl from '../../shaders/matmul_sgmat_emu.wgsl?raw';
-import { splitGroups, type CommandBatch } from '../gpu/batch';
+import { dispatchBounded, wholeBuffer, type CommandBatch } from '../gpu/batch';
 import type { GpuContext, SubgroupMatrixConfig } from '../gpu/context';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
@@ -324,17 +324,16 @@ export function matmulSgmat(batch: CommandBatch, call: SgmatCall, options: Sgmat
   const tiles = Math.ceil(P / TM(tiling)) * tilesQ;
   const maxFlops = options.maxDispatchFlops ?? SGMAT_MAX_DISPATCH_FLOPS;
   if (!(maxFlops >= 1)) throw new Error(`${op}: maxDispatchFlops ${maxFlops} must be at least 1`);
-  const perDispatch = Math.max(1, Math.floor(maxFlops / (2 * TM(tiling) * TN(tiling) * Math.max(D, 1))));
   // 16-byte views read a and b whole (b's last vector may lie in the buffer's padding).
-  const whole = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: t.buffer.size });
-  // Each dispatch counts its share of the product's FLOPs (GpuCounters.matmulFlops sums to 2·P·Q·D).
-  const share = (tile: number) => Math.round((2 * P * Q * D * tile) / tiles);
-  for (let tile0 = 0; tile0 < tiles; tile0 += perDispatch) {
-    const n = Math.min(perDispatch, tiles - tile0);
-    batch.dispatch({
-      flops: share(tile0 + n) - share(tile0),
+  dispatchBounded(
+    batch,
+    {
       kernel: { name: mod.name, code: mod.code, entryPoint: `sgmat_${b.dtype}`, constants: mod.constants },
-      params: packParams([
+      buffers: vec ? [wholeBuffer(a), wholeBuffer(b), out] : [a, b, out],
+    },
+    { groups: tiles, groupFlops: 2 * TM(tiling) * TN(tiling) * D, maxFlops, flops: 2 * P * Q * D },
+    (tile0, end) =>
+      packParams([
         { u32: P },
         { u32: Q },
         { u32: D },
@@ -342,11 +341,8 @@ export function matmulSgmat(batch: CommandBatch, call: SgmatCall, options: Sgmat
         { f32: call.alpha },
         { u32: call.accumulate ? 1 : 0 },
         { u32: tilesQ },
-        { u32: tile0 + n },
+        { u32: end },
         { u32: tile0 },
       ]),
-      buffers: vec ? [whole(a), whole(b), out] : [a, b, out],
-      groups: splitGroups(n),
-    });
-  }
+  );
 }

@@ -7,7 +7,7 @@
 // (shader-f16, generation only; ./matmul-f16.ts) and sgmat (subgroup matrices; ./matmul-sgmat.ts).
 // b may be a quantized weight (int8/int4, layouts nt and nn): every path decodes it in the kernel.
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
-import { MAX_DISPATCH_FLOPS, splitGroups, type CommandBatch, type Dispatch } from '../gpu/batch';
+import { dispatchBounded, MAX_DISPATCH_FLOPS, splitGroups, wholeBuffer, type CommandBatch } from '../gpu/batch';
 import type { DType } from '../gpu/dtype';
 import { packParams } from '../gpu/params';
 import { GGML_DTYPES, GGML_FORMAT_CODE } from '../gpu/ggml';
@@ -479,37 +479,11 @@ export function matmul(batch: CommandBatch, args: MatmulArgs, options: MatmulOpt
     batch,
     {
       kernel: { name: 'matmul', code, entryPoint: `${narrow4 ? 'narrow4' : path}_${layout}_${b.dtype}`, constants },
-      buffers: path === 'vec4' || path === 'skinny' || narrow4 ? [whole(a), whole(b), out] : [a, b, out],
+      buffers: path === 'vec4' || path === 'skinny' || narrow4 ? [wholeBuffer(a), wholeBuffer(b), out] : [a, b, out],
     },
     { groups, groupFlops, maxFlops, flops: 2 * P * Q * D },
     (first, end) => matmulParams(P, Q, D, bOffset, alpha, accumulate, tilesQ, end, scaleWord, 0, 0, first),
   );
-}
-
-/** A tensor's whole buffer, for the vec4 views a4/b4 (a vec4 of 16-bit b may reach into the buffer's padding). */
-function whole(t: Tensor) {
-  return { buffer: t.buffer, offset: 0, size: t.buffer.size };
-}
-
-/**
- * Encodes a grid of `groups` workgroups as dispatches of at most `maxFlops` each (at least one
- * workgroup a dispatch; see MATMUL_MAX_DISPATCH_FLOPS). `paramsAt(first, end)` packs the params of
- * the dispatch covering workgroups [first, end). Each dispatch is counted with its share of the
- * product's `flops` (GpuCounters.matmulFlops sums to the product's, maxMatmulFlops sees the share).
- */
-export function dispatchBounded(
-  batch: CommandBatch,
-  d: Pick<Dispatch, 'kernel' | 'buffers'>,
-  grid: { groups: number; groupFlops: number; maxFlops: number; flops: number },
-  paramsAt: (first: number, end: number) => Uint8Array,
-): void {
-  const { groups, groupFlops, maxFlops, flops } = grid;
-  const per = Math.max(1, Math.floor(maxFlops / Math.max(1, groupFlops)));
-  const share = (g: number) => Math.round((flops * g) / groups);
-  for (let first = 0; first < groups; first += per) {
-    const end = Math.min(groups, first + per);
-    batch.dispatch({ ...d, params: paramsAt(first, end), groups: splitGroups(end - first), flops: share(end) - share(first) });
-  }
 }
 
 /** A call as `matmul` resolved it: the generic product, accumulate as the shader's 0/1, the dispatch bound. */
@@ -543,7 +517,7 @@ function regtile(batch: CommandBatch, args: MatmulArgs, options: MatmulOptions, 
   const aligned = (aAligned ? 1 : 0) | (bAligned ? 2 : 0);
   dispatchBounded(
     batch,
-    { kernel: { name: 'matmul', code, entryPoint: `regtile_${layout}_${b.dtype}`, constants }, buffers: [whole(a), whole(b), out] },
+    { kernel: { name: 'matmul', code, entryPoint: `regtile_${layout}_${b.dtype}`, constants }, buffers: [wholeBuffer(a), wholeBuffer(b), out] },
     { groups, groupFlops: 2 * tp * tq * D, maxFlops, flops: 2 * P * Q * D },
     (first, end) => matmulParams(P, Q, D, bOffset, alpha, accumulate, tilesQ, end, 0, 0, 0, first, aligned),
   );

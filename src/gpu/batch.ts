@@ -121,6 +121,33 @@ export function splitGroups(total: number, max = MAX_GROUPS_PER_DIM): [number, n
   return [Math.ceil(total / y), y];
 }
 
+/** A tensor's whole buffer as a binding: kernels that read vec4 views (a vec4 of 16-bit values may reach into the buffer's padding). */
+export function wholeBuffer(t: Tensor): { buffer: GPUBuffer; offset: number; size: number } {
+  return { buffer: t.buffer, offset: 0, size: t.buffer.size };
+}
+
+/**
+ * Encodes a grid of `groups` workgroups of `groupFlops` each as dispatches of at most `maxFlops`
+ * (at least one workgroup a dispatch; the GPU watchdog bound, MAX_DISPATCH_FLOPS).
+ * `paramsAt(first, end)` packs the params of the dispatch covering workgroups [first, end); the
+ * kernel numbers its workgroups from `first`. Each dispatch is counted with its share of `flops`
+ * (GpuCounters.matmulFlops sums to the whole, maxMatmulFlops sees the share).
+ */
+export function dispatchBounded(
+  batch: CommandBatch,
+  d: Pick<Dispatch, 'kernel' | 'buffers'>,
+  grid: { groups: number; groupFlops: number; maxFlops: number; flops: number },
+  paramsAt: (first: number, end: number) => Uint8Array,
+): void {
+  const { groups, groupFlops, maxFlops, flops } = grid;
+  const per = Math.max(1, Math.floor(maxFlops / Math.max(1, groupFlops)));
+  const share = (g: number) => Math.round((flops * g) / groups);
+  for (let first = 0; first < groups; first += per) {
+    const end = Math.min(groups, first + per);
+    batch.dispatch({ ...d, params: paramsAt(first, end), groups: splitGroups(end - first), flops: share(end) - share(first) });
+  }
+}
+
 interface Arena {
   buffer: GPUBuffer;
   staging: Uint8Array<ArrayBuffer>;
